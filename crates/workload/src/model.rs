@@ -1,0 +1,488 @@
+//! The serialized workload (DESIGN.md section 5), compatible with upstream OS Migrate's 1.x format.
+//!
+//! Every struct keeps the keys it does not model in `extra`, so a file written by another version
+//! round-trips without losing anything.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+/// `type` of a server resource.
+pub const SERVER_TYPE: &str = "openstack.compute.Server";
+/// `type` of a port inside a server.
+pub const PORT_TYPE: &str = "openstack.network.ServerPort";
+/// `type` of a floating IP inside a server.
+pub const FLOATING_IP_TYPE: &str = "openstack.network.ServerFloatingIP";
+/// `type` of a volume inside a server (upstream's spelling, `network` included).
+pub const VOLUME_TYPE: &str = "openstack.network.ServerVolume";
+
+/// The project and domain name meaning "the project the migration authenticates to".
+pub const AUTH_PROJECT: &str = "%auth%";
+
+/// Unknown keys, kept as they were.
+pub type Extra = BTreeMap<String, Value>;
+
+/// A null in the file means the same as an absent key for collections.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A reference to a resource by name, never by ID: IDs differ between clouds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ref {
+    /// The resource's name.
+    pub name: String,
+    /// Its project's name, or `%auth%`.
+    #[serde(default)]
+    pub project_name: Option<String>,
+    /// Its project's domain name, or `%auth%`.
+    #[serde(default)]
+    pub domain_name: Option<String>,
+}
+
+impl Ref {
+    /// A reference to a resource of the authenticated project.
+    pub fn in_auth_project(name: impl Into<String>) -> Ref {
+        Ref { name: name.into(), project_name: Some(AUTH_PROJECT.into()), domain_name: Some(AUTH_PROJECT.into()) }
+    }
+
+    /// True when the reference points into the project the migration authenticates to (or does not
+    /// say, which upstream treats the same way).
+    pub fn is_auth_project(&self) -> bool {
+        self.project_name.as_deref().is_none_or(|p| p == AUTH_PROJECT)
+    }
+}
+
+/// One server: what is recreated (`params`), facts about the source (`_info`) and how to migrate it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    /// Always [`SERVER_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What is recreated in the destination.
+    pub params: ServerParams,
+    /// Facts about the source server.
+    #[serde(rename = "_info")]
+    pub info: ServerInfo,
+    /// How to migrate it.
+    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    pub migration_params: MigrationParams,
+}
+
+impl Server {
+    /// The server's name.
+    pub fn name(&self) -> &str {
+        &self.params.name
+    }
+
+    /// The source server's ID.
+    pub fn id(&self) -> &str {
+        &self.info.id
+    }
+
+    /// True when the source server was booted from a volume (no image reference).
+    pub fn boots_from_volume(&self) -> bool {
+        self.params.image_ref.is_none()
+    }
+
+    /// The volume the server boots from, when it boots from a volume: the one attached as the root
+    /// device (vda/sda/xvda), or the first bootable one.
+    pub fn boot_volume(&self) -> Option<&ServerVolume> {
+        if !self.boots_from_volume() {
+            return None;
+        }
+        let root = |v: &&ServerVolume| {
+            v.info.attachments.iter().any(|a| {
+                a.get("device").and_then(Value::as_str).is_some_and(|d| {
+                    matches!(d, "/dev/vda" | "/dev/sda" | "/dev/xvda" | "/dev/hda")
+                })
+            })
+        };
+        self.params
+            .volumes
+            .iter()
+            .find(root)
+            .or_else(|| self.params.volumes.iter().find(|v| v.info.is_bootable))
+    }
+
+    /// The volumes other than the boot volume.
+    pub fn additional_volumes(&self) -> Vec<&ServerVolume> {
+        let boot = self.boot_volume().map(|v| v.info.id.as_str());
+        self.params.volumes.iter().filter(|v| Some(v.info.id.as_str()) != boot).collect()
+    }
+}
+
+/// The recreated part of a server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerParams {
+    /// Server name.
+    pub name: String,
+    /// Server description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Availability zone.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    /// Config drive (a boolean, or a string as some clouds return).
+    #[serde(default)]
+    pub config_drive: Option<Value>,
+    /// `AUTO` or `MANUAL`.
+    #[serde(default)]
+    pub disk_config: Option<String>,
+    /// Keypair name.
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// Server metadata.
+    #[serde(default, deserialize_with = "null_default")]
+    pub metadata: BTreeMap<String, Value>,
+    /// Server tags.
+    #[serde(default, deserialize_with = "null_default")]
+    pub tags: Vec<String>,
+    /// User data, base64 as Nova returns it.
+    #[serde(default)]
+    pub user_data: Option<String>,
+    /// Scheduler hints.
+    #[serde(default)]
+    pub scheduler_hints: Option<Value>,
+    /// The flavor, by name.
+    pub flavor_ref: Ref,
+    /// The image, by name; null when the server boots from a volume.
+    #[serde(default)]
+    pub image_ref: Option<Ref>,
+    /// Security groups, by name.
+    #[serde(default, deserialize_with = "null_default")]
+    pub security_group_refs: Vec<Ref>,
+    /// Ports in the server's NIC order.
+    #[serde(default, deserialize_with = "null_default")]
+    pub ports: Vec<ServerPort>,
+    /// Floating IPs of those ports.
+    #[serde(default, deserialize_with = "null_default")]
+    pub floating_ips: Vec<ServerFloatingIp>,
+    /// Attached volumes.
+    #[serde(default, deserialize_with = "null_default")]
+    pub volumes: Vec<ServerVolume>,
+    /// Keys not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Facts about the source server, not recreated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// Source server ID: the identity of the workload in the file.
+    pub id: String,
+    /// Source status when exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Source project ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// Source user ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Source flavor ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor_id: Option<String>,
+    /// Source security group IDs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group_ids: Option<Vec<String>>,
+    /// Keys not modelled here (created_at, launched_at, hypervisor_hostname, ...).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A port of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerPort {
+    /// Always [`PORT_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What is recreated.
+    pub params: PortParams,
+    /// Source facts.
+    #[serde(rename = "_info", default)]
+    pub info: Extra,
+    /// Per-port migration parameters.
+    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    pub migration_params: Extra,
+}
+
+/// The recreated part of a port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortParams {
+    /// The port's network.
+    pub network_ref: Ref,
+    /// Its fixed IPs with their subnets.
+    #[serde(default, deserialize_with = "null_default")]
+    pub fixed_ips_refs: Vec<FixedIpRef>,
+    /// MAC address (kept in neutron port creation mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// `binding:profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_profile: Option<Value>,
+    /// `binding:vnic_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding_vnic_type: Option<String>,
+    /// Keys not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A fixed IP and its subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIpRef {
+    /// The address.
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    /// The subnet, by name.
+    #[serde(default)]
+    pub subnet_ref: Option<Ref>,
+}
+
+/// A floating IP of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerFloatingIp {
+    /// Always [`FLOATING_IP_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What is recreated.
+    pub params: FloatingIpParams,
+    /// Source facts.
+    #[serde(rename = "_info", default)]
+    pub info: Extra,
+    /// Per-IP migration parameters.
+    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    pub migration_params: Extra,
+}
+
+/// The recreated part of a floating IP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FloatingIpParams {
+    /// The external network, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floating_network_ref: Option<Ref>,
+    /// The floating address.
+    #[serde(default)]
+    pub floating_ip_address: Option<String>,
+    /// The fixed address it maps to.
+    #[serde(default)]
+    pub fixed_ip_address: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// DNS domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_domain: Option<String>,
+    /// DNS name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_name: Option<String>,
+    /// QoS policy, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos_policy_ref: Option<Ref>,
+    /// Keys not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A volume attached to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerVolume {
+    /// Always [`VOLUME_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What is recreated.
+    pub params: VolumeParams,
+    /// Source facts.
+    #[serde(rename = "_info")]
+    pub info: VolumeInfo,
+    /// Per-volume migration parameters.
+    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    pub migration_params: Extra,
+}
+
+/// The recreated part of a volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeParams {
+    /// Volume name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Volume type.
+    #[serde(default)]
+    pub volume_type: Option<String>,
+    /// Availability zone.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    /// Glance metadata of a volume made from an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_image_metadata: Option<BTreeMap<String, Value>>,
+    /// Keys not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Facts about the source volume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeInfo {
+    /// Source volume ID.
+    pub id: String,
+    /// Size in GiB.
+    pub size: u64,
+    /// Bootable flag.
+    #[serde(default)]
+    pub is_bootable: bool,
+    /// Attachments as Cinder reports them (device, server_id, ...).
+    #[serde(default, deserialize_with = "null_default")]
+    pub attachments: Vec<BTreeMap<String, Value>>,
+    /// Keys not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// How a floating IP is recreated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FloatingIpMode {
+    /// The same address when it is free, else a new one.
+    #[default]
+    Auto,
+    /// No floating IP.
+    Skip,
+    /// Always a new address.
+    New,
+    /// Only the same address, which must already exist in the destination project, unassociated.
+    Existing,
+}
+
+/// How ports are created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PortCreationMode {
+    /// Nova creates the ports from networks and fixed IPs.
+    #[default]
+    Nova,
+    /// Ports are created in Neutron first, keeping the MAC address.
+    Neutron,
+}
+
+/// Parameters of the boot volume created in the destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct BootVolumeParams {
+    /// Name; default derived from the server's.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Volume type.
+    #[serde(default)]
+    pub volume_type: Option<String>,
+    /// Availability zone.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+}
+
+/// A destination volume to reuse instead of copying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct VolumeUuid {
+    /// The destination volume's ID.
+    #[serde(default)]
+    pub uuid: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How one server is migrated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationParams {
+    /// Copy the boot disk (forced true for servers booted from a volume).
+    #[serde(default)]
+    pub boot_disk_copy: bool,
+    /// Copy volume data; false reuses destination volumes named by `boot_volume`/`additional_volumes`.
+    #[serde(default = "default_true")]
+    pub data_copy: bool,
+    /// Parameters of the destination boot volume.
+    #[serde(default, deserialize_with = "null_default")]
+    pub boot_volume_params: BootVolumeParams,
+    /// The destination boot volume to reuse when `data_copy` is false.
+    #[serde(default, deserialize_with = "null_default")]
+    pub boot_volume: VolumeUuid,
+    /// The destination volumes to reuse when `data_copy` is false, in the order of the source's
+    /// additional volumes.
+    #[serde(default, deserialize_with = "null_default")]
+    pub additional_volumes: Vec<VolumeUuid>,
+    /// Upstream's newer spelling of `boot_volume.uuid`, kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_volume_id: Option<String>,
+    /// Upstream's newer spelling of `additional_volumes`, kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_volume_ids: Option<Vec<String>>,
+    /// How floating IPs are recreated.
+    #[serde(default)]
+    pub floating_ip_mode: FloatingIpMode,
+    /// How ports are created.
+    #[serde(default)]
+    pub port_creation_mode: PortCreationMode,
+    /// Skip free filesystem space during the copy (osm only; absent means true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sparsify: Option<bool>,
+    /// Verify each copied volume by reading both sides back (osm only; absent means false).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub verify: bool,
+    /// Keys not modelled here.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Default for MigrationParams {
+    fn default() -> MigrationParams {
+        MigrationParams {
+            boot_disk_copy: false,
+            data_copy: true,
+            boot_volume_params: BootVolumeParams::default(),
+            boot_volume: VolumeUuid::default(),
+            additional_volumes: Vec::new(),
+            boot_volume_id: None,
+            additional_volume_ids: None,
+            floating_ip_mode: FloatingIpMode::Auto,
+            port_creation_mode: PortCreationMode::Nova,
+            sparsify: None,
+            verify: false,
+            extra: Extra::new(),
+        }
+    }
+}
+
+impl MigrationParams {
+    /// The destination boot volume to reuse, in either spelling.
+    pub fn reused_boot_volume(&self) -> Option<&str> {
+        self.boot_volume.uuid.as_deref().or(self.boot_volume_id.as_deref())
+    }
+
+    /// The destination volume to reuse for the `index`th additional volume, in either spelling.
+    pub fn reused_additional_volume(&self, index: usize) -> Option<&str> {
+        self.additional_volumes
+            .get(index)
+            .and_then(|v| v.uuid.as_deref())
+            .or_else(|| self.additional_volume_ids.as_ref().and_then(|ids| ids.get(index)).map(String::as_str))
+    }
+
+    /// Whether free filesystem space is skipped during the copy.
+    pub fn sparsify(&self) -> bool {
+        self.sparsify.unwrap_or(true)
+    }
+}

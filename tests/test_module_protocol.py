@@ -1,0 +1,112 @@
+"""Every module binary speaks Ansible's binary-module protocol, and its sidecar docs match its code."""
+
+import json
+import subprocess
+
+import pytest
+
+from lib.ansible import REPO, VENV_BIN, ansible_env, module_binaries, sidecar
+
+MODULES = [p.name for p in module_binaries()]
+
+
+def test_modules_were_built():
+    assert "read_workloads" in MODULES, "run `make build` first"
+
+
+def call(module, args, tmp_path):
+    args_file = tmp_path / "args.json"
+    args_file.write_text(json.dumps(args))
+    proc = subprocess.run([str(REPO / "plugins" / "modules" / module), str(args_file)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    lines = [l for l in proc.stdout.splitlines() if l.strip()]
+    assert len(lines) == 1, f"exactly one JSON object on stdout, got: {proc.stdout!r}"
+    return proc.returncode, json.loads(lines[0])
+
+
+def argspec(module):
+    proc = subprocess.run([str(REPO / "plugins" / "modules" / module), "--print-argspec"],
+                          stdout=subprocess.PIPE, text=True, check=True, timeout=60)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_unknown_option_is_named(module, tmp_path):
+    rc, res = call(module, {"no_such_option": 1, "_ansible_check_mode": True}, tmp_path)
+    assert rc != 0
+    assert res["failed"] is True
+    assert "no_such_option" in res["msg"]
+    assert "Supported parameters include" in res["msg"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_wrong_type_is_named(module, tmp_path):
+    spec = argspec(module)
+    typed = {n: o for n, o in spec["options"].items() if o["type"] in ("int", "bool", "list", "dict")}
+    if not typed:
+        pytest.skip(f"{module} has no option with a type that a string could violate")
+    name, opt = sorted(typed.items())[0]
+    bad = {"int": "many", "bool": "perhaps", "list": {"a": 1}, "dict": ["x"]}[opt["type"]]
+    rc, res = call(module, {name: bad}, tmp_path)
+    assert rc != 0 and res["failed"] is True
+    assert f"'{name}'" in res["msg"]
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_secret_options_are_masked(module, tmp_path):
+    spec = argspec(module)
+    secrets = [n for n, o in spec["options"].items() if o.get("no_log")]
+    if not secrets:
+        pytest.skip(f"{module} has no secret option")
+    secret = "s3cr3t-canary-value-41"
+    args = {n: secret for n in secrets}
+    args["_ansible_inject_invocation"] = True
+    args["no_such_option"] = secret
+    rc, res = call(module, args, tmp_path)
+    assert rc != 0
+    assert secret not in json.dumps(res)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_sidecar_docs_match_the_code(module):
+    doc = sidecar(module)
+    assert set(doc) >= {"DOCUMENTATION", "EXAMPLES", "RETURN"}
+    documented = doc["DOCUMENTATION"].get("options") or {}
+    fragments = doc["DOCUMENTATION"].get("extends_documentation_fragment") or []
+    spec = argspec(module)
+    if fragments:
+        frag_opts = {}
+        for f in fragments:
+            name = f.split(".")[-1]
+            frag = (REPO / "plugins" / "doc_fragments" / f"{name}.yml")
+            import yaml
+            frag_opts.update(yaml.safe_load(frag.read_text())["DOCUMENTATION"]["options"])
+        documented = {**frag_opts, **documented}
+    assert sorted(documented) == sorted(spec["options"]), "documented options == options in code"
+    for name, opt in spec["options"].items():
+        d = documented[name]
+        assert d.get("type", "str") == opt["type"], name
+        assert bool(d.get("required", False)) == opt["required"], name
+        assert d.get("default") == opt.get("default"), name
+        assert sorted(d.get("aliases", [])) == sorted(opt.get("aliases", [])), name
+        assert sorted(map(str, d.get("choices", []))) == sorted(opt.get("choices", [])), name
+        assert bool(d.get("no_log", False)) == bool(opt.get("no_log", False)), name
+        if opt["type"] == "list":
+            assert d.get("elements") == opt.get("elements"), name
+    check = doc["DOCUMENTATION"].get("attributes", {}).get("check_mode", {}).get("support")
+    assert (check in ("full", "partial")) == spec["supports_check_mode"], "check_mode attribute matches"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders(module, tmp_path):
+    proc = subprocess.run([str(VENV_BIN / "ansible-doc"), f"osm.workloads.{module}"], env=ansible_env(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    assert "OPTIONS" in proc.stdout and "RETURN VALUES" in proc.stdout and "EXAMPLES" in proc.stdout
+    assert "ERROR" not in proc.stdout
+
+
+def test_every_sidecar_has_a_binary():
+    docs = {p.stem for p in (REPO / "plugins" / "modules").glob("*.yml")}
+    sources = {p.stem for p in (REPO / "crates" / "modules" / "src" / "bin").glob("*.rs")}
+    assert docs == sources
