@@ -1,0 +1,183 @@
+/*!
+Free-space maps of a block device, read from its own on-disk allocation structures.
+
+`osm-fsmap` answers one question for the conversion-host agent: which byte ranges of a source disk
+are *known* to hold no live data, so they can be served as holes (zeros) and never cross the network.
+It is what `virt-sparsify` achieves, without booting a libguestfs appliance: [`scan`] reads the
+partition tables, volume-manager metadata and filesystem allocation maps directly.
+
+# What is recognised
+
+| layer | format | what is reported free |
+|---|---|---|
+| partition tables | MBR with extended/logical partitions (EBR chain), GPT (header and entry CRCs, primary and backup compared, protective MBR required) | nothing itself; each partition is scanned |
+| volume manager | LVM2 physical volume (label, text metadata) with linear logical volumes | each linear LV is scanned; unallocated extents of a single-PV volume group |
+| filesystems | ext2, ext3, ext4 (block bitmaps, `flex_bg`, `uninit_bg`/`BLOCK_UNINIT` groups, `64bit`, `meta_bg`) | blocks free in the bitmaps |
+| | XFS v4 and v5 (free-space B+tree by block number, per allocation group) | extents in the bnobt |
+| | Linux swap (`SWAPSPACE2`) | every page after the header page |
+
+Everything else (gaps between partitions, unknown partitions, striped/thin/RAID/snapshot logical
+volumes, `bigalloc` ext4, filesystems that were not cleanly unmounted) is data.
+
+# The safety rule
+
+A range is reported free only when the structures that own it say, consistently, that nothing lives
+there. Any read error, checksum mismatch, count that does not add up, unsupported feature, dirty
+journal or log, or ambiguous signature turns the whole structure into data, and a [`Finding`] says
+why. Superblocks, group descriptors, bitmaps, inode tables, journals, XFS AG headers and btree
+blocks, the XFS log, LVM labels and metadata, partition tables and the swap header are never free:
+they are either absent from the free-space maps or checked against them. Free ranges are shrunk
+inward to 4 KiB boundaries of the device, so a free range never covers part of a used block.
+
+[`scan`] never fails and never panics on bad input; the worst it does is report nothing free.
+
+# Example
+
+```
+// A 1 MiB Linux swap area: the header page is kept, the 255 pages after it are free.
+let mut disk = vec![0xA5u8; 1 << 20];
+disk[..4096].fill(0);
+disk[1024..1028].copy_from_slice(&1u32.to_le_bytes()); // version 1
+disk[1028..1032].copy_from_slice(&255u32.to_le_bytes()); // last page
+disk[4086..4096].copy_from_slice(b"SWAPSPACE2");
+
+let map = osm_fsmap::scan(&disk[..], disk.len() as u64);
+assert_eq!(map.free, vec![4096..1 << 20]);
+assert_eq!(map.findings[0].kind, "swap");
+println!("{}", map.summary());
+
+// Random bytes are not recognised: nothing is free.
+let noise: Vec<u8> = (0..65536u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+assert!(osm_fsmap::scan(&noise, noise.len() as u64).free.is_empty());
+```
+*/
+#![deny(missing_docs)]
+
+mod bytes;
+mod crc;
+mod error;
+mod ext;
+mod gpt;
+mod lvm;
+mod lvmtext;
+mod mbr;
+mod ranges;
+mod swap;
+mod view;
+mod walk;
+mod xfs;
+
+use std::ops::Range;
+
+/// Positional reads from a device or image.
+pub trait ReadAt {
+    /// Fills all of `buf` from byte `offset`, or fails (a short read is an error).
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for std::fs::File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
+/// An in-memory image (tests, and small devices read whole).
+impl ReadAt for [u8] {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let src = usize::try_from(offset)
+            .ok()
+            .and_then(|s| Some(s..s.checked_add(buf.len())?))
+            .and_then(|r| self.get(r))
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
+}
+
+/// The result of [`scan`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Map {
+    /// Sorted, non-overlapping, merged device byte ranges known to hold no live data (their
+    /// content is irrelevant). Each starts and ends on a 4 KiB boundary.
+    pub free: Vec<Range<u64>>,
+    /// What was found where, in scan order (a container before what it contains), including the
+    /// structures that were copied as data and why.
+    pub findings: Vec<Finding>,
+}
+
+/// One recognised (or rejected) structure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Finding {
+    /// Device offset of the structure's first byte.
+    pub offset: u64,
+    /// Size of the region it occupies (for a multi-segment logical volume, the LV size).
+    pub length: u64,
+    /// `"gpt"`, `"mbr"`, `"lvm2-pv"`, `"lvm2-lv"`, `"ext2"`, `"ext3"`, `"ext4"`, `"xfs"`, `"swap"`,
+    /// or `"unknown"`.
+    pub kind: String,
+    /// Human-readable: what was recognised, or why the region is copied as data.
+    pub detail: String,
+    /// Free bytes reported inside this structure (for containers, the sum over their contents).
+    pub free_bytes: u64,
+}
+
+/// Scans the first `size` bytes of `dev` and returns what is known to be free.
+///
+/// Never fails: I/O errors, inconsistencies, unsupported features and unknown layouts only mean
+/// "no free ranges there", with a [`Finding`] explaining why.
+pub fn scan<R: ReadAt + ?Sized>(dev: &R, size: u64) -> Map {
+    // Type-erase once, so the format modules are compiled once rather than per reader type.
+    struct Erased<'a, R: ?Sized>(&'a R);
+    impl<R: ReadAt + ?Sized> ReadAt for Erased<'_, R> {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            self.0.read_exact_at(buf, offset)
+        }
+    }
+    let erased = Erased(dev);
+    walk::scan_device(&erased, size)
+}
+
+impl Map {
+    /// Total number of free bytes.
+    pub fn free_bytes(&self) -> u64 {
+        ranges::total(&self.free)
+    }
+
+    /// One line for the log: what was recognised, what is copied as data and why, and how many
+    /// bytes are skipped.
+    pub fn summary(&self) -> String {
+        let mut seen: Vec<String> = Vec::new();
+        let mut data: Vec<String> = Vec::new();
+        for f in &self.findings {
+            let what = format!("{} at {}", f.kind, bytes::human(f.offset));
+            if f.detail.contains("copied as data") {
+                data.push(format!("{what} ({})", f.detail));
+            } else {
+                seen.push(what);
+            }
+        }
+        let size = self.findings.first().map(|f| f.length).unwrap_or(0);
+        let free = self.free_bytes();
+        let pct = if size > 0 { free as f64 * 100.0 / size as f64 } else { 0.0 };
+        let mut s = format!(
+            "sparsify: {} of {} free ({pct:.1}%), not copied",
+            bytes::human(free),
+            bytes::human(size)
+        );
+        if !seen.is_empty() {
+            s.push_str("; recognised: ");
+            s.push_str(&seen.join(", "));
+        }
+        if !data.is_empty() {
+            s.push_str("; copied as data: ");
+            s.push_str(&data.join("; "));
+        }
+        s
+    }
+}
