@@ -1,0 +1,412 @@
+//! `osm-agent serve`: a device exported read-only over NBD on a private Unix socket.
+
+use std::fs::{self, DirBuilder, File};
+use std::io::{self, ErrorKind};
+use std::ops::Range;
+use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::{bail, Context, Result};
+use osm_nbd::{AllocFlags, Backend, BlockSize, Export, Extent, Server, Stream, TransmissionFlags};
+
+use crate::{daemon, sys, zero};
+
+/// How block status learns where the zeros are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroDetection {
+    /// `SEEK_DATA`/`SEEK_HOLE`: a sparse regular file.
+    SeekHole,
+    /// Reading and scanning for zero blocks: block devices, and files without holes.
+    Scan,
+}
+
+/// The most a single block status reply scans, so one query never stalls the connection long.
+const SCAN_LIMIT: u64 = 64 << 20;
+
+/// A device or image file, read-only, as an NBD backend.
+///
+/// `free` holds byte ranges known to hold nothing worth copying (free space of a filesystem);
+/// they are served exactly like holes: reads return hole chunks and block status reports
+/// `HOLE|ZERO`, whatever the bytes there are. `serve --sparsify` is meant to fill it from
+/// `osm_fsmap::scan(&file, size).free` through [`Device::with_free_ranges`].
+#[derive(Debug)]
+pub struct Device {
+    file: File,
+    size: u64,
+    detection: ZeroDetection,
+    free: Vec<Range<u64>>,
+}
+
+impl Device {
+    /// Opens `path` read-only and picks how to find zeros in it.
+    pub fn open(path: &Path) -> Result<Device> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let meta = file.metadata().with_context(|| format!("inspecting {}", path.display()))?;
+        let ft = meta.file_type();
+        let size = if ft.is_block_device() {
+            // Block devices report 0 in st_size; their end is their size.
+            io::Seek::seek(&mut &file, io::SeekFrom::End(0)).with_context(|| format!("sizing {}", path.display()))?
+        } else if ft.is_file() {
+            meta.len()
+        } else {
+            bail!("{} is neither a block device nor a regular file", path.display());
+        };
+        // SEEK_HOLE is only useful if the file has holes: on a fully allocated file (or a
+        // filesystem that reports no holes) it says "all data" and scanning finds the zeros.
+        let detection = if ft.is_file() && size > 0 && matches!(sys::seek(&file, 0, false), Ok(Some(h)) if h < size) {
+            ZeroDetection::SeekHole
+        } else {
+            ZeroDetection::Scan
+        };
+        Ok(Device { file, size, detection, free: Vec::new() })
+    }
+
+    /// Treats `free` byte ranges as holes (see the type's documentation).
+    pub fn with_free_ranges(mut self, mut free: Vec<Range<u64>>) -> Device {
+        free.retain(|r| r.start < r.end);
+        free.sort_by_key(|r| r.start);
+        let mut merged: Vec<Range<u64>> = Vec::new();
+        for r in free {
+            match merged.last_mut() {
+                Some(m) if m.end >= r.start => m.end = m.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        self.free = merged;
+        self
+    }
+
+    /// The device's size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// How zeros are found.
+    pub fn detection(&self) -> ZeroDetection {
+        self.detection
+    }
+
+    /// The free ranges overlapping `range`, clipped to it.
+    fn free_in(&self, range: Range<u64>) -> impl Iterator<Item = Range<u64>> + '_ {
+        let first = self.free.partition_point(|f| f.end <= range.start);
+        self.free[first..]
+            .iter()
+            .take_while(move |f| f.start < range.end)
+            .map(move |f| f.start.max(range.start)..f.end.min(range.end))
+    }
+
+    /// Extents of `range` from the file itself, ignoring the free map.
+    fn raw_extents(&self, range: Range<u64>) -> io::Result<Vec<Extent>> {
+        let mut out = Vec::new();
+        match self.detection {
+            ZeroDetection::SeekHole => {
+                let mut at = range.start;
+                while at < range.end {
+                    let data = sys::seek(&self.file, at, true)?.unwrap_or(self.size).min(range.end);
+                    if data > at {
+                        out.push(Extent { offset: at, length: data - at, flags: AllocFlags::HOLE | AllocFlags::ZERO });
+                        at = data;
+                        continue;
+                    }
+                    let hole = sys::seek(&self.file, at, false)?.unwrap_or(self.size).min(range.end).max(at + 1);
+                    out.push(Extent { offset: at, length: hole - at, flags: AllocFlags::default() });
+                    at = hole;
+                }
+            }
+            ZeroDetection::Scan => {
+                let end = range.end.min(range.start + SCAN_LIMIT);
+                let mut buf = vec![0u8; (4 << 20).min((end - range.start) as usize)];
+                let mut at = range.start;
+                while at < end {
+                    let n = ((end - at) as usize).min(buf.len());
+                    self.file.read_exact_at(&mut buf[..n], at)?;
+                    let mut pos = 0usize;
+                    for z in zero::zero_runs(at, &buf[..n]).into_iter().chain(std::iter::once(n..n)) {
+                        if z.start > pos {
+                            push_extent(&mut out, at + pos as u64, (z.start - pos) as u64, AllocFlags::default());
+                        }
+                        if z.end > z.start {
+                            push_extent(&mut out, at + z.start as u64, (z.end - z.start) as u64, AllocFlags::ZERO);
+                        }
+                        pos = z.end;
+                    }
+                    at += n as u64;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn push_extent(out: &mut Vec<Extent>, offset: u64, length: u64, flags: AllocFlags) {
+    match out.last_mut() {
+        Some(l) if l.flags == flags && l.end() == offset => l.length += length,
+        _ => out.push(Extent { offset, length, flags }),
+    }
+}
+
+impl Backend for Device {
+    fn read(&self, offset: u64, buf: &mut [u8]) -> io::Result<Vec<Range<usize>>> {
+        let range = offset..offset + buf.len() as u64;
+        let free: Vec<Range<u64>> = self.free_in(range.clone()).collect();
+        if free.first() == Some(&range) {
+            return Ok(vec![0..buf.len()]);
+        }
+        self.file.read_exact_at(buf, offset)?;
+        let mut runs = zero::zero_runs(offset, buf);
+        if !free.is_empty() {
+            runs.extend(free.iter().map(|f| (f.start - offset) as usize..(f.end - offset) as usize));
+            runs.sort_by_key(|r| r.start);
+            let mut merged: Vec<Range<usize>> = Vec::new();
+            for r in runs {
+                match merged.last_mut() {
+                    Some(m) if m.end >= r.start => m.end = m.end.max(r.end),
+                    _ => merged.push(r),
+                }
+            }
+            runs = merged;
+        }
+        Ok(runs)
+    }
+
+    fn extents(&self, offset: u64, length: u32) -> io::Result<Vec<Extent>> {
+        let range = offset..(offset + u64::from(length)).min(self.size);
+        let raw = self.raw_extents(range.clone())?;
+        let covered = raw.last().map_or(range.start, |e| e.end());
+        let mut out = Vec::with_capacity(raw.len());
+        let mut free = self.free_in(range.start..covered).peekable();
+        // Overlay the free ranges on the raw extents.
+        for e in raw {
+            let mut at = e.offset;
+            while at < e.end() {
+                match free.peek() {
+                    Some(f) if f.start <= at => {
+                        let end = f.end.min(e.end());
+                        push_extent(&mut out, at, end - at, AllocFlags::HOLE | AllocFlags::ZERO);
+                        at = end;
+                        if f.end <= e.end() {
+                            free.next();
+                        }
+                    }
+                    Some(f) if f.start < e.end() => {
+                        push_extent(&mut out, at, f.start - at, e.flags);
+                        at = f.start;
+                    }
+                    _ => {
+                        push_extent(&mut out, at, e.end() - at, e.flags);
+                        at = e.end();
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Checks (or creates, mode 0700) the directory that will hold a private socket.
+pub fn private_dir(socket: &Path) -> Result<PathBuf> {
+    let dir = socket.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+            // The parents take the umask's mode; the last component must be exactly 0700.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Err(e) => return Err(e).with_context(|| format!("inspecting {}", dir.display())),
+        Ok(m) => {
+            if !m.is_dir() {
+                bail!("{} is not a directory", dir.display());
+            }
+            if m.uid() != sys::euid() || m.mode() & 0o077 != 0 {
+                bail!(
+                    "refusing to use {}: it is owned by uid {} with mode {:o}; it must be owned by uid {} with mode 0700, so no other user can reach the socket",
+                    dir.display(),
+                    m.uid(),
+                    m.mode() & 0o7777,
+                    sys::euid()
+                );
+            }
+        }
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// Removes a socket file left behind by a dead process; fails if something still listens there
+/// or the path is not a socket.
+pub fn clear_stale_socket(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("inspecting {}", path.display())),
+        Ok(m) if !m.file_type().is_socket() => bail!("{} exists and is not a socket", path.display()),
+        Ok(_) => {
+            if UnixStream::connect(path).is_ok() {
+                bail!("{} is in use by another server", path.display());
+            }
+            fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))
+        }
+    }
+}
+
+/// Binds a listening socket at `path` with mode 0600 in a private directory.
+pub fn listen_private(path: &Path) -> Result<UnixListener> {
+    private_dir(path)?;
+    clear_stale_socket(path)?;
+    let old = sys::umask(0o177);
+    let bound = UnixListener::bind(path);
+    sys::umask(old);
+    let listener = bound.with_context(|| format!("listening on {}", path.display()))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// What `serve` was asked to do.
+#[derive(Debug)]
+pub struct ServeOptions {
+    /// The device or image.
+    pub device: PathBuf,
+    /// The socket to listen on.
+    pub socket: PathBuf,
+    /// The export name.
+    pub export: String,
+    /// Detach and write this pid file once listening.
+    pub daemon: Option<PathBuf>,
+}
+
+/// Runs `serve`: in the foreground until SIGTERM/SIGINT, or detached with a pid file.
+pub fn run(opts: ServeOptions) -> Result<()> {
+    let device = Device::open(&opts.device)?;
+    let export = Export {
+        name: opts.export.clone(),
+        description: format!("{} (read-only)", opts.device.display()),
+        size: device.size(),
+        // Read-only, so any number of connections see the same bytes: multi-conn is safe.
+        flags: TransmissionFlags::READ_ONLY | TransmissionFlags::CAN_MULTI_CONN | TransmissionFlags::SEND_DF,
+        block_size: Some(BlockSize { min: 1, preferred: zero::BLOCK as u32, max: osm_nbd::MAX_PAYLOAD }),
+    };
+    let mut server = Server::new();
+    server.add_export(export, Arc::new(device));
+    // Binding before detaching means the socket exists once the command returns.
+    let listener = listen_private(&opts.socket)?;
+    let socket = opts.socket.clone();
+    match &opts.daemon {
+        None => serve_until_signal(server, listener, socket, None),
+        Some(pid_file) => {
+            let pf = pid_file.clone();
+            daemon::daemonize(pid_file, move |ready| serve_until_signal(server, listener, socket, Some((pf, ready))))
+        }
+    }
+}
+
+/// Daemon mode: the pid file, and the call that tells the waiting parent we are ready.
+type Detached = (PathBuf, Box<dyn FnOnce() -> Result<()>>);
+
+fn serve_until_signal(server: Server, listener: UnixListener, socket: PathBuf, detached: Option<Detached>) -> Result<()> {
+    let signals = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+    // Blocked before any thread starts, so every thread inherits the mask and only the waiter
+    // below receives them.
+    sys::block_signals(&signals).context("blocking signals")?;
+    let pid_file = match detached {
+        Some((pid_file, ready)) => {
+            ready()?;
+            Some(pid_file)
+        }
+        None => None,
+    };
+    let server = Arc::new(server);
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            match conn {
+                Ok(s) => {
+                    let server = Arc::clone(&server);
+                    thread::spawn(move || {
+                        if let Err(e) = server.serve(Stream::Unix(s)) {
+                            eprintln!("osm-agent serve: connection ended: {e}");
+                        }
+                    });
+                }
+                Err(e) => eprintln!("osm-agent serve: accept: {e}"),
+            }
+        }
+    });
+    sys::wait_signal(&signals).context("waiting for a signal")?;
+    let _ = fs::remove_file(&socket);
+    if let Some(p) = pid_file {
+        let _ = fs::remove_file(p);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn image(blocks: &[u8]) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        for &b in blocks {
+            f.write_all(&[b; 4096]).unwrap();
+        }
+        f.flush().unwrap();
+        f
+    }
+
+    #[test]
+    fn scan_reports_zero_blocks() {
+        let f = image(&[1, 0, 0, 2]);
+        let d = Device::open(f.path()).unwrap();
+        assert_eq!(d.detection(), ZeroDetection::Scan);
+        let e = d.extents(0, 16384).unwrap();
+        assert_eq!(
+            e,
+            vec![
+                Extent { offset: 0, length: 4096, flags: AllocFlags::default() },
+                Extent { offset: 4096, length: 8192, flags: AllocFlags::ZERO },
+                Extent { offset: 12288, length: 4096, flags: AllocFlags::default() },
+            ]
+        );
+        let mut buf = vec![0u8; 16384];
+        assert_eq!(d.read(0, &mut buf).unwrap(), vec![4096..12288]);
+    }
+
+    #[test]
+    fn free_ranges_are_holes_whatever_their_bytes() {
+        let f = image(&[1, 3, 3, 2]);
+        let d = Device::open(f.path()).unwrap().with_free_ranges(vec![8192..12288, 4096..8192, 0..0]);
+        let e = d.extents(0, 16384).unwrap();
+        assert_eq!(e[1], Extent { offset: 4096, length: 8192, flags: AllocFlags::HOLE | AllocFlags::ZERO });
+        assert_eq!(e.len(), 3);
+        let mut buf = vec![0u8; 8192];
+        assert_eq!(d.read(4096, &mut buf).unwrap(), vec![0..8192]);
+        let mut buf = vec![0u8; 12288];
+        assert_eq!(d.read(0, &mut buf).unwrap(), vec![4096..12288]);
+    }
+
+    #[test]
+    fn sparse_files_use_seek_hole() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(1 << 20).unwrap();
+        f.as_file().write_all_at(&[7; 4096], 65536).unwrap();
+        let d = Device::open(f.path()).unwrap();
+        assert_eq!(d.detection(), ZeroDetection::SeekHole);
+        let e = d.extents(0, 1 << 20).unwrap();
+        assert_eq!(e[0].flags, AllocFlags::HOLE | AllocFlags::ZERO);
+        assert!(e.iter().any(|x| x.flags == AllocFlags::default() && x.offset <= 65536 && x.end() >= 69632));
+        assert_eq!(e.last().unwrap().end(), 1 << 20);
+    }
+
+    #[test]
+    fn private_dir_refuses_loose_permissions() {
+        let t = tempfile::tempdir().unwrap();
+        let loose = t.path().join("loose");
+        fs::create_dir(&loose).unwrap();
+        fs::set_permissions(&loose, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = private_dir(&loose.join("s.sock")).unwrap_err().to_string();
+        assert!(err.contains("mode 755"), "{err}");
+        let fresh = t.path().join("a/b");
+        private_dir(&fresh.join("s.sock")).unwrap();
+        assert_eq!(fs::metadata(&fresh).unwrap().mode() & 0o777, 0o700);
+    }
+}
