@@ -1,0 +1,121 @@
+//! A full copy through `osm-agent tunnel` over a real sshd on 127.0.0.1.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::require;
+use crate::util::*;
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+struct Sshd {
+    _proc: Proc,
+    port: u16,
+    user_key: PathBuf,
+    known_hosts: PathBuf,
+    user: String,
+}
+
+fn keygen(path: &Path) {
+    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path));
+}
+
+impl Sshd {
+    fn start(dir: &Dir) -> Sshd {
+        let host_key = dir.path("host_key");
+        let user_key = dir.path("user_key");
+        keygen(&host_key);
+        keygen(&user_key);
+        fs::copy(dir.path("user_key.pub"), dir.path("authorized_keys")).unwrap();
+        let port = free_port();
+        let config = dir.path("sshd_config");
+        fs::write(
+            &config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
+                 UsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nAllowStreamLocalForwarding yes\n\
+                 LogLevel ERROR\n",
+                host_key.display(),
+                dir.path("authorized_keys").display(),
+                dir.path("sshd.pid").display()
+            ),
+        )
+        .unwrap();
+        // sshd insists on its privilege separation directory.
+        let _ = fs::create_dir_all("/run/sshd");
+        let proc = Proc(Command::new(SSHD).arg("-D").arg("-e").arg("-f").arg(&config).stderr(Stdio::inherit()).spawn().unwrap());
+        wait_until("sshd to listen", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let known_hosts = dir.path("known_hosts");
+        let pubkey = fs::read_to_string(dir.path("host_key.pub")).unwrap();
+        fs::write(&known_hosts, format!("[127.0.0.1]:{port} {pubkey}")).unwrap();
+        let user = String::from_utf8_lossy(&run_ok(&mut Command::new("id").arg("-un")).stdout).trim().to_string();
+        Sshd { _proc: proc, port, user_key, known_hosts, user }
+    }
+
+    fn tunnel(&self, remote: &Path, local: &Path, known_hosts: &Path, pid_file: &Path) -> std::process::Output {
+        agent()
+            .arg("tunnel")
+            .arg("--remote-socket")
+            .arg(remote)
+            .arg("--local-socket")
+            .arg(local)
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--user", &self.user])
+            .arg("--identity")
+            .arg(&self.user_key)
+            .arg("--known-hosts")
+            .arg(known_hosts)
+            .arg("--daemon")
+            .arg("--pid-file")
+            .arg(pid_file)
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn copy_through_the_tunnel() {
+    require!(SSHD, "ssh", "ssh-keygen");
+    let dir = Dir::new();
+    let sshd = Sshd::start(&dir);
+    let img = dir.path("src.img");
+    write_at(&img, 64 << 20, 3 << 20, &random_bytes(5 << 20, 81));
+    write_at(&img, 64 << 20, (64 << 20) - 4096, &random_bytes(4096, 82));
+    let srv = Served::start(&dir, &img);
+
+    let local = dir.path("dst/fwd.sock");
+    let pid_file = dir.path("tunnel.pid");
+    let out = sshd.tunnel(&srv.socket, &local, &sshd.known_hosts, &pid_file);
+    assert!(out.status.success(), "tunnel failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(local.exists(), "the local socket exists once tunnel --daemon returns");
+
+    let dst = dir.path("dst.img");
+    let ev = copy(&format!("nbd+unix:///disk?socket={}", local.display()), &dst, &["--verify"]);
+    assert_eq!(sha256(&dst), sha256(&img));
+    let done = ev.last().unwrap();
+    assert!(done["bytes_transferred"].as_u64().unwrap() <= 6 << 20, "{done}");
+
+    run_ok(agent().arg("stop").arg("--pid-file").arg(&pid_file));
+    assert!(!pid_file.exists());
+    run_ok(agent().arg("stop").arg("--pid-file").arg(&pid_file));
+}
+
+#[test]
+fn tunnel_refuses_an_unknown_host_key() {
+    require!(SSHD, "ssh", "ssh-keygen");
+    let dir = Dir::new();
+    let sshd = Sshd::start(&dir);
+    let other = dir.path("other_key");
+    keygen(&other);
+    let wrong = dir.path("wrong_known_hosts");
+    let pubkey = fs::read_to_string(dir.path("other_key.pub")).unwrap();
+    fs::write(&wrong, format!("[127.0.0.1]:{} {pubkey}", sshd.port)).unwrap();
+    let local = dir.path("dst/fwd.sock");
+    let out = sshd.tunnel(&dir.path("remote.sock"), &local, &wrong, &dir.path("t.pid"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ssh exited") && err.to_lowercase().contains("host key"), "{err}");
+    assert!(!local.exists());
+}
