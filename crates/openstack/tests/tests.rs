@@ -1,0 +1,5 @@
+//! Integration tests: one binary, modules per concern, fixtures in util.rs.
+
+mod http;
+mod tls;
+mod util;
