@@ -151,6 +151,12 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
         });
     }
     children.sort_by_key(|c| c.view.dev_offset());
-    let detail = format!("MBR, {} primary and {} logical partitions", parts.len() - logical, logical);
+    let detail = match extended {
+        Some(_) => format!(
+            "MBR, {} primary partitions and an extended one with {logical} logical",
+            parts.len() - logical
+        ),
+        None => format!("MBR, {} primary partitions", parts.len()),
+    };
     Ok(Container { detail, children, free: Vec::new() })
 }
