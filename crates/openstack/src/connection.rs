@@ -435,7 +435,7 @@ impl Connection {
     /// Reads the microversion range from the version document; `None` if that fails.
     fn discover(&self, service: Service, version_url: &str, want: &str, base: Microversion) -> Option<Range> {
         let call = Call::get(service, String::new());
-        let reply = self.execute_url(call, version_url.to_string(), false).ok()?;
+        let reply = self.execute_url(call, version_url.to_string()).ok()?;
         let body: Value = serde_json::from_slice(&reply.bytes().ok()?).ok()?;
         microversion::parse_version_document(&body, want, base)
     }
@@ -455,7 +455,7 @@ impl Connection {
             };
         }
         let url = format!("{}{}", ep.base, call.path);
-        self.execute_url(call, url, true)
+        self.execute_url(call, url)
     }
 
     /// Sends a call, reads the whole answer.
@@ -527,7 +527,7 @@ impl Connection {
 
     /// The retry loop: token, microversion headers, retries of transient failures, one re-auth on
     /// 401, error mapping.
-    fn execute_url(&self, mut call: Call, url: String, authenticated: bool) -> Result<Response> {
+    fn execute_url(&self, mut call: Call, url: String) -> Result<Response> {
         let mut full = url::Url::parse(&url).map_err(|e| Error::config(format!("bad URL {url:?}: {e}")))?;
         if !call.query.is_empty() {
             let mut qp = full.query_pairs_mut();
@@ -542,11 +542,9 @@ impl Connection {
         let mut reauthed = false;
         let retry = self.config.retry;
         loop {
-            let session = if authenticated { Some(self.session()?) } else { None };
+            let session = self.session()?;
             let mut rb: RequestBuilder = client.request(call.method.clone(), full.clone()).header("Accept", "application/json");
-            if let Some(s) = &session {
-                rb = rb.header("X-Auth-Token", s.token.expose());
-            }
+            rb = rb.header("X-Auth-Token", session.token.expose());
             if let Some(v) = call.microversion {
                 for (k, val) in microversion::headers(call.service, v) {
                     rb = rb.header(k, val);
@@ -583,12 +581,12 @@ impl Connection {
                     if (200..300).contains(&status) {
                         return Ok(resp);
                     }
-                    if status == 401 && authenticated && !reauthed {
-                        if let Some(s) = &session {
-                            self.drop_session(s);
-                        }
-                        reauthed = true;
-                        if !streamed {
+                    if status == 401 {
+                        // The token may have been revoked or expired early: drop it, and (once)
+                        // get a new one and repeat the request.
+                        self.drop_session(&session);
+                        if !reauthed && !streamed {
+                            reauthed = true;
                             continue;
                         }
                     }
@@ -601,12 +599,13 @@ impl Connection {
                     let headers = resp.headers().clone();
                     let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
                     let message = fault_message(&bytes).unwrap_or_else(|| reason(status));
-                    if status == 401 && authenticated {
+                    if status == 401 {
+                        let what = if reauthed { "rejected a new token too" } else { "rejected the token" };
                         return Err(Error::Auth {
                             cloud: self.config.label(),
                             principal: self.config.principal(),
                             status,
-                            message: format!("{} {} {path} rejected a fresh token: {message}", call.service, call.method),
+                            message: format!("{} {} {path} {what}: {message}", call.service, call.method),
                             request_id: request_id(&headers),
                         });
                     }
