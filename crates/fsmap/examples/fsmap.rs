@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     let map = osm_fsmap::scan(&file, size);
     println!("{}", map.summary());
     for f in &map.findings {
-        println!("{:>14} {:>14} {:<8} {:>14} {}", f.offset, f.length, f.kind, f.free_bytes, f.detail);
+        println!(
+            "{:>14} {:>14} {:<8} {:>14} {}",
+            f.offset, f.length, f.kind, f.free_bytes, f.detail
+        );
     }
     if std::env::args().any(|a| a == "-v") {
         for r in &map.free {

@@ -9,7 +9,12 @@ use crate::error::{Error, Result};
 pub(crate) fn bytes(b: &[u8], off: usize, n: usize) -> Result<&[u8]> {
     off.checked_add(n)
         .and_then(|end| b.get(off..end))
-        .ok_or_else(|| Error::bad(format!("structure truncated: {n} bytes at {off} of {}", b.len())))
+        .ok_or_else(|| {
+            Error::bad(format!(
+                "structure truncated: {n} bytes at {off} of {}",
+                b.len()
+            ))
+        })
 }
 
 fn arr<const N: usize>(b: &[u8], off: usize) -> Result<[u8; N]> {
@@ -43,7 +48,9 @@ pub(crate) fn be64(b: &[u8], off: usize) -> Result<u64> {
 
 /// True when `b` holds `magic` at `off` (false when `b` is too short).
 pub(crate) fn has(b: &[u8], off: usize, magic: &[u8]) -> bool {
-    bytes(b, off, magic.len()).map(|s| s == magic).unwrap_or(false)
+    bytes(b, off, magic.len())
+        .map(|s| s == magic)
+        .unwrap_or(false)
 }
 
 /// Human-readable size for findings and the summary line.

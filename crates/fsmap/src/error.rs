@@ -10,7 +10,11 @@ use std::fmt;
 #[derive(Debug)]
 pub(crate) enum Error {
     /// Reading the device failed (or it is shorter than it claims).
-    Io { offset: u64, len: usize, source: std::io::Error },
+    Io {
+        offset: u64,
+        len: usize,
+        source: std::io::Error,
+    },
     /// A read past the end of the region holding the structure.
     OutOfRange { offset: u64, len: u64, region: u64 },
     /// The structure is inconsistent, unsupported, or not in a state that can be trusted.
@@ -26,11 +30,25 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { offset, len, source } => {
-                write!(f, "read of {len} bytes at device offset {offset} failed: {source}")
+            Error::Io {
+                offset,
+                len,
+                source,
+            } => {
+                write!(
+                    f,
+                    "read of {len} bytes at device offset {offset} failed: {source}"
+                )
             }
-            Error::OutOfRange { offset, len, region } => {
-                write!(f, "needs {len} bytes at {offset}, past the end of its {region}-byte region")
+            Error::OutOfRange {
+                offset,
+                len,
+                region,
+            } => {
+                write!(
+                    f,
+                    "needs {len} bytes at {offset}, past the end of its {region}-byte region"
+                )
             }
             Error::Bad(m) => f.write_str(m),
         }

@@ -48,7 +48,8 @@ const INCOMPAT_FLEX_BG: u32 = 0x200;
 const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 /// filetype, meta_bg, extents, 64bit, mmp, flex_bg, ea_inode, csum_seed, largedir, inline_data,
 /// encrypt, casefold: none changes what a block bitmap means.
-const INCOMPAT_KNOWN: u32 = 0x2 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x20000;
+const INCOMPAT_KNOWN: u32 =
+    0x2 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x20000;
 // ro_compat
 const RO_SPARSE_SUPER: u32 = 0x1;
 const RO_GDT_CSUM: u32 = 0x10;
@@ -57,7 +58,20 @@ const RO_BIGALLOC: u32 = 0x200;
 const RO_METADATA_CSUM: u32 = 0x400;
 /// sparse_super, large_file, btree_dir, huge_file, gdt_csum, dir_nlink, extra_isize, quota,
 /// metadata_csum, readonly, project, shared_blocks, verity, orphan_present.
-const RO_KNOWN: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x100 | 0x400 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000;
+const RO_KNOWN: u32 = 0x1
+    | 0x2
+    | 0x4
+    | 0x8
+    | 0x10
+    | 0x20
+    | 0x40
+    | 0x100
+    | 0x400
+    | 0x1000
+    | 0x2000
+    | 0x4000
+    | 0x8000
+    | 0x10000;
 // bg_flags
 const BG_BLOCK_UNINIT: u16 = 0x2;
 // inode
@@ -160,7 +174,11 @@ impl Sb {
             if sb == 0 {
                 return 0;
             }
-            let gdt = if self.meta_bg() { self.first_meta_bg } else { self.groups.div_ceil(self.dpb) };
+            let gdt = if self.meta_bg() {
+                self.first_meta_bg
+            } else {
+                self.groups.div_ceil(self.dpb)
+            };
             sb + gdt + self.reserved_gdt
         } else {
             let i = g % self.dpb;
@@ -190,13 +208,36 @@ fn superblock(view: &View) -> Result<Sb> {
     let log_bs = le32(&b, 0x18)?;
     ensure!(log_bs <= 6, "block size 1024 << {log_bs} out of range");
     let bs = 1024u64 << log_bs;
-    ensure!(ro & RO_BIGALLOC == 0, "bigalloc (cluster allocation) is not supported");
-    ensure!(ro & RO_HAS_SNAPSHOT == 0, "has_snapshot filesystems are not supported");
-    ensure!(incompat & INCOMPAT_JOURNAL_DEV == 0, "external journal device");
-    ensure!(incompat & INCOMPAT_COMPRESSION == 0, "compression is not supported");
-    ensure!(incompat & INCOMPAT_RECOVER == 0, "needs journal recovery (not cleanly unmounted)");
-    ensure!(incompat & !INCOMPAT_KNOWN == 0, "unknown incompatible features {:#x}", incompat & !INCOMPAT_KNOWN);
-    ensure!(ro & !RO_KNOWN == 0, "unknown read-only-compatible features {:#x}", ro & !RO_KNOWN);
+    ensure!(
+        ro & RO_BIGALLOC == 0,
+        "bigalloc (cluster allocation) is not supported"
+    );
+    ensure!(
+        ro & RO_HAS_SNAPSHOT == 0,
+        "has_snapshot filesystems are not supported"
+    );
+    ensure!(
+        incompat & INCOMPAT_JOURNAL_DEV == 0,
+        "external journal device"
+    );
+    ensure!(
+        incompat & INCOMPAT_COMPRESSION == 0,
+        "compression is not supported"
+    );
+    ensure!(
+        incompat & INCOMPAT_RECOVER == 0,
+        "needs journal recovery (not cleanly unmounted)"
+    );
+    ensure!(
+        incompat & !INCOMPAT_KNOWN == 0,
+        "unknown incompatible features {:#x}",
+        incompat & !INCOMPAT_KNOWN
+    );
+    ensure!(
+        ro & !RO_KNOWN == 0,
+        "unknown read-only-compatible features {:#x}",
+        ro & !RO_KNOWN
+    );
     let state = le16(&b, 0x3A)?;
     ensure!(
         state & STATE_VALID != 0 && state & STATE_ERROR == 0,
@@ -204,7 +245,10 @@ fn superblock(view: &View) -> Result<Sb> {
     );
     if ro & RO_METADATA_CSUM != 0 {
         ensure!(u8_at(&b, 0x175)? == 1, "unknown metadata checksum type");
-        ensure!(crc32c_raw(!0, bytes(&b, 0, 0x3FC)?) == le32(&b, 0x3FC)?, "superblock checksum mismatch");
+        ensure!(
+            crc32c_raw(!0, bytes(&b, 0, 0x3FC)?) == le32(&b, 0x3FC)?,
+            "superblock checksum mismatch"
+        );
     }
     let rev = le32(&b, 0x4C)?;
     ensure!(rev <= 1, "revision {rev} unknown");
@@ -214,20 +258,41 @@ fn superblock(view: &View) -> Result<Sb> {
         blocks |= u64::from(le32(&b, 0x150)?) << 32;
     }
     let first = u64::from(le32(&b, 0x14)?);
-    ensure!(first == u64::from(bs == 1024), "first data block {first} unexpected for {bs}-byte blocks");
-    ensure!(le32(&b, 0x1C)? == log_bs, "cluster size differs from block size without bigalloc");
+    ensure!(
+        first == u64::from(bs == 1024),
+        "first data block {first} unexpected for {bs}-byte blocks"
+    );
+    ensure!(
+        le32(&b, 0x1C)? == log_bs,
+        "cluster size differs from block size without bigalloc"
+    );
     let bpg = u64::from(le32(&b, 0x20)?);
-    ensure!(bpg > 0 && bpg <= 8 * bs && bpg % 8 == 0, "blocks per group {bpg} out of range");
-    ensure!(u64::from(le32(&b, 0x24)?) == bpg, "clusters per group differs from blocks per group");
+    ensure!(
+        bpg > 0 && bpg <= 8 * bs && bpg % 8 == 0,
+        "blocks per group {bpg} out of range"
+    );
+    ensure!(
+        u64::from(le32(&b, 0x24)?) == bpg,
+        "clusters per group differs from blocks per group"
+    );
     let ipg = u64::from(le32(&b, 0x28)?);
-    ensure!(ipg > 0 && ipg <= 8 * bs, "inodes per group {ipg} out of range");
-    let inode_size = if rev == 0 { 128 } else { u64::from(le16(&b, 0x58)?) };
+    ensure!(
+        ipg > 0 && ipg <= 8 * bs,
+        "inodes per group {ipg} out of range"
+    );
+    let inode_size = if rev == 0 {
+        128
+    } else {
+        u64::from(le16(&b, 0x58)?)
+    };
     ensure!(
         inode_size.is_power_of_two() && (128..=bs).contains(&inode_size),
         "inode size {inode_size} out of range"
     );
     ensure!(blocks > first, "block count {blocks} too small");
-    let bytes_len = blocks.checked_mul(bs).ok_or_else(|| Error::bad("block count overflows"))?;
+    let bytes_len = blocks
+        .checked_mul(bs)
+        .ok_or_else(|| Error::bad("block count overflows"))?;
     ensure!(
         bytes_len <= view.len(),
         "filesystem is {} bytes but its region has {}",
@@ -236,15 +301,26 @@ fn superblock(view: &View) -> Result<Sb> {
     );
     let groups = (blocks - first).div_ceil(bpg);
     let inodes = u64::from(le32(&b, 0)?);
-    ensure!(inodes == groups * ipg, "inode count {inodes} is not groups x inodes per group");
-    let desc_size = if bits64 { u64::from(le16(&b, 0xFE)?) } else { 32 };
+    ensure!(
+        inodes == groups * ipg,
+        "inode count {inodes} is not groups x inodes per group"
+    );
+    let desc_size = if bits64 {
+        u64::from(le16(&b, 0xFE)?)
+    } else {
+        32
+    };
     ensure!(
         desc_size.is_power_of_two() && desc_size >= if bits64 { 64 } else { 32 } && desc_size <= bs,
         "descriptor size {desc_size} out of range"
     );
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(bytes(&b, 0x68, 16)?);
-    let csum_seed = if incompat & INCOMPAT_CSUM_SEED != 0 { le32(&b, 0x270)? } else { crc32c_raw(!0, &uuid) };
+    let csum_seed = if incompat & INCOMPAT_CSUM_SEED != 0 {
+        le32(&b, 0x270)?
+    } else {
+        crc32c_raw(!0, &uuid)
+    };
     let sb = Sb {
         bs,
         blocks,
@@ -301,8 +377,20 @@ fn descriptors(view: &View, sb: &Sb) -> Result<Vec<Gd>> {
         for i in 0..sb.dpb.min(sb.groups - n * sb.dpb) {
             let g = n * sb.dpb + i;
             let d = bytes(&b, i as usize * ds, ds)?;
-            let hi = |off: usize| -> Result<u64> { Ok(if big { u64::from(le32(d, off)?) << 32 } else { 0 }) };
-            let hi16 = |off: usize| -> Result<u64> { Ok(if big { u64::from(le16(d, off)?) << 16 } else { 0 }) };
+            let hi = |off: usize| -> Result<u64> {
+                Ok(if big {
+                    u64::from(le32(d, off)?) << 32
+                } else {
+                    0
+                })
+            };
+            let hi16 = |off: usize| -> Result<u64> {
+                Ok(if big {
+                    u64::from(le16(d, off)?) << 16
+                } else {
+                    0
+                })
+            };
             let gd = Gd {
                 block_bitmap: u64::from(le32(d, 0)?) | hi(0x20)?,
                 inode_bitmap: u64::from(le32(d, 4)?) | hi(0x24)?,
@@ -310,7 +398,11 @@ fn descriptors(view: &View, sb: &Sb) -> Result<Vec<Gd>> {
                 free: u64::from(le16(d, 0xC)?) | hi16(0x2C)?,
                 flags: if sb.group_csum() { le16(d, 0x12)? } else { 0 },
                 bitmap_csum: u32::from(le16(d, 0x18)?)
-                    | if ds >= 0x3A { u32::from(le16(d, 0x38)?) << 16 } else { 0 },
+                    | if ds >= 0x3A {
+                        u32::from(le16(d, 0x38)?) << 16
+                    } else {
+                        0
+                    },
             };
             if sb.group_csum() {
                 let stored = le16(d, 0x1E)?;
@@ -336,11 +428,18 @@ fn descriptors(view: &View, sb: &Sb) -> Result<Vec<Gd>> {
 }
 
 /// Physical blocks of inode `ino` (data and mapping blocks), merged.
-fn inode_blocks(view: &View, sb: &Sb, gds: &[Gd], ino: u64) -> Result<(Vec<Range<u64>>, Option<u64>, u64)> {
+fn inode_blocks(
+    view: &View,
+    sb: &Sb,
+    gds: &[Gd],
+    ino: u64,
+) -> Result<(Vec<Range<u64>>, Option<u64>, u64)> {
     ensure!(ino >= 1 && ino <= sb.inodes, "inode {ino} out of range");
     let g = (ino - 1) / sb.ipg;
     let idx = (ino - 1) % sb.ipg;
-    let gd = gds.get(g as usize).ok_or_else(|| Error::bad("inode group out of range"))?;
+    let gd = gds
+        .get(g as usize)
+        .ok_or_else(|| Error::bad("inode group out of range"))?;
     let off = gd.inode_table * sb.bs + idx * sb.inode_size;
     let inode = view.read_vec(off, 128)?;
     let size = u64::from(le32(&inode, 4)?) | u64::from(le32(&inode, 0x6C)?) << 32;
@@ -348,7 +447,14 @@ fn inode_blocks(view: &View, sb: &Sb, gds: &[Gd], ino: u64) -> Result<(Vec<Range
     let iblock = bytes(&inode, 0x28, 60)?.to_vec();
     // Each entry is a block the walk must not pass twice; this bounds the work on a corrupt tree.
     let limit = size.div_ceil(sb.bs) + 1024;
-    let mut w = Walk { view, sb, out: Vec::new(), first: None, visited: 0, limit };
+    let mut w = Walk {
+        view,
+        sb,
+        out: Vec::new(),
+        first: None,
+        visited: 0,
+        limit,
+    };
     if flags & EXTENTS_FL != 0 {
         w.extent_node(&iblock, 5)?;
     } else {
@@ -384,7 +490,10 @@ impl Walk<'_, '_> {
             "journal block {b}+{n} out of range"
         );
         self.visited += n;
-        ensure!(self.visited <= self.limit, "journal maps more blocks than its size");
+        ensure!(
+            self.visited <= self.limit,
+            "journal maps more blocks than its size"
+        );
         self.out.push(b..b + n);
         Ok(())
     }
@@ -401,12 +510,21 @@ impl Walk<'_, '_> {
         self.view.read_vec(b * self.sb.bs, self.sb.bs)
     }
     fn extent_node(&mut self, node: &[u8], depth_left: u32) -> Result<()> {
-        ensure!(le16(node, 0)? == EXTENT_MAGIC, "journal extent header magic wrong");
+        ensure!(
+            le16(node, 0)? == EXTENT_MAGIC,
+            "journal extent header magic wrong"
+        );
         let entries = le16(node, 2)? as usize;
         let max = le16(node, 4)? as usize;
         let depth = le16(node, 6)?;
-        ensure!(entries <= max && 12 + 12 * max <= node.len(), "journal extent header counts wrong");
-        ensure!(u32::from(depth) < depth_left, "journal extent tree too deep");
+        ensure!(
+            entries <= max && 12 + 12 * max <= node.len(),
+            "journal extent header counts wrong"
+        );
+        ensure!(
+            u32::from(depth) < depth_left,
+            "journal extent tree too deep"
+        );
         for i in 0..entries {
             let e = bytes(node, 12 + 12 * i, 12)?;
             if depth == 0 {
@@ -501,11 +619,23 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
         let g = g as u64;
         let base = sb.base_meta(g);
         if base > 0 {
-            meta.push((sb.group_start(g)..sb.group_start(g) + base, "superblock/descriptor copy"));
+            meta.push((
+                sb.group_start(g)..sb.group_start(g) + base,
+                "superblock/descriptor copy",
+            ));
         }
-        meta.push((gd.block_bitmap..gd.block_bitmap.saturating_add(1), "block bitmap"));
-        meta.push((gd.inode_bitmap..gd.inode_bitmap.saturating_add(1), "inode bitmap"));
-        meta.push((gd.inode_table..gd.inode_table.saturating_add(itb), "inode table"));
+        meta.push((
+            gd.block_bitmap..gd.block_bitmap.saturating_add(1),
+            "block bitmap",
+        ));
+        meta.push((
+            gd.inode_bitmap..gd.inode_bitmap.saturating_add(1),
+            "inode bitmap",
+        ));
+        meta.push((
+            gd.inode_table..gd.inode_table.saturating_add(itb),
+            "inode table",
+        ));
     }
     if sb.mmp_block != 0 {
         meta.push((sb.mmp_block..sb.mmp_block.saturating_add(1), "MMP block"));
@@ -514,17 +644,28 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
     if sb.compat & COMPAT_HAS_JOURNAL != 0 {
         if sb.journal_inum != 0 {
             let (jblocks, first, size) = inode_blocks(view, &sb, &gds, u64::from(sb.journal_inum))?;
-            let Some(first) = first else { bail!("journal has no first block") };
+            let Some(first) = first else {
+                bail!("journal has no first block")
+            };
             let js = view.read_vec(first * sb.bs, 1024)?;
-            ensure!(be32(&js, 0)? == JBD2_MAGIC, "journal superblock magic wrong");
-            ensure!(matches!(be32(&js, 4)?, 3 | 4), "journal superblock type unknown");
+            ensure!(
+                be32(&js, 0)? == JBD2_MAGIC,
+                "journal superblock magic wrong"
+            );
+            ensure!(
+                matches!(be32(&js, 4)?, 3 | 4),
+                "journal superblock type unknown"
+            );
             ensure!(be32(&js, 28)? == 0, "journal holds transactions to replay");
             journal_note = format!(", journal {}", crate::bytes::human(size));
             for r in jblocks {
                 meta.push((r, "journal"));
             }
         } else {
-            ensure!(sb.journal_dev != 0, "has_journal without a journal inode or device");
+            ensure!(
+                sb.journal_dev != 0,
+                "has_journal without a journal inode or device"
+            );
             journal_note = ", external journal".into();
         }
     }
@@ -577,12 +718,18 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
             if sb.has(RO_METADATA_CSUM) {
                 let c = crc32c_raw(sb.csum_seed, bytes(&bm, 0, (sb.bpg / 8) as usize)?);
                 let c = if sb.desc_size >= 0x3A { c } else { c & 0xFFFF };
-                ensure!(c == gd.bitmap_csum, "group {g} block bitmap checksum mismatch");
+                ensure!(
+                    c == gd.bitmap_csum,
+                    "group {g} block bitmap checksum mismatch"
+                );
             }
             clear_runs(&bm, len, start, &mut runs)
         };
         if free != gd.free {
-            bail!("group {g}: bitmap shows {free} free blocks, descriptor says {}", gd.free);
+            bail!(
+                "group {g}: bitmap shows {free} free blocks, descriptor says {}",
+                gd.free
+            );
         }
     }
     // Runs are in block order; so is `meta`. No metadata block may be free.
@@ -592,7 +739,11 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
             mi += 1;
         }
         if let Some((r, what)) = meta.get(mi) {
-            ensure!(r.start >= s + n, "{what} at block {} is marked free", r.start);
+            ensure!(
+                r.start >= s + n,
+                "{what} at block {} is marked free",
+                r.start
+            );
         }
     }
     let free_blocks: u64 = runs.iter().map(|&(_, n)| n).sum();
@@ -620,10 +771,18 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
         crate::bytes::human(sb.bs),
         free_blocks,
         sb.groups,
-        if features.is_empty() { String::new() } else { format!(", {}", features.join(" ")) },
+        if features.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", features.join(" "))
+        },
         journal_note
     );
-    Ok(Leaf { kind, detail, free: ranges::from_units(runs, sb.bs) })
+    Ok(Leaf {
+        kind,
+        detail,
+        free: ranges::from_units(runs, sb.bs),
+    })
 }
 
 #[cfg(test)]

@@ -43,25 +43,41 @@ fn header(view: &View, ss: u64, lba: u64) -> Result<Header> {
     let b = view.read_vec(lba * ss, ss)?;
     ensure!(has(&b, 0, SIG), "no GPT signature at LBA {lba}");
     let size = le32(&b, 12)? as usize;
-    ensure!((92..=ss as usize).contains(&size), "GPT header size {size} out of range");
+    ensure!(
+        (92..=ss as usize).contains(&size),
+        "GPT header size {size} out of range"
+    );
     let mut h = bytes(&b, 0, size)?.to_vec();
     let stored = le32(&h, 16)?;
     h[16..20].fill(0);
     ensure!(crc32(&h) == stored, "GPT header CRC mismatch at LBA {lba}");
-    ensure!(le64(&b, 24)? == lba, "GPT header at LBA {lba} names another LBA as its own");
+    ensure!(
+        le64(&b, 24)? == lba,
+        "GPT header at LBA {lba} names another LBA as its own"
+    );
     let hdr_first = le64(&b, 40)?;
     let hdr_last = le64(&b, 48)?;
-    ensure!(hdr_first <= hdr_last && hdr_last < total, "GPT usable range {hdr_first}..={hdr_last} invalid");
+    ensure!(
+        hdr_first <= hdr_last && hdr_last < total,
+        "GPT usable range {hdr_first}..={hdr_last} invalid"
+    );
     let count = u64::from(le32(&b, 80)?);
     let entry_size = u64::from(le32(&b, 84)?);
     // The kernel accepts only the 128-byte entries it knows.
     ensure!(entry_size == 128, "GPT entry size {entry_size} is not 128");
     let entries_lba = le64(&b, 72)?;
     let len = count * entry_size;
-    let entries = view
-        .read_vec(entries_lba.checked_mul(ss).ok_or_else(|| Error::bad("GPT entry LBA overflows"))?, len)?;
+    let entries = view.read_vec(
+        entries_lba
+            .checked_mul(ss)
+            .ok_or_else(|| Error::bad("GPT entry LBA overflows"))?,
+        len,
+    )?;
     let entries_crc = le32(&b, 88)?;
-    ensure!(crc32(&entries) == entries_crc, "GPT entry array CRC mismatch (header at LBA {lba})");
+    ensure!(
+        crc32(&entries) == entries_crc,
+        "GPT entry array CRC mismatch (header at LBA {lba})"
+    );
     let arr_end = entries_lba + len.div_ceil(ss);
     // The array must lie outside the usable area, or partitions could be written over it.
     ensure!(
@@ -91,7 +107,10 @@ fn same_table(a: &Header, b: &Header) -> bool {
 
 fn protective_mbr(view: &View) -> Result<()> {
     let s = view.read_vec(0, 512)?;
-    ensure!(has(&s, 510, &[0x55, 0xAA]), "GPT without a protective MBR (the kernel ignores it)");
+    ensure!(
+        has(&s, 510, &[0x55, 0xAA]),
+        "GPT without a protective MBR (the kernel ignores it)"
+    );
     for i in 0..4 {
         let o = 446 + 16 * i;
         if bytes(&s, o + 4, 1)?[0] == 0xEE && le32(&s, o + 8)? == 1 {
@@ -102,7 +121,10 @@ fn protective_mbr(view: &View) -> Result<()> {
 }
 
 fn utf16_name(b: &[u8]) -> String {
-    let units: Vec<u16> = (0..36).filter_map(|i| le16(b, 2 * i).ok()).take_while(|&u| u != 0).collect();
+    let units: Vec<u16> = (0..36)
+        .filter_map(|i| le16(b, 2 * i).ok())
+        .take_while(|&u| u != 0)
+        .collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -144,11 +166,20 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
     }
     parts.sort_unstable();
     for w in parts.windows(2) {
-        ensure!(w[0].1 < w[1].0, "GPT partitions {} and {} overlap", w[0].2, w[1].2);
+        ensure!(
+            w[0].1 < w[1].0,
+            "GPT partitions {} and {} overlap",
+            w[0].2,
+            w[1].2
+        );
     }
     let mut children = Vec::new();
     for (first, last, n, name) in &parts {
-        let label = if name.is_empty() { format!("p{n}") } else { format!("p{n} '{name}'") };
+        let label = if name.is_empty() {
+            format!("p{n}")
+        } else {
+            format!("p{n} '{name}'")
+        };
         children.push(Child {
             label,
             view: view.slice(first * ss, (last - first + 1) * ss)?,
@@ -156,6 +187,14 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
             scan: true,
         });
     }
-    let detail = format!("GPT, {}-byte sectors, {} partitions ({note})", ss, parts.len());
-    Ok(Container { detail, children, free: Vec::new() })
+    let detail = format!(
+        "GPT, {}-byte sectors, {} partitions ({note})",
+        ss,
+        parts.len()
+    );
+    Ok(Container {
+        detail,
+        children,
+        free: Vec::new(),
+    })
 }

@@ -164,7 +164,11 @@ impl Map {
         }
         let size = self.findings.first().map(|f| f.length).unwrap_or(0);
         let free = self.free_bytes();
-        let pct = if size > 0 { free as f64 * 100.0 / size as f64 } else { 0.0 };
+        let pct = if size > 0 {
+            free as f64 * 100.0 / size as f64
+        } else {
+            0.0
+        };
         let mut s = format!(
             "sparsify: {} of {} free ({pct:.1}%), not copied",
             bytes::human(free),

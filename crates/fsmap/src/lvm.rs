@@ -60,12 +60,23 @@ fn label(view: &View) -> Result<Label> {
         ensure!(found.is_none(), "two LVM labels");
         found = Some(s);
     }
-    let Some(s) = found else { bail!("no LVM label") };
+    let Some(s) = found else {
+        bail!("no LVM label")
+    };
     let sec = bytes(&head, s * 512, 512)?;
-    ensure!(le64(sec, 8)? == s as u64, "LVM label names the wrong sector");
-    ensure!(le32(sec, 16)? == lvm_crc(INITIAL_CRC, bytes(sec, 20, 492)?), "LVM label CRC mismatch");
+    ensure!(
+        le64(sec, 8)? == s as u64,
+        "LVM label names the wrong sector"
+    );
+    ensure!(
+        le32(sec, 16)? == lvm_crc(INITIAL_CRC, bytes(sec, 20, 492)?),
+        "LVM label CRC mismatch"
+    );
     let off = le32(sec, 20)? as usize;
-    ensure!((32..512).contains(&off), "LVM PV header offset {off} out of range");
+    ensure!(
+        (32..512).contains(&off),
+        "LVM PV header offset {off} out of range"
+    );
     let uuid = String::from_utf8_lossy(bytes(sec, off, 32)?).into_owned();
     let mut pos = off + 40;
     let mut list = |sec: &[u8]| -> Result<Vec<(u64, u64)>> {
@@ -83,18 +94,35 @@ fn label(view: &View) -> Result<Label> {
     };
     let data = list(sec)?;
     let mdas = list(sec)?;
-    ensure!(data.len() == 1, "LVM PV has {} data areas, expected one", data.len());
-    Ok(Label { uuid, data_start: data[0].0, mdas })
+    ensure!(
+        data.len() == 1,
+        "LVM PV has {} data areas, expected one",
+        data.len()
+    );
+    Ok(Label {
+        uuid,
+        data_start: data[0].0,
+        mdas,
+    })
 }
 
 /// The current metadata text of one metadata area, `None` if the area is marked ignored.
 fn mda_text(view: &View, start: u64, size: u64) -> Result<Option<String>> {
-    ensure!(size > MDA_HEADER && size <= MAX_TEXT, "LVM metadata area size {size} out of range");
+    ensure!(
+        size > MDA_HEADER && size <= MAX_TEXT,
+        "LVM metadata area size {size} out of range"
+    );
     let h = view.read_vec(start, MDA_HEADER)?;
-    ensure!(le32(&h, 0)? == lvm_crc(INITIAL_CRC, bytes(&h, 4, 508)?), "LVM metadata header CRC mismatch");
+    ensure!(
+        le32(&h, 0)? == lvm_crc(INITIAL_CRC, bytes(&h, 4, 508)?),
+        "LVM metadata header CRC mismatch"
+    );
     ensure!(has(&h, 4, MDA_MAGIC), "LVM metadata header magic wrong");
     ensure!(le32(&h, 20)? == 1, "LVM metadata header version not 1");
-    ensure!(le64(&h, 24)? == start && le64(&h, 32)? == size, "LVM metadata header names another area");
+    ensure!(
+        le64(&h, 24)? == start && le64(&h, 32)? == size,
+        "LVM metadata header names another area"
+    );
     let off = le64(&h, 40)?;
     let len = le64(&h, 48)?;
     let sum = le32(&h, 56)?;
@@ -103,14 +131,20 @@ fn mda_text(view: &View, start: u64, size: u64) -> Result<Option<String>> {
         return Ok(None);
     }
     ensure!(off != 0 && len != 0, "LVM metadata area holds no metadata");
-    ensure!(off >= MDA_HEADER && off < size && len <= size - MDA_HEADER, "LVM metadata location out of range");
+    ensure!(
+        off >= MDA_HEADER && off < size && len <= size - MDA_HEADER,
+        "LVM metadata location out of range"
+    );
     // The text is a ring buffer over the area after its header.
     let first = len.min(size - off);
     let mut text = view.read_vec(start + off, first)?;
     if first < len {
         text.extend(view.read_vec(start + MDA_HEADER, len - first)?);
     }
-    ensure!(lvm_crc(INITIAL_CRC, &text) == sum, "LVM metadata text checksum mismatch");
+    ensure!(
+        lvm_crc(INITIAL_CRC, &text) == sum,
+        "LVM metadata text checksum mismatch"
+    );
     Ok(Some(String::from_utf8_lossy(&text).into_owned()))
 }
 
@@ -137,7 +171,9 @@ fn segments(lv: &Section, name: &str) -> Result<Vec<Seg>> {
             ensure!(l.len() % 2 == 0, "LVM metadata: odd stripes list in {name}");
             for p in l.chunks(2) {
                 match (&p[0], &p[1]) {
-                    (Value::Str(pv), Value::Int(e)) if *e >= 0 => stripes.push((pv.clone(), *e as u64)),
+                    (Value::Str(pv), Value::Int(e)) if *e >= 0 => {
+                        stripes.push((pv.clone(), *e as u64))
+                    }
                     _ => bail!("LVM metadata: malformed stripes list in {name}"),
                 }
             }
@@ -145,20 +181,30 @@ fn segments(lv: &Section, name: &str) -> Result<Vec<Seg>> {
         segs.push(Seg {
             start: int(s, "start_extent", name)?,
             count: int(s, "extent_count", name)?,
-            stripe_count: s.int("stripe_count").and_then(|i| u64::try_from(i).ok()).unwrap_or(0),
+            stripe_count: s
+                .int("stripe_count")
+                .and_then(|i| u64::try_from(i).ok())
+                .unwrap_or(0),
             kind,
             stripes,
         });
     }
     segs.sort_by_key(|s| s.start);
     let declared = int(lv, "segment_count", name)?;
-    ensure!(declared == segs.len() as u64, "LVM metadata: {name} declares {declared} segments, has {}", segs.len());
+    ensure!(
+        declared == segs.len() as u64,
+        "LVM metadata: {name} declares {declared} segments, has {}",
+        segs.len()
+    );
     Ok(segs)
 }
 
 pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
     let lab = label(view)?;
-    ensure!(!lab.mdas.is_empty(), "LVM PV holds no metadata area (its VG is described on other PVs)");
+    ensure!(
+        !lab.mdas.is_empty(),
+        "LVM PV holds no metadata area (its VG is described on other PVs)"
+    );
     let mut text: Option<String> = None;
     for &(start, size) in &lab.mdas {
         if let Some(t) = mda_text(view, start, size)? {
@@ -168,36 +214,61 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
             }
         }
     }
-    let Some(text) = text else { bail!("every LVM metadata area on this PV is ignored") };
+    let Some(text) = text else {
+        bail!("every LVM metadata area on this PV is ignored")
+    };
     let doc = lvmtext::parse(&text)?;
     let vgs: Vec<(&str, &Section)> = doc.sections().collect();
-    let [(vgname, vg)] = vgs.as_slice() else { bail!("LVM metadata describes {} volume groups", vgs.len()) };
+    let [(vgname, vg)] = vgs.as_slice() else {
+        bail!("LVM metadata describes {} volume groups", vgs.len())
+    };
     let ext_sectors = int(vg, "extent_size", "the VG")?;
-    ensure!(ext_sectors > 0 && ext_sectors <= (1 << 32), "LVM extent size {ext_sectors} out of range");
+    ensure!(
+        ext_sectors > 0 && ext_sectors <= (1 << 32),
+        "LVM extent size {ext_sectors} out of range"
+    );
     let ext = ext_sectors * 512;
-    let pvs: Vec<(&str, &Section)> =
-        vg.section("physical_volumes").map(|s| s.sections().collect()).unwrap_or_default();
+    let pvs: Vec<(&str, &Section)> = vg
+        .section("physical_volumes")
+        .map(|s| s.sections().collect())
+        .unwrap_or_default();
     let want: String = lab.uuid.chars().filter(|c| *c != '-').collect();
     let me: Vec<&(&str, &Section)> = pvs
         .iter()
-        .filter(|(_, s)| s.str("id").map(|i| i.chars().filter(|c| *c != '-').collect::<String>()) == Some(want.clone()))
+        .filter(|(_, s)| {
+            s.str("id")
+                .map(|i| i.chars().filter(|c| *c != '-').collect::<String>())
+                == Some(want.clone())
+        })
         .collect();
-    let [(pvname, pv)] = me.as_slice() else { bail!("LVM metadata does not list this PV exactly once") };
-    let pe_start = int(pv, "pe_start", pvname)?.checked_mul(512).ok_or_else(|| Error::bad("pe_start overflows"))?;
+    let [(pvname, pv)] = me.as_slice() else {
+        bail!("LVM metadata does not list this PV exactly once")
+    };
+    let pe_start = int(pv, "pe_start", pvname)?
+        .checked_mul(512)
+        .ok_or_else(|| Error::bad("pe_start overflows"))?;
     let pe_count = int(pv, "pe_count", pvname)?;
-    ensure!(pe_start == lab.data_start, "LVM pe_start disagrees with the PV header");
+    ensure!(
+        pe_start == lab.data_start,
+        "LVM pe_start disagrees with the PV header"
+    );
     let pe_end = pe_count
         .checked_mul(ext)
         .and_then(|n| n.checked_add(pe_start))
         .filter(|&e| e <= view.len())
         .ok_or_else(|| Error::bad(format!("LVM extents of {pvname} run past the device")))?;
     for &(start, size) in &lab.mdas {
-        ensure!(start + size <= pe_start || start >= pe_end, "LVM metadata area overlaps the extents");
+        ensure!(
+            start + size <= pe_start || start >= pe_end,
+            "LVM metadata area overlaps the extents"
+        );
     }
     let pv_names: Vec<&str> = pvs.iter().map(|(n, _)| *n).collect();
 
-    let lvs: Vec<(&str, &Section)> =
-        vg.section("logical_volumes").map(|s| s.sections().collect()).unwrap_or_default();
+    let lvs: Vec<(&str, &Section)> = vg
+        .section("logical_volumes")
+        .map(|s| s.sections().collect())
+        .unwrap_or_default();
     // Names mentioned by any segment (origins, COW stores, pools, legs, sub-LVs). Such an LV's
     // content is not what its own segments alone say, or it is shared: data.
     let mut named = Vec::new();
@@ -224,24 +295,36 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
                 continue;
             }
             ensure!(
-                s.stripe_count >= 1 && s.stripes.len() as u64 == s.stripe_count && s.count % s.stripe_count == 0,
+                s.stripe_count >= 1
+                    && s.stripes.len() as u64 == s.stripe_count
+                    && s.count % s.stripe_count == 0,
                 "LVM metadata: inconsistent stripes in {lvname}"
             );
             let area = s.count / s.stripe_count;
             for (target, first) in &s.stripes {
                 if *target == **pvname {
                     let end = first.checked_add(area).filter(|&e| e <= pe_count);
-                    let Some(end) = end else { bail!("LVM metadata: {lvname} maps past the PV's extents") };
+                    let Some(end) = end else {
+                        bail!("LVM metadata: {lvname} maps past the PV's extents")
+                    };
                     allocated.push(*first..end);
                     parts.push(pe_start + first * ext..pe_start + end * ext);
-                } else if !pv_names.contains(&target.as_str()) && !lvs.iter().any(|(n, _)| *n == target) {
+                } else if !pv_names.contains(&target.as_str())
+                    && !lvs.iter().any(|(n, _)| *n == target)
+                {
                     bail!("LVM metadata: {lvname} maps to unknown {target}");
                 }
             }
             if s.stripe_count > 1 {
                 why.get_or_insert(format!("{}-way striped", s.stripe_count));
             } else if s.stripes.first().map(|(t, _)| t.as_str()) != Some(*pvname) {
-                why.get_or_insert(format!("maps to {}", s.stripes.first().map(|(t, _)| t.as_str()).unwrap_or("nothing")));
+                why.get_or_insert(format!(
+                    "maps to {}",
+                    s.stripes
+                        .first()
+                        .map(|(t, _)| t.as_str())
+                        .unwrap_or("nothing")
+                ));
             }
             if s.start != next {
                 why.get_or_insert("segments leave a gap".into());
@@ -268,17 +351,33 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
         let full = format!("{vgname}/{lvname}");
         let size = next * ext;
         let (scan, detail) = match &why {
-            None => (true, format!("{full}: linear LV, {} segment(s), {}", segs.len(), crate::bytes::human(size))),
+            None => (
+                true,
+                format!(
+                    "{full}: linear LV, {} segment(s), {}",
+                    segs.len(),
+                    crate::bytes::human(size)
+                ),
+            ),
             Some(w) => (false, format!("{full}: {w}; copied as data")),
         };
         // For an LV copied as data the view only places its finding (its extents on this PV).
-        children.push(Child { label: full, view: view.concat(&parts)?, own: Some(("lvm2-lv", detail)), scan });
+        children.push(Child {
+            label: full,
+            view: view.concat(&parts)?,
+            own: Some(("lvm2-lv", detail)),
+            scan,
+        });
     }
     // Two LVs on the same extents would make either map wrong.
     let mut sorted = allocated.clone();
     sorted.sort_by_key(|r| r.start);
     for w in sorted.windows(2) {
-        ensure!(w[0].end <= w[1].start, "LVM metadata maps extent {} twice", w[1].start);
+        ensure!(
+            w[0].end <= w[1].start,
+            "LVM metadata maps extent {} twice",
+            w[1].start
+        );
     }
     let mut free = Vec::new();
     let unalloc_note;
@@ -306,5 +405,9 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
         crate::bytes::human(ext),
         children.len()
     );
-    Ok(Container { detail, children, free })
+    Ok(Container {
+        detail,
+        children,
+        free,
+    })
 }

@@ -74,7 +74,13 @@ impl Section {
         self.list(key)
             .unwrap_or(&[])
             .iter()
-            .filter_map(|v| if let Value::Str(s) = v { Some(s.as_str()) } else { None })
+            .filter_map(|v| {
+                if let Value::Str(s) = v {
+                    Some(s.as_str())
+                } else {
+                    None
+                }
+            })
             .collect()
     }
     /// Subsections in document order.
@@ -138,7 +144,9 @@ fn tokens(text: &str) -> Result<Vec<Tok>> {
                             break;
                         }
                         Some(b'\\') => {
-                            let Some(&e) = b.get(i + 1) else { bail!("dangling escape in LVM metadata") };
+                            let Some(&e) = b.get(i + 1) else {
+                                bail!("dangling escape in LVM metadata")
+                            };
                             s.push(e);
                             i += 2;
                         }
@@ -188,7 +196,10 @@ impl Parser {
                 Some(Tok::Word(w)) => w.clone(),
                 Some(t) => bail!("unexpected {t:?} in LVM metadata"),
             };
-            ensure!(sec.get(&key).is_none(), "key {key:?} given twice in LVM metadata");
+            ensure!(
+                sec.get(&key).is_none(),
+                "key {key:?} given twice in LVM metadata"
+            );
             let node = match self.next() {
                 Some(Tok::Punct(b'=')) => Node::Value(self.value(0)?),
                 Some(Tok::Punct(b'{')) => Node::Section(self.section(depth + 1, false)?),
@@ -233,7 +244,10 @@ impl Parser {
 
 /// Parses a whole metadata text.
 pub(crate) fn parse(text: &str) -> Result<Section> {
-    let mut p = Parser { toks: tokens(text)?, pos: 0 };
+    let mut p = Parser {
+        toks: tokens(text)?,
+        pos: 0,
+    };
     p.section(0, true)
 }
 
@@ -276,18 +290,37 @@ f = 1.5
         let vg = doc.section("vg0").expect("vg");
         assert_eq!(vg.int("seqno"), Some(3));
         assert_eq!(vg.flags("status"), vec!["RESIZEABLE", "READ", "WRITE"]);
-        let pv = vg.section("physical_volumes").and_then(|s| s.section("pv0")).expect("pv0");
+        let pv = vg
+            .section("physical_volumes")
+            .and_then(|s| s.section("pv0"))
+            .expect("pv0");
         assert_eq!(pv.str("id"), Some("x-y"));
-        let lv = vg.section("logical_volumes").and_then(|s| s.section("lv-1.a+")).expect("lv");
+        let lv = vg
+            .section("logical_volumes")
+            .and_then(|s| s.section("lv-1.a+"))
+            .expect("lv");
         let seg = lv.section("segment1").expect("seg");
-        assert_eq!(seg.list("stripes"), Some(&[Value::Str("pv0".into()), Value::Int(0)][..]));
+        assert_eq!(
+            seg.list("stripes"),
+            Some(&[Value::Str("pv0".into()), Value::Int(0)][..])
+        );
         assert_eq!(doc.str("description"), Some("quote \" inside"));
         assert_eq!(doc.list("empty"), Some(&[][..]));
     }
 
     #[test]
     fn rejects_broken_text() {
-        for bad in ["a {", "a = ", "a = [1,", "a = \"x", "a = 1\na = 2", "a = b", "{", "a = 1 ]", "a ; b"] {
+        for bad in [
+            "a {",
+            "a = ",
+            "a = [1,",
+            "a = \"x",
+            "a = 1\na = 2",
+            "a = b",
+            "{",
+            "a = 1 ]",
+            "a ; b",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
         let deep = "a { ".repeat(100);

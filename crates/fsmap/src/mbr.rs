@@ -45,7 +45,12 @@ impl Entry {
 }
 
 fn entries(sector: &[u8]) -> Result<[Entry; 4]> {
-    let mut out = [Entry { status: 0, ptype: 0, start: 0, count: 0 }; 4];
+    let mut out = [Entry {
+        status: 0,
+        ptype: 0,
+        start: 0,
+        count: 0,
+    }; 4];
     for (i, e) in out.iter_mut().enumerate() {
         let o = 446 + 16 * i;
         *e = Entry {
@@ -67,7 +72,9 @@ pub(crate) fn probe(head: &[u8]) -> Option<Probe> {
     if es.iter().any(|e| e.status != 0 && e.status != 0x80) || es.iter().all(Entry::empty) {
         return None;
     }
-    Some(Probe { protective: es.iter().any(|e| e.ptype == 0xEE && !e.empty()) })
+    Some(Probe {
+        protective: es.iter().any(|e| e.ptype == 0xEE && !e.empty()),
+    })
 }
 
 pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
@@ -96,7 +103,9 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
     let mut logical = 0;
     if let Some(ext) = extended {
         let ext_end = ext.start.checked_add(ext.count).filter(|&e| e <= total);
-        let Some(ext_end) = ext_end else { bail!("extended partition ends past the disk") };
+        let Some(ext_end) = ext_end else {
+            bail!("extended partition ends past the disk")
+        };
         ensure!(ext.start >= 1, "extended partition starts at sector 0");
         let mut cur = ext.start;
         loop {
@@ -113,28 +122,43 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
                 "EBR at sector {cur} uses its third or fourth entry"
             );
             let (data, link) = (es[0], es[1]);
-            ensure!(!data.extended() && (link.empty() || link.extended()), "EBR at sector {cur} is not in standard form");
+            ensure!(
+                !data.extended() && (link.empty() || link.extended()),
+                "EBR at sector {cur} is not in standard form"
+            );
             if !data.empty() {
-                let start = cur.checked_add(data.start).unwrap_or(u64::MAX);
-                let end = start.checked_add(data.count).unwrap_or(u64::MAX);
-                ensure!(start > cur && end <= ext_end, "logical partition at EBR {cur} leaves the extended partition");
+                let start = cur.saturating_add(data.start);
+                let end = start.saturating_add(data.count);
+                ensure!(
+                    start > cur && end <= ext_end,
+                    "logical partition at EBR {cur} leaves the extended partition"
+                );
                 parts.push((start, data.count, 5 + logical));
                 logical += 1;
             }
             if link.empty() {
                 break;
             }
-            let next = ext.start.checked_add(link.start).unwrap_or(u64::MAX);
-            ensure!(next > cur && next < ext_end, "EBR link at sector {cur} does not go forward");
+            let next = ext.start.saturating_add(link.start);
+            ensure!(
+                next > cur && next < ext_end,
+                "EBR link at sector {cur} does not go forward"
+            );
             cur = next;
         }
     }
     parts.sort_unstable();
     let mut prev_end = 1u64;
     for &(start, count, n) in &parts {
-        let end = start.checked_add(count).unwrap_or(u64::MAX);
-        ensure!(start >= prev_end, "partition {n} overlaps another or the MBR");
-        ensure!(end <= total, "partition {n} ends past the disk ({end} > {total} sectors)");
+        let end = start.saturating_add(count);
+        ensure!(
+            start >= prev_end,
+            "partition {n} overlaps another or the MBR"
+        );
+        ensure!(
+            end <= total,
+            "partition {n} ends past the disk ({end} > {total} sectors)"
+        );
         ensure!(
             !tables.iter().any(|&t| t >= start && t < end),
             "partition {n} covers a partition table sector"
@@ -158,5 +182,9 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
         ),
         None => format!("MBR, {} primary partitions", parts.len()),
     };
-    Ok(Container { detail, children, free: Vec::new() })
+    Ok(Container {
+        detail,
+        children,
+        free: Vec::new(),
+    })
 }

@@ -43,18 +43,30 @@ pub(crate) fn scan(view: &View, head: &[u8]) -> Result<Leaf> {
         [] => bail!("no swap signature"),
         _ => bail!("swap signatures for several page sizes"),
     };
-    ensure!(!hibernation_at(head, ps), "swap area holds a hibernation image (resume needs it)");
+    ensure!(
+        !hibernation_at(head, ps),
+        "swap area holds a hibernation image (resume needs it)"
+    );
     let version_le = le32(head, 1024)?;
     let big_endian = match version_le {
         1 => false,
         0x0100_0000 => true,
         v => bail!("swap header version {v} is not 1"),
     };
-    let rd = |off| if big_endian { be32(head, off) } else { le32(head, off) };
+    let rd = |off| {
+        if big_endian {
+            be32(head, off)
+        } else {
+            le32(head, off)
+        }
+    };
     let last_page = u64::from(rd(1028)?);
     let nr_bad = rd(1032)?;
     // The kernel refuses more bad pages than fit in the header page; so do we.
-    ensure!(nr_bad as usize <= (ps - 10 - 1536) / 4, "swap header lists {nr_bad} bad pages, more than fit");
+    ensure!(
+        nr_bad as usize <= (ps - 10 - 1536) / 4,
+        "swap header lists {nr_bad} bad pages, more than fit"
+    );
     ensure!(last_page >= 1, "swap area has no usable page");
     let ps = ps as u64;
     let end = (last_page + 1) * ps;
@@ -71,5 +83,12 @@ pub(crate) fn scan(view: &View, head: &[u8]) -> Result<Leaf> {
     if big_endian {
         detail.push_str(", big-endian");
     }
-    Ok(Leaf { kind: "swap", detail, free: vec![ps..end] })
+    // One range: the whole area after the header page.
+    #[allow(clippy::single_range_in_vec_init)]
+    let free = vec![ps..end];
+    Ok(Leaf {
+        kind: "swap",
+        detail,
+        free,
+    })
 }

@@ -32,8 +32,20 @@ pub(crate) struct View<'a> {
 impl<'a> View<'a> {
     /// The whole device.
     pub(crate) fn whole(dev: &'a dyn ReadAt, size: u64) -> View<'a> {
-        let pieces = if size > 0 { vec![Piece { at: 0, dev: 0, len: size }] } else { vec![] };
-        View { dev, pieces, len: size }
+        let pieces = if size > 0 {
+            vec![Piece {
+                at: 0,
+                dev: 0,
+                len: size,
+            }]
+        } else {
+            vec![]
+        };
+        View {
+            dev,
+            pieces,
+            len: size,
+        }
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -54,7 +66,11 @@ impl<'a> View<'a> {
     fn check(&self, off: u64, len: u64) -> Result<()> {
         match off.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(Error::OutOfRange { offset: off, len, region: self.len }),
+            _ => Err(Error::OutOfRange {
+                offset: off,
+                len,
+                region: self.len,
+            }),
         }
     }
 
@@ -64,14 +80,21 @@ impl<'a> View<'a> {
         let mut done = 0usize;
         let mut i = self.pieces.partition_point(|p| p.at + p.len <= off);
         while done < buf.len() {
-            let p = self.pieces.get(i).ok_or_else(|| Error::bad("view pieces do not cover the view"))?;
+            let p = self
+                .pieces
+                .get(i)
+                .ok_or_else(|| Error::bad("view pieces do not cover the view"))?;
             let pos = off + done as u64;
             let within = pos - p.at;
             let n = ((p.len - within) as usize).min(buf.len() - done);
             let dev_off = p.dev + within;
             self.dev
                 .read_exact_at(&mut buf[done..done + n], dev_off)
-                .map_err(|source| Error::Io { offset: dev_off, len: n, source })?;
+                .map_err(|source| Error::Io {
+                    offset: dev_off,
+                    len: n,
+                    source,
+                })?;
             done += n;
             i += 1;
         }
@@ -96,6 +119,7 @@ impl<'a> View<'a> {
     }
 
     /// The sub-range `off..off+len` of this view.
+    #[allow(clippy::single_range_in_vec_init)] // one range: the slice
     pub(crate) fn slice(&self, off: u64, len: u64) -> Result<View<'a>> {
         self.concat(&[off..off.saturating_add(len)])
     }
@@ -114,12 +138,20 @@ impl<'a> View<'a> {
                 // Join with the previous piece when contiguous on the device too.
                 match pieces.last_mut() {
                     Some(Piece { dev, len: plen, .. }) if *dev + *plen == d.start => *plen += len,
-                    _ => pieces.push(Piece { at, dev: d.start, len }),
+                    _ => pieces.push(Piece {
+                        at,
+                        dev: d.start,
+                        len,
+                    }),
                 }
                 at += len;
             }
         }
-        Ok(View { dev: self.dev, pieces, len: at })
+        Ok(View {
+            dev: self.dev,
+            pieces,
+            len: at,
+        })
     }
 
     /// Device ranges holding view range `r` (clipped to the view).

@@ -76,11 +76,19 @@ impl Kind {
 }
 
 pub(crate) fn scan_device(dev: &dyn ReadAt, size: u64) -> Map {
-    let mut ctx = Ctx { findings: Vec::new(), free: Vec::new(), free_total: 0, regions: 0 };
+    let mut ctx = Ctx {
+        findings: Vec::new(),
+        free: Vec::new(),
+        free_total: 0,
+        regions: 0,
+    };
     let view = View::whole(dev, size);
     region(&mut ctx, &view, 0, "");
     ranges::merge(&mut ctx.free);
-    Map { free: ctx.free, findings: ctx.findings }
+    Map {
+        free: ctx.free,
+        findings: ctx.findings,
+    }
 }
 
 fn with_label(label: &str, s: &str) -> String {
@@ -149,7 +157,12 @@ fn identify(head: &[u8]) -> Vec<Kind> {
 fn region(ctx: &mut Ctx, view: &View, depth: u32, label: &str) {
     ctx.regions += 1;
     if ctx.regions > MAX_REGIONS {
-        finding(ctx, view, "unknown", with_label(label, "too many regions in one scan; copied as data"));
+        finding(
+            ctx,
+            view,
+            "unknown",
+            with_label(label, "too many regions in one scan; copied as data"),
+        );
         return;
     }
     if depth > MAX_DEPTH {
@@ -157,27 +170,43 @@ fn region(ctx: &mut Ctx, view: &View, depth: u32, label: &str) {
             ctx,
             view,
             "unknown",
-            with_label(label, &format!("nested deeper than {MAX_DEPTH} levels; copied as data")),
+            with_label(
+                label,
+                &format!("nested deeper than {MAX_DEPTH} levels; copied as data"),
+            ),
         );
         return;
     }
     let head = match view.read_head(0, HEAD) {
         Ok(h) => h,
         Err(e) => {
-            finding(ctx, view, "unknown", with_label(label, &format!("{e}; copied as data")));
+            finding(
+                ctx,
+                view,
+                "unknown",
+                with_label(label, &format!("{e}; copied as data")),
+            );
             return;
         }
     };
     let kinds = identify(&head);
     let kind = match kinds.as_slice() {
         [] => {
-            finding(ctx, view, "unknown", with_label(label, "no recognised signature; copied as data"));
+            finding(
+                ctx,
+                view,
+                "unknown",
+                with_label(label, "no recognised signature; copied as data"),
+            );
             return;
         }
         [k] => *k,
         many => {
             let names: Vec<&str> = many.iter().map(|k| k.name()).collect();
-            let msg = format!("ambiguous: signatures of {} at once; copied as data", names.join(" and "));
+            let msg = format!(
+                "ambiguous: signatures of {} at once; copied as data",
+                names.join(" and ")
+            );
             finding(ctx, view, "unknown", with_label(label, &msg));
             return;
         }
@@ -198,19 +227,38 @@ fn leaf(ctx: &mut Ctx, view: &View, label: &str, kind: &'static str, res: Result
             let i = finding(ctx, view, l.kind, with_label(label, &l.detail));
             let n = add_free(ctx, view, &l.free);
             ctx.findings[i].free_bytes = n;
-            ctx.findings[i].detail.push_str(&format!("; {} free", bytes::human(n)));
+            ctx.findings[i]
+                .detail
+                .push_str(&format!("; {} free", bytes::human(n)));
         }
         Err(e) => {
-            finding(ctx, view, kind, with_label(label, &format!("{e}; copied as data")));
+            finding(
+                ctx,
+                view,
+                kind,
+                with_label(label, &format!("{e}; copied as data")),
+            );
         }
     }
 }
 
-fn container(ctx: &mut Ctx, view: &View, depth: u32, label: &str, kind: &'static str, res: Result<Container>) {
+fn container(
+    ctx: &mut Ctx,
+    view: &View,
+    depth: u32,
+    label: &str,
+    kind: &'static str,
+    res: Result<Container>,
+) {
     let c = match res {
         Ok(c) => c,
         Err(e) => {
-            finding(ctx, view, kind, with_label(label, &format!("{e}; copied as data")));
+            finding(
+                ctx,
+                view,
+                kind,
+                with_label(label, &format!("{e}; copied as data")),
+            );
             return;
         }
     };
@@ -218,7 +266,9 @@ fn container(ctx: &mut Ctx, view: &View, depth: u32, label: &str, kind: &'static
     let before = ctx.free_total;
     add_free(ctx, view, &c.free);
     for child in c.children {
-        let own = child.own.map(|(k, d)| (finding(ctx, &child.view, k, d), ctx.free_total));
+        let own = child
+            .own
+            .map(|(k, d)| (finding(ctx, &child.view, k, d), ctx.free_total));
         if child.scan {
             region(ctx, &child.view, depth + 1, &child.label);
         }

@@ -80,12 +80,24 @@ fn superblock(view: &View) -> Result<Sb> {
     let b = view.read_vec(0, sectsize)?;
     ensure!(has(&b, 0, SB_MAGIC), "no XFS superblock magic");
     let bs = u64::from(be32(&b, 4)?);
-    ensure!(bs.is_power_of_two() && (512..=65536).contains(&bs) && bs >= sectsize, "block size {bs} out of range");
-    ensure!(1u64 << bytes(&b, 120, 1)?[0].min(63) == bs, "block log disagrees with block size");
+    ensure!(
+        bs.is_power_of_two() && (512..=65536).contains(&bs) && bs >= sectsize,
+        "block size {bs} out of range"
+    );
+    ensure!(
+        1u64 << bytes(&b, 120, 1)?[0].min(63) == bs,
+        "block log disagrees with block size"
+    );
     let version = be16(&b, 100)? & 0xF;
-    ensure!(version == 4 || version == 5, "superblock version {version} unknown");
+    ensure!(
+        version == 4 || version == 5,
+        "superblock version {version} unknown"
+    );
     let v5 = version == 5;
-    ensure!(bytes(&b, 126, 1)?[0] == 0, "mkfs did not finish (sb_inprogress)");
+    ensure!(
+        bytes(&b, 126, 1)?[0] == 0,
+        "mkfs did not finish (sb_inprogress)"
+    );
     let mut uuid = bytes(&b, 32, 16)?.to_vec();
     if v5 {
         let stored = le32(&b, 224)?;
@@ -93,9 +105,19 @@ fn superblock(view: &View) -> Result<Sb> {
         c[224..228].fill(0);
         ensure!(crc32c(&c) == stored, "superblock CRC mismatch");
         let incompat = be32(&b, 216)?;
-        ensure!(incompat & INCOMPAT_NEEDSREPAIR == 0, "marked as needing xfs_repair");
-        ensure!(incompat & !INCOMPAT_KNOWN == 0, "unknown incompatible features {:#x}", incompat & !INCOMPAT_KNOWN);
-        ensure!(be32(&b, 220)? == 0, "log holds incompatible items (not cleanly unmounted)");
+        ensure!(
+            incompat & INCOMPAT_NEEDSREPAIR == 0,
+            "marked as needing xfs_repair"
+        );
+        ensure!(
+            incompat & !INCOMPAT_KNOWN == 0,
+            "unknown incompatible features {:#x}",
+            incompat & !INCOMPAT_KNOWN
+        );
+        ensure!(
+            be32(&b, 220)? == 0,
+            "log holds incompatible items (not cleanly unmounted)"
+        );
         if incompat & INCOMPAT_META_UUID != 0 {
             uuid = bytes(&b, 248, 16)?.to_vec();
         }
@@ -104,14 +126,26 @@ fn superblock(view: &View) -> Result<Sb> {
     let agblocks = u64::from(be32(&b, 84)?);
     let agcount = u64::from(be32(&b, 88)?);
     let agblklog = u32::from(bytes(&b, 124, 1)?[0]);
-    ensure!(agblocks >= 8 && agcount >= 1, "AG geometry {agcount} x {agblocks} invalid");
-    ensure!(agblklog < 32 && agblocks <= 1 << agblklog && agblocks > (1 << agblklog) / 2, "AG block log invalid");
+    ensure!(
+        agblocks >= 8 && agcount >= 1,
+        "AG geometry {agcount} x {agblocks} invalid"
+    );
+    ensure!(
+        agblklog < 32 && agblocks <= 1 << agblklog && agblocks > (1 << agblklog) / 2,
+        "AG block log invalid"
+    );
     ensure!(
         (agcount - 1) * agblocks < dblocks && dblocks <= agcount * agblocks,
         "data blocks {dblocks} do not match {agcount} AGs of {agblocks}"
     );
-    let len = dblocks.checked_mul(bs).ok_or_else(|| Error::bad("block count overflows"))?;
-    ensure!(len <= view.len(), "filesystem is {len} bytes but its region has {}", view.len());
+    let len = dblocks
+        .checked_mul(bs)
+        .ok_or_else(|| Error::bad("block count overflows"))?;
+    ensure!(
+        len <= view.len(),
+        "filesystem is {len} bytes but its region has {}",
+        view.len()
+    );
     Ok(Sb {
         bs,
         sectsize,
@@ -139,7 +173,10 @@ fn cycle_of(bb: &[u8]) -> Result<u32> {
 /// Checks the internal log ends with an unmount record (a clean unmount). Returns the log's
 /// (AG, first AG block, block count).
 fn log_clean(view: &View, sb: &Sb) -> Result<(u64, u64, u64)> {
-    ensure!(sb.logstart != 0, "external log device: cannot check the log is clean");
+    ensure!(
+        sb.logstart != 0,
+        "external log device: cannot check the log is clean"
+    );
     let ag = sb.logstart >> sb.agblklog;
     let agbno = sb.logstart & ((1 << sb.agblklog) - 1);
     ensure!(
@@ -158,7 +195,10 @@ fn log_clean(view: &View, sb: &Sb) -> Result<(u64, u64, u64)> {
     let head = if first == last {
         n
     } else {
-        ensure!(last == first - 1, "log cycles {first} and {last} do not follow each other");
+        ensure!(
+            last == first - 1,
+            "log cycles {first} and {last} do not follow each other"
+        );
         let (mut lo, mut hi) = (0u64, n - 1); // cyc(lo) == first, cyc(hi) == last
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
@@ -177,7 +217,10 @@ fn log_clean(view: &View, sb: &Sb) -> Result<(u64, u64, u64)> {
     for i in from..to {
         let c = cycle_of(bytes(&win, ((i - from) * 512) as usize, 512)?)?;
         let want = if i < head { first } else { last };
-        ensure!(c == want, "log block {i} has cycle {c}, expected {want}: log not cleanly written");
+        ensure!(
+            c == want,
+            "log block {i} has cycle {c}, expected {want}: log not cleanly written"
+        );
     }
     // Find the last record header before the head.
     let head = head % n;
@@ -190,19 +233,32 @@ fn log_clean(view: &View, sb: &Sb) -> Result<(u64, u64, u64)> {
             break;
         }
     }
-    let Some((hb, h)) = found else { bail!("no log record header before the log head") };
+    let Some((hb, h)) = found else {
+        bail!("no log record header before the log head")
+    };
     let version = be32(&h, 8)?;
     let len = u64::from(be32(&h, 12)?);
     let lsn = be64(&h, 16)?;
     let ops = be32(&h, 40)?;
     let size = u64::from(be32(&h, 320)?);
-    let hblks = if version & 2 != 0 && size > 32768 { size.div_ceil(32768) } else { 1 };
-    ensure!(lsn & 0xFFFF_FFFF == hb, "log record header at {hb} names block {}", lsn & 0xFFFF_FFFF);
+    let hblks = if version & 2 != 0 && size > 32768 {
+        size.div_ceil(32768)
+    } else {
+        1
+    };
+    ensure!(
+        lsn & 0xFFFF_FFFF == hb,
+        "log record header at {hb} names block {}",
+        lsn & 0xFFFF_FFFF
+    );
     ensure!(
         (hb + hblks + len.div_ceil(512)) % n == head,
         "last log record does not end at the head: log not clean"
     );
-    ensure!(ops == 1, "last log record is not an unmount record: log not clean");
+    ensure!(
+        ops == 1,
+        "last log record is not an unmount record: log not clean"
+    );
     let op = bb((hb + hblks) % n)?;
     let oh = bytes(&op, 8, 2)?;
     ensure!(
@@ -210,6 +266,14 @@ fn log_clean(view: &View, sb: &Sb) -> Result<(u64, u64, u64)> {
         "last log record is not an unmount record: log not clean"
     );
     Ok((ag, agbno, sb.logblocks))
+}
+
+/// What walking a free-space btree found.
+struct Walked {
+    /// (start AG block, length) records, in tree order.
+    recs: Vec<(u64, u64)>,
+    /// AG blocks holding the tree itself.
+    blocks: Vec<u64>,
 }
 
 /// Walks one free-space btree of one AG; returns its records and the blocks it occupies.
@@ -221,8 +285,11 @@ fn walk_btree(
     root: u64,
     levels: u32,
     magic: &[u8],
-) -> Result<(Vec<(u64, u64)>, Vec<u64>)> {
-    ensure!((1..=MAX_BTREE_LEVELS).contains(&levels), "btree height {levels} out of range");
+) -> Result<Walked> {
+    ensure!(
+        (1..=MAX_BTREE_LEVELS).contains(&levels),
+        "btree height {levels} out of range"
+    );
     let hdr = if sb.v5 { 56 } else { 16 };
     let bs = sb.bs as usize;
     let leaf_max = (bs - hdr) / 8;
@@ -233,40 +300,73 @@ fn walk_btree(
     // (block, expected level); depth-first in key order keeps records sorted.
     let mut stack = vec![(root, levels - 1)];
     while let Some((agbno, level)) = stack.pop() {
-        ensure!(agbno > 0 && agbno < ag_len, "btree block {agbno} outside AG {ag}");
-        ensure!(seen.insert(agbno), "btree block {agbno} of AG {ag} reached twice");
+        ensure!(
+            agbno > 0 && agbno < ag_len,
+            "btree block {agbno} outside AG {ag}"
+        );
+        ensure!(
+            seen.insert(agbno),
+            "btree block {agbno} of AG {ag} reached twice"
+        );
         blocks.push(agbno);
         let b = view.read_vec(sb.byte(ag, agbno), sb.bs)?;
-        ensure!(has(&b, 0, magic), "btree block {agbno} of AG {ag} has the wrong magic");
-        ensure!(u32::from(be16(&b, 4)?) == level, "btree block {agbno} of AG {ag} at the wrong level");
+        ensure!(
+            has(&b, 0, magic),
+            "btree block {agbno} of AG {ag} has the wrong magic"
+        );
+        ensure!(
+            u32::from(be16(&b, 4)?) == level,
+            "btree block {agbno} of AG {ag} at the wrong level"
+        );
         let n = be16(&b, 6)? as usize;
         if sb.v5 {
             let daddr = sb.byte(ag, agbno) / 512;
-            ensure!(be64(&b, 16)? == daddr, "btree block {agbno} of AG {ag} names another address");
-            ensure!(bytes(&b, 32, 16)? == sb.uuid.as_slice(), "btree block {agbno} of AG {ag} has another UUID");
-            ensure!(u64::from(be32(&b, 48)?) == ag, "btree block {agbno} belongs to another AG");
+            ensure!(
+                be64(&b, 16)? == daddr,
+                "btree block {agbno} of AG {ag} names another address"
+            );
+            ensure!(
+                bytes(&b, 32, 16)? == sb.uuid.as_slice(),
+                "btree block {agbno} of AG {ag} has another UUID"
+            );
+            ensure!(
+                u64::from(be32(&b, 48)?) == ag,
+                "btree block {agbno} belongs to another AG"
+            );
             let stored = le32(&b, 52)?;
             let mut c = b.clone();
             c[52..56].fill(0);
-            ensure!(crc32c(&c) == stored, "btree block {agbno} of AG {ag} CRC mismatch");
+            ensure!(
+                crc32c(&c) == stored,
+                "btree block {agbno} of AG {ag} CRC mismatch"
+            );
         }
         if level == 0 {
-            ensure!(n <= leaf_max, "btree leaf {agbno} of AG {ag} holds too many records");
+            ensure!(
+                n <= leaf_max,
+                "btree leaf {agbno} of AG {ag} holds too many records"
+            );
             for i in 0..n {
                 let o = hdr + 8 * i;
                 recs.push((u64::from(be32(&b, o)?), u64::from(be32(&b, o + 4)?)));
             }
         } else {
-            ensure!(n >= 1 && n <= node_max, "btree node {agbno} of AG {ag} has {n} pointers");
+            ensure!(
+                n >= 1 && n <= node_max,
+                "btree node {agbno} of AG {ag} has {n} pointers"
+            );
             let ptrs = hdr + 8 * node_max;
             // Pushed in reverse so the leftmost child is visited first.
             for i in (0..n).rev() {
                 stack.push((u64::from(be32(&b, ptrs + 4 * i)?), level - 1));
             }
         }
-        ensure!(recs.len() <= ag_len as usize, "btree of AG {ag} holds more records than blocks");
+        ensure!(
+            recs.len() <= ag_len as usize,
+            "btree of AG {ag} holds more records than blocks"
+        );
     }
-    Ok((recs, blocks))
+    Ok(Walked { recs, blocks })
 }
 
 pub(crate) fn scan(view: &View) -> Result<Leaf> {
@@ -281,10 +381,20 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
         let a = view.read_vec(sb.byte(ag, 0) + sb.sectsize, sb.sectsize)?;
         ensure!(has(&a, 0, AGF_MAGIC), "AGF {ag} magic wrong");
         ensure!(be32(&a, 4)? == 1, "AGF {ag} version unknown");
-        ensure!(u64::from(be32(&a, 8)?) == ag, "AGF {ag} has sequence number {}", be32(&a, 8)?);
-        ensure!(u64::from(be32(&a, 12)?) == ag_len, "AGF {ag} length disagrees with the superblock");
+        ensure!(
+            u64::from(be32(&a, 8)?) == ag,
+            "AGF {ag} has sequence number {}",
+            be32(&a, 8)?
+        );
+        ensure!(
+            u64::from(be32(&a, 12)?) == ag_len,
+            "AGF {ag} length disagrees with the superblock"
+        );
         if sb.v5 {
-            ensure!(bytes(&a, 64, 16)? == sb.uuid.as_slice(), "AGF {ag} has another UUID");
+            ensure!(
+                bytes(&a, 64, 16)? == sb.uuid.as_slice(),
+                "AGF {ag} has another UUID"
+            );
             let stored = le32(&a, 216)?;
             let mut c = a.clone();
             c[216..220].fill(0);
@@ -292,23 +402,54 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
         }
         let freeblks = u64::from(be32(&a, 52)?);
         let v = usize::from(sb.v5);
-        let (mut bno, bno_blocks) =
-            walk_btree(view, &sb, ag, ag_len, u64::from(be32(&a, 16)?), be32(&a, 28)?, ABTB[v])?;
-        let (mut cnt, cnt_blocks) =
-            walk_btree(view, &sb, ag, ag_len, u64::from(be32(&a, 20)?), be32(&a, 32)?, ABTC[v])?;
+        let Walked {
+            recs: mut bno,
+            blocks: bno_blocks,
+        } = walk_btree(
+            view,
+            &sb,
+            ag,
+            ag_len,
+            u64::from(be32(&a, 16)?),
+            be32(&a, 28)?,
+            ABTB[v],
+        )?;
+        let Walked {
+            recs: mut cnt,
+            blocks: cnt_blocks,
+        } = walk_btree(
+            view,
+            &sb,
+            ag,
+            ag_len,
+            u64::from(be32(&a, 20)?),
+            be32(&a, 32)?,
+            ABTC[v],
+        )?;
         let mut prev_end = hdr_blocks;
         let mut total = 0;
         for &(s, n) in &bno {
-            ensure!(n > 0 && s >= prev_end, "AG {ag} free extents unsorted, overlapping or over the headers");
+            ensure!(
+                n > 0 && s >= prev_end,
+                "AG {ag} free extents unsorted, overlapping or over the headers"
+            );
             let end = s.checked_add(n).filter(|&e| e <= ag_len);
-            let Some(end) = end else { bail!("AG {ag} free extent {s}+{n} past the AG") };
+            let Some(end) = end else {
+                bail!("AG {ag} free extent {s}+{n} past the AG")
+            };
             if ag == log_ag {
-                ensure!(end <= log_start || s >= log_start + log_len, "AG {ag} free extent {s}+{n} over the log");
+                ensure!(
+                    end <= log_start || s >= log_start + log_len,
+                    "AG {ag} free extent {s}+{n} over the log"
+                );
             }
             total += n;
             prev_end = end;
         }
-        ensure!(total == freeblks, "AG {ag}: bnobt holds {total} free blocks, AGF says {freeblks}");
+        ensure!(
+            total == freeblks,
+            "AG {ag}: bnobt holds {total} free blocks, AGF says {freeblks}"
+        );
         bno.sort_unstable_by_key(|&(s, n)| (n, s));
         cnt.sort_unstable_by_key(|&(s, n)| (n, s));
         ensure!(bno == cnt, "AG {ag}: the two free-space btrees disagree");
@@ -317,7 +458,10 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
             let i = bno.partition_point(|&(s, _)| s <= *b);
             if i > 0 {
                 let (s, n) = bno[i - 1];
-                ensure!(*b >= s + n, "btree block {b} of AG {ag} lies in a free extent");
+                ensure!(
+                    *b >= s + n,
+                    "btree block {b} of AG {ag} lies in a free extent"
+                );
             }
         }
         for &(s, n) in &bno {
@@ -335,5 +479,9 @@ pub(crate) fn scan(view: &View) -> Result<Leaf> {
         free_blocks,
         crate::bytes::human(log_len * sb.bs)
     );
-    Ok(Leaf { kind: "xfs", detail, free })
+    Ok(Leaf {
+        kind: "xfs",
+        detail,
+        free,
+    })
 }

@@ -40,19 +40,45 @@ pub fn build(tmp: &Tmp, img: &Path, c: &Case) -> (PathBuf, Vec<String>) {
 
 /// The checks every ext image gets: sparsified copies (zeros, and a pattern) are clean and hold
 /// the same files; free space held garbage; accuracy.
-pub fn verify(tmp: &Tmp, img: &Path, map: &Map, src: &Path, keep: &[String], name: &str, pattern: bool) {
+pub fn verify(
+    tmp: &Tmp,
+    img: &Path,
+    map: &Map,
+    src: &Path,
+    keep: &[String],
+    name: &str,
+    pattern: bool,
+) {
     assert!(map.free_bytes() > 0, "{name}: nothing reported free");
     let nz = nonzero_fraction(img, &map.free);
-    eprintln!("{name}: {:.0}% of sampled free blocks held garbage", nz * 100.0);
-    assert!(nz > 0.5, "{name}: free space of the test image was mostly zero; the test would prove little");
+    eprintln!(
+        "{name}: {:.0}% of sampled free blocks held garbage",
+        nz * 100.0
+    );
+    assert!(
+        nz > 0.5,
+        "{name}: free space of the test image was mostly zero; the test would prove little"
+    );
     let want = ext_tree(img, &tmp.join(format!("tree-src-{name}")));
-    assert_eq!(hash_some(src, keep), want, "{name}: source image does not hold the kept files");
-    let fills: &[Option<u8>] = if pattern { &[None, Some(0xA5)] } else { &[None] };
+    assert_eq!(
+        hash_some(src, keep),
+        want,
+        "{name}: source image does not hold the kept files"
+    );
+    let fills: &[Option<u8>] = if pattern {
+        &[None, Some(0xA5)]
+    } else {
+        &[None]
+    };
     for fill in fills {
         let copy = tmp.join("copy.img");
         sparsified_copy(img, &copy, map, *fill);
         e2fsck_clean(&copy);
-        assert_eq!(ext_tree(&copy, &tmp.join(format!("tree-copy-{name}"))), want, "{name}: files differ after sparsify ({fill:?})");
+        assert_eq!(
+            ext_tree(&copy, &tmp.join(format!("tree-copy-{name}"))),
+            want,
+            "{name}: files differ after sparsify ({fill:?})"
+        );
     }
 }
 
@@ -70,13 +96,23 @@ fn run(c: &Case) {
     let (used, free) = ext_usage(&img);
     // Free ranges are exact for 4 KiB blocks; 1 KiB blocks lose partial 4 KiB pieces.
     check_accuracy(c.name, c.size, map.free_bytes(), used, 2 * MIB);
-    assert!(map.free_bytes() <= free, "{}: more reported free than the filesystem has", c.name);
+    assert!(
+        map.free_bytes() <= free,
+        "{}: more reported free than the filesystem has",
+        c.name
+    );
 }
 
 fn uninit_groups(map: &Map) -> u64 {
     let d = &map.findings[0].detail;
-    let at = d.find(" BLOCK_UNINIT").expect("detail names BLOCK_UNINIT groups");
-    d[..at].rsplit('(').next().and_then(|s| s.parse().ok()).expect("count")
+    let at = d
+        .find(" BLOCK_UNINIT")
+        .expect("detail names BLOCK_UNINIT groups");
+    d[..at]
+        .rsplit('(')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .expect("count")
 }
 
 #[test]
@@ -128,7 +164,11 @@ fn ext4_uninit_bg_block_uninit_groups() {
     let img = tmp.join("fs.img");
     let (src, keep) = build(&tmp, &img, &c);
     let map = scan_path(&img);
-    assert!(map.findings[0].detail.contains("uninit_bg"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("uninit_bg"),
+        "{}",
+        map.findings[0].detail
+    );
     assert!(uninit_groups(&map) > 0, "no BLOCK_UNINIT group exercised");
     verify(&tmp, &img, &map, &src, &keep, c.name, true);
     let (used, _) = ext_usage(&img);
@@ -243,11 +283,18 @@ fn ext4_bigalloc_is_data() {
     let tmp = Tmp::new("ext4-bigalloc");
     let img = tmp.join("fs.img");
     garbage_file(&img, 256 * MIB);
-    sh(&format!("mkfs.ext4 -q -F -O bigalloc -C 65536 {} 2>&1", q(&img)));
+    sh(&format!(
+        "mkfs.ext4 -q -F -O bigalloc -C 65536 {} 2>&1",
+        q(&img)
+    ));
     let map = scan_path(&img);
     assert!(map.free.is_empty());
     assert_eq!(map.findings[0].kind, "ext4");
-    assert!(map.findings[0].detail.contains("bigalloc"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("bigalloc"),
+        "{}",
+        map.findings[0].detail
+    );
 }
 
 /// A filesystem that needs journal replay, or was marked not clean, or has errors: data.
@@ -265,11 +312,18 @@ fn ext4_unclean_states_are_data() {
         ("ssv state 3", "has errors"),
     ] {
         sh(&format!("mkfs.ext4 -q -F {}", q(&img)));
-        assert!(!scan_path(&img).free.is_empty(), "fresh filesystem not recognised");
+        assert!(
+            !scan_path(&img).free.is_empty(),
+            "fresh filesystem not recognised"
+        );
         sh(&format!("debugfs -w -R '{cmd}' {} 2>&1", q(&img)));
         let map = scan_path(&img);
         assert!(map.free.is_empty(), "{cmd}: free space reported");
-        assert!(map.findings[0].detail.contains(why), "{cmd}: {}", map.findings[0].detail);
+        assert!(
+            map.findings[0].detail.contains(why),
+            "{cmd}: {}",
+            map.findings[0].detail
+        );
     }
 }
 
@@ -291,7 +345,11 @@ fn ext4_crashed_journal_is_data() {
     mnt.unmount();
     let map = scan_path(&img);
     assert!(map.free.is_empty());
-    assert!(map.findings[0].detail.contains("recovery"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("recovery"),
+        "{}",
+        map.findings[0].detail
+    );
 }
 
 /// Corrupt bitmaps, descriptors and superblocks: no free ranges for that filesystem, no panic.
@@ -304,7 +362,10 @@ fn ext_corruption_is_data() {
     let img = tmp.join("fs.img");
     let bitmap_of_group0 = |img: &Path| -> u64 {
         let out = sh_out(&format!("dumpe2fs {} 2>/dev/null", q(img)));
-        let line = out.lines().find(|l| l.trim_start().starts_with("Block bitmap at ")).expect("bitmap line");
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("Block bitmap at "))
+            .expect("bitmap line");
         line.trim_start()["Block bitmap at ".len()..]
             .split(|c: char| !c.is_ascii_digit())
             .next()
@@ -339,6 +400,62 @@ fn ext_corruption_is_data() {
         }
         let map = scan_path(&img);
         assert!(map.free.is_empty(), "{mkfs} / {what}: free space reported");
-        assert!(map.findings[0].detail.contains(why), "{mkfs} / {what}: {}", map.findings[0].detail);
+        assert!(
+            map.findings[0].detail.contains(why),
+            "{mkfs} / {what}: {}",
+            map.findings[0].detail
+        );
+    }
+}
+
+/// Less common layouts: sparse_super2, 64 KiB blocks, inline data, no 64bit and no resize inode,
+/// orphan file, no journal, MMP, project ids, huge files without flex_bg, many tiny groups.
+#[test]
+fn ext4_feature_matrix() {
+    if let Err(e) = have(&["mkfs.ext4", "debugfs", "e2fsck"]) {
+        skip!("{e}");
+    }
+    let variants = [
+        ("sparse_super2", "-O sparse_super2"),
+        ("64k-blocks", "-b 65536"),
+        ("inline-data", "-O inline_data"),
+        ("no64-noresize", "-O ^64bit,^resize_inode"),
+        ("orphan-file", "-O orphan_file"),
+        ("no-journal", "-O ^has_journal"),
+        ("mmp", "-O mmp"),
+        ("project", "-O project -I 256"),
+        ("huge-noflex", "-T huge -O ^flex_bg"),
+        ("tiny-groups", "-b 1024 -g 1024 -N 2000"),
+        ("csum-seed-4k", "-b 4096 -O metadata_csum_seed"),
+    ];
+    for (name, opts) in variants {
+        let c = Case {
+            name,
+            mkfs: "mkfs.ext4",
+            opts,
+            size: 160 * MIB,
+            files: 24,
+            max_file: MIB,
+            kind: "ext4",
+            pattern: false,
+        };
+        let tmp = Tmp::new(name);
+        let img = tmp.join("fs.img");
+        garbage_file(&img, c.size);
+        let (src, keep) = build(&tmp, &img, &c);
+        if name == "csum-seed-4k" {
+            // With metadata_csum_seed a new UUID leaves the checksum seed in the superblock.
+            sh(&format!("tune2fs -U random {} >/dev/null 2>&1", q(&img)));
+            e2fsck_clean(&img);
+        }
+        let map = scan_path(&img);
+        assert_eq!(
+            map.findings[0].kind, "ext4",
+            "{name}: {}",
+            map.findings[0].detail
+        );
+        verify(&tmp, &img, &map, &src, &keep, name, false);
+        let (used, _) = ext_usage(&img);
+        check_accuracy(name, c.size, map.free_bytes(), used, MIB);
     }
 }

@@ -31,24 +31,43 @@ impl Lvm {
         sh(&format!("{cmd} --config \"{}\" {args} 2>&1", self.conf))
     }
     fn out(&self, cmd: &str, args: &str) -> String {
-        sh_out(&format!("{cmd} --config \"{}\" {args} 2>/dev/null", self.conf))
+        sh_out(&format!(
+            "{cmd} --config \"{}\" {args} 2>/dev/null",
+            self.conf
+        ))
     }
 }
 
 fn vg_name() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("osmfsmap{}x{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "osmfsmap{}x{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Byte ranges of each LV on `dev`, in segment order, and the unallocated ranges.
-fn layout(lvm: &Lvm, vg: &str, dev: &str) -> (Vec<(String, Vec<Range<u64>>)>, Vec<Range<u64>>) {
+/// An LV's name and its byte ranges on one PV.
+type Lvs = (String, Vec<Range<u64>>);
+
+fn layout(lvm: &Lvm, vg: &str, dev: &str) -> (Vec<Lvs>, Vec<Range<u64>>) {
     let num = |s: &str| -> u64 { s.trim().parse().expect("number") };
-    let pe_start = num(&lvm.out("pvs", &format!("-o pe_start --units b --nosuffix --noheadings {dev}")));
-    let ext = num(&lvm.out("vgs", &format!("-o vg_extent_size --units b --nosuffix --noheadings {vg}")));
+    let pe_start = num(&lvm.out(
+        "pvs",
+        &format!("-o pe_start --units b --nosuffix --noheadings {dev}"),
+    ));
+    let ext = num(&lvm.out(
+        "vgs",
+        &format!("-o vg_extent_size --units b --nosuffix --noheadings {vg}"),
+    ));
     let bytes = |a: u64, n: u64| pe_start + a * ext..pe_start + (a + n) * ext;
-    let mut lvs: Vec<(String, Vec<Range<u64>>)> = Vec::new();
+    let mut lvs: Vec<Lvs> = Vec::new();
     let mut free = Vec::new();
-    let segs = lvm.out("pvs", &format!("--segments -o pvseg_start,pvseg_size,lv_name --noheadings --separator '|' {dev}"));
+    let segs = lvm.out(
+        "pvs",
+        &format!("--segments -o pvseg_start,pvseg_size,lv_name --noheadings --separator '|' {dev}"),
+    );
     for l in segs.lines() {
         let f: Vec<&str> = l.trim().split('|').collect();
         let (a, n, lv) = (num(f[0]), num(f[1]), f.get(2).copied().unwrap_or("").trim());
@@ -57,7 +76,10 @@ fn layout(lvm: &Lvm, vg: &str, dev: &str) -> (Vec<(String, Vec<Range<u64>>)>, Ve
         }
     }
     // LV segments in LV order (a PV segment list is in PV order).
-    let lsegs = lvm.out("lvs", &format!("--segments -o lv_name,seg_pe_ranges --noheadings --separator '|' {vg}"));
+    let lsegs = lvm.out(
+        "lvs",
+        &format!("--segments -o lv_name,seg_pe_ranges --noheadings --separator '|' {vg}"),
+    );
     for l in lsegs.lines() {
         let (lv, ranges) = l.trim().split_once('|').expect("lvs line");
         for r in ranges.split_whitespace() {
@@ -76,15 +98,25 @@ fn layout(lvm: &Lvm, vg: &str, dev: &str) -> (Vec<(String, Vec<Range<u64>>)>, Ve
     (lvs, free)
 }
 
-fn lv<'a>(lvs: &'a [(String, Vec<Range<u64>>)], name: &str) -> Vec<Range<u64>> {
-    lvs.iter().find(|(n, _)| n == name).map(|(_, r)| r.clone()).unwrap_or_else(|| panic!("LV {name} missing"))
+fn lv(lvs: &[Lvs], name: &str) -> Vec<Range<u64>> {
+    lvs.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, r)| r.clone())
+        .unwrap_or_else(|| panic!("LV {name} missing"))
 }
 
 /// One PV holding ext4 (two segments), XFS, swap and an unformatted LV; unallocated extents in
 /// between and at the end.
 #[test]
 fn lvm_linear_volumes() {
-    if let Err(e) = can_loop().and(have(&["pvcreate", "vgcreate", "lvcreate", "mkfs.ext4", "mkfs.xfs", "mkswap"])) {
+    if let Err(e) = can_loop().and(have(&[
+        "pvcreate",
+        "vgcreate",
+        "lvcreate",
+        "mkfs.ext4",
+        "mkfs.xfs",
+        "mkswap",
+    ])) {
         skip!("lvm_linear_volumes: {e}");
     }
     let tmp = Tmp::new("lvm");
@@ -102,7 +134,10 @@ fn lvm_linear_volumes() {
         lvm.run("lvextend", &format!("-L +32M {vg}/root"));
         lvm.run("lvcreate", &format!("-an -Zn -L 16M -n spare {vg}"));
         let (lvs, unalloc) = layout(&lvm, &vg, &l.0);
-        let before = lvm.out("lvs", &format!("--segments -o lv_name,seg_pe_ranges --noheadings {vg}"));
+        let before = lvm.out(
+            "lvs",
+            &format!("--segments -o lv_name,seg_pe_ranges --noheadings {vg}"),
+        );
         (lvs, unalloc, before)
     };
     assert_eq!(lv(&lvs, "root").len(), 2, "root should have two segments");
@@ -116,12 +151,23 @@ fn lvm_linear_volumes() {
     let kinds: Vec<&str> = map.findings.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        vec!["lvm2-pv", "lvm2-lv", "ext4", "lvm2-lv", "xfs", "lvm2-lv", "swap", "lvm2-lv", "unknown"]
+        vec![
+            "lvm2-pv", "lvm2-lv", "ext4", "lvm2-lv", "xfs", "lvm2-lv", "swap", "lvm2-lv", "unknown"
+        ]
     );
-    assert!(map.findings[1].detail.contains("2 segment"), "{}", map.findings[1].detail);
+    assert!(
+        map.findings[1].detail.contains("2 segment"),
+        "{}",
+        map.findings[1].detail
+    );
     // Unallocated extents are free (single-PV VG).
     for r in &unalloc {
-        assert!(map.free.iter().any(|f| f.start <= r.start && r.end <= f.end), "unallocated {r:?} not free");
+        assert!(
+            map.free
+                .iter()
+                .any(|f| f.start <= r.start && r.end <= f.end),
+            "unallocated {r:?} not free"
+        );
     }
     verify_disk(&tmp, &pv, &map, &parts, &unalloc, "lvm-pv");
     // The copy's LVM metadata is intact: same LVs on the same extents, vgck clean.
@@ -129,8 +175,14 @@ fn lvm_linear_volumes() {
     let l = Loop::new(&copy);
     let lvm = Lvm::new(&[&l.0]);
     lvm.run("vgck", &vg);
-    let after = lvm.out("lvs", &format!("--segments -o lv_name,seg_pe_ranges --noheadings {vg}"));
-    assert_eq!(after.replace(&l.0, "DEV"), before.replace(&lvm_dev(&before), "DEV"));
+    let after = lvm.out(
+        "lvs",
+        &format!("--segments -o lv_name,seg_pe_ranges --noheadings {vg}"),
+    );
+    assert_eq!(
+        after.replace(&l.0, "DEV"),
+        before.replace(&lvm_dev(&before), "DEV")
+    );
 }
 
 /// The device name in an `lvs` seg_pe_ranges listing.
@@ -145,7 +197,12 @@ fn lvm_dev(listing: &str) -> String {
 /// with a striped LV (data) next to a linear one (scanned).
 #[test]
 fn lvm_snapshot_and_striped_are_data() {
-    if let Err(e) = can_loop().and(have(&["pvcreate", "vgcfgbackup", "vgcfgrestore", "mkfs.ext4"])) {
+    if let Err(e) = can_loop().and(have(&[
+        "pvcreate",
+        "vgcfgbackup",
+        "vgcfgrestore",
+        "mkfs.ext4",
+    ])) {
         skip!("lvm_snapshot_and_striped_are_data: {e}");
     }
     let tmp = Tmp::new("lvm-snap");
@@ -166,16 +223,37 @@ fn lvm_snapshot_and_striped_are_data() {
         let at = text.rfind("\t}\n\n}").expect("end of logical_volumes");
         std::fs::write(&meta, format!("{}{snap}{}", &text[..at], &text[at..])).expect("write");
         lvm.run("vgcfgrestore", &format!("-f {} {vg}", q(&meta)));
-        let attrs = lvm.out("lvs", &format!("-o lv_name,lv_attr,origin --noheadings {vg}"));
-        assert!(attrs.contains("cow") && attrs.contains("swi"), "snapshot not restored: {attrs}");
+        let attrs = lvm.out(
+            "lvs",
+            &format!("-o lv_name,lv_attr,origin --noheadings {vg}"),
+        );
+        assert!(
+            attrs.contains("cow") && attrs.contains("swi"),
+            "snapshot not restored: {attrs}"
+        );
         layout(&lvm, &vg, &l.0).0
     };
-    let parts = [make_ext(&tmp, &pv, "origin", lv(&lvs, "origin"), "mkfs.ext4", "")];
+    let parts = [make_ext(
+        &tmp,
+        &pv,
+        "origin",
+        lv(&lvs, "origin"),
+        "mkfs.ext4",
+        "",
+    )];
     let _ = parts;
     let map = scan_path(&pv);
     assert!(map.free.is_empty(), "snapshot VG reported free space");
-    assert!(map.findings[0].detail.contains("unallocated extents kept"), "{}", map.findings[0].detail);
-    assert!(map.findings[1].detail.contains("used by another LV"), "{}", map.findings[1].detail);
+    assert!(
+        map.findings[0].detail.contains("unallocated extents kept"),
+        "{}",
+        map.findings[0].detail
+    );
+    assert!(
+        map.findings[1].detail.contains("used by another LV"),
+        "{}",
+        map.findings[1].detail
+    );
 
     // Two PVs, a 2-way striped LV and a linear LV on the first PV.
     let tmp = Tmp::new("lvm-striped");
@@ -189,15 +267,33 @@ fn lvm_snapshot_and_striped_are_data() {
         lvm.run("pvcreate", &format!("-ff -y {} {}", la.0, lb.0));
         lvm.run("vgcreate", &format!("{vg} {} {}", la.0, lb.0));
         lvm.run("lvcreate", &format!("-an -Zn -i2 -L 64M -n striped {vg}"));
-        lvm.run("lvcreate", &format!("-an -Zn -L 64M -n linear {vg} {}", la.0));
+        lvm.run(
+            "lvcreate",
+            &format!("-an -Zn -L 64M -n linear {vg} {}", la.0),
+        );
         layout(&lvm, &vg, &la.0).0
     };
-    let parts = vec![make_ext(&tmp, &a, "linear", lv(&lvs, "linear"), "mkfs.ext4", "")];
+    let parts = vec![make_ext(
+        &tmp,
+        &a,
+        "linear",
+        lv(&lvs, "linear"),
+        "mkfs.ext4",
+        "",
+    )];
     let map = scan_path(&a);
     let kinds: Vec<&str> = map.findings.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, vec!["lvm2-pv", "lvm2-lv", "lvm2-lv", "ext4"]);
-    assert!(map.findings[0].detail.contains("VG has 2 PVs"), "{}", map.findings[0].detail);
-    assert!(map.findings[1].detail.contains("2-way striped"), "{}", map.findings[1].detail);
+    assert!(
+        map.findings[0].detail.contains("VG has 2 PVs"),
+        "{}",
+        map.findings[0].detail
+    );
+    assert!(
+        map.findings[1].detail.contains("2-way striped"),
+        "{}",
+        map.findings[1].detail
+    );
     let linear = lv(&lvs, "linear");
     assert_free_within(&map, &linear);
     verify_part_only(&tmp, &a, &map, &parts);

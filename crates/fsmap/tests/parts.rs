@@ -12,9 +12,15 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 pub enum Content {
-    Ext { want: BTreeMap<String, String> },
-    Xfs { files: Option<BTreeMap<String, String>> },
-    Swap { header: Vec<u8> },
+    Ext {
+        want: BTreeMap<String, String>,
+    },
+    Xfs {
+        files: Option<BTreeMap<String, String>>,
+    },
+    Swap {
+        header: Vec<u8>,
+    },
     Raw,
 }
 
@@ -63,8 +69,15 @@ pub fn insert_ranges(src: &Path, img: &Path, ranges: &[Range<u64>]) {
     }
 }
 
-pub fn make_ext(tmp: &Tmp, disk: &Path, name: &str, ranges: Vec<Range<u64>>, mkfs: &str, opts: &str) -> Part {
-    let img = tmp.join(&format!("{name}.img"));
+pub fn make_ext(
+    tmp: &Tmp,
+    disk: &Path,
+    name: &str,
+    ranges: Vec<Range<u64>>,
+    mkfs: &str,
+    opts: &str,
+) -> Part {
+    let img = tmp.join(format!("{name}.img"));
     extract_ranges(disk, &ranges, &img);
     let c = ext::Case {
         name,
@@ -77,16 +90,21 @@ pub fn make_ext(tmp: &Tmp, disk: &Path, name: &str, ranges: Vec<Range<u64>>, mkf
         pattern: false,
     };
     let (src, keep) = ext::build(tmp, &img, &c);
-    let want = ext_tree(&img, &tmp.join(&format!("tree-{name}")));
+    let want = ext_tree(&img, &tmp.join(format!("tree-{name}")));
     assert_eq!(want, hash_some(&src, &keep));
     insert_ranges(&img, disk, &ranges);
     let tool_free = ext_usage(&img).1;
-    Part { name: name.into(), ranges, content: Content::Ext { want }, tool_free }
+    Part {
+        name: name.into(),
+        ranges,
+        content: Content::Ext { want },
+        tool_free,
+    }
 }
 
 /// XFS with files when loop mounts work, else a fresh filesystem.
 pub fn make_xfs(tmp: &Tmp, disk: &Path, name: &str, ranges: Vec<Range<u64>>) -> Part {
-    let img = tmp.join(&format!("{name}.img"));
+    let img = tmp.join(format!("{name}.img"));
     extract_ranges(disk, &ranges, &img);
     // Kernel-written files where loop mounts work, else files put in by mkfs -p.
     let (src, keep) = if can_loop().is_ok() {
@@ -97,25 +115,49 @@ pub fn make_xfs(tmp: &Tmp, disk: &Path, name: &str, ranges: Vec<Range<u64>>) -> 
     let files = Some(hash_some(&src, &keep));
     insert_ranges(&img, disk, &ranges);
     let tool_free = xfs_usage(&img).1;
-    Part { name: name.into(), ranges, content: Content::Xfs { files }, tool_free }
+    Part {
+        name: name.into(),
+        ranges,
+        content: Content::Xfs { files },
+        tool_free,
+    }
 }
 
 pub fn make_swap(tmp: &Tmp, disk: &Path, name: &str, ranges: Vec<Range<u64>>) -> Part {
-    let img = tmp.join(&format!("{name}.img"));
+    let img = tmp.join(format!("{name}.img"));
     extract_ranges(disk, &ranges, &img);
     sh(&format!("mkswap -q {} 2>&1", q(&img)));
     insert_ranges(&img, disk, &ranges);
     let len: u64 = ranges.iter().map(|r| r.end - r.start).sum();
-    Part { name: name.into(), ranges, content: Content::Swap { header: peek(&img, 0, 4096) }, tool_free: len - 4096 }
+    Part {
+        name: name.into(),
+        ranges,
+        content: Content::Swap {
+            header: peek(&img, 0, 4096),
+        },
+        tool_free: len - 4096,
+    }
 }
 
 pub fn raw(name: &str, ranges: Vec<Range<u64>>) -> Part {
-    Part { name: name.into(), ranges, content: Content::Raw, tool_free: 0 }
+    Part {
+        name: name.into(),
+        ranges,
+        content: Content::Raw,
+        tool_free: 0,
+    }
 }
 
 /// Sparsified copy of the disk; each part, read back from it, passes its checks; free space lies
 /// only in parts with a filesystem (or `extra` ranges, e.g. unallocated LVM extents).
-pub fn verify_disk(tmp: &Tmp, disk: &Path, map: &Map, parts: &[Part], extra: &[Range<u64>], label: &str) {
+pub fn verify_disk(
+    tmp: &Tmp,
+    disk: &Path,
+    map: &Map,
+    parts: &[Part],
+    extra: &[Range<u64>],
+    label: &str,
+) {
     let mut allowed: Vec<Range<u64>> = extra.to_vec();
     for p in parts {
         if !matches!(p.content, Content::Raw) {
@@ -128,12 +170,17 @@ pub fn verify_disk(tmp: &Tmp, disk: &Path, map: &Map, parts: &[Part], extra: &[R
     let copy = tmp.join("disk-copy.img");
     sparsified_copy(disk, &copy, map, None);
     for p in parts {
-        let img = tmp.join(&format!("check-{}.img", p.name));
+        let img = tmp.join(format!("check-{}.img", p.name));
         extract_ranges(&copy, &p.ranges, &img);
         match &p.content {
             Content::Ext { want } => {
                 e2fsck_clean(&img);
-                assert_eq!(&ext_tree(&img, &tmp.join(&format!("tree-check-{}", p.name))), want, "{}", p.name);
+                assert_eq!(
+                    &ext_tree(&img, &tmp.join(format!("tree-check-{}", p.name))),
+                    want,
+                    "{}",
+                    p.name
+                );
             }
             Content::Xfs { files } => {
                 xfs_repair_clean(&img);
@@ -143,17 +190,27 @@ pub fn verify_disk(tmp: &Tmp, disk: &Path, map: &Map, parts: &[Part], extra: &[R
                 }
             }
             Content::Swap { header } => {
-                assert_eq!(&peek(&img, 0, 4096), header, "{}: swap header changed", p.name);
+                assert_eq!(
+                    &peek(&img, 0, 4096),
+                    header,
+                    "{}: swap header changed",
+                    p.name
+                );
             }
             Content::Raw => {
                 let orig = tmp.join("orig-raw.img");
                 extract_ranges(disk, &p.ranges, &orig);
-                assert!(std::fs::read(&orig).ok() == std::fs::read(&img).ok(), "{}: raw region changed", p.name);
+                assert!(
+                    std::fs::read(&orig).ok() == std::fs::read(&img).ok(),
+                    "{}: raw region changed",
+                    p.name
+                );
             }
         }
     }
     let size = std::fs::metadata(disk).expect("stat").len();
-    let tool_free: u64 = parts.iter().map(|p| p.tool_free).sum::<u64>() + extra.iter().map(|r| r.end - r.start).sum::<u64>();
+    let tool_free: u64 = parts.iter().map(|p| p.tool_free).sum::<u64>()
+        + extra.iter().map(|r| r.end - r.start).sum::<u64>();
     check_accuracy(label, size, map.free_bytes(), size - tool_free, 2 * MIB);
 }
 
@@ -163,13 +220,22 @@ pub fn partx(disk: &Path) -> Vec<(u32, u64, u64, String)> {
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            Some((f.first()?.parse().ok()?, f.get(1)?.parse::<u64>().ok()? * 512, f.get(2)?.parse::<u64>().ok()? * 512, f.get(3)?.to_string()))
+            Some((
+                f.first()?.parse().ok()?,
+                f.get(1)?.parse::<u64>().ok()? * 512,
+                f.get(2)?.parse::<u64>().ok()? * 512,
+                f.get(3)?.to_string(),
+            ))
         })
         .collect()
 }
 
+#[allow(clippy::single_range_in_vec_init)] // a partition is one range of the disk
 pub fn part(list: &[(u32, u64, u64, String)], n: u32) -> Vec<Range<u64>> {
-    let p = list.iter().find(|p| p.0 == n).unwrap_or_else(|| panic!("partition {n} missing"));
+    let p = list
+        .iter()
+        .find(|p| p.0 == n)
+        .unwrap_or_else(|| panic!("partition {n} missing"));
     vec![p.1..p.1 + p.2]
 }
 
@@ -179,7 +245,16 @@ fn kinds(map: &Map) -> Vec<&str> {
 
 #[test]
 fn mbr_with_logical_partitions() {
-    if let Err(e) = have(&["sfdisk", "partx", "mkfs.ext4", "mkfs.ext2", "mkfs.xfs", "mkswap", "xfs_repair", "debugfs"]) {
+    if let Err(e) = have(&[
+        "sfdisk",
+        "partx",
+        "mkfs.ext4",
+        "mkfs.ext2",
+        "mkfs.xfs",
+        "mkswap",
+        "xfs_repair",
+        "debugfs",
+    ]) {
         skip!("{e}");
     }
     let tmp = Tmp::new("mbr");
@@ -198,7 +273,13 @@ fn mbr_with_logical_partitions() {
     ];
     let map = scan_path(&disk);
     assert_eq!(kinds(&map), vec!["mbr", "ext4", "xfs", "swap", "ext2"]);
-    assert!(map.findings[0].detail.contains("1 primary partitions and an extended one with 3 logical"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0]
+            .detail
+            .contains("1 primary partitions and an extended one with 3 logical"),
+        "{}",
+        map.findings[0].detail
+    );
     verify_disk(&tmp, &disk, &map, &parts, &[], "mbr-disk");
     let copy = tmp.join("disk-copy.img");
     assert_eq!(partx(&copy), pl, "partition table changed");
@@ -206,7 +287,15 @@ fn mbr_with_logical_partitions() {
 
 #[test]
 fn gpt_with_several_partitions() {
-    if let Err(e) = have(&["sgdisk", "partx", "mkfs.ext4", "mkfs.xfs", "mkswap", "xfs_repair", "debugfs"]) {
+    if let Err(e) = have(&[
+        "sgdisk",
+        "partx",
+        "mkfs.ext4",
+        "mkfs.xfs",
+        "mkswap",
+        "xfs_repair",
+        "debugfs",
+    ]) {
         skip!("{e}");
     }
     let tmp = Tmp::new("gpt");
@@ -226,11 +315,24 @@ fn gpt_with_several_partitions() {
         raw("p5-raw", part(&pl, 5)),
     ];
     let map = scan_path(&disk);
-    assert_eq!(kinds(&map), vec!["gpt", "unknown", "ext4", "xfs", "swap", "unknown"]);
-    assert!(map.findings[0].detail.contains("primary and backup headers valid"));
-    assert!(map.findings[2].detail.starts_with("p2 'root'"), "{}", map.findings[2].detail);
+    assert_eq!(
+        kinds(&map),
+        vec!["gpt", "unknown", "ext4", "xfs", "swap", "unknown"]
+    );
+    assert!(map.findings[0]
+        .detail
+        .contains("primary and backup headers valid"));
+    assert!(
+        map.findings[2].detail.starts_with("p2 'root'"),
+        "{}",
+        map.findings[2].detail
+    );
     verify_disk(&tmp, &disk, &map, &parts, &[], "gpt-disk");
-    assert_eq!(partx(&tmp.join("disk-copy.img")), pl, "partition table changed");
+    assert_eq!(
+        partx(&tmp.join("disk-copy.img")),
+        pl,
+        "partition table changed"
+    );
     let (rc, out) = sh_status(&format!("sgdisk -v {}", q(&tmp.join("disk-copy.img"))));
     assert!(rc == 0 && out.contains("No problems found"), "{out}");
 }
@@ -259,13 +361,25 @@ fn gpt_header_damage() {
     fresh();
     poke(&disk, 512 + 40, &[0xFF]); // primary header: first usable LBA, CRC now wrong
     let map = scan_path(&disk);
-    assert!(map.findings[0].detail.contains("primary header invalid, backup used"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0]
+            .detail
+            .contains("primary header invalid, backup used"),
+        "{}",
+        map.findings[0].detail
+    );
     assert!(!map.free.is_empty());
 
     fresh();
     poke(&disk, last_lba * 512 + 40, &[0xFF]); // backup header
     let map = scan_path(&disk);
-    assert!(map.findings[0].detail.contains("backup header missing or invalid"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0]
+            .detail
+            .contains("backup header missing or invalid"),
+        "{}",
+        map.findings[0].detail
+    );
     assert!(!map.free.is_empty());
 
     // Both valid but different: keep the old backup, let sgdisk rewrite both, put the old back.
@@ -276,13 +390,21 @@ fn gpt_header_damage() {
     poke(&disk, size - tail, &old);
     let map = scan_path(&disk);
     assert!(map.free.is_empty());
-    assert!(map.findings[0].detail.contains("disagree"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("disagree"),
+        "{}",
+        map.findings[0].detail
+    );
 
     fresh();
     poke(&disk, 0, &[0u8; 512]);
     let map = scan_path(&disk);
     assert!(map.free.is_empty());
-    assert!(map.findings[0].detail.contains("protective MBR"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("protective MBR"),
+        "{}",
+        map.findings[0].detail
+    );
 }
 
 /// Overlapping partitions and EBR chains that loop (sfdisk refuses to write either, so the
@@ -296,7 +418,10 @@ fn mbr_inconsistent_tables_are_data() {
     let disk = tmp.join("disk.img");
     let fresh = || -> Vec<(u32, u64, u64, String)> {
         garbage_file(&disk, 128 * MIB);
-        sh(&format!("printf 'label: dos\\n,32MiB,83\\n,,5\\n,32MiB,83\\n,32MiB,83\\n' | sfdisk -q {}", q(&disk)));
+        sh(&format!(
+            "printf 'label: dos\\n,32MiB,83\\n,,5\\n,32MiB,83\\n,32MiB,83\\n' | sfdisk -q {}",
+            q(&disk)
+        ));
         let pl = partx(&disk);
         for n in [1, 5] {
             let r = part(&pl, n);
@@ -313,13 +438,24 @@ fn mbr_inconsistent_tables_are_data() {
     poke(&disk, 446 + 12, &(200_000u32).to_le_bytes());
     let map = scan_path(&disk);
     let d = &map.findings[0].detail;
-    assert!(map.free.is_empty() && (d.contains("overlaps") || d.contains("covers a partition table")), "{d}");
+    assert!(
+        map.free.is_empty() && (d.contains("overlaps") || d.contains("covers a partition table")),
+        "{d}"
+    );
 
     fresh();
     // The first EBR's link entry points at the first EBR itself.
     let ext_start = pl.iter().find(|p| p.0 == 2).expect("extended").1;
-    assert_ne!(peek(&disk, ext_start + 446 + 16 + 8, 4), vec![0; 4], "no link to patch");
+    assert_ne!(
+        peek(&disk, ext_start + 446 + 16 + 8, 4),
+        vec![0; 4],
+        "no link to patch"
+    );
     poke(&disk, ext_start + 446 + 16 + 8, &0u32.to_le_bytes());
     let map = scan_path(&disk);
-    assert!(map.free.is_empty() && map.findings[0].detail.contains("does not go forward"), "{}", map.findings[0].detail);
+    assert!(
+        map.free.is_empty() && map.findings[0].detail.contains("does not go forward"),
+        "{}",
+        map.findings[0].detail
+    );
 }

@@ -28,9 +28,15 @@ impl Rng {
 }
 
 fn seed() -> u64 {
-    let s = std::env::var("OSM_FSMAP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
-    });
+    let s = std::env::var("OSM_FSMAP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
     eprintln!("seed {s} (set OSM_FSMAP_SEED to repeat)");
     s | 1
 }
@@ -106,9 +112,17 @@ impl ReadAt for Overlay<'_> {
 fn mutate(img: &Path, rounds: usize, r: &mut Rng) {
     let file = File::open(img).expect("open");
     let size = file.metadata().expect("stat").len();
-    let clean = Overlay { file: &file, patches: BTreeMap::new(), reads: RefCell::new(Vec::new()) };
+    let clean = Overlay {
+        file: &file,
+        patches: BTreeMap::new(),
+        reads: RefCell::new(Vec::new()),
+    };
     let base = scan(&clean, size);
-    assert!(!base.free.is_empty(), "{}: unmutated image not recognised", img.display());
+    assert!(
+        !base.free.is_empty(),
+        "{}: unmutated image not recognised",
+        img.display()
+    );
     let reads = clean.reads.into_inner();
     let mut outcomes = BTreeMap::<bool, usize>::new();
     for _ in 0..rounds {
@@ -118,7 +132,11 @@ fn mutate(img: &Path, rounds: usize, r: &mut Rng) {
             let at = off + r.below(len as u64);
             patches.insert(at, r.next() as u8);
         }
-        let ov = Overlay { file: &file, patches, reads: RefCell::new(Vec::new()) };
+        let ov = Overlay {
+            file: &file,
+            patches,
+            reads: RefCell::new(Vec::new()),
+        };
         let map = scan(&ov, size);
         check_map_shape(&map, size);
         *outcomes.entry(map.free.is_empty()).or_default() += 1;
@@ -148,8 +166,16 @@ fn mutated_real_images_never_panic() {
         ("ext4.img", 32 * MIB, "mkfs.ext4 -q -F -b 4096 IMG"),
         ("ext2.img", 16 * MIB, "mkfs.ext2 -q -F IMG"),
         ("xfs.img", 300 * MIB, "mkfs.xfs -q -f IMG"),
-        ("xfs4.img", 300 * MIB, "mkfs.xfs -q -f -m crc=0 IMG 2>/dev/null"),
-        ("mbr.img", 64 * MIB, "printf 'label: dos\\n,8MiB,82\\n,,5\\n,8MiB,82\\n,8MiB,83\\n' | sfdisk -q IMG"),
+        (
+            "xfs4.img",
+            300 * MIB,
+            "mkfs.xfs -q -f -m crc=0 IMG 2>/dev/null",
+        ),
+        (
+            "mbr.img",
+            64 * MIB,
+            "printf 'label: dos\\n,8MiB,82\\n,,5\\n,8MiB,82\\n,8MiB,83\\n' | sfdisk -q IMG",
+        ),
     ];
     for (name, size, cmd) in cases {
         let img = tmp.join(name);

@@ -31,12 +31,23 @@ fn swap_everything_after_the_header_page_is_free() {
         }
         let map = scan_path(&img);
         assert_eq!(map.findings[0].kind, "swap");
-        assert_eq!(map.free, vec![page..size], "page size {page}, bad pages {bad}");
+        assert_eq!(
+            map.free,
+            vec![page..size],
+            "page size {page}, bad pages {bad}"
+        );
         let copy = tmp.join("copy.img");
         sparsified_copy(&img, &copy, &map, None);
-        assert_eq!(peek(&img, 0, page as usize), peek(&copy, 0, page as usize), "header page changed");
+        assert_eq!(
+            peek(&img, 0, page as usize),
+            peek(&copy, 0, page as usize),
+            "header page changed"
+        );
         let (a, b) = (blkid(&img), blkid(&copy));
-        assert!(a.contains("TYPE=swap") && a.contains("LABEL=osmswap"), "{a}");
+        assert!(
+            a.contains("TYPE=swap") && a.contains("LABEL=osmswap"),
+            "{a}"
+        );
         assert_eq!(a, b);
         check_accuracy("swap", size, map.free_bytes(), page, 0);
     }
@@ -55,10 +66,18 @@ fn swap_hibernation_image_and_truncation_are_data() {
     let f = File::open(&img).expect("open");
     let map = scan(&f, 16 * MIB);
     assert!(map.free.is_empty());
-    assert!(map.findings[0].detail.contains("region has"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("region has"),
+        "{}",
+        map.findings[0].detail
+    );
     // The kernel writes S1SUSPEND over the signature when it hibernates into the area.
     poke(&img, 4086, b"S1SUSPEND\0");
     let map = scan_path(&img);
     assert!(map.free.is_empty());
-    assert!(map.findings[0].detail.contains("hibernation"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("hibernation"),
+        "{}",
+        map.findings[0].detail
+    );
 }

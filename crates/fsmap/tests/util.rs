@@ -63,7 +63,9 @@ pub struct Tmp {
 impl Tmp {
     pub fn new(name: &str) -> Tmp {
         static N: AtomicU32 = AtomicU32::new(0);
-        let base = std::env::var_os("OSM_FSMAP_TMP").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let base = std::env::var_os("OSM_FSMAP_TMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
         let path = base.join(format!(
             "osm-fsmap-{name}-{}-{}",
             std::process::id(),
@@ -90,7 +92,12 @@ impl Drop for Tmp {
 
 /// Runs a bash snippet; returns (exit code, stdout+stderr).
 pub fn sh_status(cmd: &str) -> (i32, String) {
-    let out = Command::new("bash").arg("-c").arg(cmd).env("LVM_SUPPRESS_FD_WARNINGS", "1").output().expect("bash");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .env("LVM_SUPPRESS_FD_WARNINGS", "1")
+        .output()
+        .expect("bash");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
     s.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), s)
@@ -99,7 +106,10 @@ pub fn sh_status(cmd: &str) -> (i32, String) {
 /// Runs a bash snippet (with `set -e -o pipefail`); panics with its output when it fails.
 pub fn sh(cmd: &str) -> String {
     let (rc, out) = sh_status(&format!("set -e -o pipefail\n{cmd}"));
-    assert_eq!(rc, 0, "command failed ({rc}):\n{cmd}\n--- output ---\n{out}");
+    assert_eq!(
+        rc, 0,
+        "command failed ({rc}):\n{cmd}\n--- output ---\n{out}"
+    );
     out
 }
 
@@ -126,7 +136,9 @@ pub fn q(p: &Path) -> String {
 /// Cheap non-zero garbage: a random MiB from the kernel, varied per MiB.
 pub fn garbage_block() -> Vec<u8> {
     let mut b = vec![0u8; MIB as usize];
-    File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).expect("urandom");
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("urandom");
     b
 }
 
@@ -170,8 +182,16 @@ pub fn random_files(dir: &Path, count: usize, min: u64, max: u64) -> Vec<String>
     let mut rnd = File::open("/dev/urandom").expect("urandom");
     let mut names = Vec::new();
     for i in 0..count {
-        let sub = if i % 3 == 0 { format!("d{}", i % 5) } else { String::new() };
-        let rel = if sub.is_empty() { format!("f{i:04}") } else { format!("{sub}/f{i:04}") };
+        let sub = if i % 3 == 0 {
+            format!("d{}", i % 5)
+        } else {
+            String::new()
+        };
+        let rel = if sub.is_empty() {
+            format!("f{i:04}")
+        } else {
+            format!("{sub}/f{i:04}")
+        };
         let p = dir.join(&rel);
         fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         let size = min + next() % (max - min + 1);
@@ -189,7 +209,10 @@ pub fn scan_path(path: &Path) -> Map {
     let map = scan(&f, size);
     eprintln!("{}: {}", path.display(), map.summary());
     for fi in &map.findings {
-        eprintln!("    {:>12} {:>12} {:<8} {:>12} {}", fi.offset, fi.length, fi.kind, fi.free_bytes, fi.detail);
+        eprintln!(
+            "    {:>12} {:>12} {:<8} {:>12} {}",
+            fi.offset, fi.length, fi.kind, fi.free_bytes, fi.detail
+        );
     }
     check_map_shape(&map, size);
     map
@@ -200,16 +223,26 @@ pub fn check_map_shape(map: &Map, size: u64) {
     let mut prev = 0;
     for (i, r) in map.free.iter().enumerate() {
         assert!(r.start < r.end, "empty range {r:?}");
-        assert!(r.start % 4096 == 0 && r.end % 4096 == 0, "unaligned range {r:?}");
+        assert!(
+            r.start % 4096 == 0 && r.end % 4096 == 0,
+            "unaligned range {r:?}"
+        );
         assert!(r.end <= size, "range {r:?} past the device ({size})");
         if i > 0 {
-            assert!(r.start > prev, "ranges not sorted, merged and disjoint at {r:?}");
+            assert!(
+                r.start > prev,
+                "ranges not sorted, merged and disjoint at {r:?}"
+            );
         }
         prev = r.end;
     }
     // The first finding is the whole device; its count is the total.
     let top = map.findings.first().map(|f| f.free_bytes).unwrap_or(0);
-    assert_eq!(top, map.free_bytes(), "finding totals disagree with the map");
+    assert_eq!(
+        top,
+        map.free_bytes(),
+        "finding totals disagree with the map"
+    );
 }
 
 /// What the agent would produce: a copy where free ranges hold `fill` (None: holes, i.e. zeros)
@@ -297,14 +330,26 @@ pub fn hash_tree(dir: &Path) -> BTreeMap<String, String> {
 /// sha256 of the files `names` under `dir`.
 pub fn hash_some(dir: &Path, names: &[String]) -> BTreeMap<String, String> {
     let all = hash_tree(dir);
-    names.iter().map(|n| (n.clone(), all.get(n).cloned().unwrap_or_else(|| panic!("{n} missing")))).collect()
+    names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                all.get(n).cloned().unwrap_or_else(|| panic!("{n} missing")),
+            )
+        })
+        .collect()
 }
 
 /// Every file of an ext image, read with debugfs.
 pub fn ext_tree(img: &Path, out: &Path) -> BTreeMap<String, String> {
     let _ = fs::remove_dir_all(out);
     fs::create_dir_all(out).expect("mkdir");
-    sh(&format!("debugfs -R 'rdump / {}' {} >/dev/null 2>&1", out.display(), q(img)));
+    sh(&format!(
+        "debugfs -R 'rdump / {}' {} >/dev/null 2>&1",
+        out.display(),
+        q(img)
+    ));
     let mut t = hash_tree(out);
     t.retain(|k, _| !k.starts_with("lost+found"));
     t
@@ -325,7 +370,10 @@ pub fn ext_usage(img: &Path) -> (u64, u64) {
     let out = sh_out(&format!("dumpe2fs -h {} 2>/dev/null", q(img)));
     let field = |name: &str| -> u64 {
         out.lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().parse::<u64>().expect("number")))
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .map(|v| v.trim().parse::<u64>().expect("number"))
+            })
             .unwrap_or_else(|| panic!("{name} missing in dumpe2fs output"))
     };
     let bs = field("Block size:");
@@ -336,10 +384,20 @@ pub fn ext_usage(img: &Path) -> (u64, u64) {
 
 /// (used, free) bytes of an XFS image according to xfs_db (free counts `fdblocks`).
 pub fn xfs_usage(img: &Path) -> (u64, u64) {
-    let out = sh_out(&format!("xfs_db -r -c 'sb 0' -c 'p dblocks fdblocks blocksize' {}", q(img)));
+    let out = sh_out(&format!(
+        "xfs_db -r -c 'sb 0' -c 'p dblocks fdblocks blocksize' {}",
+        q(img)
+    ));
     let field = |name: &str| -> u64 {
         out.lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim_start_matches(" = ").trim().parse::<u64>().expect("n")))
+            .find_map(|l| {
+                l.strip_prefix(name).map(|v| {
+                    v.trim_start_matches(" = ")
+                        .trim()
+                        .parse::<u64>()
+                        .expect("n")
+                })
+            })
             .unwrap_or_else(|| panic!("{name} missing in xfs_db output"))
     };
     let bs = field("blocksize");
@@ -421,7 +479,11 @@ pub struct Loop(pub String);
 
 impl Loop {
     pub fn new(img: &Path) -> Loop {
-        Loop(sh_out(&format!("losetup -f --show {}", q(img))).trim().to_string())
+        Loop(
+            sh_out(&format!("losetup -f --show {}", q(img)))
+                .trim()
+                .to_string(),
+        )
     }
 }
 
@@ -448,7 +510,11 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = sh_status(&format!("umount {} || umount -l {}", q(&self.0), q(&self.0)));
+        let _ = sh_status(&format!(
+            "umount {} || umount -l {}",
+            q(&self.0),
+            q(&self.0)
+        ));
     }
 }
 
@@ -470,7 +536,11 @@ pub fn ext_delete(img: &Path, names: &[String], tmp: &Tmp) {
     let cmds = tmp.join("debugfs-rm.cmds");
     let text: String = names.iter().map(|n| format!("rm /{n}\n")).collect();
     fs::write(&cmds, text).expect("write cmds");
-    sh(&format!("debugfs -w -f {} {} >/dev/null 2>&1", q(&cmds), q(img)));
+    sh(&format!(
+        "debugfs -w -f {} {} >/dev/null 2>&1",
+        q(&cmds),
+        q(img)
+    ));
 }
 
 /// Splits names into (kept, deleted): keeps every third.

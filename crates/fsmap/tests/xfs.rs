@@ -11,7 +11,13 @@ use std::path::{Path, PathBuf};
 
 /// Garbage-filled image, mkfs.xfs without discard, files copied in and two thirds deleted by the
 /// kernel. Returns the source dir and the kept names.
-pub fn build(tmp: &Tmp, img: &Path, opts: &str, files: usize, max_file: u64) -> (PathBuf, Vec<String>) {
+pub fn build(
+    tmp: &Tmp,
+    img: &Path,
+    opts: &str,
+    files: usize,
+    max_file: u64,
+) -> (PathBuf, Vec<String>) {
     sh(&format!("mkfs.xfs -q -f -K {opts} {} 2>&1", q(img)));
     let src = tmp.join("src-xfs");
     let names = random_files(&src, files, 4096, max_file);
@@ -30,7 +36,13 @@ pub fn build(tmp: &Tmp, img: &Path, opts: &str, files: usize, max_file: u64) -> 
 /// Garbage-filled image populated at mkfs time from a prototype file (no kernel needed, and the
 /// only way to put files into a v4 filesystem where the kernel no longer mounts v4). All files
 /// are kept; the free space holds the garbage the image was filled with.
-pub fn build_proto(tmp: &Tmp, img: &Path, opts: &str, files: usize, max_file: u64) -> (PathBuf, Vec<String>) {
+pub fn build_proto(
+    tmp: &Tmp,
+    img: &Path,
+    opts: &str,
+    files: usize,
+    max_file: u64,
+) -> (PathBuf, Vec<String>) {
     let src = tmp.join("src-xfs");
     let mut names = random_files(&src, files, 4096, max_file);
     names.sort();
@@ -56,7 +68,11 @@ pub fn build_proto(tmp: &Tmp, img: &Path, opts: &str, files: usize, max_file: u6
     proto.push_str("$\n");
     let pf = tmp.join("proto");
     std::fs::write(&pf, proto).expect("proto");
-    sh(&format!("mkfs.xfs -q -f -K {opts} -p {} {} 2>&1", q(&pf), q(img)));
+    sh(&format!(
+        "mkfs.xfs -q -f -K {opts} -p {} {} 2>&1",
+        q(&pf),
+        q(img)
+    ));
     xfs_repair_clean(img);
     (src, names)
 }
@@ -64,16 +80,30 @@ pub fn build_proto(tmp: &Tmp, img: &Path, opts: &str, files: usize, max_file: u6
 /// sha256 of files read back with xfs_db: size and extent map from the inode, bytes from the
 /// image (an independent reader, and one that needs neither root nor kernel v4 support).
 pub fn xfs_db_hashes(tmp: &Tmp, img: &Path, names: &[String]) -> BTreeMap<String, String> {
-    let geo = sh_out(&format!("xfs_db -r -c 'sb 0' -c 'p agblocks blocksize' {}", q(img)));
+    let geo = sh_out(&format!(
+        "xfs_db -r -c 'sb 0' -c 'p agblocks blocksize' {}",
+        q(img)
+    ));
     let num = |k: &str| -> u64 {
-        geo.lines().find_map(|l| l.strip_prefix(k)?.trim_start_matches(" = ").trim().parse().ok()).expect(k)
+        geo.lines()
+            .find_map(|l| {
+                l.strip_prefix(k)?
+                    .trim_start_matches(" = ")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .expect(k)
     };
     let (agblocks, bs) = (num("agblocks"), num("blocksize"));
     let out_dir = tmp.join("xfsdb-files");
     let _ = std::fs::remove_dir_all(&out_dir);
     let image = File::open(img).expect("open");
     for n in names {
-        let info = sh_out(&format!("xfs_db -r -c 'path /{n}' -c 'p core.size' -c bmap {}", q(img)));
+        let info = sh_out(&format!(
+            "xfs_db -r -c 'path /{n}' -c 'p core.size' -c bmap {}",
+            q(img)
+        ));
         let size: u64 = info
             .lines()
             .find_map(|l| l.strip_prefix("core.size = ")?.trim().parse().ok())
@@ -83,7 +113,10 @@ pub fn xfs_db_hashes(tmp: &Tmp, img: &Path, names: &[String]) -> BTreeMap<String
             // data offset O startblock S (AG/AGBNO) count C flag F
             let w: Vec<&str> = l.split_whitespace().collect();
             let off: u64 = w[2].parse().expect("offset");
-            let (ag, agbno) = w[5].trim_matches(|c| c == '(' || c == ')').split_once('/').expect("ag/agbno");
+            let (ag, agbno) = w[5]
+                .trim_matches(|c| c == '(' || c == ')')
+                .split_once('/')
+                .expect("ag/agbno");
             let (ag, agbno): (u64, u64) = (ag.parse().expect("ag"), agbno.parse().expect("agbno"));
             let count: u64 = w[7].parse().expect("count");
             if w[9] != "0" {
@@ -92,7 +125,9 @@ pub fn xfs_db_hashes(tmp: &Tmp, img: &Path, names: &[String]) -> BTreeMap<String
             let start = (off * bs) as usize;
             let end = ((off + count) * bs).min(size) as usize;
             if start < end {
-                image.read_exact_at(&mut content[start..end], (ag * agblocks + agbno) * bs).expect("read extent");
+                image
+                    .read_exact_at(&mut content[start..end], (ag * agblocks + agbno) * bs)
+                    .expect("read extent");
             }
         }
         let p = out_dir.join(n);
@@ -104,24 +139,49 @@ pub fn xfs_db_hashes(tmp: &Tmp, img: &Path, names: &[String]) -> BTreeMap<String
 
 /// Sparsified copies pass xfs_repair -n, and every kept file reads back identical (through
 /// xfs_db, and through a mount when `mount`).
-pub fn verify(tmp: &Tmp, img: &Path, map: &Map, src: Option<(&Path, &[String])>, name: &str, pattern: bool, mount: bool) {
+pub fn verify(
+    tmp: &Tmp,
+    img: &Path,
+    map: &Map,
+    src: Option<(&Path, &[String])>,
+    name: &str,
+    pattern: bool,
+    mount: bool,
+) {
     assert!(map.free_bytes() > 0, "{name}: nothing reported free");
     let nz = nonzero_fraction(img, &map.free);
-    eprintln!("{name}: {:.0}% of sampled free blocks held garbage", nz * 100.0);
-    assert!(nz > 0.5, "{name}: free space of the test image was mostly zero; the test would prove little");
-    let fills: &[Option<u8>] = if pattern { &[None, Some(0x5A)] } else { &[None] };
+    eprintln!(
+        "{name}: {:.0}% of sampled free blocks held garbage",
+        nz * 100.0
+    );
+    assert!(
+        nz > 0.5,
+        "{name}: free space of the test image was mostly zero; the test would prove little"
+    );
+    let fills: &[Option<u8>] = if pattern {
+        &[None, Some(0x5A)]
+    } else {
+        &[None]
+    };
     for fill in fills {
         let copy = tmp.join("copy.img");
         sparsified_copy(img, &copy, map, *fill);
         xfs_repair_clean(&copy);
         if let Some((src, keep)) = src {
             let want = hash_some(src, keep);
-            assert_eq!(xfs_db_hashes(tmp, &copy, keep), want, "{name}: files differ after sparsify ({fill:?})");
+            assert_eq!(
+                xfs_db_hashes(tmp, &copy, keep),
+                want,
+                "{name}: files differ after sparsify ({fill:?})"
+            );
             if mount {
                 let mnt = Mount::new(&q(&copy), &tmp.join("mnt-copy"), "loop,ro,nouuid");
                 let got = hash_tree(&mnt.0);
                 mnt.unmount();
-                assert_eq!(got, want, "{name}: files differ after sparsify ({fill:?}), read through a mount");
+                assert_eq!(
+                    got, want,
+                    "{name}: files differ after sparsify ({fill:?}), read through a mount"
+                );
             }
         }
     }
@@ -208,7 +268,11 @@ fn xfs_dirty_log_is_data() {
     mnt.unmount();
     let map = scan_path(&img);
     assert!(map.free.is_empty());
-    assert!(map.findings[0].detail.contains("log not clean"), "{}", map.findings[0].detail);
+    assert!(
+        map.findings[0].detail.contains("log not clean"),
+        "{}",
+        map.findings[0].detail
+    );
     // After log recovery and a clean unmount it is recognised again.
     Mount::new(&q(&img), &tmp.join("mnt"), "loop").unmount();
     assert!(!scan_path(&img).free.is_empty());
@@ -224,7 +288,10 @@ fn xfs_corruption_is_data() {
     let img = tmp.join("fs.img");
     let bnoroot = |img: &Path| -> u64 {
         let out = sh_out(&format!("xfs_db -r -c 'agf 0' -c 'p bnoroot' {}", q(img)));
-        out.trim().trim_start_matches("bnoroot = ").parse().expect("bnoroot")
+        out.trim()
+            .trim_start_matches("bnoroot = ")
+            .parse()
+            .expect("bnoroot")
     };
     // (mkfs options, what to break, expected reason)
     let cases = [
@@ -250,6 +317,80 @@ fn xfs_corruption_is_data() {
         }
         let map = scan_path(&img);
         assert!(map.free.is_empty(), "{what}: free space reported");
-        assert!(map.findings[0].detail.contains(why), "{what}: {}", map.findings[0].detail);
+        assert!(
+            map.findings[0].detail.contains(why),
+            "{what}: {}",
+            map.findings[0].detail
+        );
     }
+}
+
+/// Enough metadata traffic that the log wraps (cycle 2 and beyond), then a clean unmount; then
+/// the same with a shutdown. The verdict must match xfs_logprint's.
+#[test]
+fn xfs_wrapped_log() {
+    if let Err(e) = can_loop().and(have(&["mkfs.xfs", "xfs_logprint", "xfs_io"])) {
+        skip!("xfs_wrapped_log: {e}");
+    }
+    let tmp = Tmp::new("xfs-wrap");
+    let img = tmp.join("fs.img");
+    garbage_file(&img, 320 * MIB);
+    sh(&format!("mkfs.xfs -q -f {}", q(&img)));
+    let state = |img: &Path| -> (u64, String) {
+        let out = sh_out(&format!("xfs_logprint -t {} 2>/dev/null", q(img)));
+        let line = out
+            .lines()
+            .find(|l| l.contains("log tail:"))
+            .expect("log tail line")
+            .to_string();
+        let head = line
+            .split("head:")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .expect("head");
+        (head, line)
+    };
+    let mut last_head = 0;
+    let mut wrapped = false;
+    for round in 0..3 {
+        let mnt = Mount::new(&q(&img), &tmp.join("mnt"), "loop");
+        let d = mnt.0.join(format!("r{round}"));
+        std::fs::create_dir(&d).expect("mkdir");
+        for i in 0..60000 {
+            std::fs::File::create(d.join(format!("f{i}"))).expect("create");
+        }
+        for i in 0..60000 {
+            std::fs::remove_file(d.join(format!("f{i}"))).expect("rm");
+        }
+        mnt.unmount();
+        let (head, line) = state(&img);
+        eprintln!("round {round}: {line}");
+        assert!(line.contains("CLEAN"), "{line}");
+        wrapped |= head < last_head;
+        last_head = head;
+        let map = scan_path(&img);
+        assert!(
+            map.findings[0].detail.contains("clean"),
+            "round {round}: {}",
+            map.findings[0].detail
+        );
+        if wrapped {
+            break;
+        }
+    }
+    assert!(
+        wrapped,
+        "the log never wrapped; the test proves less than it claims"
+    );
+    let mnt = Mount::new(&q(&img), &tmp.join("mnt"), "loop");
+    sh(&format!(
+        "touch {0}/x && sync && touch {0}/y && xfs_io -x -c shutdown {0}",
+        q(&mnt.0)
+    ));
+    mnt.unmount();
+    let (_, line) = state(&img);
+    assert!(line.contains("DIRTY"), "{line}");
+    let map = scan_path(&img);
+    assert!(map.free.is_empty(), "dirty wrapped log reported free space");
 }
