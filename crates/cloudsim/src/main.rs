@@ -1,0 +1,51 @@
+//! `osm-cloudsim serve --state-dir DIR [--listen ADDR] [--ssh-port N] [--transition-ms N]`
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// OpenStack API simulator for osm's tests and demo.
+#[derive(Parser)]
+#[command(name = "osm-cloudsim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the clouds `src` and `dst` until SIGTERM/SIGINT; writes DIR/clouds.yaml once ready.
+    Serve {
+        /// State directory (created if missing; reused state survives restarts).
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Listen address; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Port of the conversion hosts' sshd (each host has its own loopback address).
+        #[arg(long, default_value_t = 2222)]
+        ssh_port: u16,
+        /// Duration of each status transition, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        transition_ms: u64,
+        /// Log every request to stderr.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let Command::Serve { state_dir, listen, ssh_port, transition_ms, verbose } = Cli::parse().command;
+    let cfg = osm_cloudsim::Config { state_dir, listen, ssh_port, transition: Duration::from_millis(transition_ms), verbose };
+    let result = tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|rt| rt.block_on(osm_cloudsim::run(cfg)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("osm-cloudsim: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
