@@ -6,16 +6,36 @@ use std::ops::Range;
 pub const BLOCK: u64 = 4096;
 
 /// Whether every byte is zero.
+///
+/// Every byte served passes through here, and the release profile optimises for size, under
+/// which a plain loop runs at a fraction of memory speed: so the SIMD is spelled out.
 pub fn is_zero(buf: &[u8]) -> bool {
-    // OR-folding fixed chunks lets the compiler vectorise, while still stopping at the first
-    // chunk with data (the common case for data blocks).
-    let mut chunks = buf.chunks_exact(256);
+    let mut chunks = buf.chunks_exact(64);
     for c in &mut chunks {
-        if c.iter().fold(0u8, |a, &b| a | b) != 0 {
+        if !chunk_is_zero(c) {
             return false;
         }
     }
     chunks.remainder().iter().all(|&b| b == 0)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn chunk_is_zero(c: &[u8]) -> bool {
+    use std::arch::x86_64::*;
+    assert_eq!(c.len(), 64);
+    // SAFETY: SSE2 is part of the x86_64 baseline; the four unaligned 16-byte loads stay inside
+    // the 64 bytes of `c` (checked above).
+    unsafe {
+        let p = c.as_ptr() as *const __m128i;
+        let a = _mm_or_si128(_mm_loadu_si128(p), _mm_loadu_si128(p.add(1)));
+        let b = _mm_or_si128(_mm_loadu_si128(p.add(2)), _mm_loadu_si128(p.add(3)));
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(a, b), _mm_setzero_si128())) == 0xffff
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn chunk_is_zero(c: &[u8]) -> bool {
+    c.chunks_exact(8).fold(0u64, |a, w| a | u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])) == 0
 }
 
 /// The runs of all-zero blocks in `buf`, which holds the bytes from `offset` on. Blocks are
@@ -52,8 +72,10 @@ mod tests {
         assert_eq!(zero_runs(4000, &b[..200]), vec![0..200]);
         assert!(zero_runs(0, &[]).is_empty());
         assert!(is_zero(&[0; 1000]) && !is_zero(&[0, 0, 0, 1]));
-        let mut big = vec![0u8; 10_000];
-        big[9_999] = 1;
-        assert!(!is_zero(&big));
+        for at in [0, 63, 64, 130, 9_999] {
+            let mut big = vec![0u8; 10_000];
+            big[at] = 1;
+            assert!(!is_zero(&big), "{at}");
+        }
     }
 }
