@@ -248,6 +248,17 @@ impl Connection {
         Connection::new(ConfigLoader::from_process().cloud(name)?)
     }
 
+    /// A cloud from the given clouds.yaml (and the `secure.yaml` beside it, if any), e.g. the one
+    /// `osm-cloudsim serve --state-dir DIR` writes to `DIR/clouds.yaml`.
+    pub fn from_clouds_yaml(path: &std::path::Path, name: &str) -> Result<Connection> {
+        let secure = path.with_file_name("secure.yaml");
+        let loader = ConfigLoader::from_process().with_search_path(vec![path.to_path_buf()], vec![secure]);
+        if !path.is_file() {
+            return Err(Error::config(format!("{} does not exist", path.display())));
+        }
+        Connection::new(loader.cloud(name)?)
+    }
+
     /// The cloud named by `OS_CLOUD`, else the one the `OS_*` variables describe.
     pub fn from_env() -> Result<Connection> {
         Connection::new(ConfigLoader::from_process().default_cloud()?)

@@ -498,3 +498,77 @@ fn secrets_never_leak_into_errors() {
     let req = srv.requests().into_iter().next().unwrap();
     assert_eq!(req.json()["auth"]["identity"]["token"]["id"], "gAAAA-secret-token");
 }
+
+#[test]
+fn service_rejecting_new_tokens_too_is_an_auth_error() {
+    let srv = Server::start(fake_cloud("2.1", |r| {
+        r.is("GET", "/compute/v2.1/servers/s1").then(|| Response::json(401, json!({"error": {"message": "The request you have made requires authentication.", "code": 401}})))
+    }));
+    let conn = Connection::new(config(&srv.url())).unwrap();
+    let err = conn.compute().get_server("s1").unwrap_err();
+    assert!(matches!(err, Error::Auth { .. }));
+    assert!(err.to_string().contains("compute GET /compute/v2.1/servers/s1 rejected a new token too"), "{err}");
+    assert!(err.to_string().contains("user \"alice\""), "{err}");
+    assert_eq!(srv.count("POST", "/identity/v3/auth/tokens"), 2);
+    assert_eq!(srv.count("GET", "/compute/v2.1/servers/s1"), 2);
+}
+
+#[test]
+fn project_listing_falls_back_when_forbidden() {
+    let srv = Server::start(fake_cloud("2.1", |r| {
+        if r.is("GET", "/identity/v3/projects") {
+            return Some(Response::json(403, json!({"error": {"code": 403, "title": "Forbidden", "message": "You are not authorized"}})));
+        }
+        if r.is("GET", "/identity/v3/auth/projects") {
+            return Some(Response::json(200, json!({"projects": [{"id": "p1", "name": "demo", "domain_id": "default"}, {"id": "p2", "name": "other", "domain_id": "default"}], "links": {"next": null}})));
+        }
+        if r.is("GET", "/identity/v3/projects/p1") || r.is("GET", "/identity/v3/domains/default") {
+            return Some(Response::json(403, json!({"error": {"code": 403, "title": "Forbidden", "message": "no"}})));
+        }
+        None
+    }));
+    let conn = Connection::new(config(&srv.url())).unwrap();
+    let projects = conn.identity().list_projects().unwrap();
+    assert_eq!(projects.len(), 2);
+    assert_eq!(conn.identity().find_project("other").unwrap().unwrap().id, "p2");
+    // Forbidden, but it is the token's own project / domain.
+    assert_eq!(conn.identity().get_project("p1").unwrap().name, "demo");
+    assert_eq!(conn.identity().get_domain("default").unwrap().name, "Default");
+    assert_eq!(conn.identity().current_project().unwrap().id, PROJECT);
+    assert_eq!(conn.identity().current_user().unwrap().name, "alice");
+}
+
+#[test]
+fn volume_error_state_carries_cinder_user_message() {
+    let srv = Server::start(fake_cloud("2.1", |r| {
+        if r.is("GET", &format!("/volume/v3/{PROJECT}/volumes/v1")) {
+            return Some(Response::json(200, json!({"volume": {"id": "v1", "status": "error", "size": 1}})));
+        }
+        if r.is("GET", &format!("/volume/v3/{PROJECT}/messages")) {
+            assert_eq!(r.header("openstack-api-version"), Some("volume 3.66"));
+            return Some(Response::json(200, json!({"messages": [
+                {"id": "m1", "created_at": "2026-01-01T00:00:00", "user_message": "schedule allocate volume: Could not find any available weighted backend."},
+                {"id": "m0", "created_at": "2025-01-01T00:00:00", "user_message": "older"}]})));
+        }
+        None
+    }));
+    let conn = Connection::new(config(&srv.url())).unwrap();
+    let e = conn.block_storage().wait_for_volume("v1", &["available"], Duration::from_secs(5)).unwrap_err();
+    assert_eq!(e.to_string(), "volume v1 went to status error: schedule allocate volume: Could not find any available weighted backend.");
+    let q = srv.requests().into_iter().find(|r| r.path().ends_with("/messages")).unwrap().query();
+    assert_eq!(q, vec![("resource_uuid".to_string(), "v1".to_string())]);
+}
+
+#[test]
+fn connection_from_a_clouds_yaml_file() {
+    let srv = Server::start(fake_cloud("2.1", |_| None));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clouds.yaml");
+    std::fs::write(&path, format!("clouds:\n  src:\n    auth:\n      auth_url: {}/identity\n      username: alice\n      project_name: demo\n    region_name: RegionOne\n", srv.url())).unwrap();
+    std::fs::write(dir.path().join("secure.yaml"), "clouds:\n  src:\n    auth:\n      password: pw\n").unwrap();
+    let conn = Connection::from_clouds_yaml(&path, "src").unwrap();
+    assert_eq!(conn.config().name.as_deref(), Some("src"));
+    assert_eq!(conn.authenticate().unwrap().user.name, "alice");
+    let err = Connection::from_clouds_yaml(&path, "dst").unwrap_err().to_string();
+    assert!(err.contains("cloud \"dst\" is not in") && err.contains("it has: src"), "{err}");
+}
