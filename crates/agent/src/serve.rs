@@ -96,7 +96,7 @@ impl Device {
     /// allows (through an aligned bounce buffer), else through the page cache.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let Some(direct) = &self.direct else { return self.file.read_exact_at(buf, offset) };
-        let aligned = offset % DIRECT_ALIGN == 0 && buf.len() as u64 % DIRECT_ALIGN == 0;
+        let aligned = offset.is_multiple_of(DIRECT_ALIGN) && (buf.len() as u64).is_multiple_of(DIRECT_ALIGN);
         if !aligned {
             return self.file.read_exact_at(buf, offset);
         }
@@ -202,7 +202,7 @@ impl Backend for Device {
         let range = offset..offset + buf.len() as u64;
         let free: Vec<Range<u64>> = self.free_in(range.clone()).collect();
         if free.first() == Some(&range) {
-            return Ok(vec![0..buf.len()]);
+            return Ok(std::iter::once(0..buf.len()).collect());
         }
         self.read_exact_at(buf, offset)?;
         let mut runs = zero::zero_runs(offset, buf);

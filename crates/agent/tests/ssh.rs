@@ -51,7 +51,7 @@ impl Sshd {
         let known_hosts = dir.path("known_hosts");
         let pubkey = fs::read_to_string(dir.path("host_key.pub")).unwrap();
         fs::write(&known_hosts, format!("[127.0.0.1]:{port} {pubkey}")).unwrap();
-        let user = String::from_utf8_lossy(&run_ok(&mut Command::new("id").arg("-un")).stdout).trim().to_string();
+        let user = String::from_utf8_lossy(&run_ok(Command::new("id").arg("-un")).stdout).trim().to_string();
         Sshd { _proc: proc, port, user_key, known_hosts, user }
     }
 

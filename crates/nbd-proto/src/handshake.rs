@@ -669,9 +669,7 @@ mod tests {
         let opt = OptionRequest::read(&mut r).unwrap();
         assert_eq!(opt.opt, Opt::StructuredReply);
         let mut back = Vec::new();
-        for o in [Opt::StructuredReply] {
-            OptionReply::error(o, OptReplyType::ErrUnsup, "").encode(&mut back);
-        }
+        OptionReply::error(Opt::StructuredReply, OptReplyType::ErrUnsup, "").encode(&mut back);
         c.received(&back).unwrap();
         let go = OptionRequest::from_bytes(&c.take_output()).unwrap();
         assert_eq!(go.opt, Opt::Go);

@@ -68,7 +68,7 @@ impl Codec for ServerGreeting {
         let second = r.u64("greeting.ihaveopt")?;
         if second != IHAVEOPT {
             // 0x00420281861253 is the oldstyle magic: name it, since it is the likely cause.
-            let what = if second == 0x0042_0281_8612_53 {
+            let what = if second == 0x0000_4202_8186_1253 {
                 "greeting (oldstyle server, not supported)"
             } else {
                 "greeting.ihaveopt"
@@ -661,7 +661,7 @@ impl Codec for BlockStatus {
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let context = r.u32("block status.context")?;
-        if r.left() % 8 != 0 {
+        if !r.left().is_multiple_of(8) {
             return Err(Error::TrailingData { what: "block status descriptors", len: r.left() % 8 });
         }
         let mut descriptors = Vec::with_capacity(r.left() / 8);

@@ -46,7 +46,7 @@ pub struct LocalTarget {
     fallback: AtomicBool,
 }
 
-const ZEROS: [u8; 1 << 16] = [0; 1 << 16];
+static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
 
 impl LocalTarget {
     /// Opens `path`, creating a sparse file of `source_size` bytes if it does not exist. Fails if
@@ -127,7 +127,7 @@ impl Target for LocalTarget {
             return self.write_zeros(offset, len);
         }
         let end = offset + len;
-        let r = match self.kind {
+        match self.kind {
             Kind::Block => {
                 // BLKZEROOUT wants 512-byte alignment; the ragged edges are written.
                 let a = offset.next_multiple_of(512).min(end);
@@ -161,8 +161,7 @@ impl Target for LocalTarget {
                     self.fallback.store(true, Ordering::Relaxed);
                     self.write_zeros(offset, len)
                 }),
-        };
-        r
+        }
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
