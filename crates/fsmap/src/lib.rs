@@ -43,6 +43,7 @@ disk[4086..4096].copy_from_slice(b"SWAPSPACE2");
 
 let map = osm_fsmap::scan(&disk[..], disk.len() as u64);
 assert_eq!(map.free, vec![4096..1 << 20]);
+assert_eq!(map.free_in(0..8192), vec![4096..8192]); // what a block-status reply needs
 assert_eq!(map.findings[0].kind, "swap");
 println!("{}", map.summary());
 
@@ -149,6 +150,18 @@ impl Map {
         ranges::total(&self.free)
     }
 
+    /// The free parts of `range`, in order (for answering block-status and read requests; a
+    /// binary search, so cheap per request).
+    pub fn free_in(&self, range: Range<u64>) -> Vec<Range<u64>> {
+        let first = self.free.partition_point(|r| r.end <= range.start);
+        self.free[first..]
+            .iter()
+            .take_while(|r| r.start < range.end)
+            .map(|r| r.start.max(range.start)..r.end.min(range.end))
+            .filter(|r| r.start < r.end)
+            .collect()
+    }
+
     /// One line for the log: what was recognised, what is copied as data and why, and how many
     /// bytes are skipped.
     pub fn summary(&self) -> String {
@@ -183,5 +196,23 @@ impl Map {
             s.push_str(&data.join("; "));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_in_clips_to_the_request() {
+        let m = Map {
+            free: vec![0..4096, 8192..16384, 20480..24576],
+            findings: vec![],
+        };
+        assert_eq!(m.free_in(4000..9000), vec![4000..4096, 8192..9000]);
+        assert_eq!(m.free_in(16384..20480), Vec::<Range<u64>>::new());
+        assert_eq!(m.free_in(0..u64::MAX), m.free);
+        assert_eq!(m.free_in(9000..9000), Vec::<Range<u64>>::new());
+        assert_eq!(m.free_bytes(), 4096 * 4);
     }
 }

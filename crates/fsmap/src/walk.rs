@@ -278,3 +278,43 @@ fn container(
     }
     ctx.findings[i].free_bytes = ctx.free_total - before;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MBR inside MBR inside MBR...: the walk stops at MAX_DEPTH and says so.
+    #[test]
+    fn nesting_is_bounded() {
+        let sectors = 64usize;
+        let mut disk = vec![0u8; sectors * 512];
+        for i in 0..40 {
+            let s = &mut disk[i * 512..(i + 1) * 512];
+            s[510] = 0x55;
+            s[511] = 0xAA;
+            s[446 + 4] = 0x83;
+            s[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+            s[446 + 12..446 + 16].copy_from_slice(&((sectors - i - 1) as u32).to_le_bytes());
+        }
+        let map = scan_device(&disk, disk.len() as u64);
+        assert!(map.free.is_empty());
+        assert_eq!(map.findings.len(), MAX_DEPTH as usize + 2);
+        let last = map.findings.last().expect("findings");
+        assert!(last.detail.contains("nested deeper"), "{}", last.detail);
+    }
+
+    /// Two signatures at once: trust neither.
+    #[test]
+    fn ambiguous_signatures_are_data() {
+        let mut disk = vec![0u8; 1 << 20];
+        disk[0..4].copy_from_slice(b"XFSB");
+        disk[1080..1082].copy_from_slice(&[0x53, 0xEF]);
+        let map = scan_device(&disk, disk.len() as u64);
+        assert!(map.free.is_empty());
+        assert!(
+            map.findings[0].detail.contains("ambiguous"),
+            "{}",
+            map.findings[0].detail
+        );
+    }
+}
