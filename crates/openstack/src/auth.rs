@@ -67,13 +67,19 @@ pub struct TokenInfo {
 impl TokenInfo {
     /// Whether the token carries the `admin` role.
     pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r.name.eq_ignore_ascii_case("admin"))
+        self.roles
+            .iter()
+            .any(|r| r.name.eq_ignore_ascii_case("admin"))
     }
 }
 
 /// Domain reference for a user or project name: the specific id/name, else the generic
 /// `domain_id`/`domain_name`, else id `default`.
-fn domain(specific_id: &Option<String>, specific_name: &Option<String>, cfg: &CloudConfig) -> Value {
+fn domain(
+    specific_id: &Option<String>,
+    specific_name: &Option<String>,
+    cfg: &CloudConfig,
+) -> Value {
     let a = &cfg.auth;
     if let Some(id) = specific_id {
         json!({"id": id})
@@ -92,7 +98,9 @@ fn user(cfg: &CloudConfig) -> Value {
     let a = &cfg.auth;
     match (&a.user_id, &a.username) {
         (Some(id), _) => json!({"id": id}),
-        (None, Some(name)) => json!({"name": name, "domain": domain(&a.user_domain_id, &a.user_domain_name, cfg)}),
+        (None, Some(name)) => {
+            json!({"name": name, "domain": domain(&a.user_domain_id, &a.user_domain_name, cfg)})
+        }
         (None, None) => json!({}),
     }
 }
@@ -102,11 +110,15 @@ fn scope(cfg: &CloudConfig) -> Option<Value> {
     if let Some(id) = &a.project_id {
         Some(json!({"project": {"id": id}}))
     } else if let Some(name) = &a.project_name {
-        Some(json!({"project": {"name": name, "domain": domain(&a.project_domain_id, &a.project_domain_name, cfg)}}))
+        Some(
+            json!({"project": {"name": name, "domain": domain(&a.project_domain_id, &a.project_domain_name, cfg)}}),
+        )
     } else if let Some(id) = &a.domain_id {
         Some(json!({"domain": {"id": id}}))
     } else {
-        a.domain_name.as_ref().map(|name| json!({"domain": {"name": name}}))
+        a.domain_name
+            .as_ref()
+            .map(|name| json!({"domain": {"name": name}}))
     }
 }
 
@@ -114,14 +126,24 @@ fn scope(cfg: &CloudConfig) -> Option<Value> {
 /// straight into the request body.
 pub(crate) fn auth_body(cfg: &CloudConfig) -> Value {
     let a = &cfg.auth;
-    let expose = |s: &Option<crate::Secret>| s.as_ref().map(|s| s.expose().to_string()).unwrap_or_default();
+    let expose = |s: &Option<crate::Secret>| {
+        s.as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default()
+    };
     let (identity, scoped) = match cfg.auth_type {
         AuthType::Password => {
             let mut u = user(cfg);
             u["password"] = Value::String(expose(&a.password));
-            (json!({"methods": ["password"], "password": {"user": u}}), true)
+            (
+                json!({"methods": ["password"], "password": {"user": u}}),
+                true,
+            )
         }
-        AuthType::Token => (json!({"methods": ["token"], "token": {"id": expose(&a.token)}}), true),
+        AuthType::Token => (
+            json!({"methods": ["token"], "token": {"id": expose(&a.token)}}),
+            true,
+        ),
         AuthType::ApplicationCredential => {
             let mut ac = serde_json::Map::new();
             match &a.application_credential_id {
@@ -129,13 +151,22 @@ pub(crate) fn auth_body(cfg: &CloudConfig) -> Value {
                     ac.insert("id".into(), json!(id));
                 }
                 None => {
-                    ac.insert("name".into(), json!(a.application_credential_name.clone().unwrap_or_default()));
+                    ac.insert(
+                        "name".into(),
+                        json!(a.application_credential_name.clone().unwrap_or_default()),
+                    );
                     ac.insert("user".into(), user(cfg));
                 }
             }
-            ac.insert("secret".into(), Value::String(expose(&a.application_credential_secret)));
+            ac.insert(
+                "secret".into(),
+                Value::String(expose(&a.application_credential_secret)),
+            );
             // An application credential carries its own scope; Keystone rejects another one.
-            (json!({"methods": ["application_credential"], "application_credential": ac}), false)
+            (
+                json!({"methods": ["application_credential"], "application_credential": ac}),
+                false,
+            )
         }
     };
     let mut auth = json!({"identity": identity});
@@ -162,7 +193,10 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
         let (t, off) = rest.split_at(i);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off[1..].split_once(':').unwrap_or((&off[1..], "0"));
-        (t, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+        (
+            t,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
     } else {
         (rest, 0)
     };
@@ -223,30 +257,56 @@ mod tests {
             },
         );
         let b = auth_body(&c);
-        assert_eq!(b["auth"]["identity"]["password"]["user"]["domain"], json!({"name": "Users"}));
+        assert_eq!(
+            b["auth"]["identity"]["password"]["user"]["domain"],
+            json!({"name": "Users"})
+        );
         assert_eq!(b["auth"]["scope"]["project"]["domain"], json!({"id": "d9"}));
 
         let c = cfg(
             AuthType::Password,
-            AuthOptions { user_id: Some("u1".into()), password: Some(Secret::new("pw")), project_id: Some("p1".into()), ..Default::default() },
+            AuthOptions {
+                user_id: Some("u1".into()),
+                password: Some(Secret::new("pw")),
+                project_id: Some("p1".into()),
+                ..Default::default()
+            },
         );
         let b = auth_body(&c);
-        assert_eq!(b["auth"]["identity"]["password"]["user"], json!({"id": "u1", "password": "pw"}));
+        assert_eq!(
+            b["auth"]["identity"]["password"]["user"],
+            json!({"id": "u1", "password": "pw"})
+        );
         assert_eq!(b["auth"]["scope"], json!({"project": {"id": "p1"}}));
 
         // domain_name is the default for both, and a domain scope without a project.
         let c = cfg(
             AuthType::Password,
-            AuthOptions { username: Some("u".into()), password: Some(Secret::new("pw")), domain_name: Some("D".into()), ..Default::default() },
+            AuthOptions {
+                username: Some("u".into()),
+                password: Some(Secret::new("pw")),
+                domain_name: Some("D".into()),
+                ..Default::default()
+            },
         );
         let b = auth_body(&c);
-        assert_eq!(b["auth"]["identity"]["password"]["user"]["domain"], json!({"name": "D"}));
+        assert_eq!(
+            b["auth"]["identity"]["password"]["user"]["domain"],
+            json!({"name": "D"})
+        );
         assert_eq!(b["auth"]["scope"], json!({"domain": {"name": "D"}}));
     }
 
     #[test]
     fn token_and_application_credentials() {
-        let c = cfg(AuthType::Token, AuthOptions { token: Some(Secret::new("tok")), project_id: Some("p".into()), ..Default::default() });
+        let c = cfg(
+            AuthType::Token,
+            AuthOptions {
+                token: Some(Secret::new("tok")),
+                project_id: Some("p".into()),
+                ..Default::default()
+            },
+        );
         assert_eq!(
             auth_body(&c),
             json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "tok"}}, "scope": {"project": {"id": "p"}}}})

@@ -192,7 +192,11 @@ pub struct VolumeType {
     #[serde(default)]
     pub description: Option<String>,
     /// Public.
-    #[serde(rename = "os-volume-type-access:is_public", default = "yes", deserialize_with = "lenient_bool")]
+    #[serde(
+        rename = "os-volume-type-access:is_public",
+        default = "yes",
+        deserialize_with = "lenient_bool"
+    )]
     pub is_public: bool,
     /// Extra specs (admins).
     #[serde(default, deserialize_with = "null_default")]
@@ -225,7 +229,10 @@ impl<'a> BlockStorageApi<'a> {
     }
 
     fn volume_action(&self, id: &str, body: Value) -> Result<()> {
-        self.conn.call(Call::post(S, format!("/volumes/{}/action", seg(id))).json(&body)?).map(drop).map_err(|e| e.not_found_as("volume", id))
+        self.conn
+            .call(Call::post(S, format!("/volumes/{}/action", seg(id))).json(&body)?)
+            .map(drop)
+            .map_err(|e| e.not_found_as("volume", id))
     }
 
     // ---- volumes ----
@@ -238,12 +245,15 @@ impl<'a> BlockStorageApi<'a> {
     /// Volumes matching Cinder's filters (`name`, `status`, `metadata` as a JSON object — see
     /// [`metadata_filter`] —, `all_tenants`, ...), every page.
     pub fn list_volumes_with(&self, filters: &Query) -> Result<Vec<Volume>> {
-        self.conn.list_all(Call::get(S, "/volumes/detail").queries(filters), "volumes")
+        self.conn
+            .list_all(Call::get(S, "/volumes/detail").queries(filters), "volumes")
     }
 
     /// A volume by ID.
     pub fn get_volume(&self, id: &str) -> Result<Volume> {
-        self.conn.call_key(Call::get(S, format!("/volumes/{}", seg(id))), "volume").map_err(|e| e.not_found_as("volume", id))
+        self.conn
+            .call_key(Call::get(S, format!("/volumes/{}", seg(id))), "volume")
+            .map_err(|e| e.not_found_as("volume", id))
     }
 
     /// A volume by ID or exact name.
@@ -259,7 +269,10 @@ impl<'a> BlockStorageApi<'a> {
 
     /// Creates a volume (status `creating`; wait for `available`).
     pub fn create_volume(&self, new: &NewVolume) -> Result<Volume> {
-        self.conn.call_key(Call::post(S, "/volumes").json(&json!({"volume": new}))?, "volume")
+        self.conn.call_key(
+            Call::post(S, "/volumes").json(&json!({"volume": new}))?,
+            "volume",
+        )
     }
 
     /// Deletes a volume; `cascade` also deletes its snapshots.
@@ -268,18 +281,34 @@ impl<'a> BlockStorageApi<'a> {
         if cascade {
             call = call.query("cascade", "true");
         }
-        self.conn.call(call).map(drop).map_err(|e| e.not_found_as("volume", id))
+        self.conn
+            .call(call)
+            .map(drop)
+            .map_err(|e| e.not_found_as("volume", id))
     }
 
     /// Sets metadata keys (others are kept); returns all metadata.
-    pub fn set_volume_metadata(&self, id: &str, metadata: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    pub fn set_volume_metadata(
+        &self,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
         self.conn
-            .call_key(Call::post(S, format!("/volumes/{}/metadata", seg(id))).json(&json!({"metadata": metadata}))?, "metadata")
+            .call_key(
+                Call::post(S, format!("/volumes/{}/metadata", seg(id)))
+                    .json(&json!({"metadata": metadata}))?,
+                "metadata",
+            )
             .map_err(|e| e.not_found_as("volume", id))
     }
 
     /// Sets the name and/or description.
-    pub fn update_volume(&self, id: &str, name: Option<&str>, description: Option<&str>) -> Result<Volume> {
+    pub fn update_volume(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<Volume> {
         let mut v = Map::new();
         if let Some(n) = name {
             v.insert("name".into(), json!(n));
@@ -287,7 +316,12 @@ impl<'a> BlockStorageApi<'a> {
         if let Some(d) = description {
             v.insert("description".into(), json!(d));
         }
-        self.conn.call_key(Call::put(S, format!("/volumes/{}", seg(id))).json(&json!({"volume": v}))?, "volume").map_err(|e| e.not_found_as("volume", id))
+        self.conn
+            .call_key(
+                Call::put(S, format!("/volumes/{}", seg(id))).json(&json!({"volume": v}))?,
+                "volume",
+            )
+            .map_err(|e| e.not_found_as("volume", id))
     }
 
     /// `os-set_bootable`.
@@ -296,12 +330,22 @@ impl<'a> BlockStorageApi<'a> {
     }
 
     /// `os-set_image_metadata`: sets keys of the volume's image metadata.
-    pub fn set_volume_image_metadata(&self, id: &str, metadata: &BTreeMap<String, String>) -> Result<()> {
+    pub fn set_volume_image_metadata(
+        &self,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<()> {
         self.volume_action(id, json!({"os-set_image_metadata": {"metadata": metadata}}))
     }
 
     /// `os-reset_status` (admin): forces `status` (and `attach_status`, `migration_status`).
-    pub fn reset_volume_status(&self, id: &str, status: &str, attach_status: Option<&str>, migration_status: Option<&str>) -> Result<()> {
+    pub fn reset_volume_status(
+        &self,
+        id: &str,
+        status: &str,
+        attach_status: Option<&str>,
+        migration_status: Option<&str>,
+    ) -> Result<()> {
         let mut r = json!({"status": status});
         if let Some(a) = attach_status {
             r["attach_status"] = json!(a);
@@ -314,7 +358,12 @@ impl<'a> BlockStorageApi<'a> {
 
     /// Waits until the volume has one of `statuses`; fails fast on `error*` statuses, with
     /// Cinder's latest user message about the volume as the fault.
-    pub fn wait_for_volume(&self, id: &str, statuses: &[&str], timeout: Duration) -> Result<Volume> {
+    pub fn wait_for_volume(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        timeout: Duration,
+    ) -> Result<Volume> {
         wait_status(
             "volume",
             id,
@@ -323,7 +372,11 @@ impl<'a> BlockStorageApi<'a> {
             timeout,
             || {
                 let v = self.get_volume(id)?;
-                Ok(Observed { status: v.status.clone(), fault: None, value: v })
+                Ok(Observed {
+                    status: v.status.clone(),
+                    fault: None,
+                    value: v,
+                })
             },
             |_| self.latest_message(id),
         )
@@ -331,23 +384,47 @@ impl<'a> BlockStorageApi<'a> {
 
     /// Waits until the volume is gone (404); fails fast on `error_deleting`.
     pub fn wait_for_volume_deleted(&self, id: &str, timeout: Duration) -> Result<()> {
-        wait_deleted("volume", id, ResourceKind::Volume.delete_error_statuses(), timeout, || {
-            let v = self.get_volume(id)?;
-            let fault = if v.status.starts_with("error") { self.latest_message(id) } else { None };
-            Ok((v.status, fault))
-        })
+        wait_deleted(
+            "volume",
+            id,
+            ResourceKind::Volume.delete_error_statuses(),
+            timeout,
+            || {
+                let v = self.get_volume(id)?;
+                let fault = if v.status.starts_with("error") {
+                    self.latest_message(id)
+                } else {
+                    None
+                };
+                Ok((v.status, fault))
+            },
+        )
     }
 
     /// The newest Cinder user message about a resource (microversion 3.3+), if any. Best effort:
     /// any failure gives `None`.
     pub fn latest_message(&self, resource_id: &str) -> Option<String> {
-        let version = self.conn.microversion(S, mv::BLOCK_STORAGE_MESSAGES, "user messages").ok()?;
-        let call = Call::get(S, "/messages").query("resource_uuid", resource_id).microversion(version);
+        let version = self
+            .conn
+            .microversion(S, mv::BLOCK_STORAGE_MESSAGES, "user messages")
+            .ok()?;
+        let call = Call::get(S, "/messages")
+            .query("resource_uuid", resource_id)
+            .microversion(version);
         let v: Value = self.conn.call_json(call).ok()?;
         let msgs = v.get("messages")?.as_array()?;
         msgs.iter()
-            .max_by_key(|m| m.get("created_at").and_then(|c| c.as_str()).unwrap_or("").to_string())
-            .and_then(|m| m.get("user_message").and_then(|u| u.as_str()).map(str::to_string))
+            .max_by_key(|m| {
+                m.get("created_at")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .and_then(|m| {
+                m.get("user_message")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_string)
+            })
     }
 
     // ---- snapshots ----
@@ -359,12 +436,17 @@ impl<'a> BlockStorageApi<'a> {
 
     /// Snapshots matching Cinder's filters (`name`, `volume_id`, `status`, ...), every page.
     pub fn list_snapshots_with(&self, filters: &Query) -> Result<Vec<Snapshot>> {
-        self.conn.list_all(Call::get(S, "/snapshots/detail").queries(filters), "snapshots")
+        self.conn.list_all(
+            Call::get(S, "/snapshots/detail").queries(filters),
+            "snapshots",
+        )
     }
 
     /// A snapshot by ID.
     pub fn get_snapshot(&self, id: &str) -> Result<Snapshot> {
-        self.conn.call_key(Call::get(S, format!("/snapshots/{}", seg(id))), "snapshot").map_err(|e| e.not_found_as("snapshot", id))
+        self.conn
+            .call_key(Call::get(S, format!("/snapshots/{}", seg(id))), "snapshot")
+            .map_err(|e| e.not_found_as("snapshot", id))
     }
 
     /// A snapshot by ID or exact name.
@@ -398,16 +480,27 @@ impl<'a> BlockStorageApi<'a> {
         if !metadata.is_empty() {
             s["metadata"] = json!(metadata);
         }
-        self.conn.call_key(Call::post(S, "/snapshots").json(&json!({"snapshot": s}))?, "snapshot")
+        self.conn.call_key(
+            Call::post(S, "/snapshots").json(&json!({"snapshot": s}))?,
+            "snapshot",
+        )
     }
 
     /// Deletes a snapshot.
     pub fn delete_snapshot(&self, id: &str) -> Result<()> {
-        self.conn.call(Call::delete(S, format!("/snapshots/{}", seg(id)))).map(drop).map_err(|e| e.not_found_as("snapshot", id))
+        self.conn
+            .call(Call::delete(S, format!("/snapshots/{}", seg(id))))
+            .map(drop)
+            .map_err(|e| e.not_found_as("snapshot", id))
     }
 
     /// Waits until the snapshot has one of `statuses`; fails fast on `error`.
-    pub fn wait_for_snapshot(&self, id: &str, statuses: &[&str], timeout: Duration) -> Result<Snapshot> {
+    pub fn wait_for_snapshot(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        timeout: Duration,
+    ) -> Result<Snapshot> {
         wait_status(
             "snapshot",
             id,
@@ -416,7 +509,11 @@ impl<'a> BlockStorageApi<'a> {
             timeout,
             || {
                 let s = self.get_snapshot(id)?;
-                Ok(Observed { status: s.status.clone(), fault: None, value: s })
+                Ok(Observed {
+                    status: s.status.clone(),
+                    fault: None,
+                    value: s,
+                })
             },
             |_| self.latest_message(id),
         )
@@ -424,10 +521,16 @@ impl<'a> BlockStorageApi<'a> {
 
     /// Waits until the snapshot is gone (404); fails fast on `error_deleting`.
     pub fn wait_for_snapshot_deleted(&self, id: &str, timeout: Duration) -> Result<()> {
-        wait_deleted("snapshot", id, ResourceKind::Snapshot.delete_error_statuses(), timeout, || {
-            let s = self.get_snapshot(id)?;
-            Ok((s.status, None))
-        })
+        wait_deleted(
+            "snapshot",
+            id,
+            ResourceKind::Snapshot.delete_error_statuses(),
+            timeout,
+            || {
+                let s = self.get_snapshot(id)?;
+                Ok((s.status, None))
+            },
+        )
     }
 
     // ---- volume types ----
@@ -439,12 +542,20 @@ impl<'a> BlockStorageApi<'a> {
 
     /// A volume type by ID.
     pub fn get_volume_type(&self, id: &str) -> Result<VolumeType> {
-        self.conn.call_key(Call::get(S, format!("/types/{}", seg(id))), "volume_type").map_err(|e| e.not_found_as("volume type", id))
+        self.conn
+            .call_key(Call::get(S, format!("/types/{}", seg(id))), "volume_type")
+            .map_err(|e| e.not_found_as("volume type", id))
     }
 
     /// A volume type by ID or exact name.
     pub fn find_volume_type(&self, name_or_id: &str) -> Result<Option<VolumeType>> {
-        find_one("volume type", name_or_id, || self.get_volume_type(name_or_id), || self.list_volume_types(), |t| Some(t.name.as_str()))
+        find_one(
+            "volume type",
+            name_or_id,
+            || self.get_volume_type(name_or_id),
+            || self.list_volume_types(),
+            |t| Some(t.name.as_str()),
+        )
     }
 }
 
@@ -474,8 +585,16 @@ mod tests {
 
     #[test]
     fn new_volume_body() {
-        let n = NewVolume { size: 20, name: Some("x".into()), image_ref: Some("i".into()), ..Default::default() };
-        assert_eq!(serde_json::to_value(&n).unwrap(), json!({"size": 20, "name": "x", "imageRef": "i"}));
+        let n = NewVolume {
+            size: 20,
+            name: Some("x".into()),
+            image_ref: Some("i".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&n).unwrap(),
+            json!({"size": 20, "name": "x", "imageRef": "i"})
+        );
         let mut m = BTreeMap::new();
         m.insert("osm_transfer".to_string(), "t 1".to_string());
         assert_eq!(metadata_filter(&m), r#"{"osm_transfer":"t 1"}"#);

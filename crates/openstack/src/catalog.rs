@@ -39,7 +39,13 @@ impl Service {
         match self {
             Service::Identity => &["identity"],
             Service::Compute => &["compute"],
-            Service::BlockStorage => &["block-storage", "volumev3", "volumev2", "volume", "block-store"],
+            Service::BlockStorage => &[
+                "block-storage",
+                "volumev3",
+                "volumev2",
+                "volume",
+                "block-store",
+            ],
             Service::Image => &["image"],
             Service::Network => &["network"],
         }
@@ -76,7 +82,13 @@ impl fmt::Display for Service {
 
 /// `volumev3` -> `block-storage`, etc.; unknown types pass unchanged.
 pub(crate) fn canonical_service_type(t: &str) -> String {
-    for s in [Service::Identity, Service::Compute, Service::BlockStorage, Service::Image, Service::Network] {
+    for s in [
+        Service::Identity,
+        Service::Compute,
+        Service::BlockStorage,
+        Service::Image,
+        Service::Network,
+    ] {
         if s.aliases().contains(&t) {
             return s.service_type().to_string();
         }
@@ -124,10 +136,15 @@ pub(crate) fn select_endpoint(
     for alias in service.aliases() {
         for entry in catalog.iter().filter(|e| e.service_type == *alias) {
             for ep in &entry.endpoints {
-                let iface_ok = ep.interface.trim_end_matches("URL").eq_ignore_ascii_case(interface.as_str());
+                let iface_ok = ep
+                    .interface
+                    .trim_end_matches("URL")
+                    .eq_ignore_ascii_case(interface.as_str());
                 let region_ok = match region {
                     None => true,
-                    Some(r) => ep.region.as_deref() == Some(r) || ep.region_id.as_deref() == Some(r),
+                    Some(r) => {
+                        ep.region.as_deref() == Some(r) || ep.region_id.as_deref() == Some(r)
+                    }
                 };
                 if iface_ok && region_ok {
                     return Ok(ep.url.clone());
@@ -136,19 +153,27 @@ pub(crate) fn select_endpoint(
         }
     }
     let mut offered: Vec<String> = Vec::new();
-    for entry in catalog.iter().filter(|e| service.aliases().contains(&e.service_type.as_str())) {
+    for entry in catalog
+        .iter()
+        .filter(|e| service.aliases().contains(&e.service_type.as_str()))
+    {
         for ep in &entry.endpoints {
             offered.push(format!(
                 "{}/{}/{}",
                 entry.service_type,
                 ep.interface,
-                ep.region.as_deref().or(ep.region_id.as_deref()).unwrap_or("(no region)")
+                ep.region
+                    .as_deref()
+                    .or(ep.region_id.as_deref())
+                    .unwrap_or("(no region)")
             ));
         }
     }
     Err(format!(
         "the service catalog has no {service} endpoint for interface {interface}{}{}",
-        region.map(|r| format!(" in region {r:?}")).unwrap_or_default(),
+        region
+            .map(|r| format!(" in region {r:?}"))
+            .unwrap_or_default(),
         if offered.is_empty() {
             format!(" (no service of type {})", service.aliases().join("/"))
         } else {
@@ -158,10 +183,16 @@ pub(crate) fn select_endpoint(
 }
 
 fn is_version_segment(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('v') else { return false };
+    let Some(rest) = s.strip_prefix('v') else {
+        return false;
+    };
     let mut parts = rest.splitn(2, '.');
-    let major_ok = parts.next().is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    let minor_ok = parts.next().is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let major_ok = parts
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let minor_ok = parts
+        .next()
+        .is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     major_ok && minor_ok
 }
 
@@ -179,15 +210,22 @@ pub(crate) struct VersionedEndpoint {
 /// openstacksdk ends up doing: compute `/v2.1` (a `/v2` is replaced; a project ID after it is
 /// kept), block-storage `/v3/{project_id}` (added when missing), image `/v2`, network `/v2.0`,
 /// identity `/v3`. A URL without a version gets the version appended to its path.
-pub(crate) fn versioned_endpoint(service: Service, url: &str, project_id: Option<&str>) -> Result<VersionedEndpoint, String> {
-    let mut parsed = url::Url::parse(url).map_err(|e| format!("{service} endpoint {url:?} is not a URL: {e}"))?;
+pub(crate) fn versioned_endpoint(
+    service: Service,
+    url: &str,
+    project_id: Option<&str>,
+) -> Result<VersionedEndpoint, String> {
+    let mut parsed = url::Url::parse(url)
+        .map_err(|e| format!("{service} endpoint {url:?} is not a URL: {e}"))?;
     if parsed.cannot_be_a_base() {
         return Err(format!("{service} endpoint {url:?} is not an http(s) URL"));
     }
     parsed.set_query(None);
     parsed.set_fragment(None);
-    let mut segs: Vec<String> =
-        parsed.path_segments().map(|s| s.filter(|x| !x.is_empty()).map(String::from).collect()).unwrap_or_default();
+    let mut segs: Vec<String> = parsed
+        .path_segments()
+        .map(|s| s.filter(|x| !x.is_empty()).map(String::from).collect())
+        .unwrap_or_default();
     let want = service.version_segment();
     let idx = match segs.iter().position(|s| is_version_segment(s)) {
         Some(i) => {
@@ -236,33 +274,84 @@ mod tests {
 
     #[test]
     fn compute_urls() {
-        assert_eq!(ve(Service::Compute, "http://h:8774/v2.1"), ("http://h:8774/v2.1".into(), "http://h:8774/v2.1/".into()));
-        assert_eq!(ve(Service::Compute, "http://h:8774/v2.1/P1"), ("http://h:8774/v2.1/P1".into(), "http://h:8774/v2.1/".into()));
-        assert_eq!(ve(Service::Compute, "http://h:8774/v2/P1"), ("http://h:8774/v2.1/P1".into(), "http://h:8774/v2.1/".into()));
-        assert_eq!(ve(Service::Compute, "http://h:8774/"), ("http://h:8774/v2.1".into(), "http://h:8774/v2.1/".into()));
-        assert_eq!(ve(Service::Compute, "https://c.example/compute/v2.1/"), ("https://c.example/compute/v2.1".into(), "https://c.example/compute/v2.1/".into()));
+        assert_eq!(
+            ve(Service::Compute, "http://h:8774/v2.1"),
+            ("http://h:8774/v2.1".into(), "http://h:8774/v2.1/".into())
+        );
+        assert_eq!(
+            ve(Service::Compute, "http://h:8774/v2.1/P1"),
+            ("http://h:8774/v2.1/P1".into(), "http://h:8774/v2.1/".into())
+        );
+        assert_eq!(
+            ve(Service::Compute, "http://h:8774/v2/P1"),
+            ("http://h:8774/v2.1/P1".into(), "http://h:8774/v2.1/".into())
+        );
+        assert_eq!(
+            ve(Service::Compute, "http://h:8774/"),
+            ("http://h:8774/v2.1".into(), "http://h:8774/v2.1/".into())
+        );
+        assert_eq!(
+            ve(Service::Compute, "https://c.example/compute/v2.1/"),
+            (
+                "https://c.example/compute/v2.1".into(),
+                "https://c.example/compute/v2.1/".into()
+            )
+        );
     }
 
     #[test]
     fn block_storage_urls() {
-        assert_eq!(ve(Service::BlockStorage, "http://h:8776/v3/P1"), ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into()));
-        assert_eq!(ve(Service::BlockStorage, "http://h:8776/v3"), ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into()));
-        assert_eq!(ve(Service::BlockStorage, "http://h:8776"), ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into()));
-        assert_eq!(ve(Service::BlockStorage, "http://h:8776/v2/P1"), ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into()));
-        assert_eq!(ve(Service::BlockStorage, "http://h/volume/v3/P1"), ("http://h/volume/v3/P1".into(), "http://h/volume/v3/".into()));
+        assert_eq!(
+            ve(Service::BlockStorage, "http://h:8776/v3/P1"),
+            ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into())
+        );
+        assert_eq!(
+            ve(Service::BlockStorage, "http://h:8776/v3"),
+            ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into())
+        );
+        assert_eq!(
+            ve(Service::BlockStorage, "http://h:8776"),
+            ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into())
+        );
+        assert_eq!(
+            ve(Service::BlockStorage, "http://h:8776/v2/P1"),
+            ("http://h:8776/v3/P1".into(), "http://h:8776/v3/".into())
+        );
+        assert_eq!(
+            ve(Service::BlockStorage, "http://h/volume/v3/P1"),
+            ("http://h/volume/v3/P1".into(), "http://h/volume/v3/".into())
+        );
     }
 
     #[test]
     fn image_network_identity_urls() {
         assert_eq!(ve(Service::Image, "http://h:9292").0, "http://h:9292/v2");
-        assert_eq!(ve(Service::Image, "http://h:9292/v2/").0, "http://h:9292/v2");
+        assert_eq!(
+            ve(Service::Image, "http://h:9292/v2/").0,
+            "http://h:9292/v2"
+        );
         assert_eq!(ve(Service::Image, "http://h/image").0, "http://h/image/v2");
-        assert_eq!(ve(Service::Network, "http://h:9696/").0, "http://h:9696/v2.0");
-        assert_eq!(ve(Service::Network, "http://h:9696/v2.0").0, "http://h:9696/v2.0");
+        assert_eq!(
+            ve(Service::Network, "http://h:9696/").0,
+            "http://h:9696/v2.0"
+        );
+        assert_eq!(
+            ve(Service::Network, "http://h:9696/v2.0").0,
+            "http://h:9696/v2.0"
+        );
         assert_eq!(ve(Service::Identity, "http://h:5000").0, "http://h:5000/v3");
-        assert_eq!(ve(Service::Identity, "http://h:5000/v3/").0, "http://h:5000/v3");
-        assert_eq!(ve(Service::Identity, "http://h:5000/v2.0").0, "http://h:5000/v3");
-        assert_eq!(ve(Service::Identity, "http://h/identity").0, "http://h/identity/v3");
+        assert_eq!(
+            ve(Service::Identity, "http://h:5000/v3/").0,
+            "http://h:5000/v3"
+        );
+        assert_eq!(
+            ve(Service::Identity, "http://h:5000/v2.0").0,
+            "http://h:5000/v3"
+        );
+        assert_eq!(
+            ve(Service::Identity, "http://h/identity").0,
+            "http://h/identity/v3"
+        );
         assert!(versioned_endpoint(Service::Image, "not a url", None).is_err());
     }
 
@@ -282,12 +371,28 @@ mod tests {
     #[test]
     fn endpoint_selection() {
         let c = catalog();
-        assert_eq!(select_endpoint(&c, Service::BlockStorage, Interface::Public, None).unwrap(), "http://c1/v3/P");
-        assert_eq!(select_endpoint(&c, Service::BlockStorage, Interface::Internal, Some("R1")).unwrap(), "http://c1-int/v3/P");
-        assert_eq!(select_endpoint(&c, Service::Compute, Interface::Public, Some("R1")).unwrap(), "http://n1/v2.1");
-        assert_eq!(select_endpoint(&c, Service::Compute, Interface::Public, Some("R2")).unwrap(), "http://n2/v2.1");
+        assert_eq!(
+            select_endpoint(&c, Service::BlockStorage, Interface::Public, None).unwrap(),
+            "http://c1/v3/P"
+        );
+        assert_eq!(
+            select_endpoint(&c, Service::BlockStorage, Interface::Internal, Some("R1")).unwrap(),
+            "http://c1-int/v3/P"
+        );
+        assert_eq!(
+            select_endpoint(&c, Service::Compute, Interface::Public, Some("R1")).unwrap(),
+            "http://n1/v2.1"
+        );
+        assert_eq!(
+            select_endpoint(&c, Service::Compute, Interface::Public, Some("R2")).unwrap(),
+            "http://n2/v2.1"
+        );
         let e = select_endpoint(&c, Service::Compute, Interface::Admin, None).unwrap_err();
-        assert!(e.contains("no compute endpoint for interface admin") && e.contains("compute/public/R1"), "{e}");
+        assert!(
+            e.contains("no compute endpoint for interface admin")
+                && e.contains("compute/public/R1"),
+            "{e}"
+        );
         let e = select_endpoint(&c, Service::Image, Interface::Public, None).unwrap_err();
         assert!(e.contains("no service of type image"), "{e}");
         assert_eq!(canonical_service_type("volumev3"), "block-storage");

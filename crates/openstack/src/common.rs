@@ -48,7 +48,11 @@ impl Query {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Query {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Query {
-        Query(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Query(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -67,11 +71,18 @@ pub(crate) fn find_one<T>(
         Err(e) if e.is_not_found() || e.status() == Some(400) => {}
         Err(e) => return Err(e),
     }
-    let mut matches: Vec<T> = list_by_name()?.into_iter().filter(|t| name_of(t) == Some(name_or_id)).collect();
+    let mut matches: Vec<T> = list_by_name()?
+        .into_iter()
+        .filter(|t| name_of(t) == Some(name_or_id))
+        .collect();
     match matches.len() {
         0 => Ok(None),
         1 => Ok(matches.pop()),
-        count => Err(Error::Ambiguous { kind: kind.to_string(), name: name_or_id.to_string(), count }),
+        count => Err(Error::Ambiguous {
+            kind: kind.to_string(),
+            name: name_or_id.to_string(),
+            count,
+        }),
     }
 }
 
@@ -80,12 +91,24 @@ pub(crate) fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -118,7 +141,13 @@ impl ResourceKind {
     pub fn error_statuses(&self) -> &'static [&'static str] {
         match self {
             ResourceKind::Server => &["ERROR"],
-            ResourceKind::Volume => &["error", "error_restoring", "error_extending", "error_managing", "error_backing-up"],
+            ResourceKind::Volume => &[
+                "error",
+                "error_restoring",
+                "error_extending",
+                "error_managing",
+                "error_backing-up",
+            ],
             ResourceKind::Snapshot => &["error"],
             ResourceKind::Image => &["killed"],
         }
@@ -158,13 +187,26 @@ pub(crate) fn wait_status<T>(
         if targets.iter().any(|t| t.eq_ignore_ascii_case(&seen.status)) {
             return Ok(Some(seen.value));
         }
-        if errors.iter().any(|t| t.eq_ignore_ascii_case(&seen.status)) && !targets.iter().any(|t| t.eq_ignore_ascii_case(&seen.status)) {
+        if errors.iter().any(|t| t.eq_ignore_ascii_case(&seen.status))
+            && !targets.iter().any(|t| t.eq_ignore_ascii_case(&seen.status))
+        {
             let fault = seen.fault.clone().or_else(|| fault_on_error(&seen));
-            return Err(Error::ErrorState { kind: kind.to_string(), id: id.to_string(), status: seen.status, fault });
+            return Err(Error::ErrorState {
+                kind: kind.to_string(),
+                id: id.to_string(),
+                status: seen.status,
+                fault,
+            });
         }
         Ok(None)
     })?;
-    outcome.map_err(|waited| Error::Timeout { kind: kind.to_string(), id: id.to_string(), wanted: targets.join(" or "), last_status: last, waited })
+    outcome.map_err(|waited| Error::Timeout {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        wanted: targets.join(" or "),
+        last_status: last,
+        waited,
+    })
 }
 
 /// Waits until `fetch` answers 404; fails fast on `errors`.
@@ -185,12 +227,23 @@ pub(crate) fn wait_deleted(
                 return Ok(Some(()));
             }
             if errors.iter().any(|t| t.eq_ignore_ascii_case(&status)) {
-                return Err(Error::ErrorState { kind: kind.to_string(), id: id.to_string(), status, fault });
+                return Err(Error::ErrorState {
+                    kind: kind.to_string(),
+                    id: id.to_string(),
+                    status,
+                    fault,
+                });
             }
             Ok(None)
         }
     })?;
-    outcome.map_err(|waited| Error::Timeout { kind: kind.to_string(), id: id.to_string(), wanted: "deleted".into(), last_status: last, waited })
+    outcome.map_err(|waited| Error::Timeout {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        wanted: "deleted".into(),
+        last_status: last,
+        waited,
+    })
 }
 
 #[cfg(test)]
@@ -203,25 +256,80 @@ mod tests {
         assert_eq!(base64(b"f"), "Zg==");
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"#cloud-config\nruncmd: []\n"), "I2Nsb3VkLWNvbmZpZwpydW5jbWQ6IFtdCg==");
+        assert_eq!(
+            base64(b"#cloud-config\nruncmd: []\n"),
+            "I2Nsb3VkLWNvbmZpZwpydW5jbWQ6IFtdCg=="
+        );
     }
 
     fn nf() -> Error {
-        Error::Api { service: "s".into(), method: "GET".into(), path: "/x".into(), status: 404, message: "nope".into(), request_id: None }
+        Error::Api {
+            service: "s".into(),
+            method: "GET".into(),
+            path: "/x".into(),
+            status: 404,
+            message: "nope".into(),
+            request_id: None,
+        }
     }
 
     #[test]
     fn find_by_id_then_name() {
-        let r = find_one("thing", "a", || Ok("a".to_string()), || panic!("no list"), |s: &String| Some(s.as_str())).unwrap();
+        let r = find_one(
+            "thing",
+            "a",
+            || Ok("a".to_string()),
+            || panic!("no list"),
+            |s: &String| Some(s.as_str()),
+        )
+        .unwrap();
         assert_eq!(r.as_deref(), Some("a"));
-        let r = find_one("thing", "web", || Err(nf()), || Ok(vec!["web".to_string(), "web2".into()]), |s| Some(s.as_str())).unwrap();
+        let r = find_one(
+            "thing",
+            "web",
+            || Err(nf()),
+            || Ok(vec!["web".to_string(), "web2".into()]),
+            |s| Some(s.as_str()),
+        )
+        .unwrap();
         assert_eq!(r.as_deref(), Some("web"));
-        let r = find_one("thing", "x", || Err(nf()), || Ok(vec!["web".to_string()]), |s| Some(s.as_str())).unwrap();
+        let r = find_one(
+            "thing",
+            "x",
+            || Err(nf()),
+            || Ok(vec!["web".to_string()]),
+            |s| Some(s.as_str()),
+        )
+        .unwrap();
         assert_eq!(r, None);
-        let e = find_one("thing", "web", || Err(nf()), || Ok(vec!["web".to_string(), "web".into()]), |s| Some(s.as_str())).unwrap_err();
-        assert_eq!(e.to_string(), "2 things are named \"web\"; give an ID instead");
-        let other = Error::Api { service: "s".into(), method: "GET".into(), path: "/x".into(), status: 500, message: "boom".into(), request_id: None };
-        assert!(find_one("thing", "x", || Err(other), || Ok(Vec::<String>::new()), |s| Some(s.as_str())).is_err());
+        let e = find_one(
+            "thing",
+            "web",
+            || Err(nf()),
+            || Ok(vec!["web".to_string(), "web".into()]),
+            |s| Some(s.as_str()),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2 things are named \"web\"; give an ID instead"
+        );
+        let other = Error::Api {
+            service: "s".into(),
+            method: "GET".into(),
+            path: "/x".into(),
+            status: 500,
+            message: "boom".into(),
+            request_id: None,
+        };
+        assert!(find_one(
+            "thing",
+            "x",
+            || Err(other),
+            || Ok(Vec::<String>::new()),
+            |s| Some(s.as_str())
+        )
+        .is_err());
     }
 
     #[test]
@@ -235,7 +343,15 @@ mod tests {
             Duration::from_secs(5),
             || {
                 n += 1;
-                Ok(Observed { status: if n < 3 { "creating".into() } else { "available".into() }, fault: None, value: n })
+                Ok(Observed {
+                    status: if n < 3 {
+                        "creating".into()
+                    } else {
+                        "available".into()
+                    },
+                    fault: None,
+                    value: n,
+                })
             },
             |_| None,
         )
@@ -247,33 +363,64 @@ mod tests {
             &["ACTIVE"],
             &["ERROR"],
             Duration::from_secs(5),
-            || Ok(Observed { status: "ERROR".into(), fault: Some("No valid host was found.".into()), value: () }),
+            || {
+                Ok(Observed {
+                    status: "ERROR".into(),
+                    fault: Some("No valid host was found.".into()),
+                    value: (),
+                })
+            },
             |_| None,
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "server s1 went to status ERROR: No valid host was found.");
+        assert_eq!(
+            e.to_string(),
+            "server s1 went to status ERROR: No valid host was found."
+        );
         let e = wait_status(
             "image",
             "i1",
             &["active"],
             &["killed"],
             Duration::from_millis(250),
-            || Ok(Observed { status: "saving".into(), fault: None, value: () }),
+            || {
+                Ok(Observed {
+                    status: "saving".into(),
+                    fault: None,
+                    value: (),
+                })
+            },
             |_| None,
         )
         .unwrap_err();
-        assert!(matches!(e, Error::Timeout { ref last_status, .. } if last_status == "saving"), "{e}");
+        assert!(
+            matches!(e, Error::Timeout { ref last_status, .. } if last_status == "saving"),
+            "{e}"
+        );
         let mut n = 0;
-        wait_deleted("volume", "v", &["error_deleting"], Duration::from_secs(5), || {
-            n += 1;
-            if n < 2 {
-                Ok(("deleting".into(), None))
-            } else {
-                Err(nf())
-            }
-        })
+        wait_deleted(
+            "volume",
+            "v",
+            &["error_deleting"],
+            Duration::from_secs(5),
+            || {
+                n += 1;
+                if n < 2 {
+                    Ok(("deleting".into(), None))
+                } else {
+                    Err(nf())
+                }
+            },
+        )
         .unwrap();
-        let e = wait_deleted("volume", "v", &["error_deleting"], Duration::from_secs(5), || Ok(("error_deleting".into(), None))).unwrap_err();
+        let e = wait_deleted(
+            "volume",
+            "v",
+            &["error_deleting"],
+            Duration::from_secs(5),
+            || Ok(("error_deleting".into(), None)),
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::ErrorState { .. }));
     }
 }

@@ -22,10 +22,18 @@ pub struct ServerAddress {
     #[serde(default)]
     pub version: u8,
     /// `fixed` or `floating`.
-    #[serde(rename = "OS-EXT-IPS:type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OS-EXT-IPS:type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ip_type: Option<String>,
     /// MAC address of the port.
-    #[serde(rename = "OS-EXT-IPS-MAC:mac_addr", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OS-EXT-IPS-MAC:mac_addr",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mac_addr: Option<String>,
 }
 
@@ -55,7 +63,11 @@ pub struct ServerFlavor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swap: Option<u64>,
     /// Extra specs (2.47+).
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub extra_specs: BTreeMap<String, String>,
     /// Other keys (`links`, ...).
     #[serde(flatten)]
@@ -106,11 +118,15 @@ pub struct ServerFault {
     pub created: Option<String>,
 }
 
-fn image_ref<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<IdRef>, D::Error> {
+fn image_ref<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<IdRef>, D::Error> {
     // `""` when the server booted from a volume.
     let v = Value::deserialize(d)?;
     match v {
-        Value::Object(_) => serde_json::from_value(v).map(Some).map_err(serde::de::Error::custom),
+        Value::Object(_) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
         _ => Ok(None),
     }
 }
@@ -148,7 +164,11 @@ pub struct Server {
     #[serde(default, deserialize_with = "null_default")]
     pub security_groups: Vec<NameRef>,
     /// Attached volumes.
-    #[serde(rename = "os-extended-volumes:volumes_attached", default, deserialize_with = "null_default")]
+    #[serde(
+        rename = "os-extended-volumes:volumes_attached",
+        default,
+        deserialize_with = "null_default"
+    )]
     pub volumes_attached: Vec<AttachedVolume>,
     /// Availability zone.
     #[serde(rename = "OS-EXT-AZ:availability_zone", default)]
@@ -224,7 +244,10 @@ impl Server {
 
     /// The flavor's name (2.47+) or ID (before).
     pub fn flavor_name_or_id(&self) -> Option<&str> {
-        self.flavor.original_name.as_deref().or(self.flavor.id.as_deref())
+        self.flavor
+            .original_name
+            .as_deref()
+            .or(self.flavor.id.as_deref())
     }
 
     /// Whether the server booted from a volume (no image).
@@ -358,7 +381,10 @@ impl NewServer {
             s.insert("imageRef".into(), json!(i));
         }
         if !self.block_device_mapping_v2.is_empty() {
-            s.insert("block_device_mapping_v2".into(), json!(self.block_device_mapping_v2));
+            s.insert(
+                "block_device_mapping_v2".into(),
+                json!(self.block_device_mapping_v2),
+            );
         }
         if self.networks.is_empty() {
             if version >= mv::COMPUTE_NETWORKS_REQUIRED {
@@ -369,8 +395,14 @@ impl NewServer {
                 .networks
                 .iter()
                 .map(|n| match n {
-                    ServerNetwork::Network { uuid, fixed_ip: Some(ip) } => json!({"uuid": uuid, "fixed_ip": ip}),
-                    ServerNetwork::Network { uuid, fixed_ip: None } => json!({"uuid": uuid}),
+                    ServerNetwork::Network {
+                        uuid,
+                        fixed_ip: Some(ip),
+                    } => json!({"uuid": uuid, "fixed_ip": ip}),
+                    ServerNetwork::Network {
+                        uuid,
+                        fixed_ip: None,
+                    } => json!({"uuid": uuid}),
                     ServerNetwork::Port(p) => json!({"port": p}),
                 })
                 .collect();
@@ -380,7 +412,15 @@ impl NewServer {
             s.insert("key_name".into(), json!(k));
         }
         if !self.security_groups.is_empty() {
-            s.insert("security_groups".into(), Value::Array(self.security_groups.iter().map(|n| json!({"name": n})).collect()));
+            s.insert(
+                "security_groups".into(),
+                Value::Array(
+                    self.security_groups
+                        .iter()
+                        .map(|n| json!({"name": n}))
+                        .collect(),
+                ),
+            );
         }
         if !self.metadata.is_empty() {
             s.insert("metadata".into(), json!(self.metadata));
@@ -444,7 +484,11 @@ pub struct Flavor {
     #[serde(default, deserialize_with = "swap")]
     pub swap: u64,
     /// Whether every project sees it.
-    #[serde(rename = "os-flavor-access:is_public", default = "yes", deserialize_with = "lenient_bool")]
+    #[serde(
+        rename = "os-flavor-access:is_public",
+        default = "yes",
+        deserialize_with = "lenient_bool"
+    )]
     pub is_public: bool,
     /// Description (2.55+).
     #[serde(default)]
@@ -484,13 +528,19 @@ pub struct NewFlavor {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Ephemeral disk in GiB.
-    #[serde(rename = "OS-FLV-EXT-DATA:ephemeral", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "OS-FLV-EXT-DATA:ephemeral",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ephemeral: Option<u64>,
     /// Swap in MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<u64>,
     /// Public flavor (default true).
-    #[serde(rename = "os-flavor-access:is_public", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os-flavor-access:is_public",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub is_public: Option<bool>,
     /// Description (needs 2.55).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -601,7 +651,11 @@ pub struct AvailabilityZone {
 impl AvailabilityZone {
     /// Whether the zone is available.
     pub fn is_available(&self) -> bool {
-        self.state.as_ref().and_then(|s| s.get("available")).and_then(|a| a.as_bool()).unwrap_or(false)
+        self.state
+            .as_ref()
+            .and_then(|s| s.get("available"))
+            .and_then(|a| a.as_bool())
+            .unwrap_or(false)
     }
 }
 
@@ -628,12 +682,15 @@ impl<'a> ComputeApi<'a> {
     /// Servers matching Nova's filters (`name` is a regular expression to Nova, `status`,
     /// `all_tenants`, `tags`, ...), every page.
     pub fn list_servers_with(&self, filters: &Query) -> Result<Vec<Server>> {
-        self.conn.list_all(Call::get(S, "/servers/detail").queries(filters), "servers")
+        self.conn
+            .list_all(Call::get(S, "/servers/detail").queries(filters), "servers")
     }
 
     /// A server by ID; [`Error::NotFound`] if there is none.
     pub fn get_server(&self, id: &str) -> Result<Server> {
-        self.conn.call_key(Call::get(S, format!("/servers/{}", seg(id))), "server").map_err(|e| e.not_found_as("server", id))
+        self.conn
+            .call_key(Call::get(S, format!("/servers/{}", seg(id))), "server")
+            .map_err(|e| e.not_found_as("server", id))
     }
 
     /// A server by ID or exact name.
@@ -650,9 +707,17 @@ impl<'a> ComputeApi<'a> {
     /// Creates a server and returns it as Nova shows it right after (usually `BUILD`). The
     /// microversion is the negotiated ceiling, at least [`NewServer::needed_microversion`].
     pub fn create_server(&self, new: &NewServer) -> Result<Server> {
-        let feature = if !new.tags.is_empty() { "server tags at create" } else { "server create" };
-        let version = self.conn.microversion(S, new.needed_microversion(), feature)?;
-        let call = Call::post(S, "/servers").microversion(version).json(&new.to_body(version))?;
+        let feature = if !new.tags.is_empty() {
+            "server tags at create"
+        } else {
+            "server create"
+        };
+        let version = self
+            .conn
+            .microversion(S, new.needed_microversion(), feature)?;
+        let call = Call::post(S, "/servers")
+            .microversion(version)
+            .json(&new.to_body(version))?;
         let reply = self.conn.call(call)?;
         let v: Value = reply.json()?;
         let id = v
@@ -666,11 +731,16 @@ impl<'a> ComputeApi<'a> {
 
     /// Deletes a server (`DELETE /servers/{id}`); returns at once, see [`ComputeApi::wait_for_server_deleted`].
     pub fn delete_server(&self, id: &str) -> Result<()> {
-        self.conn.call(Call::delete(S, format!("/servers/{}", seg(id)))).map(drop).map_err(|e| e.not_found_as("server", id))
+        self.conn
+            .call(Call::delete(S, format!("/servers/{}", seg(id))))
+            .map(drop)
+            .map_err(|e| e.not_found_as("server", id))
     }
 
     fn action(&self, id: &str, body: Value) -> Result<crate::connection::Reply> {
-        self.conn.call(Call::post(S, format!("/servers/{}/action", seg(id))).json(&body)?).map_err(|e| e.not_found_as("server", id))
+        self.conn
+            .call(Call::post(S, format!("/servers/{}/action", seg(id))).json(&body)?)
+            .map_err(|e| e.not_found_as("server", id))
     }
 
     /// Stops a server (`os-stop`); wait for `SHUTOFF` with [`ComputeApi::wait_for_server`].
@@ -686,12 +756,20 @@ impl<'a> ComputeApi<'a> {
     /// Creates an image of a server (`createImage`) and returns the image ID (from the body at
     /// 2.45+, from the `Location` header before). Of a volume-backed server, Nova snapshots the
     /// volumes and makes an image that refers to the snapshots.
-    pub fn create_server_image(&self, id: &str, name: &str, metadata: &BTreeMap<String, String>) -> Result<String> {
+    pub fn create_server_image(
+        &self,
+        id: &str,
+        name: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<String> {
         let version = self.conn.microversion(S, mv::COMPUTE_BASE, "createImage")?;
         let call = Call::post(S, format!("/servers/{}/action", seg(id)))
             .microversion(version)
             .json(&json!({"createImage": {"name": name, "metadata": metadata}}))?;
-        let reply = self.conn.call(call).map_err(|e| e.not_found_as("server", id))?;
+        let reply = self
+            .conn
+            .call(call)
+            .map_err(|e| e.not_found_as("server", id))?;
         if let Ok(v) = reply.json::<Value>() {
             if let Some(i) = v.get("image_id").and_then(|i| i.as_str()) {
                 return Ok(i.to_string());
@@ -699,14 +777,28 @@ impl<'a> ComputeApi<'a> {
         }
         reply
             .header("location")
-            .and_then(|l| l.trim_end_matches('/').rsplit('/').next().map(str::to_string))
+            .and_then(|l| {
+                l.trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .map(str::to_string)
+            })
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| reply.decode_error("createImage answered neither image_id nor a Location header".into()))
+            .ok_or_else(|| {
+                reply.decode_error(
+                    "createImage answered neither image_id nor a Location header".into(),
+                )
+            })
     }
 
     /// Waits until the server has one of `statuses` (e.g. `["ACTIVE"]`); fails fast on `ERROR`
     /// with the server's fault message.
-    pub fn wait_for_server(&self, id: &str, statuses: &[&str], timeout: Duration) -> Result<Server> {
+    pub fn wait_for_server(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        timeout: Duration,
+    ) -> Result<Server> {
         wait_status(
             "server",
             id,
@@ -715,7 +807,15 @@ impl<'a> ComputeApi<'a> {
             timeout,
             || {
                 let s = self.get_server(id)?;
-                Ok(Observed { status: s.status.clone(), fault: s.fault.as_ref().map(|f| f.message.clone()).filter(|m| !m.is_empty()), value: s })
+                Ok(Observed {
+                    status: s.status.clone(),
+                    fault: s
+                        .fault
+                        .as_ref()
+                        .map(|f| f.message.clone())
+                        .filter(|m| !m.is_empty()),
+                    value: s,
+                })
             },
             |_| None,
         )
@@ -723,23 +823,44 @@ impl<'a> ComputeApi<'a> {
 
     /// Waits until the server is gone (404).
     pub fn wait_for_server_deleted(&self, id: &str, timeout: Duration) -> Result<()> {
-        wait_deleted("server", id, ResourceKind::Server.delete_error_statuses(), timeout, || {
-            let s = self.get_server(id)?;
-            Ok((s.status, s.fault.map(|f| f.message)))
-        })
+        wait_deleted(
+            "server",
+            id,
+            ResourceKind::Server.delete_error_statuses(),
+            timeout,
+            || {
+                let s = self.get_server(id)?;
+                Ok((s.status, s.fault.map(|f| f.message)))
+            },
+        )
     }
 
     /// Sets metadata keys of a server (others are kept).
-    pub fn set_server_metadata(&self, id: &str, metadata: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    pub fn set_server_metadata(
+        &self,
+        id: &str,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
         self.conn
-            .call_key(Call::post(S, format!("/servers/{}/metadata", seg(id))).json(&json!({"metadata": metadata}))?, "metadata")
+            .call_key(
+                Call::post(S, format!("/servers/{}/metadata", seg(id)))
+                    .json(&json!({"metadata": metadata}))?,
+                "metadata",
+            )
             .map_err(|e| e.not_found_as("server", id))
     }
 
     /// Adds a tag to a server (2.26+).
     pub fn add_server_tag(&self, id: &str, tag: &str) -> Result<()> {
-        let version = self.conn.microversion(S, mv::Microversion::new(2, 26), "server tags")?;
-        self.conn.call(Call::put(S, format!("/servers/{}/tags/{}", seg(id), seg(tag))).microversion(version)).map(drop)
+        let version = self
+            .conn
+            .microversion(S, mv::Microversion::new(2, 26), "server tags")?;
+        self.conn
+            .call(
+                Call::put(S, format!("/servers/{}/tags/{}", seg(id), seg(tag)))
+                    .microversion(version),
+            )
+            .map(drop)
     }
 
     // ---- volume attachments and interfaces ----
@@ -747,15 +868,33 @@ impl<'a> ComputeApi<'a> {
     /// Volumes attached to a server.
     pub fn list_volume_attachments(&self, server_id: &str) -> Result<Vec<VolumeAttachment>> {
         self.conn
-            .list_all(Call::get(S, format!("/servers/{}/os-volume_attachments", seg(server_id))), "volumeAttachments")
+            .list_all(
+                Call::get(
+                    S,
+                    format!("/servers/{}/os-volume_attachments", seg(server_id)),
+                ),
+                "volumeAttachments",
+            )
             .map_err(|e| e.not_found_as("server", server_id))
     }
 
     /// Attaches a volume to a server. `device` is a hint Nova may ignore;
     /// `delete_on_termination` needs 2.79. Wait for the volume's `in-use` on the Cinder side.
-    pub fn attach_volume(&self, server_id: &str, volume_id: &str, device: Option<&str>, delete_on_termination: Option<bool>) -> Result<VolumeAttachment> {
-        let needed = if delete_on_termination.is_some() { mv::COMPUTE_ATTACH_DELETE_ON_TERMINATION } else { mv::COMPUTE_BASE };
-        let version = self.conn.microversion(S, needed, "volume attach with delete_on_termination")?;
+    pub fn attach_volume(
+        &self,
+        server_id: &str,
+        volume_id: &str,
+        device: Option<&str>,
+        delete_on_termination: Option<bool>,
+    ) -> Result<VolumeAttachment> {
+        let needed = if delete_on_termination.is_some() {
+            mv::COMPUTE_ATTACH_DELETE_ON_TERMINATION
+        } else {
+            mv::COMPUTE_BASE
+        };
+        let version =
+            self.conn
+                .microversion(S, needed, "volume attach with delete_on_termination")?;
         let mut va = json!({"volumeId": volume_id});
         if let Some(d) = device {
             va["device"] = json!(d);
@@ -764,7 +903,12 @@ impl<'a> ComputeApi<'a> {
             va["delete_on_termination"] = json!(d);
         }
         self.conn.call_key(
-            Call::post(S, format!("/servers/{}/os-volume_attachments", seg(server_id))).microversion(version).json(&json!({"volumeAttachment": va}))?,
+            Call::post(
+                S,
+                format!("/servers/{}/os-volume_attachments", seg(server_id)),
+            )
+            .microversion(version)
+            .json(&json!({"volumeAttachment": va}))?,
             "volumeAttachment",
         )
     }
@@ -772,15 +916,30 @@ impl<'a> ComputeApi<'a> {
     /// Detaches a volume from a server; wait for the volume's `available` on the Cinder side.
     pub fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<()> {
         self.conn
-            .call(Call::delete(S, format!("/servers/{}/os-volume_attachments/{}", seg(server_id), seg(volume_id))))
+            .call(Call::delete(
+                S,
+                format!(
+                    "/servers/{}/os-volume_attachments/{}",
+                    seg(server_id),
+                    seg(volume_id)
+                ),
+            ))
             .map(drop)
-            .map_err(|e| e.not_found_as("volume attachment", &format!("{volume_id} on server {server_id}")))
+            .map_err(|e| {
+                e.not_found_as(
+                    "volume attachment",
+                    &format!("{volume_id} on server {server_id}"),
+                )
+            })
     }
 
     /// Ports attached to a server.
     pub fn list_interfaces(&self, server_id: &str) -> Result<Vec<InterfaceAttachment>> {
         self.conn
-            .list_all(Call::get(S, format!("/servers/{}/os-interface", seg(server_id))), "interfaceAttachments")
+            .list_all(
+                Call::get(S, format!("/servers/{}/os-interface", seg(server_id))),
+                "interfaceAttachments",
+            )
             .map_err(|e| e.not_found_as("server", server_id))
     }
 
@@ -793,36 +952,65 @@ impl<'a> ComputeApi<'a> {
 
     /// Flavors matching Nova's filters (`is_public`, `minRam`, `minDisk`), every page.
     pub fn list_flavors_with(&self, filters: &Query) -> Result<Vec<Flavor>> {
-        self.conn.list_all(Call::get(S, "/flavors/detail").queries(filters), "flavors")
+        self.conn
+            .list_all(Call::get(S, "/flavors/detail").queries(filters), "flavors")
     }
 
     /// A flavor by ID.
     pub fn get_flavor(&self, id: &str) -> Result<Flavor> {
-        self.conn.call_key(Call::get(S, format!("/flavors/{}", seg(id))), "flavor").map_err(|e| e.not_found_as("flavor", id))
+        self.conn
+            .call_key(Call::get(S, format!("/flavors/{}", seg(id))), "flavor")
+            .map_err(|e| e.not_found_as("flavor", id))
     }
 
     /// A flavor by ID or exact name.
     pub fn find_flavor(&self, name_or_id: &str) -> Result<Option<Flavor>> {
-        find_one("flavor", name_or_id, || self.get_flavor(name_or_id), || self.list_flavors(), |f| Some(f.name.as_str()))
+        find_one(
+            "flavor",
+            name_or_id,
+            || self.get_flavor(name_or_id),
+            || self.list_flavors(),
+            |f| Some(f.name.as_str()),
+        )
     }
 
     /// Creates a flavor (admin).
     pub fn create_flavor(&self, new: &NewFlavor) -> Result<Flavor> {
-        let needed = if new.description.is_some() { mv::COMPUTE_FLAVOR_DESCRIPTION } else { mv::COMPUTE_BASE };
+        let needed = if new.description.is_some() {
+            mv::COMPUTE_FLAVOR_DESCRIPTION
+        } else {
+            mv::COMPUTE_BASE
+        };
         let version = self.conn.microversion(S, needed, "flavor description")?;
-        self.conn.call_key(Call::post(S, "/flavors").microversion(version).json(&json!({"flavor": new}))?, "flavor")
+        self.conn.call_key(
+            Call::post(S, "/flavors")
+                .microversion(version)
+                .json(&json!({"flavor": new}))?,
+            "flavor",
+        )
     }
 
     /// Sets extra specs of a flavor (admin).
-    pub fn set_flavor_extra_specs(&self, id: &str, specs: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    pub fn set_flavor_extra_specs(
+        &self,
+        id: &str,
+        specs: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
         self.conn
-            .call_key(Call::post(S, format!("/flavors/{}/os-extra_specs", seg(id))).json(&json!({"extra_specs": specs}))?, "extra_specs")
+            .call_key(
+                Call::post(S, format!("/flavors/{}/os-extra_specs", seg(id)))
+                    .json(&json!({"extra_specs": specs}))?,
+                "extra_specs",
+            )
             .map_err(|e| e.not_found_as("flavor", id))
     }
 
     /// Deletes a flavor (admin).
     pub fn delete_flavor(&self, id: &str) -> Result<()> {
-        self.conn.call(Call::delete(S, format!("/flavors/{}", seg(id)))).map(drop).map_err(|e| e.not_found_as("flavor", id))
+        self.conn
+            .call(Call::delete(S, format!("/flavors/{}", seg(id))))
+            .map(drop)
+            .map_err(|e| e.not_found_as("flavor", id))
     }
 
     // ---- keypairs ----
@@ -833,13 +1021,20 @@ impl<'a> ComputeApi<'a> {
         struct Wrap {
             keypair: Keypair,
         }
-        let wrapped: Vec<Wrap> = self.conn.list_all(Call::get(S, "/os-keypairs"), "keypairs")?;
+        let wrapped: Vec<Wrap> = self
+            .conn
+            .list_all(Call::get(S, "/os-keypairs"), "keypairs")?;
         Ok(wrapped.into_iter().map(|w| w.keypair).collect())
     }
 
     /// A keypair by name.
     pub fn get_keypair(&self, name: &str) -> Result<Keypair> {
-        self.conn.call_key(Call::get(S, format!("/os-keypairs/{}", seg(name))), "keypair").map_err(|e| e.not_found_as("keypair", name))
+        self.conn
+            .call_key(
+                Call::get(S, format!("/os-keypairs/{}", seg(name))),
+                "keypair",
+            )
+            .map_err(|e| e.not_found_as("keypair", name))
     }
 
     /// A keypair by name, `None` if there is none.
@@ -852,26 +1047,46 @@ impl<'a> ComputeApi<'a> {
     }
 
     /// Imports a public key as a keypair. `key_type` (`ssh`, `x509`) needs 2.2.
-    pub fn create_keypair(&self, name: &str, public_key: &str, key_type: Option<&str>) -> Result<Keypair> {
-        let needed = if key_type.is_some() { mv::COMPUTE_KEYPAIR_TYPE } else { mv::COMPUTE_BASE };
+    pub fn create_keypair(
+        &self,
+        name: &str,
+        public_key: &str,
+        key_type: Option<&str>,
+    ) -> Result<Keypair> {
+        let needed = if key_type.is_some() {
+            mv::COMPUTE_KEYPAIR_TYPE
+        } else {
+            mv::COMPUTE_BASE
+        };
         let version = self.conn.microversion(S, needed, "keypair type")?;
         let mut kp = json!({"name": name, "public_key": public_key});
         if let Some(t) = key_type {
             kp["type"] = json!(t);
         }
-        self.conn.call_key(Call::post(S, "/os-keypairs").microversion(version).json(&json!({"keypair": kp}))?, "keypair")
+        self.conn.call_key(
+            Call::post(S, "/os-keypairs")
+                .microversion(version)
+                .json(&json!({"keypair": kp}))?,
+            "keypair",
+        )
     }
 
     /// Deletes a keypair.
     pub fn delete_keypair(&self, name: &str) -> Result<()> {
-        self.conn.call(Call::delete(S, format!("/os-keypairs/{}", seg(name)))).map(drop).map_err(|e| e.not_found_as("keypair", name))
+        self.conn
+            .call(Call::delete(S, format!("/os-keypairs/{}", seg(name))))
+            .map(drop)
+            .map_err(|e| e.not_found_as("keypair", name))
     }
 
     // ---- availability zones ----
 
     /// Compute availability zones.
     pub fn list_availability_zones(&self) -> Result<Vec<AvailabilityZone>> {
-        self.conn.call_key(Call::get(S, "/os-availability-zone"), "availabilityZoneInfo")
+        self.conn.call_key(
+            Call::get(S, "/os-availability-zone"),
+            "availabilityZoneInfo",
+        )
     }
 }
 
@@ -949,7 +1164,13 @@ mod tests {
             name: "web".into(),
             flavor_ref: "f1".into(),
             image_ref: Some("i1".into()),
-            networks: vec![ServerNetwork::Network { uuid: "n1".into(), fixed_ip: Some("10.0.0.5".into()) }, ServerNetwork::Port("p1".into())],
+            networks: vec![
+                ServerNetwork::Network {
+                    uuid: "n1".into(),
+                    fixed_ip: Some("10.0.0.5".into()),
+                },
+                ServerNetwork::Port("p1".into()),
+            ],
             key_name: Some("k".into()),
             security_groups: vec!["default".into()],
             tags: vec!["osm-transfer-1".into()],
@@ -984,7 +1205,9 @@ mod tests {
             json!([{"boot_index": 0, "uuid": "vol1", "source_type": "volume", "destination_type": "volume", "delete_on_termination": false}])
         );
         assert!(b["server"].get("imageRef").is_none());
-        assert!(vol.to_body(mv::Microversion::new(2, 36))["server"].get("networks").is_none());
+        assert!(vol.to_body(mv::Microversion::new(2, 36))["server"]
+            .get("networks")
+            .is_none());
     }
 
     #[test]

@@ -54,7 +54,9 @@ impl FromStr for Interface {
             "public" => Ok(Interface::Public),
             "internal" => Ok(Interface::Internal),
             "admin" => Ok(Interface::Admin),
-            _ => Err(Error::config(format!("interface {s:?} is not one of public, internal, admin"))),
+            _ => Err(Error::config(format!(
+                "interface {s:?} is not one of public, internal, admin"
+            ))),
         }
     }
 }
@@ -100,49 +102,91 @@ impl AuthType {
 #[serde(default)]
 pub struct AuthOptions {
     /// Keystone URL, with or without `/v3`.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub auth_url: Option<String>,
     /// User name (needs a user domain; `default` if none is given).
-    #[serde(alias = "user_name", deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "user_name",
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub username: Option<String>,
     /// User ID.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_id: Option<String>,
     /// Password (secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     /// Project name (needs a project domain; `default` if none is given).
-    #[serde(alias = "tenant_name", deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "tenant_name",
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub project_name: Option<String>,
     /// Project ID.
-    #[serde(alias = "tenant_id", deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "tenant_id",
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub project_id: Option<String>,
     /// Domain of the user, by name.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_domain_name: Option<String>,
     /// Domain of the user, by ID.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub user_domain_id: Option<String>,
     /// Domain of the project, by name.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub project_domain_name: Option<String>,
     /// Domain of the project, by ID.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub project_domain_id: Option<String>,
     /// Default for the user and project domains; a domain scope when no project is given.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub domain_name: Option<String>,
     /// Default for the user and project domains; a domain scope when no project is given.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub domain_id: Option<String>,
     /// An existing token (secret), for `auth_type: token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
     /// Application credential ID.
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub application_credential_id: Option<String>,
     /// Application credential name (with `username`/`user_id`).
-    #[serde(deserialize_with = "opt_scalar_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub application_credential_name: Option<String>,
     /// Application credential secret (secret).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,7 +303,9 @@ impl<'de> Deserialize<'de> for CloudRef {
             serde_json::Value::Object(_) => serde_json::from_value::<CloudEntry>(v)
                 .map(|e| CloudRef::Config(Box::new(e)))
                 .map_err(|e| D::Error::custom(format!("cloud: {e}"))),
-            other => Err(D::Error::custom(format!("cloud must be a cloud name or a dict, not {other}"))),
+            other => Err(D::Error::custom(format!(
+                "cloud must be a cloud name or a dict, not {other}"
+            ))),
         }
     }
 }
@@ -320,7 +366,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
-        RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(500) }
+        RetryPolicy {
+            max_retries: 3,
+            base_delay: Duration::from_millis(500),
+        }
     }
 }
 
@@ -368,7 +417,12 @@ impl CloudConfig {
     /// let cfg = osm_openstack::CloudConfig::password("http://127.0.0.1:5000/v3", "admin", "secret", "admin");
     /// assert_eq!(cfg.label(), "http://127.0.0.1:5000/v3");
     /// ```
-    pub fn password(auth_url: &str, username: &str, password: &str, project_name: &str) -> CloudConfig {
+    pub fn password(
+        auth_url: &str,
+        username: &str,
+        password: &str,
+        project_name: &str,
+    ) -> CloudConfig {
         CloudConfig {
             name: None,
             auth: AuthOptions {
@@ -407,7 +461,11 @@ impl CloudConfig {
             a.user_domain_name
                 .as_ref()
                 .map(|d| format!(" (domain {d:?})"))
-                .or_else(|| a.user_domain_id.as_ref().map(|d| format!(" (domain id {d:?})")))
+                .or_else(|| {
+                    a.user_domain_id
+                        .as_ref()
+                        .map(|d| format!(" (domain id {d:?})"))
+                })
                 .or_else(|| a.domain_name.as_ref().map(|d| format!(" (domain {d:?})")))
                 .or_else(|| a.domain_id.as_ref().map(|d| format!(" (domain id {d:?})")))
                 .unwrap_or_else(|| " (domain id \"default\")".to_string())
@@ -420,18 +478,24 @@ impl CloudConfig {
         match self.auth_type {
             AuthType::Password => user(),
             AuthType::Token => "a token".to_string(),
-            AuthType::ApplicationCredential => match (&a.application_credential_id, &a.application_credential_name) {
-                (Some(id), _) => format!("application credential id {id:?}"),
-                (None, Some(n)) => format!("application credential {n:?} of {}", user()),
-                (None, None) => "an application credential".to_string(),
-            },
+            AuthType::ApplicationCredential => {
+                match (&a.application_credential_id, &a.application_credential_name) {
+                    (Some(id), _) => format!("application credential id {id:?}"),
+                    (None, Some(n)) => format!("application credential {n:?} of {}", user()),
+                    (None, None) => "an application credential".to_string(),
+                }
+            }
         }
     }
 
     /// Checks that the auth options fit the auth type.
     pub fn validate(&self) -> Result<()> {
         let a = &self.auth;
-        let cloud = self.name.as_ref().map(|n| format!("cloud {n:?}: ")).unwrap_or_default();
+        let cloud = self
+            .name
+            .as_ref()
+            .map(|n| format!("cloud {n:?}: "))
+            .unwrap_or_default();
         let missing = |what: &str| Err(Error::config(format!("{cloud}{what}")));
         if a.auth_url.as_deref().unwrap_or("").is_empty() {
             return missing("auth.auth_url is missing");
@@ -452,7 +516,9 @@ impl CloudConfig {
             }
             AuthType::ApplicationCredential => {
                 if a.application_credential_secret.is_none() {
-                    return missing("application credential auth needs auth.application_credential_secret");
+                    return missing(
+                        "application credential auth needs auth.application_credential_secret",
+                    );
                 }
                 if a.application_credential_id.is_none() {
                     if a.application_credential_name.is_none() {
@@ -499,9 +565,13 @@ impl ConfigLoader {
         K: Into<String>,
         V: Into<String>,
     {
-        let env: BTreeMap<String, String> = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let env: BTreeMap<String, String> =
+            env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         let mut dirs = vec![cwd.to_path_buf()];
-        let user_dir = match (env.get("XDG_CONFIG_HOME").filter(|s| !s.is_empty()), env.get("HOME").filter(|s| !s.is_empty())) {
+        let user_dir = match (
+            env.get("XDG_CONFIG_HOME").filter(|s| !s.is_empty()),
+            env.get("HOME").filter(|s| !s.is_empty()),
+        ) {
             (Some(x), _) => Some(PathBuf::from(x).join("openstack")),
             (None, Some(h)) => Some(PathBuf::from(h).join(".config").join("openstack")),
             (None, None) => None,
@@ -509,7 +579,11 @@ impl ConfigLoader {
         dirs.extend(user_dir);
         dirs.push(PathBuf::from("/etc/openstack"));
         let files = |first: Option<&String>, names: &[&str]| {
-            let mut v: Vec<PathBuf> = first.filter(|s| !s.is_empty()).map(PathBuf::from).into_iter().collect();
+            let mut v: Vec<PathBuf> = first
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .into_iter()
+                .collect();
             for d in &dirs {
                 for n in names {
                     v.push(d.join(n));
@@ -519,11 +593,19 @@ impl ConfigLoader {
         };
         let config_files = files(env.get("OS_CLIENT_CONFIG_FILE"), &CONFIG_NAMES);
         let secure_files = files(env.get("OS_CLIENT_SECURE_FILE"), &SECURE_NAMES);
-        ConfigLoader { env, config_files, secure_files }
+        ConfigLoader {
+            env,
+            config_files,
+            secure_files,
+        }
     }
 
     /// Replaces the search path (first existing file wins).
-    pub fn with_search_path(mut self, config_files: Vec<PathBuf>, secure_files: Vec<PathBuf>) -> ConfigLoader {
+    pub fn with_search_path(
+        mut self,
+        config_files: Vec<PathBuf>,
+        secure_files: Vec<PathBuf>,
+    ) -> ConfigLoader {
         self.config_files = config_files;
         self.secure_files = secure_files;
         self
@@ -552,7 +634,10 @@ impl ConfigLoader {
                     ("client_cert", opts.client_cert.is_some()),
                     ("client_key", opts.client_key.is_some()),
                     ("api_timeout", opts.api_timeout.is_some()),
-                    ("interface", opts.interface.is_some_and(|i| i != Interface::Public)),
+                    (
+                        "interface",
+                        opts.interface.is_some_and(|i| i != Interface::Public),
+                    ),
                 ];
                 if let Some((param, _)) = given.iter().find(|(_, g)| *g) {
                     return Err(Error::config(format!(
@@ -569,7 +654,10 @@ impl ConfigLoader {
             },
         };
         if let Some(auth) = &opts.auth {
-            entry.auth.get_or_insert_with(AuthOptions::default).merge_from(auth);
+            entry
+                .auth
+                .get_or_insert_with(AuthOptions::default)
+                .merge_from(auth);
         }
         let set = |slot: &mut Option<String>, v: &Option<String>| {
             if v.is_some() {
@@ -608,7 +696,11 @@ impl ConfigLoader {
 
     fn named_entry(&self, name: &str) -> Result<CloudEntry> {
         let Some(path) = self.first_existing(&self.config_files) else {
-            let searched: Vec<String> = self.config_files.iter().map(|p| p.display().to_string()).collect();
+            let searched: Vec<String> = self
+                .config_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
             return Err(Error::config(format!(
                 "cloud {name:?} was asked for, but no clouds.yaml was found (searched: {})",
                 searched.join(", ")
@@ -621,15 +713,25 @@ impl ConfigLoader {
         }
         let clouds = doc.get("clouds").and_then(|c| c.as_mapping());
         let Some(clouds) = clouds else {
-            return Err(Error::config(format!("{} has no `clouds:` mapping", path.display())));
+            return Err(Error::config(format!(
+                "{} has no `clouds:` mapping",
+                path.display()
+            )));
         };
         let Some(entry) = clouds.get(name) else {
-            let mut names: Vec<String> = clouds.keys().filter_map(|k| k.as_str().map(String::from)).collect();
+            let mut names: Vec<String> = clouds
+                .keys()
+                .filter_map(|k| k.as_str().map(String::from))
+                .collect();
             names.sort();
             return Err(Error::config(format!(
                 "cloud {name:?} is not in {} (it has: {})",
                 path.display(),
-                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
             )));
         };
         serde_yaml::from_value::<CloudEntry>(entry.clone())
@@ -654,7 +756,8 @@ impl ConfigLoader {
             token: get("OS_TOKEN").map(Secret::from),
             application_credential_id: get("OS_APPLICATION_CREDENTIAL_ID"),
             application_credential_name: get("OS_APPLICATION_CREDENTIAL_NAME"),
-            application_credential_secret: get("OS_APPLICATION_CREDENTIAL_SECRET").map(Secret::from),
+            application_credential_secret: get("OS_APPLICATION_CREDENTIAL_SECRET")
+                .map(Secret::from),
         };
         if auth.auth_url.is_none() {
             return Err(Error::config(
@@ -662,7 +765,10 @@ impl ConfigLoader {
             ));
         }
         let insecure = match get("OS_INSECURE") {
-            Some(v) => Some(parse_bool(&v).ok_or_else(|| Error::config(format!("OS_INSECURE={v:?} is not a boolean")))?),
+            Some(v) => Some(
+                parse_bool(&v)
+                    .ok_or_else(|| Error::config(format!("OS_INSECURE={v:?} is not a boolean")))?,
+            ),
             None => None,
         };
         Ok(CloudEntry {
@@ -681,8 +787,10 @@ impl ConfigLoader {
 }
 
 fn read_yaml(path: &Path) -> Result<serde_yaml::Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
-    serde_yaml::from_str(&text).map_err(|e| Error::config(format!("cannot parse {}: {e}", path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("cannot read {}: {e}", path.display())))?;
+    serde_yaml::from_str(&text)
+        .map_err(|e| Error::config(format!("cannot parse {}: {e}", path.display())))
 }
 
 /// Deep-merges `over` into `base`: mappings key by key, anything else replaced.
@@ -704,19 +812,30 @@ fn merge_yaml(base: &mut serde_yaml::Value, over: serde_yaml::Value) {
 
 /// Turns a cloud entry into a checked configuration.
 fn resolve(name: Option<String>, entry: CloudEntry) -> Result<CloudConfig> {
-    let ctx = |m: String| Error::config(match &name {
-        Some(n) => format!("cloud {n:?}: {m}"),
-        None => m,
-    });
+    let ctx = |m: String| {
+        Error::config(match &name {
+            Some(n) => format!("cloud {n:?}: {m}"),
+            None => m,
+        })
+    };
     let auth = entry.auth.unwrap_or_default();
     let auth_type = match entry.auth_type.as_deref() {
-        Some(t) => AuthType::parse(t).map_err(|e| ctx(e.to_string().trim_start_matches("cloud configuration: ").to_string()))?,
+        Some(t) => AuthType::parse(t).map_err(|e| {
+            ctx(e
+                .to_string()
+                .trim_start_matches("cloud configuration: ")
+                .to_string())
+        })?,
         None if auth.application_credential_secret.is_some() => AuthType::ApplicationCredential,
         None if auth.token.is_some() && auth.password.is_none() => AuthType::Token,
         None => AuthType::Password,
     };
     let interface = match entry.interface.as_deref() {
-        Some(i) => i.parse().map_err(|_| ctx(format!("interface {i:?} is not one of public, internal, admin")))?,
+        Some(i) => i.parse().map_err(|_| {
+            ctx(format!(
+                "interface {i:?} is not one of public, internal, admin"
+            ))
+        })?,
         None => Interface::Public,
     };
     let verify = match (entry.verify, entry.insecure) {
@@ -724,9 +843,16 @@ fn resolve(name: Option<String>, entry: CloudEntry) -> Result<CloudConfig> {
         (None, Some(insecure)) => !insecure,
         (None, None) => true,
     };
-    let api_timeout = match entry.api_timeout.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let api_timeout = match entry
+        .api_timeout
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(t) => {
-            let secs: f64 = t.parse().map_err(|_| ctx(format!("api_timeout {t:?} is not a number of seconds")))?;
+            let secs: f64 = t
+                .parse()
+                .map_err(|_| ctx(format!("api_timeout {t:?} is not a number of seconds")))?;
             if !(secs > 0.0 && secs.is_finite()) {
                 return Err(ctx(format!("api_timeout {t:?} must be positive")));
             }
@@ -734,11 +860,17 @@ fn resolve(name: Option<String>, entry: CloudEntry) -> Result<CloudConfig> {
         }
         None => None,
     };
-    let region_name = entry.region_name.clone().or_else(|| entry.regions.first().map(|r| r.name().to_string()));
+    let region_name = entry
+        .region_name
+        .clone()
+        .or_else(|| entry.regions.first().map(|r| r.name().to_string()));
     let mut endpoint_overrides = BTreeMap::new();
     for (k, v) in &entry.extra {
         if let (Some(service), Some(url)) = (k.strip_suffix("_endpoint_override"), v.as_str()) {
-            endpoint_overrides.insert(crate::catalog::canonical_service_type(&service.replace('_', "-")), url.to_string());
+            endpoint_overrides.insert(
+                crate::catalog::canonical_service_type(&service.replace('_', "-")),
+                url.to_string(),
+            );
         }
     }
     let cfg = CloudConfig {
@@ -802,7 +934,9 @@ clouds:
 
     impl Fixture {
         fn new() -> Fixture {
-            Fixture { dir: tempfile::tempdir().unwrap() }
+            Fixture {
+                dir: tempfile::tempdir().unwrap(),
+            }
         }
         fn path(&self, rel: &str) -> PathBuf {
             self.dir.path().join(rel)
@@ -830,8 +964,15 @@ clouds:
 
     #[test]
     fn search_path_order() {
-        let l = ConfigLoader::with_env([("HOME", "/h"), ("OS_CLIENT_CONFIG_FILE", "/x/my.yaml")], Path::new("/cwd"));
-        let files: Vec<String> = l.config_files().iter().map(|p| p.display().to_string()).collect();
+        let l = ConfigLoader::with_env(
+            [("HOME", "/h"), ("OS_CLIENT_CONFIG_FILE", "/x/my.yaml")],
+            Path::new("/cwd"),
+        );
+        let files: Vec<String> = l
+            .config_files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         assert_eq!(
             files,
             [
@@ -848,8 +989,14 @@ clouds:
             ]
         );
         assert_eq!(l.secure_files()[0], PathBuf::from("/cwd/secure.yaml"));
-        let l = ConfigLoader::with_env([("HOME", "/h"), ("XDG_CONFIG_HOME", "/xdg")], Path::new("/cwd"));
-        assert_eq!(l.config_files()[3], PathBuf::from("/xdg/openstack/clouds.yaml"));
+        let l = ConfigLoader::with_env(
+            [("HOME", "/h"), ("XDG_CONFIG_HOME", "/xdg")],
+            Path::new("/cwd"),
+        );
+        assert_eq!(
+            l.config_files()[3],
+            PathBuf::from("/xdg/openstack/clouds.yaml")
+        );
     }
 
     #[test]
@@ -860,7 +1007,10 @@ clouds:
         let l = f.loader(&[]);
         let src = l.cloud("src").unwrap();
         assert_eq!(src.name.as_deref(), Some("src"));
-        assert_eq!(src.auth.password.as_ref().map(|p| p.expose()), Some("s3cret"));
+        assert_eq!(
+            src.auth.password.as_ref().map(|p| p.expose()),
+            Some("s3cret")
+        );
         assert_eq!(src.auth.username.as_deref(), Some("alice"));
         assert_eq!(src.auth_type, AuthType::Password);
         assert_eq!(src.interface, Interface::Internal);
@@ -872,8 +1022,14 @@ clouds:
         assert_eq!(dst.auth_type, AuthType::ApplicationCredential);
         assert!(!dst.verify);
         assert_eq!(dst.region_name.as_deref(), Some("R2"));
-        assert_eq!(dst.endpoint_overrides["compute"], "https://nova.dst.example/v2.1");
-        assert_eq!(dst.endpoint_overrides["block-storage"], "https://cinder.dst.example/v3");
+        assert_eq!(
+            dst.endpoint_overrides["compute"],
+            "https://nova.dst.example/v2.1"
+        );
+        assert_eq!(
+            dst.endpoint_overrides["block-storage"],
+            "https://cinder.dst.example/v3"
+        );
     }
 
     #[test]
@@ -887,7 +1043,10 @@ clouds:
         assert!(err.contains("cloud \"src\" is not in"), "{err}");
         assert!(err.contains("only_cwd"), "{err}");
 
-        let explicit = f.write("elsewhere/c.yaml", "clouds:\n  e:\n    auth: {auth_url: http://e:5000, username: u, password: p}\n");
+        let explicit = f.write(
+            "elsewhere/c.yaml",
+            "clouds:\n  e:\n    auth: {auth_url: http://e:5000, username: u, password: p}\n",
+        );
         let l = f.loader(&[("OS_CLIENT_CONFIG_FILE", explicit.to_str().unwrap())]);
         assert!(l.cloud("e").is_ok());
     }
@@ -928,7 +1087,11 @@ clouds:
         assert_eq!(cfg.cacert, Some(PathBuf::from("/ca.pem")));
         assert_eq!(cfg.label(), "https://k:5000/v3");
 
-        let l = f.loader(&[("OS_AUTH_URL", "https://k:5000/v3"), ("OS_TOKEN", "tok"), ("OS_PROJECT_NAME", "p")]);
+        let l = f.loader(&[
+            ("OS_AUTH_URL", "https://k:5000/v3"),
+            ("OS_TOKEN", "tok"),
+            ("OS_PROJECT_NAME", "p"),
+        ]);
         assert_eq!(l.default_cloud().unwrap().auth_type, AuthType::Token);
         let l = f.loader(&[
             ("OS_AUTH_URL", "https://k:5000/v3"),
@@ -937,7 +1100,10 @@ clouds:
             ("OS_APPLICATION_CREDENTIAL_SECRET", "s"),
             ("OS_USERNAME", "u"),
         ]);
-        assert_eq!(l.default_cloud().unwrap().auth_type, AuthType::ApplicationCredential);
+        assert_eq!(
+            l.default_cloud().unwrap().auth_type,
+            AuthType::ApplicationCredential
+        );
 
         let err = f.loader(&[]).default_cloud().unwrap_err().to_string();
         assert!(err.contains("OS_CLOUD"), "{err}");
@@ -986,7 +1152,11 @@ clouds:
             "region_name": "x",
         }))
         .unwrap();
-        assert!(l.load(&opts).unwrap_err().to_string().contains("`region_name`"));
+        assert!(l
+            .load(&opts)
+            .unwrap_err()
+            .to_string()
+            .contains("`region_name`"));
 
         // auth alone, with aliases.
         let opts: CloudOptions = serde_json::from_value(serde_json::json!({
@@ -1000,10 +1170,20 @@ clouds:
         assert_eq!(cfg.interface, Interface::Internal);
 
         // Missing pieces are named.
-        let opts: CloudOptions = serde_json::from_value(serde_json::json!({"auth": {"auth_url": "http://a", "username": "u"}})).unwrap();
-        assert!(l.load(&opts).unwrap_err().to_string().contains("auth.password"));
+        let opts: CloudOptions = serde_json::from_value(
+            serde_json::json!({"auth": {"auth_url": "http://a", "username": "u"}}),
+        )
+        .unwrap();
+        assert!(l
+            .load(&opts)
+            .unwrap_err()
+            .to_string()
+            .contains("auth.password"));
         assert!(serde_json::from_value::<CloudOptions>(serde_json::json!({"cloud": 3})).is_err());
-        assert!(serde_json::from_value::<CloudOptions>(serde_json::json!({"interface": "privateURL"})).is_err());
+        assert!(serde_json::from_value::<CloudOptions>(
+            serde_json::json!({"interface": "privateURL"})
+        )
+        .is_err());
     }
 
     #[test]
@@ -1020,7 +1200,10 @@ clouds:
         assert!(!format!("{dst:?}").contains("acsecret"));
         assert!(!dst.principal().contains("acsecret"));
         // An invalid entry's error does not echo the password.
-        f.write("cwd/clouds.yaml", "clouds:\n  bad:\n    auth: {password: topsecret, auth_url: [1]}\n");
+        f.write(
+            "cwd/clouds.yaml",
+            "clouds:\n  bad:\n    auth: {password: topsecret, auth_url: [1]}\n",
+        );
         let err = f.loader(&[]).cloud("bad").unwrap_err().to_string();
         assert!(!err.contains("topsecret"), "{err}");
     }
@@ -1030,7 +1213,10 @@ clouds:
         let f = Fixture::new();
         f.write("cwd/clouds.yaml", "clouds:\n  c:\n    auth_type: saml2\n    auth: {auth_url: http://x}\n  i:\n    interface: private\n    auth: {auth_url: http://x, username: u, password: p}\n");
         let err = f.loader(&[]).cloud("c").unwrap_err().to_string();
-        assert!(err.contains("cloud \"c\"") && err.contains("saml2"), "{err}");
+        assert!(
+            err.contains("cloud \"c\"") && err.contains("saml2"),
+            "{err}"
+        );
         let err = f.loader(&[]).cloud("i").unwrap_err().to_string();
         assert!(err.contains("private"), "{err}");
     }

@@ -46,7 +46,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("cloud", &self.config.label()).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("cloud", &self.config.label())
+            .finish_non_exhaustive()
     }
 }
 
@@ -147,15 +149,26 @@ impl Reply {
         serde_json::from_slice(&self.body).map_err(|e| self.decode_error(format!("{e}")))
     }
     pub fn decode_error(&self, message: String) -> Error {
-        Error::Decode { service: self.service.to_string(), method: self.method.to_string(), path: self.path.clone(), message }
+        Error::Decode {
+            service: self.service.to_string(),
+            method: self.method.to_string(),
+            path: self.path.clone(),
+            message,
+        }
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
 fn is_idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::PUT | Method::DELETE)
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+    )
 }
 
 fn is_retryable_status(status: u16) -> bool {
@@ -175,7 +188,10 @@ fn transport_message(e: &reqwest::Error) -> (String, bool) {
     }
     let mut msg = parts.join(": ");
     let lower = msg.to_ascii_lowercase();
-    let tls = lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("tls handshake") || lower.contains("invalid peer");
+    let tls = lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("tls handshake")
+        || lower.contains("invalid peer");
     if tls {
         msg.push_str(
             " (TLS verification failed: give the cloud's CA bundle as cacert/ca_cert/OS_CACERT, or set verify/validate_certs to false to skip verification)",
@@ -187,7 +203,11 @@ fn transport_message(e: &reqwest::Error) -> (String, bool) {
 }
 
 fn request_id(headers: &HeaderMap) -> Option<String> {
-    for h in ["x-openstack-request-id", "x-compute-request-id", "x-request-id"] {
+    for h in [
+        "x-openstack-request-id",
+        "x-compute-request-id",
+        "x-request-id",
+    ] {
         if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
             return Some(v.to_string());
         }
@@ -196,7 +216,10 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn build_client(cfg: &CloudConfig, pooled: bool) -> Result<Client> {
@@ -213,27 +236,48 @@ fn build_client(cfg: &CloudConfig, pooled: bool) -> Result<Client> {
     if !cfg.verify {
         b = b.danger_accept_invalid_certs(true);
     } else if let Some(path) = &cfg.cacert {
-        let pem = std::fs::read(path).map_err(|e| Error::config(format!("cannot read cacert {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Error::config(format!("cacert {} is not a PEM bundle: {e}", path.display())))?;
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::config(format!("cannot read cacert {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Error::config(format!(
+                "cacert {} is not a PEM bundle: {e}",
+                path.display()
+            ))
+        })?;
         if certs.is_empty() {
-            return Err(Error::config(format!("cacert {} holds no certificate", path.display())));
+            return Err(Error::config(format!(
+                "cacert {} holds no certificate",
+                path.display()
+            )));
         }
         for c in certs {
             b = b.add_root_certificate(c);
         }
     }
     if let Some(cert) = &cfg.client_cert {
-        let mut pem = std::fs::read(cert).map_err(|e| Error::config(format!("cannot read client cert {}: {e}", cert.display())))?;
+        let mut pem = std::fs::read(cert).map_err(|e| {
+            Error::config(format!("cannot read client cert {}: {e}", cert.display()))
+        })?;
         if let Some(key) = &cfg.client_key {
             pem.push(b'\n');
-            pem.extend(std::fs::read(key).map_err(|e| Error::config(format!("cannot read client key {}: {e}", key.display())))?);
+            pem.extend(std::fs::read(key).map_err(|e| {
+                Error::config(format!("cannot read client key {}: {e}", key.display()))
+            })?);
         }
-        let id = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| Error::config(format!("client cert {} (+ key) is not a PEM certificate and key: {e}", cert.display())))?;
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            Error::config(format!(
+                "client cert {} (+ key) is not a PEM certificate and key: {e}",
+                cert.display()
+            ))
+        })?;
         b = b.identity(id);
     }
-    b.build().map_err(|e| Error::config(format!("cannot set up the HTTP client: {}", transport_message(&e).0)))
+    b.build().map_err(|e| {
+        Error::config(format!(
+            "cannot set up the HTTP client: {}",
+            transport_message(&e).0
+        ))
+    })
 }
 
 impl Connection {
@@ -252,7 +296,8 @@ impl Connection {
     /// `osm-cloudsim serve --state-dir DIR` writes to `DIR/clouds.yaml`.
     pub fn from_clouds_yaml(path: &std::path::Path, name: &str) -> Result<Connection> {
         let secure = path.with_file_name("secure.yaml");
-        let loader = ConfigLoader::from_process().with_search_path(vec![path.to_path_buf()], vec![secure]);
+        let loader =
+            ConfigLoader::from_process().with_search_path(vec![path.to_path_buf()], vec![secure]);
         if !path.is_file() {
             return Err(Error::config(format!("{} does not exist", path.display())));
         }
@@ -270,7 +315,13 @@ impl Connection {
         config.validate()?;
         let pooled = build_client(&config, true)?;
         let fresh = build_client(&config, false)?;
-        Ok(Connection { config, pooled, fresh, session: Mutex::new(None), endpoints: Mutex::new(HashMap::new()) })
+        Ok(Connection {
+            config,
+            pooled,
+            fresh,
+            session: Mutex::new(None),
+            endpoints: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The configuration this connection uses.
@@ -294,24 +345,34 @@ impl Connection {
     /// The microversion a call of `service` is sent with when it needs at least `needed` for
     /// `feature`: the crate's ceiling, capped at the cloud's maximum. Fails with
     /// [`Error::Unsupported`] when the cloud's maximum is below `needed`.
-    pub fn microversion(&self, service: Service, needed: Microversion, feature: &str) -> Result<Microversion> {
+    pub fn microversion(
+        &self,
+        service: Service,
+        needed: Microversion,
+        feature: &str,
+    ) -> Result<Microversion> {
         let ceiling = match service {
             Service::Compute => microversion::COMPUTE_CEILING,
             Service::BlockStorage => microversion::BLOCK_STORAGE_CEILING,
             _ => return Ok(needed),
         };
         let ep = self.endpoint(service)?;
-        microversion::negotiate(ep.range, needed, ceiling).map_err(|(needed, max)| Error::Unsupported {
-            service: service.to_string(),
-            feature: feature.to_string(),
-            needed: needed.to_string(),
-            max: max.to_string(),
+        microversion::negotiate(ep.range, needed, ceiling).map_err(|(needed, max)| {
+            Error::Unsupported {
+                service: service.to_string(),
+                feature: feature.to_string(),
+                needed: needed.to_string(),
+                max: max.to_string(),
+            }
         })
     }
 
     /// The cloud's supported microversion range for `service` (`None` when it is not a
     /// microversioned API or the version document could not be read).
-    pub fn microversion_range(&self, service: Service) -> Result<Option<(Microversion, Microversion)>> {
+    pub fn microversion_range(
+        &self,
+        service: Service,
+    ) -> Result<Option<(Microversion, Microversion)>> {
         Ok(self.endpoint(service)?.range)
     }
 
@@ -327,7 +388,9 @@ impl Connection {
     fn session(&self) -> Result<Arc<Session>> {
         let mut guard = Self::lock(&self.session);
         if let Some(s) = guard.as_ref() {
-            let fresh = s.expires_at.is_none_or(|t| t - now_unix() > TOKEN_RENEW_MARGIN_SECS);
+            let fresh = s
+                .expires_at
+                .is_none_or(|t| t - now_unix() > TOKEN_RENEW_MARGIN_SECS);
             if fresh {
                 return Ok(s.clone());
             }
@@ -346,14 +409,19 @@ impl Connection {
 
     fn identity_base(&self) -> Result<String> {
         let url = self.config.auth.auth_url.as_deref().unwrap_or_default();
-        versioned_endpoint(Service::Identity, url, None).map(|v| v.base).map_err(Error::config)
+        versioned_endpoint(Service::Identity, url, None)
+            .map(|v| v.base)
+            .map_err(Error::config)
     }
 
     /// `POST /v3/auth/tokens`.
     fn login(&self) -> Result<Session> {
         let url = format!("{}/auth/tokens", self.identity_base()?);
-        let body = serde_json::to_vec(&auth_body(&self.config)).map_err(|e| Error::config(format!("cannot encode the auth request: {e}")))?;
-        let path = url::Url::parse(&url).map(|u| u.path().to_string()).unwrap_or_else(|_| url.clone());
+        let body = serde_json::to_vec(&auth_body(&self.config))
+            .map_err(|e| Error::config(format!("cannot encode the auth request: {e}")))?;
+        let path = url::Url::parse(&url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_else(|_| url.clone());
         let mut attempt = 0;
         let resp = loop {
             let rb = self
@@ -372,7 +440,12 @@ impl Connection {
                         attempt += 1;
                         continue;
                     }
-                    return Err(Error::Transport { service: "identity".into(), method: "POST".into(), url, message });
+                    return Err(Error::Transport {
+                        service: "identity".into(),
+                        method: "POST".into(),
+                        url,
+                        message,
+                    });
                 }
             }
         };
@@ -393,7 +466,14 @@ impl Connection {
             if status == 404 {
                 message.push_str(" (is auth_url the Keystone endpoint?)");
             }
-            return Err(Error::Api { service: "identity".into(), method: "POST".into(), path, status, message, request_id: request_id(&headers) });
+            return Err(Error::Api {
+                service: "identity".into(),
+                method: "POST".into(),
+                path,
+                status,
+                message,
+                request_id: request_id(&headers),
+            });
         }
         let Some(token) = headers.get("x-subject-token").and_then(|v| v.to_str().ok()) else {
             return Err(Error::Decode {
@@ -408,10 +488,19 @@ impl Connection {
             token: TokenInfo,
         }
         let info = serde_json::from_slice::<Wrap>(&bytes)
-            .map_err(|e| Error::Decode { service: "identity".into(), method: "POST".into(), path, message: format!("token body: {e}") })?
+            .map_err(|e| Error::Decode {
+                service: "identity".into(),
+                method: "POST".into(),
+                path,
+                message: format!("token body: {e}"),
+            })?
             .token;
         let expires_at = info.expires_at.as_deref().and_then(parse_time);
-        Ok(Session { token: Secret::new(token), info, expires_at })
+        Ok(Session {
+            token: Secret::new(token),
+            info,
+            expires_at,
+        })
     }
 
     fn endpoint(&self, service: Service) -> Result<Arc<Endpoint>> {
@@ -422,29 +511,56 @@ impl Connection {
         let session = self.session()?;
         let url = match self.config.endpoint_overrides.get(service.service_type()) {
             Some(u) => u.clone(),
-            None => match select_endpoint(&session.info.catalog, service, self.config.interface, self.config.region_name.as_deref()) {
+            None => match select_endpoint(
+                &session.info.catalog,
+                service,
+                self.config.interface,
+                self.config.region_name.as_deref(),
+            ) {
                 Ok(u) => u,
-                Err(_) if service == Service::Identity => self.config.auth.auth_url.clone().unwrap_or_default(),
+                Err(_) if service == Service::Identity => {
+                    self.config.auth.auth_url.clone().unwrap_or_default()
+                }
                 Err(m) => return Err(Error::config(format!("cloud {}: {m}", self.config.label()))),
             },
         };
         let project = session.info.project.as_ref().map(|p| p.id.as_str());
         if service == Service::BlockStorage && project.is_none() {
-            return Err(Error::config(format!("cloud {}: block-storage needs a project-scoped token", self.config.label())));
+            return Err(Error::config(format!(
+                "cloud {}: block-storage needs a project-scoped token",
+                self.config.label()
+            )));
         }
-        let ve = versioned_endpoint(service, &url, project).map_err(|m| Error::config(format!("cloud {}: {m}", self.config.label())))?;
+        let ve = versioned_endpoint(service, &url, project)
+            .map_err(|m| Error::config(format!("cloud {}: {m}", self.config.label())))?;
         let range = match service {
-            Service::Compute => self.discover(service, &ve.version_url, "v2.1", microversion::COMPUTE_BASE),
-            Service::BlockStorage => self.discover(service, &ve.version_url, "v3", microversion::BLOCK_STORAGE_BASE),
+            Service::Compute => {
+                self.discover(service, &ve.version_url, "v2.1", microversion::COMPUTE_BASE)
+            }
+            Service::BlockStorage => self.discover(
+                service,
+                &ve.version_url,
+                "v3",
+                microversion::BLOCK_STORAGE_BASE,
+            ),
             _ => None,
         };
-        let ep = Arc::new(Endpoint { base: ve.base, range });
+        let ep = Arc::new(Endpoint {
+            base: ve.base,
+            range,
+        });
         guard.insert(service, ep.clone());
         Ok(ep)
     }
 
     /// Reads the microversion range from the version document; `None` if that fails.
-    fn discover(&self, service: Service, version_url: &str, want: &str, base: Microversion) -> Option<Range> {
+    fn discover(
+        &self,
+        service: Service,
+        version_url: &str,
+        want: &str,
+        base: Microversion,
+    ) -> Option<Range> {
         let call = Call::get(service, String::new());
         let reply = self.execute_url(call, version_url.to_string()).ok()?;
         let body: Value = serde_json::from_slice(&reply.bytes().ok()?).ok()?;
@@ -457,10 +573,21 @@ impl Connection {
         let mut call = call;
         if call.microversion.is_none() {
             call.microversion = match call.service {
-                Service::Compute => Some(microversion::negotiate(ep.range, microversion::COMPUTE_BASE, microversion::COMPUTE_CEILING).unwrap_or(microversion::COMPUTE_BASE)),
+                Service::Compute => Some(
+                    microversion::negotiate(
+                        ep.range,
+                        microversion::COMPUTE_BASE,
+                        microversion::COMPUTE_CEILING,
+                    )
+                    .unwrap_or(microversion::COMPUTE_BASE),
+                ),
                 Service::BlockStorage => Some(
-                    microversion::negotiate(ep.range, microversion::BLOCK_STORAGE_BASE, microversion::BLOCK_STORAGE_CEILING)
-                        .unwrap_or(microversion::BLOCK_STORAGE_BASE),
+                    microversion::negotiate(
+                        ep.range,
+                        microversion::BLOCK_STORAGE_BASE,
+                        microversion::BLOCK_STORAGE_CEILING,
+                    )
+                    .unwrap_or(microversion::BLOCK_STORAGE_BASE),
                 ),
                 _ => None,
             };
@@ -482,7 +609,13 @@ impl Connection {
             url: path_for_errors.clone(),
             message: format!("reading the answer: {}", transport_message(&e).0),
         })?;
-        Ok(Reply { headers, body: body.to_vec(), method, path: path_for_errors, service })
+        Ok(Reply {
+            headers,
+            body: body.to_vec(),
+            method,
+            path: path_for_errors,
+            service,
+        })
     }
 
     /// Sends a call and parses the JSON answer.
@@ -494,7 +627,10 @@ impl Connection {
     pub(crate) fn call_key<T: DeserializeOwned>(&self, call: Call, key: &str) -> Result<T> {
         let reply = self.call(call)?;
         let mut v: Value = reply.json()?;
-        let inner = v.get_mut(key).map(Value::take).ok_or_else(|| reply.decode_error(format!("no {key:?} in the answer")))?;
+        let inner = v
+            .get_mut(key)
+            .map(Value::take)
+            .ok_or_else(|| reply.decode_error(format!("no {key:?} in the answer")))?;
         serde_json::from_value(inner).map_err(|e| reply.decode_error(format!("{key}: {e}")))
     }
 
@@ -504,7 +640,12 @@ impl Connection {
         let mut out = Vec::new();
         let mut query = call.query.clone();
         let mut seen: Vec<Vec<(String, String)>> = vec![query.clone()];
-        let (service, path, microversion, headers) = (call.service, call.path.clone(), call.microversion, call.headers.clone());
+        let (service, path, microversion, headers) = (
+            call.service,
+            call.path.clone(),
+            call.microversion,
+            call.headers.clone(),
+        );
         for _ in 0..MAX_PAGES {
             let mut c = Call::get(service, path.clone());
             c.query = query.clone();
@@ -512,10 +653,16 @@ impl Connection {
             c.headers = headers.clone();
             let reply = self.call(c)?;
             let body: Value = reply.json()?;
-            let items = body.get(key).and_then(|v| v.as_array()).ok_or_else(|| reply.decode_error(format!("no {key:?} list in the answer")))?;
+            let items = body
+                .get(key)
+                .and_then(|v| v.as_array())
+                .ok_or_else(|| reply.decode_error(format!("no {key:?} list in the answer")))?;
             let n = items.len();
             for (i, item) in items.iter().enumerate() {
-                out.push(serde_json::from_value(item.clone()).map_err(|e| reply.decode_error(format!("{key}[{i}]: {e}")))?);
+                out.push(
+                    serde_json::from_value(item.clone())
+                        .map_err(|e| reply.decode_error(format!("{key}[{i}]: {e}")))?,
+                );
             }
             match next_page_query(&body, key) {
                 Some(next) if n > 0 => {
@@ -539,7 +686,8 @@ impl Connection {
     /// The retry loop: token, microversion headers, retries of transient failures, one re-auth on
     /// 401, error mapping.
     fn execute_url(&self, mut call: Call, url: String) -> Result<Response> {
-        let mut full = url::Url::parse(&url).map_err(|e| Error::config(format!("bad URL {url:?}: {e}")))?;
+        let mut full =
+            url::Url::parse(&url).map_err(|e| Error::config(format!("bad URL {url:?}: {e}")))?;
         if !call.query.is_empty() {
             let mut qp = full.query_pairs_mut();
             for (k, v) in &call.query {
@@ -548,13 +696,19 @@ impl Connection {
         }
         let path = url_path(full.as_str()).unwrap_or_else(|| call.path.clone());
         let idempotent = is_idempotent(&call.method);
-        let client = if idempotent { &self.pooled } else { &self.fresh };
+        let client = if idempotent {
+            &self.pooled
+        } else {
+            &self.fresh
+        };
         let mut attempt: u32 = 0;
         let mut reauthed = false;
         let retry = self.config.retry;
         loop {
             let session = self.session()?;
-            let mut rb: RequestBuilder = client.request(call.method.clone(), full.clone()).header("Accept", "application/json");
+            let mut rb: RequestBuilder = client
+                .request(call.method.clone(), full.clone())
+                .header("Accept", "application/json");
             rb = rb.header("X-Auth-Token", session.token.expose());
             if let Some(v) = call.microversion {
                 for (k, val) in microversion::headers(call.service, v) {
@@ -568,23 +722,28 @@ impl Connection {
                 rb = rb.timeout(self.config.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT));
             }
             let mut streamed = false;
-            rb = match &mut call.body {
-                Body::None => rb,
-                Body::Json(b) => rb.header("Content-Type", "application/json").body(b.clone()),
-                Body::Bytes(b, ct) => rb.header("Content-Type", *ct).body(b.clone()),
-                Body::Stream(s) => {
-                    streamed = true;
-                    match s.take() {
-                        Some(body) => rb.header("Content-Type", "application/octet-stream").body(body),
-                        None => {
-                            return Err(Error::Io {
+            rb =
+                match &mut call.body {
+                    Body::None => rb,
+                    Body::Json(b) => rb
+                        .header("Content-Type", "application/json")
+                        .body(b.clone()),
+                    Body::Bytes(b, ct) => rb.header("Content-Type", *ct).body(b.clone()),
+                    Body::Stream(s) => {
+                        streamed = true;
+                        match s.take() {
+                            Some(body) => rb
+                                .header("Content-Type", "application/octet-stream")
+                                .body(body),
+                            None => return Err(Error::Io {
                                 context: format!("{} {} {path}", call.service, call.method),
-                                source: std::io::Error::other("the upload stream was already consumed by an earlier attempt"),
-                            })
+                                source: std::io::Error::other(
+                                    "the upload stream was already consumed by an earlier attempt",
+                                ),
+                            }),
                         }
                     }
-                }
-            };
+                };
             let can_retry = attempt < retry.max_retries && !streamed;
             match rb.send() {
                 Ok(resp) => {
@@ -611,12 +770,19 @@ impl Connection {
                     let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
                     let message = fault_message(&bytes).unwrap_or_else(|| reason(status));
                     if status == 401 {
-                        let what = if reauthed { "rejected a new token too" } else { "rejected the token" };
+                        let what = if reauthed {
+                            "rejected a new token too"
+                        } else {
+                            "rejected the token"
+                        };
                         return Err(Error::Auth {
                             cloud: self.config.label(),
                             principal: self.config.principal(),
                             status,
-                            message: format!("{} {} {path} {what}: {message}", call.service, call.method),
+                            message: format!(
+                                "{} {} {path} {what}: {message}",
+                                call.service, call.method
+                            ),
                             request_id: request_id(&headers),
                         });
                     }
@@ -631,14 +797,27 @@ impl Connection {
                 }
                 Err(e) => {
                     let (message, tls) = transport_message(&e);
-                    let transient = if idempotent { !e.is_timeout() && !e.is_builder() && !tls } else { e.is_connect() && !tls };
+                    let transient = if idempotent {
+                        !e.is_timeout() && !e.is_builder() && !tls
+                    } else {
+                        e.is_connect() && !tls
+                    };
                     if transient && can_retry {
                         std::thread::sleep(retry.delay(attempt));
                         attempt += 1;
                         continue;
                     }
-                    let message = if attempt > 0 { format!("{message} (after {attempt} retries)") } else { message };
-                    return Err(Error::Transport { service: call.service.to_string(), method: call.method.to_string(), url: full.to_string(), message });
+                    let message = if attempt > 0 {
+                        format!("{message} (after {attempt} retries)")
+                    } else {
+                        message
+                    };
+                    return Err(Error::Transport {
+                        service: call.service.to_string(),
+                        method: call.method.to_string(),
+                        url: full.to_string(),
+                        message,
+                    });
                 }
             }
         }
@@ -678,8 +857,18 @@ impl Connection {
     /// case); fails fast on `errors` (pass `kind.error_statuses()` for the usual ones) with the
     /// resource's fault message, and with [`Error::Timeout`] after `timeout`. Returns the status
     /// reached. Polls with backoff: 0.2 s growing to 5 s.
-    pub fn wait_for_status(&self, kind: ResourceKind, id: &str, targets: &[&str], errors: &[&str], timeout: Duration) -> Result<String> {
-        let (status, fault): (&dyn Fn() -> Result<(String, Option<String>)>, &dyn Fn() -> Option<String>) = match kind {
+    pub fn wait_for_status(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        targets: &[&str],
+        errors: &[&str],
+        timeout: Duration,
+    ) -> Result<String> {
+        let (status, fault): (
+            &dyn Fn() -> Result<(String, Option<String>)>,
+            &dyn Fn() -> Option<String>,
+        ) = match kind {
             ResourceKind::Server => (
                 &|| {
                     let s = self.compute().get_server(id)?;
@@ -687,8 +876,14 @@ impl Connection {
                 },
                 &|| None,
             ),
-            ResourceKind::Volume => (&|| Ok((self.block_storage().get_volume(id)?.status, None)), &|| self.block_storage().latest_message(id)),
-            ResourceKind::Snapshot => (&|| Ok((self.block_storage().get_snapshot(id)?.status, None)), &|| self.block_storage().latest_message(id)),
+            ResourceKind::Volume => (
+                &|| Ok((self.block_storage().get_volume(id)?.status, None)),
+                &|| self.block_storage().latest_message(id),
+            ),
+            ResourceKind::Snapshot => (
+                &|| Ok((self.block_storage().get_snapshot(id)?.status, None)),
+                &|| self.block_storage().latest_message(id),
+            ),
             ResourceKind::Image => (&|| Ok((self.image().get_image(id)?.status, None)), &|| None),
         };
         crate::common::wait_status(
@@ -699,7 +894,11 @@ impl Connection {
             timeout,
             || {
                 let (s, f) = status()?;
-                Ok(crate::common::Observed { status: s.clone(), fault: f.filter(|m| !m.is_empty()), value: s })
+                Ok(crate::common::Observed {
+                    status: s.clone(),
+                    fault: f.filter(|m| !m.is_empty()),
+                    value: s,
+                })
             },
             |_| fault(),
         )
@@ -738,23 +937,38 @@ pub(crate) fn next_page_query(body: &Value, key: &str) -> Option<Vec<(String, St
     let href = body
         .get(format!("{key}_links"))
         .and_then(|l| l.as_array())
-        .and_then(|links| links.iter().find(|l| l.get("rel").and_then(|r| r.as_str()) == Some("next")))
+        .and_then(|links| {
+            links
+                .iter()
+                .find(|l| l.get("rel").and_then(|r| r.as_str()) == Some("next"))
+        })
         .and_then(|l| l.get("href"))
         .and_then(|h| h.as_str())
         .or_else(|| body.get("next").and_then(|n| n.as_str()))?;
     let base = url::Url::parse("http://placeholder.invalid/").ok()?;
     let u = base.join(href).ok()?;
-    Some(u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    Some(
+        u.query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    )
 }
 
 /// Percent-encodes one URL path segment.
 pub(crate) fn seg(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
     percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
 /// Polls `fetch` with backoff (0.2 s growing by 1.5x to 5 s) until `done` or the deadline.
-pub(crate) fn poll_until<T>(timeout: Duration, mut step: impl FnMut() -> Result<Option<T>>) -> Result<std::result::Result<T, Duration>> {
+pub(crate) fn poll_until<T>(
+    timeout: Duration,
+    mut step: impl FnMut() -> Result<Option<T>>,
+) -> Result<std::result::Result<T, Duration>> {
     let start = Instant::now();
     let mut delay = Duration::from_millis(200);
     loop {
@@ -780,10 +994,20 @@ mod tests {
         let nova = json!({"servers": [{"id": "a"}], "servers_links": [{"rel": "next", "href": "http://other-host:8774/v2.1/servers/detail?limit=1&marker=a&name=web"}]});
         assert_eq!(
             next_page_query(&nova, "servers"),
-            Some(vec![("limit".into(), "1".into()), ("marker".into(), "a".into()), ("name".into(), "web".into())])
+            Some(vec![
+                ("limit".into(), "1".into()),
+                ("marker".into(), "a".into()),
+                ("name".into(), "web".into())
+            ])
         );
         let glance = json!({"images": [], "next": "/v2/images?marker=x%20y&limit=20"});
-        assert_eq!(next_page_query(&glance, "images"), Some(vec![("marker".into(), "x y".into()), ("limit".into(), "20".into())]));
+        assert_eq!(
+            next_page_query(&glance, "images"),
+            Some(vec![
+                ("marker".into(), "x y".into()),
+                ("limit".into(), "20".into())
+            ])
+        );
         let neutron = json!({"ports": [], "ports_links": [{"rel": "previous", "href": "http://n/v2.0/ports?marker=p&page_reverse=True"}]});
         assert_eq!(next_page_query(&neutron, "ports"), None);
         assert_eq!(next_page_query(&json!({"volumes": []}), "volumes"), None);
@@ -798,7 +1022,12 @@ mod tests {
 
     #[test]
     fn retry_classification() {
-        assert!(is_idempotent(&Method::GET) && is_idempotent(&Method::DELETE) && is_idempotent(&Method::PUT) && is_idempotent(&Method::HEAD));
+        assert!(
+            is_idempotent(&Method::GET)
+                && is_idempotent(&Method::DELETE)
+                && is_idempotent(&Method::PUT)
+                && is_idempotent(&Method::HEAD)
+        );
         assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
         for s in [500, 502, 503, 504] {
             assert!(is_retryable_status(s));
@@ -818,7 +1047,8 @@ mod tests {
         .unwrap();
         assert_eq!(r, Ok(3));
         let t = Instant::now();
-        let r: std::result::Result<(), Duration> = poll_until(Duration::from_millis(300), || Ok(None)).unwrap();
+        let r: std::result::Result<(), Duration> =
+            poll_until(Duration::from_millis(300), || Ok(None)).unwrap();
         assert!(r.is_err());
         assert!(t.elapsed() < Duration::from_secs(2));
     }

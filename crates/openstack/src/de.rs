@@ -38,7 +38,9 @@ pub(crate) fn scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D
 }
 
 /// An optional string, also from a number or boolean; `null` is `None`.
-pub(crate) fn opt_scalar_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(crate) fn opt_scalar_string<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
     #[derive(serde::Deserialize)]
     struct Wrap(#[serde(deserialize_with = "scalar_string")] String);
     Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
@@ -71,7 +73,9 @@ impl<'de> Visitor<'de> for LenientBool {
         Ok(Some(v != 0))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<bool>, E> {
-        parse_bool(v).map(Some).ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
+        parse_bool(v)
+            .map(Some)
+            .ok_or_else(|| E::invalid_value(de::Unexpected::Str(v), &self))
     }
     fn visit_none<E: de::Error>(self) -> Result<Option<bool>, E> {
         Ok(None)

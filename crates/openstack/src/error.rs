@@ -8,7 +8,10 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Error {
     /// The cloud answered a request with an error status.
-    #[error("{service} {method} {path} failed: HTTP {status}: {message}{}", rid(request_id))]
+    #[error(
+        "{service} {method} {path} failed: HTTP {status}: {message}{}",
+        rid(request_id)
+    )]
     Api {
         /// Service type (`compute`, `block-storage`, `image`, `network`, `identity`).
         service: String,
@@ -25,7 +28,10 @@ pub enum Error {
     },
 
     /// Keystone rejected the credentials (HTTP 401), or a service rejected the token twice.
-    #[error("authentication failed on cloud {cloud} for {principal}: HTTP {status}: {message}{}", rid(request_id))]
+    #[error(
+        "authentication failed on cloud {cloud} for {principal}: HTTP {status}: {message}{}",
+        rid(request_id)
+    )]
     Auth {
         /// The cloud's name if known, else its auth URL.
         cloud: String,
@@ -108,7 +114,9 @@ pub enum Error {
     },
 
     /// The cloud does not support the microversion a feature needs.
-    #[error("{service}: {feature} needs API microversion {needed}, the cloud supports at most {max}")]
+    #[error(
+        "{service}: {feature} needs API microversion {needed}, the cloud supports at most {max}"
+    )]
     Unsupported {
         /// Service type.
         service: String,
@@ -181,14 +189,19 @@ impl Error {
     /// Turns an HTTP 404 into [`Error::NotFound`] for `kind` `name_or_id`; other errors pass.
     pub(crate) fn not_found_as(self, kind: &str, name_or_id: &str) -> Error {
         if self.status() == Some(404) {
-            Error::NotFound { kind: kind.to_string(), name_or_id: name_or_id.to_string() }
+            Error::NotFound {
+                kind: kind.to_string(),
+                name_or_id: name_or_id.to_string(),
+            }
         } else {
             self
         }
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Error {
-        Error::Config { message: message.into() }
+        Error::Config {
+            message: message.into(),
+        }
     }
 }
 
@@ -226,7 +239,9 @@ pub fn fault_message(body: &[u8]) -> Option<String> {
 fn json_fault(value: &serde_json::Value) -> Option<String> {
     let obj = value.as_object()?;
     fn s(v: Option<&serde_json::Value>) -> Option<&str> {
-        v.and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
+        v.and_then(|v| v.as_str())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
     }
     if let Some(ne) = obj.get("NeutronError") {
         if let Some(ne_str) = ne.as_str() {
@@ -260,9 +275,7 @@ fn json_fault(value: &serde_json::Value) -> Option<String> {
     if let Some(errors) = obj.get("errors").and_then(|e| e.as_array()) {
         let parts: Vec<String> = errors
             .iter()
-            .filter_map(|e| {
-                s(e.get("detail")).or(s(e.get("title"))).map(collapse)
-            })
+            .filter_map(|e| s(e.get("detail")).or(s(e.get("title"))).map(collapse))
             .collect();
         if !parts.is_empty() {
             return Some(parts.join("; "));
@@ -326,8 +339,17 @@ fn html_text(html: &str) -> String {
 
 /// Glance's plain-text form: `"404 Not Found\n\nNo image found with ID x\n\n   "`.
 fn plain_text(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    if lines.len() >= 2 && lines[0].split_whitespace().next().is_some_and(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit())) {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.len() >= 2
+        && lines[0]
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit()))
+    {
         return format!("{}: {}", lines[0], lines[1..].join(" "));
     }
     lines.join(" ")
@@ -366,7 +388,9 @@ mod tests {
             "Invalid flavorRef provided."
         );
         assert_eq!(
-            fm(r#"{"conflictingRequest": {"message": "Cannot 'stop' instance x while it is in vm_state stopped", "code": 409}}"#),
+            fm(
+                r#"{"conflictingRequest": {"message": "Cannot 'stop' instance x while it is in vm_state stopped", "code": 409}}"#
+            ),
             "Cannot 'stop' instance x while it is in vm_state stopped"
         );
         assert_eq!(
@@ -378,11 +402,15 @@ mod tests {
     #[test]
     fn neutron_fault() {
         assert_eq!(
-            fm(r#"{"NeutronError": {"type": "IpAddressAlreadyAllocated", "message": "IP address 10.0.0.5 already allocated in subnet s1", "detail": ""}}"#),
+            fm(
+                r#"{"NeutronError": {"type": "IpAddressAlreadyAllocated", "message": "IP address 10.0.0.5 already allocated in subnet s1", "detail": ""}}"#
+            ),
             "IpAddressAlreadyAllocated: IP address 10.0.0.5 already allocated in subnet s1"
         );
         assert_eq!(
-            fm(r#"{"NeutronError": {"type": "HTTPBadRequest", "message": "Bad", "detail": "more"}}"#),
+            fm(
+                r#"{"NeutronError": {"type": "HTTPBadRequest", "message": "Bad", "detail": "more"}}"#
+            ),
             "HTTPBadRequest: Bad (more)"
         );
     }
@@ -390,7 +418,9 @@ mod tests {
     #[test]
     fn keystone_fault() {
         assert_eq!(
-            fm(r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#),
+            fm(
+                r#"{"error": {"code": 401, "title": "Unauthorized", "message": "The request you have made requires authentication."}}"#
+            ),
             "Unauthorized: The request you have made requires authentication."
         );
     }
@@ -407,7 +437,12 @@ mod tests {
 
     #[test]
     fn other_bodies() {
-        assert_eq!(fm(r#"{"errors": [{"status": 409, "title": "Conflict", "detail": "There was a conflict.\n\n Details."}]}"#), "There was a conflict. Details.");
+        assert_eq!(
+            fm(
+                r#"{"errors": [{"status": 409, "title": "Conflict", "detail": "There was a conflict.\n\n Details."}]}"#
+            ),
+            "There was a conflict. Details."
+        );
         assert_eq!(fm(r#"{"message": "boom"}"#), "boom");
         assert_eq!(fm(r#"{"weird": 1, "x": 2}"#), r#"{"weird": 1, "x": 2}"#);
         assert_eq!(fault_message(b"   "), None);
@@ -440,7 +475,15 @@ mod tests {
             waited: Duration::from_millis(1500),
         };
         assert_eq!(e.to_string(), "timed out after 1.5 s waiting for volume v1 to become available (last status: creating)");
-        let e = Error::ErrorState { kind: "server".into(), id: "s".into(), status: "ERROR".into(), fault: Some("No valid host".into()) };
-        assert_eq!(e.to_string(), "server s went to status ERROR: No valid host");
+        let e = Error::ErrorState {
+            kind: "server".into(),
+            id: "s".into(),
+            status: "ERROR".into(),
+            fault: Some("No valid host".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "server s went to status ERROR: No valid host"
+        );
     }
 }

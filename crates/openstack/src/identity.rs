@@ -58,11 +58,20 @@ pub struct Domain {
 }
 
 fn project_from_token(p: &TokenEntity) -> Project {
-    Project { id: p.id.clone(), name: p.name.clone(), domain_id: p.domain.as_ref().and_then(|d| d.id.clone()), ..Default::default() }
+    Project {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        domain_id: p.domain.as_ref().and_then(|d| d.id.clone()),
+        ..Default::default()
+    }
 }
 
 fn domain_from_ref(d: &DomainRef) -> Option<Domain> {
-    Some(Domain { id: d.id.clone()?, name: d.name.clone().unwrap_or_default(), ..Default::default() })
+    Some(Domain {
+        id: d.id.clone()?,
+        name: d.name.clone().unwrap_or_default(),
+        ..Default::default()
+    })
 }
 
 /// Identity calls; from [`Connection::identity`].
@@ -89,12 +98,20 @@ impl<'a> IdentityApi<'a> {
         info.project
             .as_ref()
             .map(project_from_token)
-            .ok_or_else(|| Error::config(format!("the token of cloud {} is not scoped to a project", self.conn.config().label())))
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "the token of cloud {} is not scoped to a project",
+                    self.conn.config().label()
+                ))
+            })
     }
 
     /// A project by ID. A 403 for the token's own project is answered from the token.
     pub fn get_project(&self, id: &str) -> Result<Project> {
-        match self.conn.call_key::<Project>(Call::get(S, format!("/projects/{}", seg(id))), "project") {
+        match self
+            .conn
+            .call_key::<Project>(Call::get(S, format!("/projects/{}", seg(id))), "project")
+        {
             Ok(p) => Ok(p),
             Err(e) if e.status() == Some(403) => {
                 let info = self.conn.authenticate()?;
@@ -109,7 +126,13 @@ impl<'a> IdentityApi<'a> {
 
     /// A project by ID or exact name, among [`IdentityApi::list_projects`].
     pub fn find_project(&self, name_or_id: &str) -> Result<Option<Project>> {
-        find_one("project", name_or_id, || self.get_project(name_or_id), || self.list_projects(), |p| Some(p.name.as_str()))
+        find_one(
+            "project",
+            name_or_id,
+            || self.get_project(name_or_id),
+            || self.list_projects(),
+            |p| Some(p.name.as_str()),
+        )
     }
 
     /// Every project the token may see: `GET /projects` (admins); on 403 the projects of the
@@ -120,21 +143,42 @@ impl<'a> IdentityApi<'a> {
             Err(e) if e.status() != Some(403) => return Err(e),
             Err(_) => {}
         }
-        if let Ok(p) = self.conn.list_all(Call::get(S, "/auth/projects"), "projects") {
+        if let Ok(p) = self
+            .conn
+            .list_all(Call::get(S, "/auth/projects"), "projects")
+        {
             return Ok(p);
         }
-        Ok(self.conn.authenticate()?.project.as_ref().map(project_from_token).into_iter().collect())
+        Ok(self
+            .conn
+            .authenticate()?
+            .project
+            .as_ref()
+            .map(project_from_token)
+            .into_iter()
+            .collect())
     }
 
     /// A domain by ID. A 403 for the domain of the token's user or project is answered from the
     /// token.
     pub fn get_domain(&self, id: &str) -> Result<Domain> {
-        match self.conn.call_key::<Domain>(Call::get(S, format!("/domains/{}", seg(id))), "domain") {
+        match self
+            .conn
+            .call_key::<Domain>(Call::get(S, format!("/domains/{}", seg(id))), "domain")
+        {
             Ok(d) => Ok(d),
             Err(e) if e.status() == Some(403) => {
                 let info = self.conn.authenticate()?;
-                let known = [info.user.domain.as_ref(), info.project.as_ref().and_then(|p| p.domain.as_ref()), info.domain.as_ref()];
-                let found = known.into_iter().flatten().filter(|d| d.id.as_deref() == Some(id)).find_map(domain_from_ref);
+                let known = [
+                    info.user.domain.as_ref(),
+                    info.project.as_ref().and_then(|p| p.domain.as_ref()),
+                    info.domain.as_ref(),
+                ];
+                let found = known
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d.id.as_deref() == Some(id))
+                    .find_map(domain_from_ref);
                 found.ok_or(e)
             }
             Err(e) => Err(e.not_found_as("domain", id)),

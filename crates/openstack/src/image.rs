@@ -160,12 +160,15 @@ impl<'a> ImageApi<'a> {
     /// Images matching Glance's filters (`name`, `visibility`, `status`, `owner`, `tag` —
     /// repeat it for several —, and `<property>=<value>`), every page.
     pub fn list_images_with(&self, filters: &Query) -> Result<Vec<Image>> {
-        self.conn.list_all(Call::get(S, "/images").queries(filters), "images")
+        self.conn
+            .list_all(Call::get(S, "/images").queries(filters), "images")
     }
 
     /// An image by ID.
     pub fn get_image(&self, id: &str) -> Result<Image> {
-        self.conn.call_json(Call::get(S, format!("/images/{}", seg(id)))).map_err(|e| e.not_found_as("image", id))
+        self.conn
+            .call_json(Call::get(S, format!("/images/{}", seg(id))))
+            .map_err(|e| e.not_found_as("image", id))
     }
 
     /// An image by ID or exact name.
@@ -186,7 +189,12 @@ impl<'a> ImageApi<'a> {
 
     /// Uploads the image data (`PUT /images/{id}/file`), streamed from `data`. With `size` the
     /// request has a Content-Length, else it is chunked. Not retried (the stream is consumed).
-    pub fn upload_image_data<R: Read + Send + 'static>(&self, id: &str, data: R, size: Option<u64>) -> Result<()> {
+    pub fn upload_image_data<R: Read + Send + 'static>(
+        &self,
+        id: &str,
+        data: R,
+        size: Option<u64>,
+    ) -> Result<()> {
         let body = match size {
             Some(n) => reqwest::blocking::Body::sized(data, n),
             None => reqwest::blocking::Body::new(data),
@@ -194,7 +202,10 @@ impl<'a> ImageApi<'a> {
         let mut call = Call::put(S, format!("/images/{}/file", seg(id)));
         call.body = Body::Stream(Some(body));
         call.data_transfer = true;
-        self.conn.call(call).map(drop).map_err(|e| e.not_found_as("image", id))
+        self.conn
+            .call(call)
+            .map(drop)
+            .map_err(|e| e.not_found_as("image", id))
     }
 
     /// Downloads the image data (`GET /images/{id}/file`) into `out`; returns the byte count
@@ -202,7 +213,10 @@ impl<'a> ImageApi<'a> {
     pub fn download_image_data(&self, id: &str, out: &mut dyn Write) -> Result<u64> {
         let mut call = Call::get(S, format!("/images/{}/file", seg(id)));
         call.data_transfer = true;
-        let mut resp = self.conn.send(call).map_err(|e| e.not_found_as("image", id))?;
+        let mut resp = self
+            .conn
+            .send(call)
+            .map_err(|e| e.not_found_as("image", id))?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
@@ -210,37 +224,67 @@ impl<'a> ImageApi<'a> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Io { context: format!("reading the data of image {id} after {total} bytes"), source: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        context: format!("reading the data of image {id} after {total} bytes"),
+                        source: e,
+                    })
+                }
             };
-            out.write_all(&buf[..n]).map_err(|e| Error::Io { context: format!("writing the data of image {id}"), source: e })?;
+            out.write_all(&buf[..n]).map_err(|e| Error::Io {
+                context: format!("writing the data of image {id}"),
+                source: e,
+            })?;
             total += n as u64;
         }
-        out.flush().map_err(|e| Error::Io { context: format!("writing the data of image {id}"), source: e })?;
+        out.flush().map_err(|e| Error::Io {
+            context: format!("writing the data of image {id}"),
+            source: e,
+        })?;
         Ok(total)
     }
 
     /// Deletes an image.
     pub fn delete_image(&self, id: &str) -> Result<()> {
-        self.conn.call(Call::delete(S, format!("/images/{}", seg(id)))).map(drop).map_err(|e| e.not_found_as("image", id))
+        self.conn
+            .call(Call::delete(S, format!("/images/{}", seg(id))))
+            .map(drop)
+            .map_err(|e| e.not_found_as("image", id))
     }
 
     /// Sets properties (and top-level attributes such as `name`, `min_disk`) and removes
     /// properties, with one JSON patch. Returns the updated image.
-    pub fn update_image_properties(&self, id: &str, set: &Map<String, Value>, remove: &[&str]) -> Result<Image> {
+    pub fn update_image_properties(
+        &self,
+        id: &str,
+        set: &Map<String, Value>,
+        remove: &[&str],
+    ) -> Result<Image> {
         let current = self.get_image(id)?;
         let ops = properties_patch(&current, set, remove);
         if ops.is_empty() {
             return Ok(current);
         }
-        let bytes = serde_json::to_vec(&ops).map_err(|e| Error::Io { context: "encoding an image patch".into(), source: e.into() })?;
+        let bytes = serde_json::to_vec(&ops).map_err(|e| Error::Io {
+            context: "encoding an image patch".into(),
+            source: e.into(),
+        })?;
         let mut call = Call::new(S, reqwest::Method::PATCH, format!("/images/{}", seg(id)));
         call.body = Body::Bytes(bytes, PATCH_CONTENT_TYPE);
-        self.conn.call_json(call).map_err(|e| e.not_found_as("image", id))
+        self.conn
+            .call_json(call)
+            .map_err(|e| e.not_found_as("image", id))
     }
 
     /// Adds a tag.
     pub fn add_image_tag(&self, id: &str, tag: &str) -> Result<()> {
-        self.conn.call(Call::put(S, format!("/images/{}/tags/{}", seg(id), seg(tag)))).map(drop).map_err(|e| e.not_found_as("image", id))
+        self.conn
+            .call(Call::put(
+                S,
+                format!("/images/{}/tags/{}", seg(id), seg(tag)),
+            ))
+            .map(drop)
+            .map_err(|e| e.not_found_as("image", id))
     }
 
     /// Waits until the image has one of `statuses` (e.g. `["active"]`); fails fast on `killed`.
@@ -253,7 +297,11 @@ impl<'a> ImageApi<'a> {
             timeout,
             || {
                 let i = self.get_image(id)?;
-                Ok(Observed { status: i.status.clone(), fault: None, value: i })
+                Ok(Observed {
+                    status: i.status.clone(),
+                    fault: None,
+                    value: i,
+                })
             },
             |_| None,
         )
@@ -261,10 +309,16 @@ impl<'a> ImageApi<'a> {
 
     /// Waits until the image is gone (404 or `deleted`).
     pub fn wait_for_image_deleted(&self, id: &str, timeout: Duration) -> Result<()> {
-        wait_deleted("image", id, ResourceKind::Image.delete_error_statuses(), timeout, || {
-            let i = self.get_image(id)?;
-            Ok((i.status, None))
-        })
+        wait_deleted(
+            "image",
+            id,
+            ResourceKind::Image.delete_error_statuses(),
+            timeout,
+            || {
+                let i = self.get_image(id)?;
+                Ok((i.status, None))
+            },
+        )
     }
 }
 
@@ -290,7 +344,12 @@ mod tests {
 
     #[test]
     fn new_image_body_is_flat() {
-        let mut n = NewImage { name: "x".into(), disk_format: Some("raw".into()), container_format: Some("bare".into()), ..Default::default() };
+        let mut n = NewImage {
+            name: "x".into(),
+            disk_format: Some("raw".into()),
+            container_format: Some("bare".into()),
+            ..Default::default()
+        };
         n.properties.insert("hw_disk_bus".into(), json!("scsi"));
         assert_eq!(
             serde_json::to_value(&n).unwrap(),

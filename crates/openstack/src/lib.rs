@@ -63,22 +63,29 @@ if let Some(vol) = conn.block_storage().find_volume("data-1")? {
 #![deny(missing_docs)]
 
 pub use crate::auth::{DomainRef, TokenEntity, TokenInfo, TokenRole};
-pub use crate::block_storage::{metadata_filter, BlockStorageApi, NewVolume, Snapshot, Volume, VolumeAttachmentInfo, VolumeType};
+pub use crate::block_storage::{
+    metadata_filter, BlockStorageApi, NewVolume, Snapshot, Volume, VolumeAttachmentInfo, VolumeType,
+};
 pub use crate::catalog::{CatalogEndpoint, CatalogService, Service};
 pub use crate::common::{Query, ResourceKind};
 pub use crate::compute::{
-    AttachedVolume, AvailabilityZone, BlockDeviceMapping, ComputeApi, FixedIp, Flavor, IdRef, InterfaceAttachment, Keypair, NameRef,
-    NewFlavor, NewServer, Server, ServerAddress, ServerFault, ServerFlavor, ServerNetwork, UserData, VolumeAttachment,
+    AttachedVolume, AvailabilityZone, BlockDeviceMapping, ComputeApi, FixedIp, Flavor, IdRef,
+    InterfaceAttachment, Keypair, NameRef, NewFlavor, NewServer, Server, ServerAddress,
+    ServerFault, ServerFlavor, ServerNetwork, UserData, VolumeAttachment,
 };
-pub use crate::config::{AuthOptions, AuthType, CloudConfig, CloudEntry, CloudOptions, CloudRef, ConfigLoader, Interface, RegionEntry, RetryPolicy};
+pub use crate::config::{
+    AuthOptions, AuthType, CloudConfig, CloudEntry, CloudOptions, CloudRef, ConfigLoader,
+    Interface, RegionEntry, RetryPolicy,
+};
 pub use crate::connection::{Connection, CONNECT_TIMEOUT, DEFAULT_API_TIMEOUT};
 pub use crate::error::{fault_message, Error, Result};
 pub use crate::identity::{Domain, IdentityApi, Project};
 pub use crate::image::{properties_patch, Image, ImageApi, NewImage};
 pub use crate::microversion::Microversion;
 pub use crate::network::{
-    AllocationPool, ExternalGateway, FloatingIp, Network, NetworkApi, NewFloatingIp, NewNetwork, NewPort, NewRouter, NewSecurityGroupRule,
-    NewSubnet, Port, PortFixedIp, Router, SecurityGroup, SecurityGroupRule, Subnet, TaggedResource,
+    AllocationPool, ExternalGateway, FloatingIp, Network, NetworkApi, NewFloatingIp, NewNetwork,
+    NewPort, NewRouter, NewSecurityGroupRule, NewSubnet, Port, PortFixedIp, Router, SecurityGroup,
+    SecurityGroupRule, Subnet, TaggedResource,
 };
 pub use crate::secret::{Secret, MASK};
 

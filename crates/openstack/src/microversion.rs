@@ -32,7 +32,10 @@ impl Microversion {
         let s = s.trim();
         let s = s.strip_prefix('v').unwrap_or(s);
         let (a, b) = s.split_once('.')?;
-        Some(Microversion { major: a.parse().ok()?, minor: b.parse().ok()? })
+        Some(Microversion {
+            major: a.parse().ok()?,
+            minor: b.parse().ok()?,
+        })
     }
 }
 
@@ -80,7 +83,11 @@ pub(crate) type Range = (Microversion, Microversion);
 
 /// The version a call is sent with: `ceiling` capped at the cloud's max, at least `needed`.
 /// `Err((needed, max))` when the cloud's max is below `needed`. An unknown range sends `ceiling`.
-pub(crate) fn negotiate(range: Option<Range>, needed: Microversion, ceiling: Microversion) -> Result<Microversion, (Microversion, Microversion)> {
+pub(crate) fn negotiate(
+    range: Option<Range>,
+    needed: Microversion,
+    ceiling: Microversion,
+) -> Result<Microversion, (Microversion, Microversion)> {
     let Some((min, max)) = range else {
         return Ok(ceiling.max(needed));
     };
@@ -106,18 +113,36 @@ pub(crate) fn headers(service: Service, version: Microversion) -> Vec<(&'static 
 /// or `{"versions": [...]}` / `{"versions": {"values": [...]}}` (roots, Cinder at `/v3/`). The
 /// entry whose `id` starts with `want_id` (`v2.1`, `v3`) is used. A version without microversions
 /// (`"version": ""`) gives `(base, base)`.
-pub(crate) fn parse_version_document(body: &serde_json::Value, want_id: &str, base: Microversion) -> Option<Range> {
-    let entries: Vec<&serde_json::Value> = if let Some(v) = body.get("version").filter(|v| v.is_object()) {
-        vec![v]
-    } else {
-        match body.get("versions") {
-            Some(serde_json::Value::Array(a)) => a.iter().collect(),
-            Some(serde_json::Value::Object(o)) => o.get("values").and_then(|v| v.as_array()).map(|a| a.iter().collect()).unwrap_or_default(),
-            _ => Vec::new(),
-        }
+pub(crate) fn parse_version_document(
+    body: &serde_json::Value,
+    want_id: &str,
+    base: Microversion,
+) -> Option<Range> {
+    let entries: Vec<&serde_json::Value> =
+        if let Some(v) = body.get("version").filter(|v| v.is_object()) {
+            vec![v]
+        } else {
+            match body.get("versions") {
+                Some(serde_json::Value::Array(a)) => a.iter().collect(),
+                Some(serde_json::Value::Object(o)) => o
+                    .get("values")
+                    .and_then(|v| v.as_array())
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            }
+        };
+    let entry = entries.into_iter().find(|e| {
+        e.get("id")
+            .and_then(|i| i.as_str())
+            .is_some_and(|i| i.starts_with(want_id))
+    })?;
+    let get = |k: &str| {
+        entry
+            .get(k)
+            .and_then(|v| v.as_str())
+            .and_then(Microversion::parse)
     };
-    let entry = entries.into_iter().find(|e| e.get("id").and_then(|i| i.as_str()).is_some_and(|i| i.starts_with(want_id)))?;
-    let get = |k: &str| entry.get(k).and_then(|v| v.as_str()).and_then(Microversion::parse);
     match (get("min_version"), get("version")) {
         (Some(min), Some(max)) => Some((min, max)),
         (None, Some(max)) => Some((base, max)),
@@ -131,7 +156,10 @@ mod tests {
 
     #[test]
     fn parse_and_order() {
-        assert_eq!(Microversion::parse("2.100"), Some(Microversion::new(2, 100)));
+        assert_eq!(
+            Microversion::parse("2.100"),
+            Some(Microversion::new(2, 100))
+        );
         assert_eq!(Microversion::parse("v3.71"), Some(Microversion::new(3, 71)));
         assert_eq!(Microversion::parse(""), None);
         assert_eq!(Microversion::parse("2"), None);
@@ -146,11 +174,23 @@ mod tests {
         // Unknown range: the ceiling.
         assert_eq!(negotiate(None, mv(2, 1), mv(2, 100)), Ok(mv(2, 100)));
         // Down to the cloud's max.
-        assert_eq!(negotiate(Some((mv(2, 1), mv(2, 60))), mv(2, 1), mv(2, 100)), Ok(mv(2, 60)));
-        assert_eq!(negotiate(Some((mv(2, 1), mv(2, 104))), mv(2, 1), mv(2, 100)), Ok(mv(2, 100)));
+        assert_eq!(
+            negotiate(Some((mv(2, 1), mv(2, 60))), mv(2, 1), mv(2, 100)),
+            Ok(mv(2, 60))
+        );
+        assert_eq!(
+            negotiate(Some((mv(2, 1), mv(2, 104))), mv(2, 1), mv(2, 100)),
+            Ok(mv(2, 100))
+        );
         // Needed above the cloud's max fails.
-        assert_eq!(negotiate(Some((mv(2, 1), mv(2, 40))), mv(2, 52), mv(2, 100)), Err((mv(2, 52), mv(2, 40))));
-        assert_eq!(negotiate(Some((mv(2, 1), mv(2, 52))), mv(2, 52), mv(2, 100)), Ok(mv(2, 52)));
+        assert_eq!(
+            negotiate(Some((mv(2, 1), mv(2, 40))), mv(2, 52), mv(2, 100)),
+            Err((mv(2, 52), mv(2, 40)))
+        );
+        assert_eq!(
+            negotiate(Some((mv(2, 1), mv(2, 52))), mv(2, 52), mv(2, 100)),
+            Ok(mv(2, 52))
+        );
     }
 
     #[test]
@@ -158,23 +198,45 @@ mod tests {
         let h = headers(Service::Compute, Microversion::new(2, 52));
         assert_eq!(
             h,
-            vec![("OpenStack-API-Version", "compute 2.52".to_string()), ("X-OpenStack-Nova-API-Version", "2.52".to_string())]
+            vec![
+                ("OpenStack-API-Version", "compute 2.52".to_string()),
+                ("X-OpenStack-Nova-API-Version", "2.52".to_string())
+            ]
         );
         let h = headers(Service::BlockStorage, Microversion::new(3, 66));
-        assert_eq!(h, vec![("OpenStack-API-Version", "volume 3.66".to_string())]);
+        assert_eq!(
+            h,
+            vec![("OpenStack-API-Version", "volume 3.66".to_string())]
+        );
         assert!(headers(Service::Network, Microversion::new(2, 0)).is_empty());
     }
 
     #[test]
     fn version_documents() {
         let nova = serde_json::json!({"version": {"id": "v2.1", "status": "CURRENT", "version": "2.104", "min_version": "2.1"}});
-        assert_eq!(parse_version_document(&nova, "v2.1", COMPUTE_BASE), Some((Microversion::new(2, 1), Microversion::new(2, 104))));
+        assert_eq!(
+            parse_version_document(&nova, "v2.1", COMPUTE_BASE),
+            Some((Microversion::new(2, 1), Microversion::new(2, 104)))
+        );
         let cinder = serde_json::json!({"versions": [{"id": "v3.0", "status": "CURRENT", "version": "3.71", "min_version": "3.0"}]});
-        assert_eq!(parse_version_document(&cinder, "v3", BLOCK_STORAGE_BASE), Some((Microversion::new(3, 0), Microversion::new(3, 71))));
+        assert_eq!(
+            parse_version_document(&cinder, "v3", BLOCK_STORAGE_BASE),
+            Some((Microversion::new(3, 0), Microversion::new(3, 71)))
+        );
         let root = serde_json::json!({"versions": {"values": [{"id": "v2.0", "version": ""}, {"id": "v2.1", "version": "2.90", "min_version": "2.1"}]}});
-        assert_eq!(parse_version_document(&root, "v2.1", COMPUTE_BASE), Some((Microversion::new(2, 1), Microversion::new(2, 90))));
-        let legacy = serde_json::json!({"version": {"id": "v2.1", "version": "", "min_version": ""}});
-        assert_eq!(parse_version_document(&legacy, "v2.1", COMPUTE_BASE), Some((COMPUTE_BASE, COMPUTE_BASE)));
-        assert_eq!(parse_version_document(&serde_json::json!({}), "v2.1", COMPUTE_BASE), None);
+        assert_eq!(
+            parse_version_document(&root, "v2.1", COMPUTE_BASE),
+            Some((Microversion::new(2, 1), Microversion::new(2, 90)))
+        );
+        let legacy =
+            serde_json::json!({"version": {"id": "v2.1", "version": "", "min_version": ""}});
+        assert_eq!(
+            parse_version_document(&legacy, "v2.1", COMPUTE_BASE),
+            Some((COMPUTE_BASE, COMPUTE_BASE))
+        );
+        assert_eq!(
+            parse_version_document(&serde_json::json!({}), "v2.1", COMPUTE_BASE),
+            None
+        );
     }
 }

@@ -230,7 +230,11 @@ pub struct SecurityGroup {
     #[serde(default)]
     pub project_id: Option<String>,
     /// Rules.
-    #[serde(rename = "security_group_rules", default, deserialize_with = "null_default")]
+    #[serde(
+        rename = "security_group_rules",
+        default,
+        deserialize_with = "null_default"
+    )]
     pub rules: Vec<SecurityGroupRule>,
     /// Tags.
     #[serde(default, deserialize_with = "null_default")]
@@ -249,7 +253,11 @@ pub struct ExternalGateway {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_snat: Option<bool>,
     /// Its IPs on the external network.
-    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub external_fixed_ips: Vec<PortFixedIp>,
 }
 
@@ -542,14 +550,48 @@ struct Res {
     kind: &'static str,
 }
 
-const NETWORKS: Res = Res { path: "/networks", plural: "networks", singular: "network", kind: "network" };
-const SUBNETS: Res = Res { path: "/subnets", plural: "subnets", singular: "subnet", kind: "subnet" };
-const PORTS: Res = Res { path: "/ports", plural: "ports", singular: "port", kind: "port" };
-const SECURITY_GROUPS: Res = Res { path: "/security-groups", plural: "security_groups", singular: "security_group", kind: "security group" };
-const SECURITY_GROUP_RULES: Res =
-    Res { path: "/security-group-rules", plural: "security_group_rules", singular: "security_group_rule", kind: "security group rule" };
-const ROUTERS: Res = Res { path: "/routers", plural: "routers", singular: "router", kind: "router" };
-const FLOATING_IPS: Res = Res { path: "/floatingips", plural: "floatingips", singular: "floatingip", kind: "floating IP" };
+const NETWORKS: Res = Res {
+    path: "/networks",
+    plural: "networks",
+    singular: "network",
+    kind: "network",
+};
+const SUBNETS: Res = Res {
+    path: "/subnets",
+    plural: "subnets",
+    singular: "subnet",
+    kind: "subnet",
+};
+const PORTS: Res = Res {
+    path: "/ports",
+    plural: "ports",
+    singular: "port",
+    kind: "port",
+};
+const SECURITY_GROUPS: Res = Res {
+    path: "/security-groups",
+    plural: "security_groups",
+    singular: "security_group",
+    kind: "security group",
+};
+const SECURITY_GROUP_RULES: Res = Res {
+    path: "/security-group-rules",
+    plural: "security_group_rules",
+    singular: "security_group_rule",
+    kind: "security group rule",
+};
+const ROUTERS: Res = Res {
+    path: "/routers",
+    plural: "routers",
+    singular: "router",
+    kind: "router",
+};
+const FLOATING_IPS: Res = Res {
+    path: "/floatingips",
+    plural: "floatingips",
+    singular: "floatingip",
+    kind: "floating IP",
+};
 
 /// Network calls; from [`Connection::network`].
 ///
@@ -568,33 +610,54 @@ impl<'a> NetworkApi<'a> {
     }
 
     fn list<T: DeserializeOwned>(&self, r: &Res, filters: &Query) -> Result<Vec<T>> {
-        self.conn.list_all(Call::get(S, r.path).queries(filters), r.plural)
+        self.conn
+            .list_all(Call::get(S, r.path).queries(filters), r.plural)
     }
 
     fn get<T: DeserializeOwned>(&self, r: &Res, id: &str) -> Result<T> {
-        self.conn.call_key(Call::get(S, format!("{}/{}", r.path, seg(id))), r.singular).map_err(|e| e.not_found_as(r.kind, id))
+        self.conn
+            .call_key(Call::get(S, format!("{}/{}", r.path, seg(id))), r.singular)
+            .map_err(|e| e.not_found_as(r.kind, id))
     }
 
     fn create<T: DeserializeOwned>(&self, r: &Res, body: &impl Serialize) -> Result<T> {
         let mut wrapped = Map::new();
         wrapped.insert(
             r.singular.to_string(),
-            serde_json::to_value(body).map_err(|e| Error::Io { context: format!("encoding a {}", r.kind), source: e.into() })?,
+            serde_json::to_value(body).map_err(|e| Error::Io {
+                context: format!("encoding a {}", r.kind),
+                source: e.into(),
+            })?,
         );
-        self.conn.call_key(Call::post(S, r.path).json(&wrapped)?, r.singular)
+        self.conn
+            .call_key(Call::post(S, r.path).json(&wrapped)?, r.singular)
     }
 
     fn update<T: DeserializeOwned>(&self, r: &Res, id: &str, body: Value) -> Result<T> {
         let mut wrapped = Map::new();
         wrapped.insert(r.singular.to_string(), body);
-        self.conn.call_key(Call::put(S, format!("{}/{}", r.path, seg(id))).json(&wrapped)?, r.singular).map_err(|e| e.not_found_as(r.kind, id))
+        self.conn
+            .call_key(
+                Call::put(S, format!("{}/{}", r.path, seg(id))).json(&wrapped)?,
+                r.singular,
+            )
+            .map_err(|e| e.not_found_as(r.kind, id))
     }
 
     fn delete(&self, r: &Res, id: &str) -> Result<()> {
-        self.conn.call(Call::delete(S, format!("{}/{}", r.path, seg(id)))).map(drop).map_err(|e| e.not_found_as(r.kind, id))
+        self.conn
+            .call(Call::delete(S, format!("{}/{}", r.path, seg(id))))
+            .map(drop)
+            .map_err(|e| e.not_found_as(r.kind, id))
     }
 
-    fn find<T: DeserializeOwned>(&self, r: &Res, name_or_id: &str, filters: &Query, name_of: impl Fn(&T) -> &str) -> Result<Option<T>> {
+    fn find<T: DeserializeOwned>(
+        &self,
+        r: &Res,
+        name_or_id: &str,
+        filters: &Query,
+        name_of: impl Fn(&T) -> &str,
+    ) -> Result<Option<T>> {
         find_one(
             r.kind,
             name_or_id,
@@ -690,11 +753,24 @@ impl<'a> NetworkApi<'a> {
     }
     /// A security group by ID or exact name (among those matching `filters`; every project has a
     /// `default`, so give `project_id` when the token is an admin's).
-    pub fn find_security_group(&self, name_or_id: &str, filters: &Query) -> Result<Option<SecurityGroup>> {
-        self.find(&SECURITY_GROUPS, name_or_id, filters, |g: &SecurityGroup| &g.name)
+    pub fn find_security_group(
+        &self,
+        name_or_id: &str,
+        filters: &Query,
+    ) -> Result<Option<SecurityGroup>> {
+        self.find(
+            &SECURITY_GROUPS,
+            name_or_id,
+            filters,
+            |g: &SecurityGroup| &g.name,
+        )
     }
     /// Creates a security group (Neutron adds the default egress rules).
-    pub fn create_security_group(&self, name: &str, description: Option<&str>) -> Result<SecurityGroup> {
+    pub fn create_security_group(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<SecurityGroup> {
         let mut g = json!({"name": name});
         if let Some(d) = description {
             g["description"] = json!(d);
@@ -706,7 +782,10 @@ impl<'a> NetworkApi<'a> {
         self.delete(&SECURITY_GROUPS, id)
     }
     /// Creates a rule.
-    pub fn create_security_group_rule(&self, new: &NewSecurityGroupRule) -> Result<SecurityGroupRule> {
+    pub fn create_security_group_rule(
+        &self,
+        new: &NewSecurityGroupRule,
+    ) -> Result<SecurityGroupRule> {
         self.create(&SECURITY_GROUP_RULES, new)
     }
     /// Rules matching `filters` (`security_group_id`, `direction`, ...).
@@ -739,13 +818,25 @@ impl<'a> NetworkApi<'a> {
     /// Attaches a subnet to a router.
     pub fn add_router_interface(&self, router_id: &str, subnet_id: &str) -> Result<Value> {
         self.conn
-            .call_json(Call::put(S, format!("/routers/{}/add_router_interface", seg(router_id))).json(&json!({"subnet_id": subnet_id}))?)
+            .call_json(
+                Call::put(
+                    S,
+                    format!("/routers/{}/add_router_interface", seg(router_id)),
+                )
+                .json(&json!({"subnet_id": subnet_id}))?,
+            )
             .map_err(|e| e.not_found_as("router", router_id))
     }
     /// Detaches a subnet from a router.
     pub fn remove_router_interface(&self, router_id: &str, subnet_id: &str) -> Result<Value> {
         self.conn
-            .call_json(Call::put(S, format!("/routers/{}/remove_router_interface", seg(router_id))).json(&json!({"subnet_id": subnet_id}))?)
+            .call_json(
+                Call::put(
+                    S,
+                    format!("/routers/{}/remove_router_interface", seg(router_id)),
+                )
+                .json(&json!({"subnet_id": subnet_id}))?,
+            )
             .map_err(|e| e.not_found_as("router", router_id))
     }
     /// Deletes a router (its interfaces must be removed first).
@@ -780,7 +871,12 @@ impl<'a> NetworkApi<'a> {
     }
     /// Associates a floating IP with a port (optionally one of its fixed addresses), or
     /// disassociates it (`port_id: None`).
-    pub fn update_floating_ip_port(&self, id: &str, port_id: Option<&str>, fixed_ip_address: Option<&str>) -> Result<FloatingIp> {
+    pub fn update_floating_ip_port(
+        &self,
+        id: &str,
+        port_id: Option<&str>,
+        fixed_ip_address: Option<&str>,
+    ) -> Result<FloatingIp> {
         let mut body = json!({"port_id": port_id});
         if let Some(ip) = fixed_ip_address {
             body["fixed_ip_address"] = json!(ip);
@@ -797,7 +893,10 @@ impl<'a> NetworkApi<'a> {
     /// Adds a tag (`PUT /v2.0/{resource}/{id}/tags/{tag}`).
     pub fn add_tag(&self, resource: TaggedResource, id: &str, tag: &str) -> Result<()> {
         self.conn
-            .call(Call::put(S, format!("/{}/{}/tags/{}", resource.path(), seg(id), seg(tag))))
+            .call(Call::put(
+                S,
+                format!("/{}/{}/tags/{}", resource.path(), seg(id), seg(tag)),
+            ))
             .map(drop)
             .map_err(|e| e.not_found_as(resource.path().trim_end_matches('s'), id))
     }
@@ -805,7 +904,10 @@ impl<'a> NetworkApi<'a> {
     /// Replaces all tags.
     pub fn set_tags(&self, resource: TaggedResource, id: &str, tags: &[String]) -> Result<()> {
         self.conn
-            .call(Call::put(S, format!("/{}/{}/tags", resource.path(), seg(id))).json(&json!({"tags": tags}))?)
+            .call(
+                Call::put(S, format!("/{}/{}/tags", resource.path(), seg(id)))
+                    .json(&json!({"tags": tags}))?,
+            )
             .map(drop)
             .map_err(|e| e.not_found_as(resource.path().trim_end_matches('s'), id))
     }
@@ -813,7 +915,10 @@ impl<'a> NetworkApi<'a> {
     /// Removes a tag.
     pub fn remove_tag(&self, resource: TaggedResource, id: &str, tag: &str) -> Result<()> {
         self.conn
-            .call(Call::delete(S, format!("/{}/{}/tags/{}", resource.path(), seg(id), seg(tag))))
+            .call(Call::delete(
+                S,
+                format!("/{}/{}/tags/{}", resource.path(), seg(id), seg(tag)),
+            ))
             .map(drop)
             .map_err(|e| e.not_found_as(resource.path().trim_end_matches('s'), id))
     }
@@ -828,7 +933,11 @@ impl<'a> NetworkApi<'a> {
             timeout,
             || {
                 let p = self.get_port(id)?;
-                Ok(Observed { status: p.status.clone().unwrap_or_default(), fault: None, value: p })
+                Ok(Observed {
+                    status: p.status.clone().unwrap_or_default(),
+                    fault: None,
+                    value: p,
+                })
             },
             |_| None,
         )
@@ -861,7 +970,10 @@ mod tests {
     fn create_bodies() {
         let n = NewPort {
             network_id: "n".into(),
-            fixed_ips: vec![PortFixedIp { subnet_id: Some("s".into()), ip_address: Some("10.0.0.5".into()) }],
+            fixed_ips: vec![PortFixedIp {
+                subnet_id: Some("s".into()),
+                ip_address: Some("10.0.0.5".into()),
+            }],
             mac_address: Some("fa:16:3e:00:00:01".into()),
             binding_profile: Some(Map::new()),
             ..Default::default()
@@ -870,10 +982,27 @@ mod tests {
             serde_json::to_value(&n).unwrap(),
             json!({"network_id": "n", "fixed_ips": [{"subnet_id": "s", "ip_address": "10.0.0.5"}], "mac_address": "fa:16:3e:00:00:01", "binding:profile": {}})
         );
-        let r = NewRouter { name: "r".into(), external_gateway_info: Some(ExternalGateway { network_id: "ext".into(), ..Default::default() }), ..Default::default() };
-        assert_eq!(serde_json::to_value(&r).unwrap(), json!({"name": "r", "external_gateway_info": {"network_id": "ext"}}));
-        let f = NewFloatingIp { floating_network_id: "ext".into(), port_id: Some("p".into()), ..Default::default() };
-        assert_eq!(serde_json::to_value(&f).unwrap(), json!({"floating_network_id": "ext", "port_id": "p"}));
+        let r = NewRouter {
+            name: "r".into(),
+            external_gateway_info: Some(ExternalGateway {
+                network_id: "ext".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"name": "r", "external_gateway_info": {"network_id": "ext"}})
+        );
+        let f = NewFloatingIp {
+            floating_network_id: "ext".into(),
+            port_id: Some("p".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(&f).unwrap(),
+            json!({"floating_network_id": "ext", "port_id": "p"})
+        );
     }
 
     #[test]

@@ -22,14 +22,19 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
     pub fn query(&self) -> Vec<(String, String)> {
         let u = url::Url::parse(&format!("http://x{}", self.target)).unwrap();
-        u.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+        u.query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
     }
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
@@ -41,7 +46,11 @@ impl Request {
 
 /// What the server does with a request.
 pub enum Response {
-    Reply { status: u16, headers: Vec<(String, String)>, body: Vec<u8> },
+    Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// Close the connection without answering (a reset, as a uwsgi server does to a kept-alive
     /// connection).
     Drop,
@@ -49,16 +58,32 @@ pub enum Response {
 
 impl Response {
     pub fn json(status: u16, body: Value) -> Response {
-        Response::Reply { status, headers: vec![("Content-Type".into(), "application/json".into())], body: body.to_string().into_bytes() }
+        Response::Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
     }
     pub fn text(status: u16, body: &str) -> Response {
-        Response::Reply { status, headers: vec![("Content-Type".into(), "text/plain".into())], body: body.as_bytes().to_vec() }
+        Response::Reply {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: body.as_bytes().to_vec(),
+        }
     }
     pub fn bytes(status: u16, body: Vec<u8>) -> Response {
-        Response::Reply { status, headers: vec![("Content-Type".into(), "application/octet-stream".into())], body }
+        Response::Reply {
+            status,
+            headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+            body,
+        }
     }
     pub fn empty(status: u16) -> Response {
-        Response::Reply { status, headers: vec![], body: vec![] }
+        Response::Reply {
+            status,
+            headers: vec![],
+            body: vec![],
+        }
     }
     pub fn with_header(mut self, k: &str, v: &str) -> Response {
         if let Response::Reply { headers, .. } = &mut self {
@@ -79,13 +104,18 @@ pub struct Server {
 
 impl Server {
     /// Plain HTTP. `make` gets the server's base URL (`http://127.0.0.1:PORT`).
-    pub fn start(make: impl FnOnce(String) -> Box<dyn Fn(&Request) -> Response + Send + Sync>) -> Server {
+    pub fn start(
+        make: impl FnOnce(String) -> Box<dyn Fn(&Request) -> Response + Send + Sync>,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         Server::start_on(listener, make)
     }
 
     /// Plain HTTP on an existing listener.
-    pub fn start_on(listener: TcpListener, make: impl FnOnce(String) -> Box<dyn Fn(&Request) -> Response + Send + Sync>) -> Server {
+    pub fn start_on(
+        listener: TcpListener,
+        make: impl FnOnce(String) -> Box<dyn Fn(&Request) -> Response + Send + Sync>,
+    ) -> Server {
         let addr = listener.local_addr().unwrap();
         let handler: Handler = Arc::from(make(format!("http://{addr}")));
         let log = Arc::new(Mutex::new(Vec::new()));
@@ -97,7 +127,11 @@ impl Server {
                 thread::spawn(move || serve_connection(stream, h, l));
             }
         });
-        Server { addr, log, tls: false }
+        Server {
+            addr,
+            log,
+            tls: false,
+        }
     }
 
     /// HTTPS with the given rustls server configuration.
@@ -115,13 +149,19 @@ impl Server {
                 let Ok(stream) = stream else { continue };
                 let (h, l, c) = (handler.clone(), log2.clone(), config.clone());
                 thread::spawn(move || {
-                    let Ok(conn) = rustls::ServerConnection::new(c) else { return };
+                    let Ok(conn) = rustls::ServerConnection::new(c) else {
+                        return;
+                    };
                     let tls = rustls::StreamOwned::new(conn, stream);
                     serve_connection(tls, h, l);
                 });
             }
         });
-        Server { addr, log, tls: true }
+        Server {
+            addr,
+            log,
+            tls: true,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -137,7 +177,10 @@ impl Server {
     }
 
     pub fn count(&self, method: &str, path: &str) -> usize {
-        self.requests().iter().filter(|r| r.is(method, path)).count()
+        self.requests()
+            .iter()
+            .filter(|r| r.is(method, path))
+            .count()
     }
 }
 
@@ -160,7 +203,12 @@ fn read_request<S: Read>(r: &mut BufReader<S>) -> Option<Request> {
         let (k, v) = h.split_once(':')?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if let Some(len) = get("content-length") {
         body.resize(len.parse().ok()?, 0);
@@ -180,7 +228,12 @@ fn read_request<S: Read>(r: &mut BufReader<S>) -> Option<Request> {
             }
         }
     }
-    Some(Request { method, target, headers, body })
+    Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
 }
 
 fn serve_connection<S: Read + Write>(stream: S, handler: Handler, log: Arc<Mutex<Vec<Request>>>) {
@@ -189,14 +242,21 @@ fn serve_connection<S: Read + Write>(stream: S, handler: Handler, log: Arc<Mutex
         log.lock().unwrap().push(req.clone());
         match handler(&req) {
             Response::Drop => return,
-            Response::Reply { status, headers, body } => {
+            Response::Reply {
+                status,
+                headers,
+                body,
+            } => {
                 let mut out = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
                 for (k, v) in headers {
                     out.push_str(&format!("{k}: {v}\r\n"));
                 }
                 out.push_str("\r\n");
                 let s = reader.get_mut();
-                if s.write_all(out.as_bytes()).is_err() || s.write_all(&body).is_err() || s.flush().is_err() {
+                if s.write_all(out.as_bytes()).is_err()
+                    || s.write_all(&body).is_err()
+                    || s.flush().is_err()
+                {
                     return;
                 }
             }
@@ -206,7 +266,11 @@ fn serve_connection<S: Read + Write>(stream: S, handler: Handler, log: Arc<Mutex
 
 /// A free loopback port (bound and released; the caller binds it again).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Keeps trying to connect; for tests that start a server late.
@@ -224,9 +288,11 @@ pub const PROJECT: &str = "p1";
 
 /// The Keystone token body whose catalog points at `base`.
 pub fn token_body(base: &str) -> Value {
-    let ep = |t: &str, url: String| json!({"type": t, "name": t, "endpoints": [
+    let ep = |t: &str, url: String| {
+        json!({"type": t, "name": t, "endpoints": [
         {"interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": url},
-        {"interface": "internal", "region": "RegionOne", "region_id": "RegionOne", "url": format!("{base}/internal")}]});
+        {"interface": "internal", "region": "RegionOne", "region_id": "RegionOne", "url": format!("{base}/internal")}]})
+    };
     json!({"token": {
         "expires_at": "2099-01-01T00:00:00.000000Z",
         "methods": ["password"],
@@ -255,13 +321,20 @@ pub fn fake_cloud(
         Box::new(move |req: &Request| {
             if req.is("POST", "/identity/v3/auth/tokens") || req.is("POST", "/v3/auth/tokens") {
                 let n = tokens.fetch_add(1, Ordering::SeqCst) + 1;
-                return Response::json(201, token_body(&base)).with_header("X-Subject-Token", &format!("tok-{n}"));
+                return Response::json(201, token_body(&base))
+                    .with_header("X-Subject-Token", &format!("tok-{n}"));
             }
             if req.is("GET", "/compute/v2.1/") {
-                return Response::json(200, json!({"version": {"id": "v2.1", "status": "CURRENT", "version": compute_max, "min_version": "2.1"}}));
+                return Response::json(
+                    200,
+                    json!({"version": {"id": "v2.1", "status": "CURRENT", "version": compute_max, "min_version": "2.1"}}),
+                );
             }
             if req.is("GET", "/volume/v3/") {
-                return Response::json(200, json!({"versions": [{"id": "v3.0", "status": "CURRENT", "version": "3.71", "min_version": "3.0"}]}));
+                return Response::json(
+                    200,
+                    json!({"versions": [{"id": "v3.0", "status": "CURRENT", "version": "3.71", "min_version": "3.0"}]}),
+                );
             }
             routes(req).unwrap_or_else(|| Response::json(404, json!({"itemNotFound": {"message": format!("no route for {} {}", req.method, req.target), "code": 404}})))
         })
@@ -270,7 +343,15 @@ pub fn fake_cloud(
 
 /// A password config for a fake cloud at `url`, with fast retries.
 pub fn config(url: &str) -> osm_openstack::CloudConfig {
-    let mut c = osm_openstack::CloudConfig::password(&format!("{url}/identity"), "alice", "s3cr3t-pw", "demo");
-    c.retry = osm_openstack::RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(10) };
+    let mut c = osm_openstack::CloudConfig::password(
+        &format!("{url}/identity"),
+        "alice",
+        "s3cr3t-pw",
+        "demo",
+    );
+    c.retry = osm_openstack::RetryPolicy {
+        max_retries: 3,
+        base_delay: Duration::from_millis(10),
+    };
     c
 }
