@@ -313,3 +313,95 @@ fn verify_part_only(tmp: &Tmp, disk: &Path, map: &osm_fsmap::Map, parts: &[Part]
     }
     let _ = verify_disk;
 }
+
+/// The usual distribution layout: an MBR disk with /boot in p1 and an LVM PV in p2 holding
+/// root (XFS) and swap LVs; the PV keeps a second metadata copy at its end.
+#[test]
+fn lvm_on_a_partition_like_a_distribution_install() {
+    if let Err(e) = can_loop().and(have(&[
+        "sfdisk",
+        "partx",
+        "pvcreate",
+        "mkfs.ext4",
+        "mkfs.xfs",
+        "mkswap",
+    ])) {
+        skip!("lvm_on_a_partition: {e}");
+    }
+    let tmp = Tmp::new("lvm-part");
+    let disk = tmp.join("disk.img");
+    garbage_file(&disk, 512 * MIB);
+    sh(&format!(
+        "printf 'label: dos\\n,64MiB,83,*\\n,,8e\\n' | sfdisk -q {}",
+        q(&disk)
+    ));
+    let pl = crate::parts::partx(&disk);
+    let p2 = crate::parts::part(&pl, 2)[0].clone();
+    let vg = vg_name();
+    let (lvs, unalloc) = {
+        let l = Loop(
+            sh_out(&format!(
+                "losetup -f --show -o {} --sizelimit {} {}",
+                p2.start,
+                p2.end - p2.start,
+                q(&disk)
+            ))
+            .trim()
+            .to_string(),
+        );
+        let lvm = Lvm::new(&[&l.0]);
+        lvm.run("pvcreate", &format!("-ff -y --pvmetadatacopies 2 {}", l.0));
+        lvm.run("vgcreate", &format!("{vg} {}", l.0));
+        lvm.run("lvcreate", &format!("-an -Zn -L 32M -n swap {vg}"));
+        lvm.run("lvcreate", &format!("-an -Zn -l 100%FREE -n root {vg}"));
+        layout(&lvm, &vg, &l.0)
+    };
+    let shift = |v: Vec<Range<u64>>| -> Vec<Range<u64>> {
+        v.into_iter()
+            .map(|r| r.start + p2.start..r.end + p2.start)
+            .collect()
+    };
+    assert!(unalloc.is_empty(), "root should take every free extent");
+    let parts = vec![
+        make_ext(
+            &tmp,
+            &disk,
+            "boot",
+            crate::parts::part(&pl, 1),
+            "mkfs.ext4",
+            "",
+        ),
+        make_swap(&tmp, &disk, "swap", shift(lv(&lvs, "swap"))),
+        make_xfs(&tmp, &disk, "root", shift(lv(&lvs, "root"))),
+    ];
+    let map = scan_path(&disk);
+    let kinds: Vec<&str> = map.findings.iter().map(|f| f.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec!["mbr", "ext4", "lvm2-pv", "lvm2-lv", "swap", "lvm2-lv", "xfs"]
+    );
+    verify_disk(&tmp, &disk, &map, &parts, &[], "distro-disk");
+    // Both metadata copies survive: LVM reads the VG from the copy's partition.
+    let copy = tmp.join("disk-copy.img");
+    let l = Loop(
+        sh_out(&format!(
+            "losetup -f --show -o {} --sizelimit {} {}",
+            p2.start,
+            p2.end - p2.start,
+            q(&copy)
+        ))
+        .trim()
+        .to_string(),
+    );
+    let lvm = Lvm::new(&[&l.0]);
+    lvm.run("vgck", &vg);
+    let mdas = lvm.out(
+        "pvs",
+        &format!("-o pv_mda_count,pv_mda_used_count --noheadings {}", l.0),
+    );
+    assert_eq!(
+        mdas.split_whitespace().collect::<Vec<_>>(),
+        vec!["2", "2"],
+        "{mdas}"
+    );
+}
