@@ -411,3 +411,217 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
         free,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! Segment types that need device-mapper to create (thin, RAID, pvmove) cannot be made by
+    //! the tools on this machine, so these PVs are built here from the on-disk format: label, PV
+    //! header, metadata area header and text, with their checksums.
+    use super::*;
+    use crate::walk::scan_device;
+
+    const EXT: u64 = 8192; // sectors: 4 MiB extents
+    const PE_COUNT: u64 = 32;
+
+    fn pv(text: &str) -> Vec<u8> {
+        let pe_start = 1u64 << 20;
+        let mut d = vec![0u8; (pe_start + PE_COUNT * EXT * 512) as usize];
+        let put = |d: &mut Vec<u8>, at: usize, b: &[u8]| d[at..at + b.len()].copy_from_slice(b);
+        // Label in sector 1, PV header right after it.
+        let s = 512;
+        put(&mut d, s, LABEL_ID);
+        put(&mut d, s + 8, &1u64.to_le_bytes());
+        put(&mut d, s + 20, &32u32.to_le_bytes());
+        put(&mut d, s + 24, LVM2_TYPE);
+        put(&mut d, s + 32, b"abcdefghijklmnopqrstuvwxyz012345");
+        let len = d.len() as u64;
+        put(&mut d, s + 64, &len.to_le_bytes());
+        put(&mut d, s + 72, &pe_start.to_le_bytes()); // data area, then a zero entry
+        put(&mut d, s + 104, &4096u64.to_le_bytes()); // metadata area
+        put(&mut d, s + 112, &(pe_start - 4096).to_le_bytes());
+        let crc = lvm_crc(INITIAL_CRC, &d[s + 20..s + 512]);
+        put(&mut d, s + 16, &crc.to_le_bytes());
+        // Metadata area header and text.
+        let m = 4096;
+        put(&mut d, m + 4, MDA_MAGIC);
+        put(&mut d, m + 20, &1u32.to_le_bytes());
+        put(&mut d, m + 24, &4096u64.to_le_bytes());
+        put(&mut d, m + 32, &(pe_start - 4096).to_le_bytes());
+        put(&mut d, m + 40, &512u64.to_le_bytes());
+        put(&mut d, m + 48, &(text.len() as u64).to_le_bytes());
+        put(
+            &mut d,
+            m + 56,
+            &lvm_crc(INITIAL_CRC, text.as_bytes()).to_le_bytes(),
+        );
+        let crc = lvm_crc(INITIAL_CRC, &d[m + 4..m + 512]);
+        put(&mut d, m, &crc.to_le_bytes());
+        put(&mut d, m + 512, text.as_bytes());
+        d
+    }
+
+    /// A VG text with one PV (pv0, this one) and the given LV sections.
+    fn vg(lvs: &str, extra_pvs: &str) -> String {
+        format!(
+            "vg {{\nid = \"x\"\nseqno = 1\nextent_size = {EXT}\nphysical_volumes {{\npv0 {{\n\
+             id = \"abcdef-ghij-klmn-opqr-stuv-wxyz-012345\"\npe_start = 2048\npe_count = {PE_COUNT}\n}}\n\
+             {extra_pvs}}}\nlogical_volumes {{\n{lvs}}}\n}}\ncontents = \"Text Format Volume\"\n"
+        )
+    }
+
+    fn lv(name: &str, status: &str, segs: &[&str]) -> String {
+        let mut s = format!(
+            "{name} {{\nid = \"y\"\nstatus = [{status}]\nsegment_count = {}\n",
+            segs.len()
+        );
+        for (i, seg) in segs.iter().enumerate() {
+            s.push_str(&format!("segment{} {{\n{seg}\n}}\n", i + 1));
+        }
+        s.push_str("}\n");
+        s
+    }
+
+    fn linear(start: u64, count: u64, pv: &str, pe: u64) -> String {
+        format!(
+            "start_extent = {start}\nextent_count = {count}\ntype = \"striped\"\nstripe_count = 1\n\
+             stripes = [\"{pv}\", {pe}]"
+        )
+    }
+
+    const VIS: &str = "\"READ\", \"WRITE\", \"VISIBLE\"";
+    const HIDDEN: &str = "\"READ\", \"WRITE\"";
+
+    fn summary(d: &[u8]) -> (Vec<String>, u64) {
+        let map = scan_device(&d.to_vec(), d.len() as u64);
+        let f = map
+            .findings
+            .iter()
+            .map(|f| format!("{} {}", f.kind, f.detail))
+            .collect();
+        (f, map.free_bytes())
+    }
+
+    #[test]
+    fn linear_lvs_and_unallocated_extents() {
+        let lvs = lv(
+            "a",
+            VIS,
+            &[&linear(0, 4, "pv0", 0), &linear(4, 2, "pv0", 10)],
+        );
+        let (f, free) = summary(&pv(&vg(&lvs, "")));
+        assert!(
+            f[0].contains("1 LV(s) here, 104.0 MiB unallocated"),
+            "{f:?}"
+        );
+        assert!(
+            f[1].starts_with("lvm2-lv vg/a: linear LV, 2 segment(s), 24.0 MiB"),
+            "{f:?}"
+        );
+        assert_eq!(free, (PE_COUNT - 6) * EXT * 512);
+    }
+
+    #[test]
+    fn thin_raid_and_pvmove_are_data() {
+        let thin = [
+            lv("pool", VIS, &["start_extent = 0\nextent_count = 8\ntype = \"thin-pool\"\nmetadata = \"pool_tmeta\"\npool = \"pool_tdata\"\ntransaction_id = 0\nchunk_size = 128"]),
+            lv("pool_tdata", HIDDEN, &[&linear(0, 8, "pv0", 0)]),
+            lv("pool_tmeta", HIDDEN, &[&linear(0, 1, "pv0", 8)]),
+            lv("thin1", VIS, &["start_extent = 0\nextent_count = 16\ntype = \"thin\"\nthin_pool = \"pool\"\ntransaction_id = 0\ndevice_id = 1"]),
+        ]
+        .concat();
+        let raid = [
+            lv("r", VIS, &["start_extent = 0\nextent_count = 4\ntype = \"raid1\"\ndevice_count = 2\nregion_size = 1024\nraids = [\"r_rmeta_0\", \"r_rimage_0\", \"r_rmeta_1\", \"r_rimage_1\"]"]),
+            lv("r_rimage_0", HIDDEN, &[&linear(0, 4, "pv0", 10)]),
+            lv("r_rmeta_0", HIDDEN, &[&linear(0, 1, "pv0", 14)]),
+            lv("r_rimage_1", HIDDEN, &[&linear(0, 4, "pv0", 15)]),
+            lv("r_rmeta_1", HIDDEN, &[&linear(0, 1, "pv0", 19)]),
+        ]
+        .concat();
+        // A linear LV being moved: its segment maps to the pvmove LV, which mirrors PV extents.
+        let pvmove = [
+            lv("moving", VIS, &["start_extent = 0\nextent_count = 2\ntype = \"striped\"\nstripe_count = 1\nstripes = [\"pvmove0\", 0]"]),
+            lv("pvmove0", "\"READ\", \"WRITE\", \"PVMOVE\", \"LOCKED\"", &["start_extent = 0\nextent_count = 2\ntype = \"mirror\"\nmirror_count = 2\nmirrors = [\"pv0\", 20, \"pv1\", 0]"]),
+        ]
+        .concat();
+        let pv1 = "pv1 {\nid = \"other\"\npe_start = 2048\npe_count = 10\n}\n";
+        for (name, lvs, extra) in [
+            ("thin", thin, ""),
+            ("raid", raid, ""),
+            ("pvmove", pvmove, pv1),
+        ] {
+            let (f, free) = summary(&pv(&vg(&lvs, extra)));
+            assert_eq!(free, 0, "{name}: {f:?}");
+            assert!(f[0].contains("unallocated extents kept"), "{name}: {f:?}");
+            assert!(
+                f.iter().skip(1).all(|l| l.contains("copied as data")),
+                "{name}: {f:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn inconsistent_metadata_is_data() {
+        let cases = [
+            (
+                "overlap",
+                vg(
+                    &[
+                        lv("a", VIS, &[&linear(0, 4, "pv0", 0)]),
+                        lv("b", VIS, &[&linear(0, 4, "pv0", 3)]),
+                    ]
+                    .concat(),
+                    "",
+                ),
+                "maps extent 3 twice",
+            ),
+            (
+                "past the end",
+                vg(&lv("a", VIS, &[&linear(0, 4, "pv0", 30)]), ""),
+                "past the PV's extents",
+            ),
+            (
+                "unknown target",
+                vg(&lv("a", VIS, &[&linear(0, 4, "nope", 0)]), ""),
+                "unknown nope",
+            ),
+            (
+                "not this PV",
+                vg("", "").replace("abcdef-ghij", "zzzzzz-ghij"),
+                "does not list this PV",
+            ),
+            (
+                "segment count",
+                vg(
+                    &lv("a", VIS, &[&linear(0, 4, "pv0", 0)])
+                        .replace("segment_count = 1", "segment_count = 2"),
+                    "",
+                ),
+                "declares 2 segments",
+            ),
+        ];
+        for (name, text, why) in cases {
+            let (f, free) = summary(&pv(&text));
+            assert_eq!(free, 0, "{name}");
+            assert!(
+                f[0].contains(why) && f[0].contains("copied as data"),
+                "{name}: {f:?}"
+            );
+        }
+        // A gap between segments: the LV is data, the rest still understood.
+        let (f, _) = summary(&pv(&vg(
+            &lv(
+                "a",
+                VIS,
+                &[&linear(0, 2, "pv0", 0), &linear(3, 2, "pv0", 5)],
+            ),
+            "",
+        )));
+        assert!(f[1].contains("segments leave a gap"), "{f:?}");
+        // A corrupted text no longer matches its checksum.
+        let mut d = pv(&vg(&lv("a", VIS, &[&linear(0, 4, "pv0", 0)]), ""));
+        d[4096 + 512 + 10] ^= 1;
+        let (f, free) = summary(&d);
+        assert_eq!(free, 0);
+        assert!(f[0].contains("checksum mismatch"), "{f:?}");
+    }
+}
