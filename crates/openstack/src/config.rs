@@ -1187,6 +1187,29 @@ clouds:
     }
 
     #[test]
+    fn ansible_passes_every_option_with_null_defaults() {
+        let opts: CloudOptions = serde_json::from_value(serde_json::json!({
+            "cloud": null, "auth": null, "auth_type": null, "region_name": null, "interface": null,
+            "validate_certs": null, "ca_cert": null, "client_cert": null, "client_key": null, "api_timeout": null,
+        }))
+        .unwrap();
+        assert!(opts.cloud.is_none() && opts.auth.is_none() && opts.validate_certs.is_none());
+        // Flattened into a module's own options.
+        #[derive(Deserialize)]
+        struct ModuleOpts {
+            name: String,
+            #[serde(flatten)]
+            cloud: CloudOptions,
+        }
+        let m: ModuleOpts =
+            serde_json::from_value(serde_json::json!({"name": "x", "cloud": "src", "interface": "internal", "verify": "no"})).unwrap();
+        assert_eq!(m.name, "x");
+        assert_eq!(m.cloud.cloud, Some(CloudRef::Name("src".into())));
+        assert_eq!(m.cloud.interface, Some(Interface::Internal));
+        assert_eq!(m.cloud.validate_certs, Some(false));
+    }
+
+    #[test]
     fn secrets_never_in_debug_or_errors() {
         let f = Fixture::new();
         f.write("home/.config/openstack/clouds.yaml", CLOUDS);

@@ -990,6 +990,12 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn connection_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Connection>();
+    }
+
+    #[test]
     fn next_page_links() {
         let nova = json!({"servers": [{"id": "a"}], "servers_links": [{"rel": "next", "href": "http://other-host:8774/v2.1/servers/detail?limit=1&marker=a&name=web"}]});
         assert_eq!(
