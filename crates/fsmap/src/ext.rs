@@ -302,7 +302,7 @@ fn superblock(view: &View) -> Result<Sb> {
     let groups = (blocks - first).div_ceil(bpg);
     let inodes = u64::from(le32(&b, 0)?);
     ensure!(
-        inodes == groups * ipg,
+        Some(inodes) == groups.checked_mul(ipg),
         "inode count {inodes} is not groups x inodes per group"
     );
     let desc_size = if bits64 {
@@ -440,6 +440,10 @@ fn inode_blocks(
     let gd = gds
         .get(g as usize)
         .ok_or_else(|| Error::bad("inode group out of range"))?;
+    ensure!(
+        gd.inode_table < sb.blocks,
+        "inode table of group {g} past the end"
+    );
     let off = gd.inode_table * sb.bs + idx * sb.inode_size;
     let inode = view.read_vec(off, 128)?;
     let size = u64::from(le32(&inode, 4)?) | u64::from(le32(&inode, 0x6C)?) << 32;

@@ -137,9 +137,9 @@ fn mda_text(view: &View, start: u64, size: u64) -> Result<Option<String>> {
     );
     // The text is a ring buffer over the area after its header.
     let first = len.min(size - off);
-    let mut text = view.read_vec(start + off, first)?;
+    let mut text = view.read_vec(start.saturating_add(off), first)?;
     if first < len {
-        text.extend(view.read_vec(start + MDA_HEADER, len - first)?);
+        text.extend(view.read_vec(start.saturating_add(MDA_HEADER), len - first)?);
     }
     ensure!(
         lvm_crc(INITIAL_CRC, &text) == sum,
@@ -259,7 +259,7 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
         .ok_or_else(|| Error::bad(format!("LVM extents of {pvname} run past the device")))?;
     for &(start, size) in &lab.mdas {
         ensure!(
-            start + size <= pe_start || start >= pe_end,
+            start.saturating_add(size) <= pe_start || start >= pe_end,
             "LVM metadata area overlaps the extents"
         );
     }
@@ -349,7 +349,7 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
             continue;
         }
         let full = format!("{vgname}/{lvname}");
-        let size = next * ext;
+        let size = next.saturating_mul(ext);
         let (scan, detail) = match &why {
             None => (
                 true,

@@ -135,7 +135,8 @@ fn superblock(view: &View) -> Result<Sb> {
         "AG block log invalid"
     );
     ensure!(
-        (agcount - 1) * agblocks < dblocks && dblocks <= agcount * agblocks,
+        (agcount - 1) * agblocks < dblocks
+            && agcount.checked_mul(agblocks).is_some_and(|n| dblocks <= n),
         "data blocks {dblocks} do not match {agcount} AGs of {agblocks}"
     );
     let len = dblocks

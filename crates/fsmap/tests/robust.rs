@@ -192,6 +192,11 @@ fn mutated_real_images_never_panic() {
                 crate::parts::insert_ranges(&p, &img, &r);
             }
         }
-        mutate(&img, 150, &mut r);
+        // OSM_FSMAP_FUZZ_ROUNDS runs a longer campaign locally.
+        let rounds = std::env::var("OSM_FSMAP_FUZZ_ROUNDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(150);
+        mutate(&img, rounds, &mut r);
     }
 }
