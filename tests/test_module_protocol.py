@@ -1,7 +1,10 @@
 """Every module binary speaks Ansible's binary-module protocol, and its sidecar docs match its code."""
 
+import ast
 import json
 import subprocess
+
+import yaml
 
 import pytest
 
@@ -22,6 +25,15 @@ def call(module, args, tmp_path):
     lines = [l for l in proc.stdout.splitlines() if l.strip()]
     assert len(lines) == 1, f"exactly one JSON object on stdout, got: {proc.stdout!r}"
     return proc.returncode, json.loads(lines[0])
+
+
+def fragment_options(name):
+    """The options of a doc fragment (a Python file holding a DOCUMENTATION string)."""
+    source = (REPO / "plugins" / "doc_fragments" / f"{name.split('.')[-1]}.py").read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DOCUMENTATION" for t in node.targets):
+            return yaml.safe_load(node.value.value)["options"]
+    raise AssertionError(f"doc fragment {name} has no DOCUMENTATION")
 
 
 def argspec(module):
@@ -77,10 +89,7 @@ def test_sidecar_docs_match_the_code(module):
     if fragments:
         frag_opts = {}
         for f in fragments:
-            name = f.split(".")[-1]
-            frag = (REPO / "plugins" / "doc_fragments" / f"{name}.yml")
-            import yaml
-            frag_opts.update(yaml.safe_load(frag.read_text())["DOCUMENTATION"]["options"])
+            frag_opts.update(fragment_options(f))
         documented = {**frag_opts, **documented}
     assert sorted(documented) == sorted(spec["options"]), "documented options == options in code"
     for name, opt in spec["options"].items():
