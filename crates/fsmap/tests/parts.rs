@@ -459,3 +459,39 @@ fn mbr_inconsistent_tables_are_data() {
         map.findings[0].detail
     );
 }
+
+/// GPT written by sgdisk on a loop device with 4 KiB logical sectors.
+#[test]
+fn gpt_with_4k_sectors() {
+    if let Err(e) = can_loop().and(have(&["sgdisk", "mkfs.ext4", "debugfs"])) {
+        skip!("gpt_with_4k_sectors: {e}");
+    }
+    let tmp = Tmp::new("gpt4k");
+    let disk = tmp.join("disk.img");
+    garbage_file(&disk, 200 * MIB);
+    let pl = {
+        let l = Loop(
+            sh_out(&format!("losetup -f --show -b 4096 {}", q(&disk)))
+                .trim()
+                .to_string(),
+        );
+        assert_eq!(sh_out(&format!("blockdev --getss {}", l.0)).trim(), "4096");
+        sh(&format!(
+            "sgdisk -n 1:0:+64M -n 2:0:+64M {} >/dev/null",
+            l.0
+        ));
+        partx(Path::new(&l.0))
+    };
+    let parts = vec![
+        make_ext(&tmp, &disk, "p1-ext4", part(&pl, 1), "mkfs.ext4", "-b 4096"),
+        raw("p2-raw", part(&pl, 2)),
+    ];
+    let map = scan_path(&disk);
+    assert!(
+        map.findings[0].detail.contains("GPT, 4096-byte sectors"),
+        "{}",
+        map.findings[0].detail
+    );
+    assert_eq!(kinds(&map), vec!["gpt", "ext4", "unknown"]);
+    verify_disk(&tmp, &disk, &map, &parts, &[], "gpt-4k");
+}
