@@ -31,6 +31,28 @@ inward to 4 KiB boundaries of the device, so a free range never covers part of a
 
 [`scan`] never fails and never panics on bad input; the worst it does is report nothing free.
 
+# Choices worth knowing
+
+- Unallocated LVM extents are free only when the volume group has this single PV and every
+  segment in it is plain `striped`/linear: then this PV's metadata is the whole truth about its
+  extents. With several PVs, a pvmove in progress, or thin/RAID/mirror/snapshot/cache segments
+  (whose PV use lives in hidden sub-LVs), they are data.
+- ext: the filesystem must be cleanly unmounted (`s_state` valid, no `needs_recovery`, an empty
+  journal); XFS: the log must end in an unmount record. A guest that was not shut down cleanly is
+  copied whole; its journal replay on first boot needs the blocks the on-disk maps call free.
+- Swap areas holding a hibernation image are data.
+- MBR tables are read with 512-byte sectors (what virtual disks present); GPT is found with 512-
+  or 4096-byte sectors.
+- Containers nest at most 8 deep, and at most 4096 regions are examined in one scan.
+
+# Using it
+
+Scan once, before serving: `let map = scan(&file, size)`, log [`Map::summary`], then answer each
+block-status or read request from [`Map::free_in`] (ranges reported free read as zeros). The
+crate has no dependencies and does no I/O beyond positional reads through [`ReadAt`]. Its tests
+(`cargo test -p osm-fsmap`) build images with the real tools (mkfs.ext4, mkfs.xfs, mkswap,
+sfdisk, sgdisk, LVM); those that need root and loop devices say SKIPPED loudly without them.
+
 # Example
 
 ```
