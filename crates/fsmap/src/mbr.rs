@@ -63,8 +63,16 @@ fn entries(sector: &[u8]) -> Result<[Entry; 4]> {
     Ok(out)
 }
 
+/// Boot sectors of filesystems that also end in `55 AA` (an EFI system partition is FAT).
+fn volume_boot_record(head: &[u8]) -> bool {
+    has(head, 3, b"NTFS    ")
+        || has(head, 3, b"EXFAT   ")
+        || has(head, 54, b"FAT")
+        || has(head, 82, b"FAT")
+}
+
 pub(crate) fn probe(head: &[u8]) -> Option<Probe> {
-    if !has(head, 510, &[0x55, 0xAA]) {
+    if !has(head, 510, &[0x55, 0xAA]) || volume_boot_record(head) {
         return None;
     }
     let es = entries(head).ok()?;
@@ -187,4 +195,29 @@ pub(crate) fn scan<'a>(view: &View<'a>) -> Result<Container<'a>> {
         children,
         free: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fat_and_ntfs_boot_sectors_are_not_tables() {
+        let mut s = vec![0u8; 512];
+        s[510] = 0x55;
+        s[511] = 0xAA;
+        s[446 + 4] = 0x83;
+        s[446 + 12] = 8;
+        assert!(probe(&s).is_some());
+        for (off, sig) in [
+            (3, &b"NTFS    "[..]),
+            (82, b"FAT32   "),
+            (54, b"FAT16   "),
+            (3, b"EXFAT   "),
+        ] {
+            let mut v = s.clone();
+            v[off..off + sig.len()].copy_from_slice(sig);
+            assert!(probe(&v).is_none(), "{sig:?}");
+        }
+    }
 }
