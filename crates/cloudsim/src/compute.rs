@@ -192,6 +192,9 @@ pub struct Server {
     pub is_host: bool,
     /// Ports Nova created (deleted with the server).
     pub created_ports: Vec<String>,
+    /// Every port in the order the server asked for them (the order of `addresses`).
+    #[serde(default)]
+    pub port_order: Vec<String>,
     /// Volumes.
     pub bdms: Vec<Bdm>,
     /// Fault (ERROR).
@@ -358,7 +361,7 @@ pub fn render_server(ctx: &Ctx, cloud: &Cloud, idx: &AddrIndex, s: &Server) -> V
     );
     m.insert("created".into(), json!(util::iso(&s.created)));
     m.insert("updated".into(), json!(util::iso(&s.updated)));
-    m.insert("addresses".into(), idx.addresses(&s.id, s.host_addr.as_deref()));
+    m.insert("addresses".into(), idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref()));
     m.insert("accessIPv4".into(), json!(s.access_ipv4));
     m.insert("accessIPv6".into(), json!(s.access_ipv6));
     m.insert("links".into(), links(ctx, "servers", &s.id));
@@ -958,6 +961,7 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
         host_addr: None,
         is_host,
         created_ports: vec![],
+        port_order: vec![],
         bdms: vec![],
         fault: None,
         instance_index: cloud.compute.counter,
@@ -969,6 +973,7 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
 
     // Ports.
     let mut created_ports = Vec::new();
+    let mut port_order = Vec::new();
     let mut port_err = None;
     for n in &net_reqs {
         let r = match n {
@@ -986,9 +991,11 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
                 },
             )
             .map(|pid| {
+                port_order.push(pid.clone());
                 created_ports.push(pid);
             }),
             NetReq::Port { id: pid } => {
+                port_order.push(pid.clone());
                 if let Some(p) = cloud.network.ports.get_mut(pid) {
                     p.device_id = id.clone();
                     p.device_owner = "compute:nova".into();
@@ -1007,6 +1014,7 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
         return Err(e);
     }
     server.created_ports = created_ports;
+    server.port_order = port_order;
 
     // Volumes: new ones are created now and attached when the server goes ACTIVE.
     let mut new_volumes = Vec::new();
@@ -1472,7 +1480,7 @@ fn render_interface(p: &network::Port, mv: Mv) -> Value {
 async fn list_interfaces(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |c, s| {
         let idx = AddrIndex::new(&c.network);
-        let items: Vec<Value> = idx.ports(&s.id).iter().map(|p| render_interface(p, ctx.mv)).collect();
+        let items: Vec<Value> = idx.ports_in(&s.id, &s.port_order).iter().map(|p| render_interface(p, ctx.mv)).collect();
         Ok(http::ok(json!({"interfaceAttachments": items})))
     })
 }
@@ -1520,6 +1528,9 @@ async fn attach_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): Json
             }
             (None, None) => return Err(ApiError::bad_request("Must input network_id or port_id")),
         };
+        if let Some(srv) = c.compute.servers.get_mut(&id) {
+            srv.port_order.push(pid.clone());
+        }
         network::bind_server_ports(&mut c.network, &id, HOST);
         let p = c.network.ports.get(&pid).ok_or_else(|| ApiError::internal("port vanished"))?;
         Ok(http::ok(json!({"interfaceAttachment": render_interface(p, ctx.mv)})))
@@ -1557,7 +1568,7 @@ async fn detach_interface(ctx: Ctx, Path((id, port)): Path<(String, String)>) ->
 async fn server_ips(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |c, s| {
         let idx = AddrIndex::new(&c.network);
-        let addrs = idx.addresses(&s.id, s.host_addr.as_deref());
+        let addrs = idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref());
         let stripped: Map<String, Value> = addrs
             .as_object()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v.as_array().map(|a| a.iter().map(|x| json!({"addr": x["addr"], "version": x["version"]})).collect::<Vec<_>>()).unwrap_or_default()))).collect())

@@ -890,11 +890,19 @@ impl<'a> AddrIndex<'a> {
         self.ports.get(server_id).map(|v| v.as_slice()).unwrap_or(&[])
     }
 
+    /// A server's ports in the order it asked for them (`order`), others after in creation order.
+    pub fn ports_in(&self, server_id: &str, order: &[String]) -> Vec<&'a Port> {
+        let mut v: Vec<&Port> = self.ports(server_id).to_vec();
+        v.sort_by_key(|p| order.iter().position(|o| *o == p.c.id).unwrap_or(usize::MAX));
+        v
+    }
+
     /// Nova's `addresses`: `{network name: [{addr, version, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}]}`,
     /// plus `extra` (a conversion host's own address) as a fixed address on the first network.
-    pub fn addresses(&self, server_id: &str, extra: Option<&str>) -> Value {
+    pub fn addresses(&self, server_id: &str, order: &[String], extra: Option<&str>) -> Value {
         let mut out = Map::new();
-        for p in self.ports(server_id) {
+        let ports = self.ports_in(server_id, order);
+        for p in &ports {
             let net_name = self.net.networks.get(&p.network_id).map(|n| n.c.name.clone()).unwrap_or_else(|| p.network_id.clone());
             let mut list: Vec<Value> = match out.remove(&net_name) {
                 Some(Value::Array(a)) => a,
@@ -912,7 +920,7 @@ impl<'a> AddrIndex<'a> {
             out.insert(net_name, Value::Array(list));
         }
         if let Some(addr) = extra {
-            let first = self.ports(server_id).first();
+            let first = ports.first();
             let key = first
                 .and_then(|p| self.net.networks.get(&p.network_id))
                 .map(|n| n.c.name.clone())

@@ -1,0 +1,10 @@
+//! Integration tests: each starts the `osm-cloudsim` binary in a temporary state directory and
+//! talks HTTP to it (see `util.rs`).
+
+mod util;
+
+mod identity;
+mod lifecycle;
+mod faults;
+mod persistence;
+mod api;
