@@ -302,6 +302,18 @@ impl<'a> BlockStorageApi<'a> {
             .map_err(|e| e.not_found_as("volume", id))
     }
 
+    /// Removes one metadata key of a volume; a missing key is not an error.
+    pub fn delete_volume_metadata(&self, id: &str, key: &str) -> Result<()> {
+        match self.conn.call(Call::delete(
+            S,
+            format!("/volumes/{}/metadata/{}", seg(id), seg(key)),
+        )) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() && self.get_volume(id).is_ok() => Ok(()),
+            Err(e) => Err(e.not_found_as("volume", id)),
+        }
+    }
+
     /// Sets the name and/or description.
     pub fn update_volume(
         &self,

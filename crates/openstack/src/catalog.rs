@@ -255,8 +255,7 @@ pub(crate) fn versioned_endpoint(
             path.push('/');
         }
         u.set_path(&path);
-        let s = u.to_string();
-        s
+        u.to_string()
     };
     let base = build(&segs, false).trim_end_matches('/').to_string();
     let version_url = build(&segs[..=idx], true);

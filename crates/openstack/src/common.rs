@@ -264,8 +264,8 @@ mod tests {
 
     fn nf() -> Error {
         Error::Api {
-            service: "s".into(),
-            method: "GET".into(),
+            service: "s",
+            method: "GET",
             path: "/x".into(),
             status: 404,
             message: "nope".into(),
@@ -315,8 +315,8 @@ mod tests {
             "2 things are named \"web\"; give an ID instead"
         );
         let other = Error::Api {
-            service: "s".into(),
-            method: "GET".into(),
+            service: "s",
+            method: "GET",
             path: "/x".into(),
             status: 500,
             message: "boom".into(),

@@ -850,6 +850,18 @@ impl<'a> ComputeApi<'a> {
             .map_err(|e| e.not_found_as("server", id))
     }
 
+    /// Removes one metadata key of a server; a missing key is not an error.
+    pub fn delete_server_metadata(&self, id: &str, key: &str) -> Result<()> {
+        match self.conn.call(Call::delete(
+            S,
+            format!("/servers/{}/metadata/{}", seg(id), seg(key)),
+        )) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() && self.get_server(id).is_ok() => Ok(()),
+            Err(e) => Err(e.not_found_as("server", id)),
+        }
+    }
+
     /// Adds a tag to a server (2.26+).
     pub fn add_server_tag(&self, id: &str, tag: &str) -> Result<()> {
         let version = self

@@ -121,8 +121,8 @@ impl Call {
     }
     pub fn json(mut self, body: &impl Serialize) -> Result<Call> {
         let bytes = serde_json::to_vec(body).map_err(|e| Error::Decode {
-            service: self.service.to_string(),
-            method: self.method.to_string(),
+            service: self.service.service_type(),
+            method: method_str(&self.method),
             path: self.path.clone(),
             message: format!("cannot encode the request body: {e}"),
         })?;
@@ -150,8 +150,8 @@ impl Reply {
     }
     pub fn decode_error(&self, message: String) -> Error {
         Error::Decode {
-            service: self.service.to_string(),
-            method: self.method.to_string(),
+            service: self.service.service_type(),
+            method: method_str(&self.method),
             path: self.path.clone(),
             message,
         }
@@ -161,6 +161,19 @@ impl Reply {
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+    }
+}
+
+/// The method's name, for errors.
+pub(crate) fn method_str(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        _ => "other",
     }
 }
 
@@ -359,7 +372,7 @@ impl Connection {
         let ep = self.endpoint(service)?;
         microversion::negotiate(ep.range, needed, ceiling).map_err(|(needed, max)| {
             Error::Unsupported {
-                service: service.to_string(),
+                service: service.service_type(),
                 feature: feature.to_string(),
                 needed: needed.to_string(),
                 max: max.to_string(),
@@ -441,8 +454,8 @@ impl Connection {
                         continue;
                     }
                     return Err(Error::Transport {
-                        service: "identity".into(),
-                        method: "POST".into(),
+                        service: "identity",
+                        method: "POST",
                         url,
                         message,
                     });
@@ -467,8 +480,8 @@ impl Connection {
                 message.push_str(" (is auth_url the Keystone endpoint?)");
             }
             return Err(Error::Api {
-                service: "identity".into(),
-                method: "POST".into(),
+                service: "identity",
+                method: "POST",
                 path,
                 status,
                 message,
@@ -477,8 +490,8 @@ impl Connection {
         }
         let Some(token) = headers.get("x-subject-token").and_then(|v| v.to_str().ok()) else {
             return Err(Error::Decode {
-                service: "identity".into(),
-                method: "POST".into(),
+                service: "identity",
+                method: "POST",
                 path,
                 message: "no X-Subject-Token header in the answer".into(),
             });
@@ -489,8 +502,8 @@ impl Connection {
         }
         let info = serde_json::from_slice::<Wrap>(&bytes)
             .map_err(|e| Error::Decode {
-                service: "identity".into(),
-                method: "POST".into(),
+                service: "identity",
+                method: "POST",
                 path,
                 message: format!("token body: {e}"),
             })?
@@ -604,8 +617,8 @@ impl Connection {
         path_for_errors = url_path(resp.url().as_str()).unwrap_or(path_for_errors);
         let headers = resp.headers().clone();
         let body = resp.bytes().map_err(|e| Error::Transport {
-            service: service.to_string(),
-            method: method.to_string(),
+            service: service.service_type(),
+            method: method_str(&method),
             url: path_for_errors.clone(),
             message: format!("reading the answer: {}", transport_message(&e).0),
         })?;
@@ -676,8 +689,8 @@ impl Connection {
             }
         }
         Err(Error::Decode {
-            service: service.to_string(),
-            method: "GET".into(),
+            service: service.service_type(),
+            method: "GET",
             path,
             message: format!("more than {MAX_PAGES} pages of {key}"),
         })
@@ -787,8 +800,8 @@ impl Connection {
                         });
                     }
                     return Err(Error::Api {
-                        service: call.service.to_string(),
-                        method: call.method.to_string(),
+                        service: call.service.service_type(),
+                        method: method_str(&call.method),
                         path,
                         status,
                         message,
@@ -813,8 +826,8 @@ impl Connection {
                         message
                     };
                     return Err(Error::Transport {
-                        service: call.service.to_string(),
-                        method: call.method.to_string(),
+                        service: call.service.service_type(),
+                        method: method_str(&call.method),
                         url: full.to_string(),
                         message,
                     });
@@ -865,27 +878,6 @@ impl Connection {
         errors: &[&str],
         timeout: Duration,
     ) -> Result<String> {
-        let (status, fault): (
-            &dyn Fn() -> Result<(String, Option<String>)>,
-            &dyn Fn() -> Option<String>,
-        ) = match kind {
-            ResourceKind::Server => (
-                &|| {
-                    let s = self.compute().get_server(id)?;
-                    Ok((s.status, s.fault.map(|f| f.message)))
-                },
-                &|| None,
-            ),
-            ResourceKind::Volume => (
-                &|| Ok((self.block_storage().get_volume(id)?.status, None)),
-                &|| self.block_storage().latest_message(id),
-            ),
-            ResourceKind::Snapshot => (
-                &|| Ok((self.block_storage().get_snapshot(id)?.status, None)),
-                &|| self.block_storage().latest_message(id),
-            ),
-            ResourceKind::Image => (&|| Ok((self.image().get_image(id)?.status, None)), &|| None),
-        };
         crate::common::wait_status(
             kind.as_str(),
             id,
@@ -893,15 +885,33 @@ impl Connection {
             errors,
             timeout,
             || {
-                let (s, f) = status()?;
+                let (s, f) = self.status_of(kind, id)?;
                 Ok(crate::common::Observed {
                     status: s.clone(),
                     fault: f.filter(|m| !m.is_empty()),
                     value: s,
                 })
             },
-            |_| fault(),
+            |_| match kind {
+                ResourceKind::Volume | ResourceKind::Snapshot => {
+                    self.block_storage().latest_message(id)
+                }
+                ResourceKind::Server | ResourceKind::Image => None,
+            },
         )
+    }
+
+    /// The status of a resource and its fault message, if it has one.
+    fn status_of(&self, kind: ResourceKind, id: &str) -> Result<(String, Option<String>)> {
+        Ok(match kind {
+            ResourceKind::Server => {
+                let s = self.compute().get_server(id)?;
+                (s.status, s.fault.map(|f| f.message))
+            }
+            ResourceKind::Volume => (self.block_storage().get_volume(id)?.status, None),
+            ResourceKind::Snapshot => (self.block_storage().get_snapshot(id)?.status, None),
+            ResourceKind::Image => (self.image().get_image(id)?.status, None),
+        })
     }
 
     /// Waits until a server, volume, snapshot or image is gone (404); fails fast when it goes to

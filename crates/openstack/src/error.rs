@@ -14,9 +14,9 @@ pub enum Error {
     )]
     Api {
         /// Service type (`compute`, `block-storage`, `image`, `network`, `identity`).
-        service: String,
+        service: &'static str,
         /// HTTP method.
-        method: String,
+        method: &'static str,
         /// Path and query of the request, without scheme and host.
         path: String,
         /// HTTP status code.
@@ -104,9 +104,9 @@ pub enum Error {
     #[error("{service} {method} {url}: {message}")]
     Transport {
         /// Service type.
-        service: String,
+        service: &'static str,
         /// HTTP method.
-        method: String,
+        method: &'static str,
         /// The URL requested.
         url: String,
         /// The cause chain, with a hint for TLS failures.
@@ -119,7 +119,7 @@ pub enum Error {
     )]
     Unsupported {
         /// Service type.
-        service: String,
+        service: &'static str,
         /// What was asked for.
         feature: String,
         /// The microversion the feature needs.
@@ -132,9 +132,9 @@ pub enum Error {
     #[error("{service} {method} {path}: unexpected response: {message}")]
     Decode {
         /// Service type.
-        service: String,
+        service: &'static str,
         /// HTTP method.
-        method: String,
+        method: &'static str,
         /// Path and query.
         path: String,
         /// What was wrong with it.
@@ -453,8 +453,8 @@ mod tests {
     #[test]
     fn error_messages() {
         let e = Error::Api {
-            service: "compute".into(),
-            method: "GET".into(),
+            service: "compute",
+            method: "GET",
             path: "/v2.1/servers/abc".into(),
             status: 404,
             message: "Instance abc could not be found.".into(),
