@@ -56,3 +56,95 @@ pub fn connect_value(value: &Value, option: &str) -> Result<Connection, Failure>
     };
     Ok(Connection::from_options(&opts)?)
 }
+
+/// Which parts of the shared import-step options a module takes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepParts {
+    /// `src_cloud`.
+    pub src: bool,
+    /// `dst_cloud`.
+    pub dst: bool,
+    /// The conversion hosts and how to log in to them.
+    pub hosts: bool,
+}
+
+/// The options of an import step module: the workload, the data directory, the clouds and the
+/// conversion hosts it needs (documented in the `osm.workloads.import_step` doc fragment).
+pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
+    let mut spec = osm_module::Spec::new(module)
+        .opt(Opt::new("data", Type::Dict).required())
+        .opt(Opt::new("data_dir", Type::Path).required().aliases(&["os_migrate_data_dir"]))
+        .opt(Opt::new("timeout", Type::Int).default(1800))
+        .opt(Opt::new("resume", Type::Bool).default(true));
+    if parts.src {
+        spec = spec.opt(Opt::new("src_cloud", Type::Raw).required());
+    }
+    if parts.dst {
+        spec = spec.opt(Opt::new("dst_cloud", Type::Raw).required());
+    }
+    if parts.hosts {
+        spec = spec
+            .opt(Opt::new("src_conversion_host", Type::Dict).required())
+            .opt(Opt::new("dst_conversion_host", Type::Dict).required())
+            .opt(Opt::new("ssh_user", Type::Str).default("cloud-user"))
+            .opt(Opt::new("ssh_key", Type::Path).required())
+            .opt(Opt::new("ssh_port", Type::Int).default(22))
+            .opt(Opt::new("known_hosts", Type::Path))
+            .opt(Opt::new("agent_path", Type::Path).required());
+    }
+    spec
+}
+
+/// The workload given as `data`.
+pub fn workload(params: &Map<String, Value>) -> Result<osm_workload::Server, Failure> {
+    let data = params.get("data").cloned().unwrap_or(Value::Null);
+    let name = data.pointer("/params/name").and_then(Value::as_str).unwrap_or("?").to_string();
+    serde_json::from_value(data).map_err(|e| Failure::new(format!("option 'data': not a workload (server '{name}'): {e}")))
+}
+
+/// The shared step settings.
+pub fn settings(params: &Map<String, Value>) -> osm_workload::import::Settings {
+    osm_workload::import::Settings {
+        data_dir: params.get("data_dir").and_then(Value::as_str).unwrap_or(".").into(),
+        timeout: std::time::Duration::from_secs(params.get("timeout").and_then(Value::as_u64).unwrap_or(1800).max(1)),
+        resume: params.get("resume").and_then(Value::as_bool).unwrap_or(true),
+    }
+}
+
+/// The conversion hosts and the login, from the step options.
+pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts, Failure> {
+    let port = params.get("ssh_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(22);
+    let host = |key: &str| -> Result<osm_workload::hosts::HostSpec, Failure> {
+        let mut v = params.get(key).cloned().unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.entry("ssh_port").or_insert(Value::from(port));
+        }
+        serde_json::from_value(v).map_err(|e| {
+            Failure::new(format!("option '{key}': a conversion host needs at least 'address' (and 'id', 'name'), as os_conversion_host_info returns: {e}"))
+        })
+    };
+    let data_dir = settings(params).data_dir;
+    let known_hosts = params
+        .get("known_hosts")
+        .and_then(Value::as_str)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| data_dir.join("known_hosts"));
+    let timeout = settings(params).timeout;
+    Ok(osm_workload::import::Hosts {
+        src: host("src_conversion_host")?,
+        dst: host("dst_conversion_host")?,
+        login: osm_workload::hosts::Login {
+            user: params.get("ssh_user").and_then(Value::as_str).unwrap_or("cloud-user").to_string(),
+            key: params.get("ssh_key").and_then(Value::as_str).unwrap_or_default().into(),
+            known_hosts,
+            policy: osm_ssh::HostKeyPolicy::Verify,
+            timeout: timeout.min(std::time::Duration::from_secs(300)),
+        },
+        agent: params.get("agent_path").and_then(Value::as_str).unwrap_or_default().into(),
+    })
+}
+
+/// Opens a step's job; prelim must have run.
+pub fn job(params: &Map<String, Value>, step: &str) -> Result<osm_workload::import::Job, Failure> {
+    Ok(osm_workload::import::Job::open(workload(params)?, settings(params), step)?)
+}

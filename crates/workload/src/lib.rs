@@ -23,6 +23,9 @@ assert!(file.resources.iter().all(|s| filter.matches(s.name())));
 pub mod export;
 mod file;
 mod filter;
+pub mod hosts;
+pub mod import;
+pub mod state;
 pub mod model;
 
 pub use crate::file::{sorted, write_atomic, FileError, WorkloadsFile, FORMAT_VERSION};

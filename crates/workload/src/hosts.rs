@@ -1,0 +1,408 @@
+//! Conversion hosts as the import steps use them: the agent on them, NBD exports, the tunnel
+//! between them, and the copy.
+//!
+//! Every path lives under the login's `$HOME/.osm/`; every command is an argument vector quoted by
+//! osm-ssh, so no name reaches a shell unquoted.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use osm_ssh::{Conn, Host, HostKeyPolicy, SshError};
+use serde::{Deserialize, Serialize};
+
+/// What went wrong on a conversion host.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// SSH failed.
+    #[error("{role} conversion host {name}: {source}")]
+    Ssh {
+        /// `source` or `destination`.
+        role: &'static str,
+        /// The host's name.
+        name: String,
+        /// The SSH error.
+        source: SshError,
+    },
+    /// The agent printed something unexpected.
+    #[error("{role} conversion host {name}: {message}")]
+    Agent {
+        /// `source` or `destination`.
+        role: &'static str,
+        /// The host's name.
+        name: String,
+        /// What happened.
+        message: String,
+    },
+    /// A local file (the agent binary, the known_hosts file) is unusable.
+    #[error("{path}: {message}")]
+    Local {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A conversion host: what `os_conversion_host_info` returns plus how to log in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSpec {
+    /// Server ID.
+    #[serde(default)]
+    pub id: String,
+    /// Server name.
+    #[serde(default)]
+    pub name: String,
+    /// Address to reach it (floating IP or access IPv4).
+    pub address: String,
+    /// SSH port.
+    #[serde(default = "default_port")]
+    pub ssh_port: u16,
+}
+
+fn default_port() -> u16 {
+    22
+}
+
+/// How the migrator logs in to conversion hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// SSH user.
+    pub user: String,
+    /// Private key of the conversion hosts' keypair.
+    pub key: PathBuf,
+    /// The migrator's known_hosts for conversion hosts (`os_migrate_data_dir/known_hosts`).
+    pub known_hosts: PathBuf,
+    /// How unknown host keys are treated.
+    pub policy: HostKeyPolicy,
+    /// How long to keep trying to connect.
+    pub timeout: Duration,
+}
+
+/// A connected conversion host.
+pub struct ConvHost {
+    conn: Conn,
+    home: String,
+    /// `source` or `destination`, for messages.
+    pub role: &'static str,
+    /// The host.
+    pub spec: HostSpec,
+}
+
+impl std::fmt::Debug for ConvHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvHost").field("role", &self.role).field("spec", &self.spec).finish()
+    }
+}
+
+/// One progress line of `osm-agent copy`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CopyEvent {
+    /// `start`, `progress`, `done` or `error`.
+    pub event: String,
+    /// Bytes done.
+    #[serde(default)]
+    pub bytes_done: u64,
+    /// Bytes in all.
+    #[serde(default)]
+    pub bytes_total: u64,
+    /// Bytes over the network.
+    #[serde(default)]
+    pub bytes_transferred: u64,
+    /// Throughput.
+    #[serde(default)]
+    pub mib_per_s: f64,
+    /// Seconds left.
+    #[serde(default)]
+    pub eta_s: Option<f64>,
+    /// Error message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Bytes skipped by a resume.
+    #[serde(default)]
+    pub resumed_bytes: Option<u64>,
+    /// Checksum of the data when verified.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+impl ConvHost {
+    /// Connects to a conversion host, checking its key.
+    pub fn connect(role: &'static str, spec: &HostSpec, login: &Login) -> Result<ConvHost, HostError> {
+        let host = Host::new(spec.address.clone(), spec.ssh_port, login.user.clone(), &login.key, &login.known_hosts);
+        let ssh = |source| HostError::Ssh { role, name: spec.name.clone(), source };
+        let conn = host.wait_reachable(login.policy, login.timeout).map_err(ssh)?;
+        let home = conn.home().map_err(ssh)?;
+        Ok(ConvHost { conn, home, role, spec: spec.clone() })
+    }
+
+    fn ssh(&self, source: SshError) -> HostError {
+        HostError::Ssh { role: self.role, name: self.spec.name.clone(), source }
+    }
+
+    fn agent_err(&self, message: String) -> HostError {
+        HostError::Agent { role: self.role, name: self.spec.name.clone(), message }
+    }
+
+    /// The SSH session.
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// `$HOME/.osm`.
+    pub fn osm_dir(&self) -> String {
+        format!("{}/.osm", self.home)
+    }
+
+    /// The agent's path on the host.
+    pub fn agent(&self) -> String {
+        format!("{}/bin/osm-agent", self.osm_dir())
+    }
+
+    /// The per-transfer directory (0700).
+    pub fn transfer_dir(&self, transfer_id: &str) -> String {
+        format!("{}/{transfer_id}", self.osm_dir())
+    }
+
+    /// Runs a command on the host.
+    pub fn run(&self, argv: &[&str]) -> Result<String, HostError> {
+        self.conn.run(argv).map(|o| o.stdout).map_err(|e| self.ssh(e))
+    }
+
+    /// Uploads the agent unless the host already has the same binary; returns whether it uploaded.
+    pub fn ensure_agent(&self, local: &Path) -> Result<bool, HostError> {
+        if !local.is_file() {
+            return Err(HostError::Local {
+                path: local.to_path_buf(),
+                message: "the osm-agent binary is missing (the collection's files/osm-agent; run `make build` in a checkout)".into(),
+            });
+        }
+        self.run(&["mkdir", "-p", "-m", "0700", "--", &self.osm_dir()])?;
+        self.conn.upload(local, &self.agent(), 0o755).map_err(|e| self.ssh(e))
+    }
+
+    /// Creates the per-transfer directory.
+    pub fn make_transfer_dir(&self, transfer_id: &str) -> Result<String, HostError> {
+        let dir = self.transfer_dir(transfer_id);
+        self.run(&["mkdir", "-p", "-m", "0700", "--", &dir])?;
+        self.run(&["chmod", "0700", "--", &dir])?;
+        Ok(dir)
+    }
+
+    /// Waits for an attached volume's device and returns its path.
+    pub fn find_device(&self, volume_id: &str, timeout: Duration) -> Result<String, HostError> {
+        let secs = timeout.as_secs().max(1).to_string();
+        let out = self.run(&[&self.agent(), "device", "--serial", volume_id, "--timeout", &secs])?;
+        let path = out.trim().to_string();
+        if path.starts_with('/') {
+            Ok(path)
+        } else {
+            Err(self.agent_err(format!("osm-agent device printed {path:?} for volume {volume_id}")))
+        }
+    }
+
+    /// Starts a read-only NBD export of `device` in the background, unless its pid file shows it is
+    /// already running.
+    pub fn serve(&self, device: &str, socket: &str, export: &str, pid_file: &str, sparsify: bool) -> Result<(), HostError> {
+        if self.running(pid_file)? {
+            return Ok(());
+        }
+        let mut argv = vec![
+            self.agent(),
+            "serve".into(),
+            "--device".into(),
+            device.into(),
+            "--socket".into(),
+            socket.into(),
+            "--export".into(),
+            export.into(),
+            "--daemon".into(),
+            "--pid-file".into(),
+            pid_file.into(),
+        ];
+        if sparsify {
+            argv.push("--sparsify".into());
+        }
+        self.conn.run(&argv).map(|_| ()).map_err(|e| self.ssh(e))
+    }
+
+    /// Whether the process of a pid file is alive.
+    pub fn running(&self, pid_file: &str) -> Result<bool, HostError> {
+        let out = self
+            .conn
+            .run_unchecked(&["sh", "-c", "p=$(cat -- \"$1\" 2>/dev/null) && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null", "sh", pid_file])
+            .map_err(|e| self.ssh(e))?;
+        Ok(out.status == 0)
+    }
+
+    /// Stops a background export or tunnel (idempotent).
+    pub fn stop(&self, pid_file: &str) -> Result<(), HostError> {
+        self.conn
+            .run_unchecked(&["sh", "-c", "[ ! -e \"$2\" ] || \"$1\" stop --pid-file \"$2\"", "sh", &self.agent(), pid_file])
+            .map_err(|e| self.ssh(e))
+            .and_then(|o| {
+                if o.status == 0 {
+                    Ok(())
+                } else {
+                    Err(self.agent_err(format!("stopping {pid_file} failed: {}", o.stderr.trim())))
+                }
+            })
+    }
+
+    /// Stops every background process of a transfer (pid files in its directory) and removes the
+    /// directory.
+    pub fn clean_transfer(&self, transfer_id: &str, keep_checkpoints: bool) -> Result<(), HostError> {
+        let dir = self.transfer_dir(transfer_id);
+        let listing = self
+            .conn
+            .run_unchecked(&["sh", "-c", "cd -- \"$1\" 2>/dev/null && ls -1 -- *.pid 2>/dev/null", "sh", &dir])
+            .map_err(|e| self.ssh(e))?;
+        for name in listing.stdout.lines().filter(|l| l.ends_with(".pid")) {
+            self.stop(&format!("{dir}/{name}"))?;
+        }
+        if keep_checkpoints {
+            self.run(&["sh", "-c", "[ ! -d \"$1\" ] || find \"$1\" -mindepth 1 ! -name '*.ckpt' -delete", "sh", &dir]).map(|_| ())
+        } else {
+            self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
+        }
+    }
+
+    /// Starts the tunnel that makes the source host's export socket `remote` appear as `local` here.
+    pub fn tunnel(&self, src: &HostSpec, user: &str, remote: &str, local: &str, pid_file: &str) -> Result<(), HostError> {
+        if self.running(pid_file)? {
+            return Ok(());
+        }
+        let port = src.ssh_port.to_string();
+        let key = self.link_key();
+        let known = self.link_known_hosts();
+        self.run(&[
+            &self.agent(),
+            "tunnel",
+            "--remote-socket",
+            remote,
+            "--local-socket",
+            local,
+            "--host",
+            &src.address,
+            "--port",
+            &port,
+            "--user",
+            user,
+            "--identity",
+            &key,
+            "--known-hosts",
+            &known,
+            "--daemon",
+            "--pid-file",
+            pid_file,
+        ])
+        .map(|_| ())
+    }
+
+    /// The link key's path on the destination host.
+    pub fn link_key(&self) -> String {
+        format!("{}/link_key", self.osm_dir())
+    }
+
+    /// The known_hosts file the tunnel checks the source host against.
+    pub fn link_known_hosts(&self) -> String {
+        format!("{}/known_hosts", self.osm_dir())
+    }
+
+    /// Runs the copy, handing each event to `on_event`; fails with the agent's message.
+    pub fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        checkpoint: &str,
+        fresh_target: bool,
+        resume: bool,
+        verify: bool,
+        mut on_event: impl FnMut(&CopyEvent),
+    ) -> Result<CopyEvent, HostError> {
+        let mut argv: Vec<String> =
+            vec![self.agent(), "copy".into(), "--from".into(), from.into(), "--to".into(), to.into(), "--checkpoint".into(), checkpoint.into()];
+        if fresh_target {
+            argv.push("--target-is-zero".into());
+        }
+        if resume {
+            argv.push("--resume".into());
+        }
+        if verify {
+            argv.push("--verify".into());
+        }
+        argv.extend(["--progress-interval".into(), "5".into()]);
+        let mut last = CopyEvent::default();
+        let mut error: Option<String> = None;
+        let result = self.conn.stream(&argv, |line| {
+            if let Ok(ev) = serde_json::from_str::<CopyEvent>(line) {
+                if ev.event == "error" {
+                    error = ev.message.clone();
+                }
+                on_event(&ev);
+                last = ev;
+            }
+        });
+        match result {
+            Ok(_) if last.event == "done" => Ok(last),
+            Ok(_) => Err(self.agent_err(format!("the copy to {to} ended without finishing (last event: {:?})", last.event))),
+            Err(e) => match error {
+                Some(msg) => Err(self.agent_err(format!("the copy to {to} failed: {msg}"))),
+                None => Err(self.ssh(e)),
+            },
+        }
+    }
+}
+
+/// Lines of a known_hosts file for an entry (`addr` or `[addr]:port`).
+pub fn known_host_lines(known_hosts: &Path, entry: &str) -> Result<Vec<String>, HostError> {
+    let text = std::fs::read_to_string(known_hosts)
+        .map_err(|e| HostError::Local { path: known_hosts.to_path_buf(), message: e.to_string() })?;
+    Ok(text
+        .lines()
+        .filter(|l| l.split_whitespace().next().is_some_and(|hosts| hosts.split(',').any(|h| h == entry)))
+        .map(str::to_string)
+        .collect())
+}
+
+/// Lets the destination host reach the source host for the tunnel, idempotently: a link key made on
+/// the destination host (its private half never leaves it), its public half authorized on the source
+/// host for forwarding only (`restrict,port-forwarding`: no shell), and the source host's key, as the
+/// migrator recorded it, in the destination host's known_hosts for the tunnel.
+pub fn ensure_link(src: &ConvHost, dst: &ConvHost, migrator_known_hosts: &Path) -> Result<bool, HostError> {
+    let mut changed = false;
+    dst.run(&["mkdir", "-p", "-m", "0700", "--", &dst.osm_dir()])?;
+    let key = dst.link_key();
+    if dst.conn.run_unchecked(&["test", "-f", &key]).map_err(|e| dst.ssh(e))?.status != 0 {
+        dst.run(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "osm-link", "-f", &key])?;
+        changed = true;
+    }
+    let public = dst.run(&["cat", "--", &format!("{key}.pub")])?;
+    let public = public.trim();
+    if !public.starts_with("ssh-") {
+        return Err(dst.agent_err(format!("the link key's public half is unreadable: {public:?}")));
+    }
+    let line = format!("restrict,port-forwarding {public}");
+    let authorize = "umask 077 && mkdir -p \"$HOME/.ssh\" && touch \"$HOME/.ssh/authorized_keys\" && \
+                     if grep -qxF -- \"$1\" \"$HOME/.ssh/authorized_keys\"; then exit 0; else printf '%s\\n' \"$1\" >> \"$HOME/.ssh/authorized_keys\" && exit 10; fi";
+    let out = src.conn.run_unchecked(&["sh", "-c", authorize, "sh", &line]).map_err(|e| src.ssh(e))?;
+    match out.status {
+        0 => {}
+        10 => changed = true,
+        s => return Err(src.agent_err(format!("authorizing the link key failed (status {s}): {}", out.stderr.trim()))),
+    }
+    let entry = Host::new(src.spec.address.clone(), src.spec.ssh_port, "", "", "").known_hosts_entry();
+    let lines = known_host_lines(migrator_known_hosts, &entry)?;
+    if lines.is_empty() {
+        return Err(HostError::Local {
+            path: migrator_known_hosts.to_path_buf(),
+            message: format!("no host key recorded for the source conversion host {entry}"),
+        });
+    }
+    let want = format!("{}\n", lines.join("\n"));
+    let have = dst.conn.run_unchecked(&["cat", "--", &dst.link_known_hosts()]).map_err(|e| dst.ssh(e))?;
+    if have.stdout != want {
+        dst.conn.write_file(&dst.link_known_hosts(), want.as_bytes(), 0o600).map_err(|e| dst.ssh(e))?;
+        changed = true;
+    }
+    Ok(changed)
+}

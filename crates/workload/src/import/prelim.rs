@@ -1,0 +1,145 @@
+//! `import_workload_prelim`: the workload's files, and whether it is to be migrated at all.
+
+use osm_openstack::{Connection, Query};
+use serde::Serialize;
+
+use super::{ImportError, Settings};
+use crate::model::Server;
+use crate::state::{new_transfer_id, now, Log, Paths, State, Status};
+
+/// What prelim decided.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prelim {
+    /// The workload's name.
+    pub server_name: String,
+    /// Whether the workload is to be migrated by this run.
+    pub migrate: bool,
+    /// Why not, when it is not.
+    pub skip_reason: Option<String>,
+    /// The log file.
+    pub log_file: String,
+    /// The state file.
+    pub state_file: String,
+    /// The transfer id of this run (kept from a failed run when resuming).
+    pub transfer_id: Option<String>,
+    /// Whether this run resumes a failed one.
+    pub resumed: bool,
+}
+
+/// Creates `workload_logs/<name>.log` and `.state`, and decides whether the workload is migrated: not
+/// when a server of that exact name already exists in the destination, nor when it is the source
+/// conversion host itself. With `resume`, a failed run's transfer id (and so its destination volumes
+/// and copy checkpoints) is kept.
+pub fn prelim(
+    server: &Server,
+    dst: &Connection,
+    src_conversion_host: Option<(&str, &str)>,
+    settings: &Settings,
+    check_mode: bool,
+) -> Result<Prelim, ImportError> {
+    let name = server.params.name.clone();
+    let paths = Paths::new(&settings.data_dir, &name, &server.info.id);
+    let mut out = Prelim {
+        server_name: name.clone(),
+        migrate: false,
+        skip_reason: None,
+        log_file: paths.log.display().to_string(),
+        state_file: paths.state.display().to_string(),
+        transfer_id: None,
+        resumed: false,
+    };
+    let skip = if let Some((id, host_name)) = src_conversion_host.filter(|(id, n)| *id == server.info.id || *n == name) {
+        Some(format!("it is the source conversion host ({host_name}, {id})"))
+    } else {
+        let found = dst
+            .compute()
+            .list_servers_with(&Query::new().with("name", format!("^{}$", regex_escape(&name))))
+            .map_err(|source| ImportError::Cloud {
+                workload: name.clone(),
+                side: "destination",
+                doing: "looking for a server of the same name".into(),
+                source,
+            })?;
+        found
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| format!("a server named '{name}' already exists in the destination ({}, {})", s.id, s.status))
+    };
+    if check_mode {
+        out.migrate = skip.is_none();
+        out.skip_reason = skip;
+        return Ok(out);
+    }
+    paths.create_dir()?;
+    let log = Log::new(&paths.log);
+    let previous = State::load(&paths.state)?;
+    if let Some(reason) = skip {
+        log.line("prelim", &format!("skipped: {reason}"));
+        if previous.as_ref().is_none_or(|p| p.status != Status::Done) {
+            let mut st = previous.unwrap_or_else(|| State {
+                workload: name.clone(),
+                source_id: server.info.id.clone(),
+                transfer_id: String::new(),
+                ..State::default()
+            });
+            st.status = Status::Skipped;
+            st.step = Some("prelim".into());
+            st.save(&paths.state)?;
+        }
+        out.skip_reason = Some(reason);
+        return Ok(out);
+    }
+    let resumable = previous
+        .as_ref()
+        .filter(|p| settings.resume && matches!(p.status, Status::Failed | Status::Running) && !p.transfer_id.is_empty());
+    let mut state = match resumable {
+        Some(p) => {
+            out.resumed = true;
+            let mut s = p.clone();
+            s.status = Status::Running;
+            s.error = None;
+            log.line("prelim", &format!("resuming transfer {} of a previous run", s.transfer_id));
+            s
+        }
+        None => {
+            let s = State {
+                workload: name.clone(),
+                source_id: server.info.id.clone(),
+                transfer_id: new_transfer_id(),
+                status: Status::Running,
+                started_at: Some(now()),
+                ..State::default()
+            };
+            log.line("prelim", &format!("starting transfer {} of server {} ({})", s.transfer_id, name, server.info.id));
+            s
+        }
+    };
+    state.step = Some("prelim".into());
+    state.save(&paths.state)?;
+    out.migrate = true;
+    out.transfer_id = Some(state.transfer_id);
+    Ok(out)
+}
+
+/// Nova's name filter is a regular expression; an exact name must be escaped.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regex_escape;
+
+    #[test]
+    fn escapes_regex_metacharacters() {
+        assert_eq!(regex_escape("web 01; $(id)"), r"web 01; \$\(id\)");
+        assert_eq!(regex_escape("a.b*"), r"a\.b\*");
+    }
+}
