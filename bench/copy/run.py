@@ -124,9 +124,10 @@ def wait_for(path, proc=None, timeout=60):
 
 
 class Bench:
-    def __init__(self, work, agent):
+    def __init__(self, work, agent, agent_args):
         self.work = work
         self.agent = agent
+        self.agent_args = agent_args
         self.procs = []
         self.loops = []
         self.agent_pid_files = []
@@ -216,7 +217,7 @@ class Bench:
             uri = f"nbd+unix:///?socket={local}"
         ssh, log = self.tunnel(remote, local)
         if tool == "osm-agent":
-            cmd = [self.agent, "copy", "--from", uri, "--to", dst, "--progress-interval", "3600"]
+            cmd = [self.agent, "copy", "--from", uri, "--to", dst, "--progress-interval", "3600", *self.agent_args]
         elif tool == "nbdcopy":
             cmd = ["nbdcopy", uri, dst]
         else:
@@ -259,6 +260,7 @@ def main():
     ap.add_argument("--runs", type=int, default=1, help="copies per tool and image; the median is kept")
     ap.add_argument("--images", default="a,a2,b")
     ap.add_argument("--tools", default="osm-agent,nbdcopy,qemu-img")
+    ap.add_argument("--agent-args", default="", help="extra arguments for osm-agent copy, e.g. '--connections 1'")
     ap.add_argument("--clean", action="store_true", help="remove the cached images and exit")
     args = ap.parse_args()
     out_dir = ROOT / "target/bench"
@@ -274,7 +276,7 @@ def main():
     agent = agent_binary()
     names = args.images.split(",")
     images = make_images(work, names)
-    b = Bench(work, agent)
+    b = Bench(work, agent, args.agent_args.split())
     results = []
     try:
         b.start_sshd()

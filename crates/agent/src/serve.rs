@@ -6,7 +6,8 @@ use std::ops::Range;
 use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use anyhow::{bail, Context, Result};
@@ -24,7 +25,7 @@ pub enum ZeroDetection {
 }
 
 /// The most a single block status reply scans, so one query never stalls the connection long.
-const SCAN_LIMIT: u64 = 64 << 20;
+const SCAN_LIMIT: u64 = 32 << 20;
 /// Offsets, lengths and buffers of `O_DIRECT` reads are aligned to this (any device's logical
 /// block size divides it).
 const DIRECT_ALIGN: u64 = 4096;
@@ -61,6 +62,79 @@ pub struct Device {
     size: u64,
     detection: ZeroDetection,
     free: Vec<Range<u64>>,
+    cache: ScanCache,
+}
+
+/// The data a zero scan read, kept for the reads that usually follow (a client asks for block
+/// status, then reads the data extents): without it, every data byte of a block device is read
+/// twice, and with `O_DIRECT` nothing else caches it.
+#[derive(Debug, Default)]
+struct ScanCache {
+    chunks: Mutex<VecDeque<Cached>>,
+    spare: Mutex<Vec<Vec<u8>>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    start: u64,
+    base: usize,
+    len: usize,
+    bytes: Vec<u8>,
+    /// Data bytes not yet read back; the chunk is dropped when it reaches zero.
+    unread: u64,
+}
+
+/// How many scanned chunks (of up to `BOUNCE_LEN` bytes) the cache holds.
+const CACHE_CHUNKS: usize = 32;
+
+impl ScanCache {
+    /// An aligned buffer of `n` bytes: (the vector, where the aligned part starts).
+    fn buffer(&self, n: usize) -> (Vec<u8>, usize) {
+        let mut v = self.spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
+        v.resize(n + DIRECT_ALIGN as usize, 0);
+        let base = v.as_ptr().align_offset(DIRECT_ALIGN as usize);
+        (v, base)
+    }
+
+    fn recycle(&self, v: Vec<u8>) {
+        if let Ok(mut s) = self.spare.lock() {
+            if s.len() < 4 {
+                s.push(v);
+            }
+        }
+    }
+
+    fn insert(&self, c: Cached) {
+        let evicted = match self.chunks.lock() {
+            Ok(mut q) => {
+                q.retain(|x| x.start != c.start);
+                q.push_back(c);
+                if q.len() > CACHE_CHUNKS { q.pop_front() } else { None }
+            }
+            Err(_) => None,
+        };
+        if let Some(e) = evicted {
+            self.recycle(e.bytes);
+        }
+    }
+
+    /// Fills `buf` from a cached chunk holding all of `offset..offset+buf.len()`.
+    fn take(&self, offset: u64, buf: &mut [u8]) -> bool {
+        let Ok(mut q) = self.chunks.lock() else { return false };
+        let end = offset + buf.len() as u64;
+        let Some(i) = q.iter().position(|c| c.start <= offset && end <= c.start + c.len as u64) else { return false };
+        let c = &mut q[i];
+        let at = c.base + (offset - c.start) as usize;
+        buf.copy_from_slice(&c.bytes[at..at + buf.len()]);
+        c.unread = c.unread.saturating_sub(buf.len() as u64);
+        if c.unread == 0 {
+            if let Some(done) = q.remove(i) {
+                drop(q);
+                self.recycle(done.bytes);
+            }
+        }
+        true
+    }
 }
 
 impl Device {
@@ -89,7 +163,7 @@ impl Device {
         } else {
             None
         };
-        Ok(Device { file, direct, size, detection, free: Vec::new() })
+        Ok(Device { file, direct, size, detection, free: Vec::new(), cache: ScanCache::default() })
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`, directly from the device where alignment
@@ -99,6 +173,9 @@ impl Device {
         let aligned = offset.is_multiple_of(DIRECT_ALIGN) && (buf.len() as u64).is_multiple_of(DIRECT_ALIGN);
         if !aligned {
             return self.file.read_exact_at(buf, offset);
+        }
+        if buf.as_ptr().align_offset(DIRECT_ALIGN as usize) == 0 {
+            return direct.read_exact_at(buf, offset);
         }
         BOUNCE.with(|b| {
             let mut bounce = b.borrow_mut();
@@ -167,20 +244,28 @@ impl Device {
             }
             ZeroDetection::Scan => {
                 let end = range.end.min(range.start + SCAN_LIMIT);
-                let mut buf = vec![0u8; (4 << 20).min((end - range.start) as usize)];
                 let mut at = range.start;
                 while at < end {
-                    let n = ((end - at) as usize).min(buf.len());
-                    self.read_exact_at(&mut buf[..n], at)?;
+                    let n = ((end - at) as usize).min(BOUNCE_LEN);
+                    let (mut bytes, base) = self.cache.buffer(n);
+                    let buf = &mut bytes[base..base + n];
+                    self.read_exact_at(buf, at)?;
                     let mut pos = 0usize;
-                    for z in zero::zero_runs(at, &buf[..n]).into_iter().chain(std::iter::once(n..n)) {
+                    let mut data = 0u64;
+                    for z in zero::zero_runs(at, buf).into_iter().chain(std::iter::once(n..n)) {
                         if z.start > pos {
                             push_extent(&mut out, at + pos as u64, (z.start - pos) as u64, AllocFlags::default());
+                            data += (z.start - pos) as u64;
                         }
                         if z.end > z.start {
                             push_extent(&mut out, at + z.start as u64, (z.end - z.start) as u64, AllocFlags::ZERO);
                         }
                         pos = z.end;
+                    }
+                    if data > 0 {
+                        self.cache.insert(Cached { start: at, base, len: n, bytes, unread: data });
+                    } else {
+                        self.cache.recycle(bytes);
                     }
                     at += n as u64;
                 }
@@ -204,7 +289,9 @@ impl Backend for Device {
         if free.first() == Some(&range) {
             return Ok(std::iter::once(0..buf.len()).collect());
         }
-        self.read_exact_at(buf, offset)?;
+        if !self.cache.take(offset, buf) {
+            self.read_exact_at(buf, offset)?;
+        }
         let mut runs = zero::zero_runs(offset, buf);
         if !free.is_empty() {
             runs.extend(free.iter().map(|f| (f.start - offset) as usize..(f.end - offset) as usize));

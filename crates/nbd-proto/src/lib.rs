@@ -78,7 +78,7 @@ pub use crate::msgs::{
     OptionReply, OptionRequest, ReplyHeader, Request, ServerEntry, ServerGreeting, SimpleReply,
     BASE_ALLOCATION, MAX_OPTION_DATA, MAX_PAYLOAD,
 };
-pub use crate::server::{Backend, Server};
+pub use crate::server::{Backend, Server, READ_ALIGN};
 pub use crate::transport::{Address, Stream, Uri, DEFAULT_PORT};
 pub use crate::types::{
     AllocFlags, ClientFlags, CmdFlags, Command, ErrorCode, Extent, HandshakeFlags, InfoType, Opt,
