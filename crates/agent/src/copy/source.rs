@@ -60,6 +60,9 @@ pub struct NbdSource {
 
 /// How long a handshake on an additional connection may take before it is given up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the source may stay silent while requests are in flight: a hung server (or a
+/// tunnel that lost its peer without a reset) fails the copy instead of stalling it forever.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl NbdSource {
     /// Connects to `uri` (`nbd+unix:///NAME?socket=PATH` or `nbd://HOST:PORT/NAME`).
@@ -84,7 +87,7 @@ fn connect(uri: &Uri) -> Result<Client> {
     // A server that accepts but never answers (one at a time, say) must not hang the copy.
     stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
     let client = Client::with_config(stream, ClientConfig::new(&uri.export))?;
-    client.stream().set_read_timeout(None)?;
+    client.stream().set_read_timeout(Some(REPLY_TIMEOUT))?;
     Ok(client)
 }
 
@@ -135,7 +138,12 @@ impl SourceConn for NbdConn {
     }
 
     fn next(&mut self) -> Result<Done> {
-        let c = self.client.recv().with_context(|| format!("connection to the source {} failed", self.uri))?;
+        let c = self.client.recv().map_err(|e| match e {
+            osm_nbd::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                anyhow!("connection to the source {} failed: no reply for {}s", self.uri, REPLY_TIMEOUT.as_secs())
+            }
+            e => anyhow::Error::new(e).context(format!("connection to the source {} failed", self.uri)),
+        })?;
         match c.result.with_context(|| format!("the source {} refused a request", self.uri))? {
             Reply::Read { offset, buf, holes } => Ok(Done::Read { offset, buf, holes }),
             Reply::BlockStatus(e) => Ok(Done::Extents(e)),
