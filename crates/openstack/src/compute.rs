@@ -686,7 +686,7 @@ impl<'a> ComputeApi<'a> {
             .list_all(Call::get(S, "/servers/detail").queries(filters), "servers")
     }
 
-    /// A server by ID; [`Error::NotFound`] if there is none.
+    /// A server by ID; [`crate::Error::NotFound`] if there is none.
     pub fn get_server(&self, id: &str) -> Result<Server> {
         self.conn
             .call_key(Call::get(S, format!("/servers/{}", seg(id))), "server")
