@@ -13,12 +13,14 @@ Sources: osm-agent serve for osm-agent copy; qemu-nbd --read-only --shared=4 --p
 nbdcopy and qemu-img convert -W -m 16. Every copy reads through one ssh -L tunnel (aes128-gcm,
 the options osm-agent tunnel uses) to a real sshd on 127.0.0.1, and writes a fresh sparse file.
 
-Measured per copy: wall seconds of the copy command alone (servers and tunnel already up),
+Measured per copy: wall seconds of the copy command alone (servers and tunnel already up;
+osm-agent copy includes its final fdatasync of the destination, the others do not flush),
 MiB/s of virtual size, and wire_bytes: the bytes ssh itself reports having sent and received on
 its TCP connection ("Transferred:" at exit with -v), i.e. encrypted SSH traffic, both directions.
 Every destination is checked against the source's SHA-256.
 
-Writes target/bench/copy.json: [{tool, image, seconds, mib_per_s, wire_bytes}, ...]
+Writes target/bench/copy.json: [{tool, image, seconds, mib_per_s, wire_bytes, ...}, ...], the
+median of --runs rounds (tools take turns within a round; the machine may be shared).
 Usage: bench/copy/run.py [--runs N] [--images a,a2,b] [--clean]
 """
 import argparse
@@ -288,15 +290,19 @@ def main():
             if dev is None:
                 say(f"NOTE: no loop device ({why}); serving {img} as a regular file instead")
                 dev = img
-            for tool in args.tools.split(","):
-                runs = []
-                for i in range(args.runs):
+            tools = args.tools.split(",")
+            runs = {t: [] for t in tools}
+            # Tools take turns within each round, so a change in machine load hits all of them.
+            for i in range(args.runs):
+                for tool in tools:
                     r = b.one(tool, name, dev, size, want)
                     say(f"{tool:9} {name:3} run {i + 1}: {r['seconds']:7.2f} s  {r['mib_per_s']:8.1f} MiB/s  "
-                        f"{r['wire_bytes'] / MiB:9.1f} MiB on the wire")
-                    runs.append(r)
-                runs.sort(key=lambda r: r["seconds"])
-                med = runs[len(runs) // 2]
+                        f"{r['wire_bytes'] / MiB:9.1f} MiB on the wire  (load {os.getloadavg()[0]:.1f})")
+                    runs[tool].append(r)
+            for tool in tools:
+                rs = sorted(runs[tool], key=lambda r: r["seconds"])
+                med = dict(rs[len(rs) // 2])
+                med["all_seconds"] = [r["seconds"] for r in runs[tool]]
                 med["source"] = "loop device" if dev != img else "regular file"
                 results.append(med)
     finally:
