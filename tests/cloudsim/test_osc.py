@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN_DIR, OscError, wait_until
+from cloudsim_helpers import BIN_DIR, OscError, wait_until
 
 CLOUD = "src"
 
