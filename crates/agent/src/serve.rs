@@ -411,8 +411,14 @@ pub struct ServeOptions {
     pub daemon: Option<PathBuf>,
 }
 
+/// The signals that end `serve` cleanly.
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
 /// Runs `serve`: in the foreground until SIGTERM/SIGINT, or detached with a pid file.
 pub fn run(opts: ServeOptions) -> Result<()> {
+    // Blocked before the socket exists (a caller may signal as soon as it sees it) and before
+    // any thread starts, so every thread inherits the mask and only the waiter receives them.
+    sys::block_signals(&STOP_SIGNALS).context("blocking signals")?;
     let device = Device::open(&opts.device)?;
     let export = Export {
         name: opts.export.clone(),
@@ -440,10 +446,6 @@ pub fn run(opts: ServeOptions) -> Result<()> {
 type Detached = (PathBuf, Box<dyn FnOnce() -> Result<()>>);
 
 fn serve_until_signal(server: Server, listener: UnixListener, socket: PathBuf, detached: Option<Detached>) -> Result<()> {
-    let signals = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
-    // Blocked before any thread starts, so every thread inherits the mask and only the waiter
-    // below receives them.
-    sys::block_signals(&signals).context("blocking signals")?;
     let pid_file = match detached {
         Some((pid_file, ready)) => {
             ready()?;
@@ -467,7 +469,7 @@ fn serve_until_signal(server: Server, listener: UnixListener, socket: PathBuf, d
             }
         }
     });
-    sys::wait_signal(&signals).context("waiting for a signal")?;
+    sys::wait_signal(&STOP_SIGNALS).context("waiting for a signal")?;
     let _ = fs::remove_file(&socket);
     if let Some(p) = pid_file {
         let _ = fs::remove_file(p);
