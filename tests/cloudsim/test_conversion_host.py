@@ -98,7 +98,7 @@ def test_conversion_host_over_ssh(sim, conn, sshkey, tmp_path):
     assert out == str(host_dir)
 
     # Detach: the device goes away before the volume is available.
-    conn.compute.delete_volume_attachment(server, volume.id)
+    conn.compute.delete_volume_attachment(server, volume)
     conn.block_storage.wait_for_status(volume, "available", wait=60, interval=0.2)
     assert ssh(sim, sshkey, known_hosts, addr, 'ls "$OSM_DEV_ROOT/dev/disk/by-id"').stdout.split() == []
 

@@ -28,7 +28,10 @@ use crate::sim::Sim;
 pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/_sim", get(info))
-        .route("/_sim/faults", get(list_faults).post(add_fault).delete(clear_faults))
+        .route(
+            "/_sim/faults",
+            get(list_faults).post(add_fault).delete(clear_faults),
+        )
         .route("/_sim/faults/{id}", delete(remove_fault))
         .route("/_sim/requests", get(requests))
         .route("/_sim/requests/reset", post(reset_requests))
@@ -68,7 +71,10 @@ async fn list_faults(State(sim): State<Arc<Sim>>) -> Response {
     http::ok(json!({"faults": sim.faults.list()}))
 }
 
-async fn add_fault(State(sim): State<Arc<Sim>>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn add_fault(
+    State(sim): State<Arc<Sim>>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let f = sim.faults.add(body)?;
     Ok(http::json(StatusCode::CREATED, json!({"fault": f})))
 }
@@ -78,8 +84,13 @@ async fn clear_faults(State(sim): State<Arc<Sim>>) -> Response {
     http::empty(StatusCode::NO_CONTENT)
 }
 
-async fn remove_fault(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let n: u64 = id.parse().map_err(|_| ApiError::bad_request(format!("invalid fault id {id}")))?;
+async fn remove_fault(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let n: u64 = id
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid fault id {id}")))?;
     if sim.faults.remove(n) {
         Ok(http::empty(StatusCode::NO_CONTENT))
     } else {
@@ -88,12 +99,19 @@ async fn remove_fault(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> Re
 }
 
 async fn requests(State(sim): State<Arc<Sim>>) -> Response {
-    let r = sim.requests.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let r = sim
+        .requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     http::ok(json!(r))
 }
 
 async fn reset_requests(State(sim): State<Arc<Sim>>) -> Response {
-    sim.requests.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    sim.requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
     http::empty(StatusCode::NO_CONTENT)
 }
 

@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use sha2::Digest;
 
 use crate::error::ApiError;
-use crate::http::{self, CloudCtx, Ctx, JsonBody, Mv, Q, COMPUTE_MAX, COMPUTE_MIN};
+use crate::http::{self, CloudCtx, Ctx, JsonBody, Mv, COMPUTE_MAX, COMPUTE_MIN, Q};
 use crate::image::{Image, ImagePending};
 use crate::jobs;
 use crate::network::{self, AddrIndex, PortRequest};
@@ -255,8 +255,14 @@ fn server_not_found(id: &str) -> ApiError {
 
 fn conflict_state(action: &str, s: &Server) -> ApiError {
     match &s.task_state {
-        Some(t) => ApiError::conflict(format!("Cannot '{action}' instance {} while it is in task_state {t}", s.id)),
-        None => ApiError::conflict(format!("Cannot '{action}' instance {} while it is in vm_state {}", s.id, s.vm_state)),
+        Some(t) => ApiError::conflict(format!(
+            "Cannot '{action}' instance {} while it is in task_state {t}",
+            s.id
+        )),
+        None => ApiError::conflict(format!(
+            "Cannot '{action}' instance {} while it is in vm_state {}",
+            s.id, s.vm_state
+        )),
     }
 }
 
@@ -265,32 +271,94 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/compute", get(versions))
         .route("/compute/v2.1", get(version))
-        .route("/compute/v2.1/servers", get(list_servers).post(create_server))
+        .route(
+            "/compute/v2.1/servers",
+            get(list_servers).post(create_server),
+        )
         .route("/compute/v2.1/servers/detail", get(list_servers_detail))
-        .route("/compute/v2.1/servers/{id}", get(show_server).put(update_server).delete(delete_server))
+        .route(
+            "/compute/v2.1/servers/{id}",
+            get(show_server).put(update_server).delete(delete_server),
+        )
         .route("/compute/v2.1/servers/{id}/action", post(server_action))
-        .route("/compute/v2.1/servers/{id}/os-volume_attachments", get(list_attachments).post(attach_volume))
-        .route("/compute/v2.1/servers/{id}/os-volume_attachments/{vol}", get(show_attachment).delete(detach_volume))
-        .route("/compute/v2.1/servers/{id}/os-interface", get(list_interfaces).post(attach_interface))
-        .route("/compute/v2.1/servers/{id}/os-interface/{port}", get(show_interface).delete(detach_interface))
+        .route(
+            "/compute/v2.1/servers/{id}/os-volume_attachments",
+            get(list_attachments).post(attach_volume),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/os-volume_attachments/{vol}",
+            get(show_attachment).delete(detach_volume),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/os-interface",
+            get(list_interfaces).post(attach_interface),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/os-interface/{port}",
+            get(show_interface).delete(detach_interface),
+        )
         .route("/compute/v2.1/servers/{id}/ips", get(server_ips))
-        .route("/compute/v2.1/servers/{id}/metadata", get(get_metadata).post(merge_metadata).put(replace_metadata))
-        .route("/compute/v2.1/servers/{id}/metadata/{key}", get(get_meta_item).put(put_meta_item).delete(delete_meta_item))
-        .route("/compute/v2.1/servers/{id}/tags", get(get_tags).put(replace_tags).delete(clear_tags))
-        .route("/compute/v2.1/servers/{id}/tags/{tag}", get(check_tag).put(add_tag).delete(remove_tag))
-        .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions))
-        .route("/compute/v2.1/flavors", get(list_flavors).post(create_flavor))
+        .route(
+            "/compute/v2.1/servers/{id}/metadata",
+            get(get_metadata).post(merge_metadata).put(replace_metadata),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/metadata/{key}",
+            get(get_meta_item)
+                .put(put_meta_item)
+                .delete(delete_meta_item),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/tags",
+            get(get_tags).put(replace_tags).delete(clear_tags),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/tags/{tag}",
+            get(check_tag).put(add_tag).delete(remove_tag),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/os-instance-actions",
+            get(instance_actions),
+        )
+        .route(
+            "/compute/v2.1/flavors",
+            get(list_flavors).post(create_flavor),
+        )
         .route("/compute/v2.1/flavors/detail", get(list_flavors_detail))
-        .route("/compute/v2.1/flavors/{id}", get(show_flavor).put(update_flavor).delete(delete_flavor))
-        .route("/compute/v2.1/flavors/{id}/os-extra_specs", get(flavor_extra_specs).post(set_flavor_extra_specs))
-        .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavor_access))
-        .route("/compute/v2.1/os-keypairs", get(list_keypairs).post(create_keypair))
-        .route("/compute/v2.1/os-keypairs/{name}", get(show_keypair).delete(delete_keypair))
-        .route("/compute/v2.1/os-availability-zone", get(availability_zones))
-        .route("/compute/v2.1/os-availability-zone/detail", get(availability_zones_detail))
+        .route(
+            "/compute/v2.1/flavors/{id}",
+            get(show_flavor).put(update_flavor).delete(delete_flavor),
+        )
+        .route(
+            "/compute/v2.1/flavors/{id}/os-extra_specs",
+            get(flavor_extra_specs).post(set_flavor_extra_specs),
+        )
+        .route(
+            "/compute/v2.1/flavors/{id}/os-flavor-access",
+            get(flavor_access),
+        )
+        .route(
+            "/compute/v2.1/os-keypairs",
+            get(list_keypairs).post(create_keypair),
+        )
+        .route(
+            "/compute/v2.1/os-keypairs/{name}",
+            get(show_keypair).delete(delete_keypair),
+        )
+        .route(
+            "/compute/v2.1/os-availability-zone",
+            get(availability_zones),
+        )
+        .route(
+            "/compute/v2.1/os-availability-zone/detail",
+            get(availability_zones_detail),
+        )
         .route("/compute/v2.1/limits", get(limits))
         .route("/compute/v2.1/os-quota-sets/{project}", get(quota_set))
-        .route("/compute/v2.1/os-quota-sets/{project}/detail", get(quota_set_detail))
+        .route(
+            "/compute/v2.1/os-quota-sets/{project}/detail",
+            get(quota_set_detail),
+        )
         .route("/compute/v2.1/extensions", get(extensions))
 }
 
@@ -303,11 +371,17 @@ fn version_doc(sim: &Sim, cloud: &str) -> Value {
     })
 }
 
-async fn versions(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
+async fn versions(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
     http::ok(json!({"versions": [version_doc(&sim, &cc.cloud)]}))
 }
 
-async fn version(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
+async fn version(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
     http::ok(json!({"version": version_doc(&sim, &cc.cloud)}))
 }
 
@@ -338,7 +412,14 @@ pub fn render_server(ctx: &Ctx, cloud: &Cloud, idx: &AddrIndex, s: &Server) -> V
     m.insert("tenant_id".into(), json!(s.project_id));
     m.insert("user_id".into(), json!(s.user_id));
     m.insert("metadata".into(), json!(s.metadata));
-    m.insert("hostId".into(), json!(if s.vm_state == "building" { String::new() } else { host_id(&s.project_id) }));
+    m.insert(
+        "hostId".into(),
+        json!(if s.vm_state == "building" {
+            String::new()
+        } else {
+            host_id(&s.project_id)
+        }),
+    );
     m.insert(
         "image".into(),
         match &s.image_id {
@@ -361,28 +442,66 @@ pub fn render_server(ctx: &Ctx, cloud: &Cloud, idx: &AddrIndex, s: &Server) -> V
     );
     m.insert("created".into(), json!(util::iso(&s.created)));
     m.insert("updated".into(), json!(util::iso(&s.updated)));
-    m.insert("addresses".into(), idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref()));
+    m.insert(
+        "addresses".into(),
+        idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref()),
+    );
     m.insert("accessIPv4".into(), json!(s.access_ipv4));
     m.insert("accessIPv6".into(), json!(s.access_ipv6));
     m.insert("links".into(), links(ctx, "servers", &s.id));
     m.insert("OS-DCF:diskConfig".into(), json!(s.disk_config));
-    m.insert("progress".into(), json!(if status == "ACTIVE" || status == "SHUTOFF" { 100 } else { 0 }));
-    m.insert("OS-EXT-AZ:availability_zone".into(), json!(if s.vm_state == "building" { String::new() } else { s.availability_zone.clone() }));
-    m.insert("config_drive".into(), json!(if s.config_drive { "True" } else { "" }));
+    m.insert(
+        "progress".into(),
+        json!(if status == "ACTIVE" || status == "SHUTOFF" {
+            100
+        } else {
+            0
+        }),
+    );
+    m.insert(
+        "OS-EXT-AZ:availability_zone".into(),
+        json!(if s.vm_state == "building" {
+            String::new()
+        } else {
+            s.availability_zone.clone()
+        }),
+    );
+    m.insert(
+        "config_drive".into(),
+        json!(if s.config_drive { "True" } else { "" }),
+    );
     m.insert("key_name".into(), json!(s.key_name));
-    m.insert("OS-SRV-USG:launched_at".into(), json!(s.launched_at.as_ref().map(util::iso_micro)));
-    m.insert("OS-SRV-USG:terminated_at".into(), json!(s.terminated_at.as_ref().map(util::iso_micro)));
+    m.insert(
+        "OS-SRV-USG:launched_at".into(),
+        json!(s.launched_at.as_ref().map(util::iso_micro)),
+    );
+    m.insert(
+        "OS-SRV-USG:terminated_at".into(),
+        json!(s.terminated_at.as_ref().map(util::iso_micro)),
+    );
     let placed = s.vm_state != "building" || s.task_state.as_deref() != Some("scheduling");
     m.insert("OS-EXT-SRV-ATTR:host".into(), json!(placed.then_some(HOST)));
-    m.insert("OS-EXT-SRV-ATTR:instance_name".into(), json!(format!("instance-{:08x}", s.instance_index)));
-    m.insert("OS-EXT-SRV-ATTR:hypervisor_hostname".into(), json!(placed.then(|| format!("{HOST}.{}", cloud.name))));
+    m.insert(
+        "OS-EXT-SRV-ATTR:instance_name".into(),
+        json!(format!("instance-{:08x}", s.instance_index)),
+    );
+    m.insert(
+        "OS-EXT-SRV-ATTR:hypervisor_hostname".into(),
+        json!(placed.then(|| format!("{HOST}.{}", cloud.name))),
+    );
     m.insert("OS-EXT-STS:task_state".into(), json!(s.task_state));
     m.insert("OS-EXT-STS:vm_state".into(), json!(s.vm_state));
     m.insert("OS-EXT-STS:power_state".into(), json!(s.power_state));
     let vols: Vec<Value> = s
         .bdms
         .iter()
-        .map(|b| if mv.ge(2, 3) { json!({"id": b.volume_id, "delete_on_termination": b.delete_on_termination}) } else { json!({"id": b.volume_id}) })
+        .map(|b| {
+            if mv.ge(2, 3) {
+                json!({"id": b.volume_id, "delete_on_termination": b.delete_on_termination})
+            } else {
+                json!({"id": b.volume_id})
+            }
+        })
         .collect();
     m.insert("os-extended-volumes:volumes_attached".into(), json!(vols));
     let mut sg_names = idx.security_group_names(&s.id);
@@ -390,10 +509,19 @@ pub fn render_server(ctx: &Ctx, cloud: &Cloud, idx: &AddrIndex, s: &Server) -> V
         sg_names = s.security_groups.clone();
     }
     if !sg_names.is_empty() {
-        m.insert("security_groups".into(), json!(sg_names.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()));
+        m.insert(
+            "security_groups".into(),
+            json!(sg_names
+                .iter()
+                .map(|n| json!({"name": n}))
+                .collect::<Vec<_>>()),
+        );
     }
     if mv.ge(2, 3) {
-        m.insert("OS-EXT-SRV-ATTR:reservation_id".into(), json!(s.reservation_id));
+        m.insert(
+            "OS-EXT-SRV-ATTR:reservation_id".into(),
+            json!(s.reservation_id),
+        );
         m.insert("OS-EXT-SRV-ATTR:launch_index".into(), json!(0));
         m.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(s.hostname));
         m.insert("OS-EXT-SRV-ATTR:kernel_id".into(), json!(""));
@@ -440,7 +568,14 @@ fn render_flavor(ctx: &Ctx, f: &Flavor) -> Value {
     m.insert("vcpus".into(), json!(f.vcpus));
     m.insert("OS-FLV-EXT-DATA:ephemeral".into(), json!(f.ephemeral));
     m.insert("OS-FLV-DISABLED:disabled".into(), json!(false));
-    m.insert("swap".into(), if f.swap == 0 && !ctx.mv.ge(2, 75) { json!("") } else { json!(f.swap) });
+    m.insert(
+        "swap".into(),
+        if f.swap == 0 && !ctx.mv.ge(2, 75) {
+            json!("")
+        } else {
+            json!(f.swap)
+        },
+    );
     m.insert("rxtx_factor".into(), json!(f.rxtx_factor));
     m.insert("os-flavor-access:is_public".into(), json!(f.is_public));
     m.insert("links".into(), links(ctx, "flavors", &f.id));
@@ -462,7 +597,10 @@ fn visible_server(ctx: &Ctx, s: &Server) -> bool {
 
 fn name_filter(pattern: &str) -> Box<dyn Fn(&str) -> bool + Send> {
     // Nova matches names with a regex search (MySQL's REGEXP, case-insensitive).
-    match regex::RegexBuilder::new(pattern).case_insensitive(true).build() {
+    match regex::RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .build()
+    {
         Ok(re) => Box::new(move |n: &str| re.is_match(n)),
         Err(_) => {
             let p = pattern.to_lowercase();
@@ -472,8 +610,14 @@ fn name_filter(pattern: &str) -> Box<dyn Fn(&str) -> bool + Send> {
 }
 
 fn list_filtered(ctx: &Ctx, q: &Q, detail: bool) -> Result<Response, ApiError> {
-    let all_tenants = q.get("all_tenants").is_some_and(|v| util::parse_bool_str(v) != Some(false)) && ctx.is_admin();
-    let want_deleted = q.get("deleted").and_then(util::parse_bool_str).unwrap_or(false);
+    let all_tenants = q
+        .get("all_tenants")
+        .is_some_and(|v| util::parse_bool_str(v) != Some(false))
+        && ctx.is_admin();
+    let want_deleted = q
+        .get("deleted")
+        .and_then(util::parse_bool_str)
+        .unwrap_or(false);
     let name = q.get("name").map(name_filter);
     let status = q.get("status").map(|s| s.to_ascii_uppercase());
     let ip = q.get("ip").map(name_filter);
@@ -482,43 +626,97 @@ fn list_filtered(ctx: &Ctx, q: &Q, detail: bool) -> Result<Response, ApiError> {
         Some(s) => Some(
             chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&chrono::Utc))
-                .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map(|n| n.and_utc()))
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                        .map(|n| n.and_utc())
+                })
                 .map_err(|_| ApiError::bad_request(format!("Invalid changes-since value: {s}")))?,
         ),
     };
-    let split = |k: &str| -> Vec<String> { q.get(k).map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default() };
-    let (tags, tags_any, not_tags, not_tags_any) = (split("tags"), split("tags-any"), split("not-tags"), split("not-tags-any"));
-    let project_filter = q.get("project_id").or(q.get("tenant_id")).map(str::to_string);
+    let split = |k: &str| -> Vec<String> {
+        q.get(k)
+            .map(|v| {
+                v.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (tags, tags_any, not_tags, not_tags_any) = (
+        split("tags"),
+        split("tags-any"),
+        split("not-tags"),
+        split("not-tags-any"),
+    );
+    let project_filter = q
+        .get("project_id")
+        .or(q.get("tenant_id"))
+        .map(str::to_string);
     let st = ctx.sim.lock();
-    let cloud = st.clouds.get(&ctx.cloud).ok_or_else(|| ApiError::internal("cloud vanished"))?;
+    let cloud = st
+        .clouds
+        .get(&ctx.cloud)
+        .ok_or_else(|| ApiError::internal("cloud vanished"))?;
     let idx = AddrIndex::new(&cloud.network);
     let mut servers: Vec<&Server> = cloud
         .compute
         .servers
         .values()
-        .filter(|s| if all_tenants { project_filter.as_ref().is_none_or(|p| &s.project_id == p) } else { s.project_id == ctx.project_id })
-        .filter(|s| (s.vm_state == "deleted") == want_deleted || (want_deleted && changes_since.is_some()))
+        .filter(|s| {
+            if all_tenants {
+                project_filter.as_ref().is_none_or(|p| &s.project_id == p)
+            } else {
+                s.project_id == ctx.project_id
+            }
+        })
+        .filter(|s| {
+            (s.vm_state == "deleted") == want_deleted || (want_deleted && changes_since.is_some())
+        })
         .filter(|s| name.as_ref().is_none_or(|f| f(&s.name)))
         .filter(|s| status.as_ref().is_none_or(|st| s.status() == st))
-        .filter(|s| q.get("image").is_none_or(|i| s.image_id.as_deref() == Some(util::ref_id(i))))
-        .filter(|s| q.get("flavor").is_none_or(|f| s.flavor.id == util::ref_id(f)))
-        .filter(|s| q.get("availability_zone").is_none_or(|a| s.availability_zone == a))
-        .filter(|s| q.get("key_name").is_none_or(|k| s.key_name.as_deref() == Some(k)))
+        .filter(|s| {
+            q.get("image")
+                .is_none_or(|i| s.image_id.as_deref() == Some(util::ref_id(i)))
+        })
+        .filter(|s| {
+            q.get("flavor")
+                .is_none_or(|f| s.flavor.id == util::ref_id(f))
+        })
+        .filter(|s| {
+            q.get("availability_zone")
+                .is_none_or(|a| s.availability_zone == a)
+        })
+        .filter(|s| {
+            q.get("key_name")
+                .is_none_or(|k| s.key_name.as_deref() == Some(k))
+        })
         .filter(|s| q.get("user_id").is_none_or(|u| s.user_id == u))
         .filter(|_| q.get("host").is_none_or(|h| h == HOST))
-        .filter(|s| q.get("locked").and_then(util::parse_bool_str).is_none_or(|l| s.locked == l))
+        .filter(|s| {
+            q.get("locked")
+                .and_then(util::parse_bool_str)
+                .is_none_or(|l| s.locked == l)
+        })
         .filter(|s| changes_since.is_none_or(|t| s.updated >= t))
         .filter(|s| tags.iter().all(|t| s.tags.contains(t)))
         .filter(|s| tags_any.is_empty() || tags_any.iter().any(|t| s.tags.contains(t)))
         .filter(|s| not_tags.is_empty() || !not_tags.iter().all(|t| s.tags.contains(t)))
         .filter(|s| !not_tags_any.iter().any(|t| s.tags.contains(t)))
         .filter(|s| {
-            ip.as_ref().is_none_or(|f| idx.ports(&s.id).iter().any(|p| p.fixed_ips.iter().any(|x| f(&x.ip_address))) || s.host_addr.as_deref().is_some_and(|a| f(a)))
+            ip.as_ref().is_none_or(|f| {
+                idx.ports(&s.id)
+                    .iter()
+                    .any(|p| p.fixed_ips.iter().any(|x| f(&x.ip_address)))
+                    || s.host_addr.as_deref().is_some_and(&f)
+            })
         })
         .collect();
     // Default order: newest first (created_at desc, then id desc).
     let key = q.get("sort_key").unwrap_or("created_at");
-    let asc = q.get("sort_dir").is_some_and(|d| d.eq_ignore_ascii_case("asc"));
+    let asc = q
+        .get("sort_dir")
+        .is_some_and(|d| d.eq_ignore_ascii_case("asc"));
     servers.sort_by(|a, b| {
         let o = match key {
             "display_name" | "name" => a.name.cmp(&b.name),
@@ -536,7 +734,13 @@ fn list_filtered(ctx: &Ctx, q: &Q, detail: bool) -> Result<Response, ApiError> {
     let items: Vec<Value> = page
         .items
         .iter()
-        .map(|s| if detail { render_server(ctx, cloud, &idx, s) } else { json!({"id": s.id, "name": s.name, "links": links(ctx, "servers", &s.id)}) })
+        .map(|s| {
+            if detail {
+                render_server(ctx, cloud, &idx, s)
+            } else {
+                json!({"id": s.id, "name": s.name, "links": links(ctx, "servers", &s.id)})
+            }
+        })
         .collect();
     let mut body = json!({"servers": items});
     if let Some(m) = page.next_marker {
@@ -554,9 +758,18 @@ async fn list_servers_detail(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     list_filtered(&ctx, &q, true)
 }
 
-fn with_server<R>(ctx: &Ctx, id: &str, f: impl FnOnce(&Cloud, &Server) -> Result<R, ApiError>) -> Result<R, ApiError> {
+fn with_server<R>(
+    ctx: &Ctx,
+    id: &str,
+    f: impl FnOnce(&Cloud, &Server) -> Result<R, ApiError>,
+) -> Result<R, ApiError> {
     ctx.read(|c| {
-        let s = c.compute.servers.get(id).filter(|s| visible_server(ctx, s)).ok_or_else(|| server_not_found(id))?;
+        let s = c
+            .compute
+            .servers
+            .get(id)
+            .filter(|s| visible_server(ctx, s))
+            .ok_or_else(|| server_not_found(id))?;
         f(c, s)
     })
 }
@@ -585,20 +798,37 @@ struct BdmReq {
 }
 
 fn parse_bdms(server: &Value) -> Result<Vec<BdmReq>, ApiError> {
-    let Some(list) = server.get("block_device_mapping_v2") else { return Ok(vec![]) };
-    let list = list.as_array().ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute block_device_mapping_v2. Value must be a list."))?;
+    let Some(list) = server.get("block_device_mapping_v2") else {
+        return Ok(vec![]);
+    };
+    let list = list.as_array().ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid input for field/attribute block_device_mapping_v2. Value must be a list.",
+        )
+    })?;
     let mut out = Vec::new();
     for b in list {
         let source = util::opt_str(b, "source_type")?.unwrap_or_else(|| "blank".into());
         if !["image", "volume", "snapshot", "blank"].contains(&source.as_str()) {
-            return Err(ApiError::bad_request(format!("Invalid input for field/attribute source_type. Value: {source}.")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid input for field/attribute source_type. Value: {source}."
+            )));
         }
-        let dest = util::opt_str(b, "destination_type")?.unwrap_or_else(|| if source == "blank" { "local".into() } else { "volume".into() });
+        let dest = util::opt_str(b, "destination_type")?.unwrap_or_else(|| {
+            if source == "blank" {
+                "local".into()
+            } else {
+                "volume".into()
+            }
+        });
         let boot_index = match b.get("boot_index") {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_i64(),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("none") => None,
-            Some(Value::String(s)) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("Invalid boot_index: {s}")))?),
+            Some(Value::String(s)) => Some(
+                s.parse()
+                    .map_err(|_| ApiError::bad_request(format!("Invalid boot_index: {s}")))?,
+            ),
             Some(_) => return Err(ApiError::bad_request("Invalid boot_index")),
         };
         out.push(BdmReq {
@@ -622,8 +852,13 @@ fn bdm_invalid(msg: impl std::fmt::Display) -> ApiError {
 
 /// A parsed entry of `networks`.
 enum NetReq {
-    Net { uuid: String, fixed_ip: Option<String> },
-    Port { id: String },
+    Net {
+        uuid: String,
+        fixed_ip: Option<String>,
+    },
+    Port {
+        id: String,
+    },
 }
 
 fn parse_networks(server: &Value, mv: Mv) -> Result<Option<Result<Vec<NetReq>, String>>, ApiError> {
@@ -647,14 +882,21 @@ fn parse_networks(server: &Value, mv: Mv) -> Result<Option<Result<Vec<NetReq>, S
                             return Err(ApiError::bad_request(format!("Invalid input for field/attribute fixed_ip. Value: {ip}. '{ip}' is not a 'ip-address'")));
                         }
                     }
-                    out.push(NetReq::Net { uuid: u, fixed_ip: fixed });
+                    out.push(NetReq::Net {
+                        uuid: u,
+                        fixed_ip: fixed,
+                    });
                 } else {
-                    return Err(ApiError::bad_request("Bad networks format: network uuid is not in proper format ()"));
+                    return Err(ApiError::bad_request(
+                        "Bad networks format: network uuid is not in proper format ()",
+                    ));
                 }
             }
             Ok(Some(Ok(out)))
         }
-        Some(other) => Err(ApiError::bad_request(format!("Invalid input for field/attribute networks. Value: {other}."))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute networks. Value: {other}."
+        ))),
     }
 }
 
@@ -663,7 +905,11 @@ fn device_letter(i: usize) -> String {
     if i < 26 {
         format!("/dev/vd{}", letters[i] as char)
     } else {
-        format!("/dev/vd{}{}", letters[(i / 26 - 1) % 26] as char, letters[i % 26] as char)
+        format!(
+            "/dev/vd{}{}",
+            letters[(i / 26 - 1) % 26] as char,
+            letters[i % 26] as char
+        )
     }
 }
 
@@ -671,8 +917,15 @@ fn device_letter(i: usize) -> String {
 pub fn next_device(s: &Server) -> String {
     let used: Vec<&str> = s.bdms.iter().map(|b| b.device.as_str()).collect();
     // vda is the root disk of image-booted servers too.
-    let start = if s.bdms.iter().any(|b| b.boot_index == Some(0)) || s.image_id.is_some() { 1 } else { 0 };
-    (start..702).map(device_letter).find(|d| !used.contains(&d.as_str())).unwrap_or_else(|| "/dev/vdzz".into())
+    let start = if s.bdms.iter().any(|b| b.boot_index == Some(0)) || s.image_id.is_some() {
+        1
+    } else {
+        0
+    };
+    (start..702)
+        .map(device_letter)
+        .find(|d| !used.contains(&d.as_str()))
+        .unwrap_or_else(|| "/dev/vdzz".into())
 }
 
 /// Picks a loopback address for a new conversion host: `127.(200+cloud index).y.z`, skipping
@@ -680,7 +933,12 @@ pub fn next_device(s: &Server) -> String {
 pub fn allocate_host_addr(st: &State, cloud_index: u8, port: u16) -> Option<String> {
     let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
     for c in st.clouds.values() {
-        used.extend(c.compute.servers.values().filter_map(|s| s.host_addr.clone()));
+        used.extend(
+            c.compute
+                .servers
+                .values()
+                .filter_map(|s| s.host_addr.clone()),
+        );
         used.extend(network::all_fip_addresses(&c.network));
     }
     let x = 200u16 + cloud_index as u16;
@@ -701,12 +959,24 @@ pub fn allocate_host_addr(st: &State, cloud_index: u8, port: u16) -> Option<Stri
 
 async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "server")?.clone();
-    let name = util::opt_str(&spec, "name")?.ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute server. Value: 'name' is a required property"))?;
+    let name = util::opt_str(&spec, "name")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid input for field/attribute server. Value: 'name' is a required property",
+        )
+    })?;
     if name.trim().is_empty() || name.len() > 255 {
-        return Err(ApiError::bad_request(format!("Invalid input for field/attribute name. Value: {name}.")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute name. Value: {name}."
+        )));
     }
-    let flavor_ref = util::opt_str(&spec, "flavorRef")?.ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute server. Value: 'flavorRef' is a required property"))?;
-    let image_ref = util::opt_str(&spec, "imageRef")?.filter(|s| !s.is_empty()).map(|s| util::ref_id(&s).to_string());
+    let flavor_ref = util::opt_str(&spec, "flavorRef")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid input for field/attribute server. Value: 'flavorRef' is a required property",
+        )
+    })?;
+    let image_ref = util::opt_str(&spec, "imageRef")?
+        .filter(|s| !s.is_empty())
+        .map(|s| util::ref_id(&s).to_string());
     let key_name = util::opt_str(&spec, "key_name")?;
     let metadata = util::opt_str_map(&spec, "metadata")?.unwrap_or_default();
     let tags = util::opt_str_list(&spec, "tags")?.unwrap_or_default();
@@ -723,7 +993,9 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     let az = util::opt_str(&spec, "availability_zone")?;
     if let Some(a) = &az {
         if a.split(':').next() != Some("nova") {
-            return Err(ApiError::bad_request("The requested availability zone is not available"));
+            return Err(ApiError::bad_request(
+                "The requested availability zone is not available",
+            ));
         }
     }
     let config_drive = match spec.get("config_drive") {
@@ -732,20 +1004,35 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     };
     let disk_config = util::opt_str(&spec, "OS-DCF:diskConfig")?.unwrap_or_else(|| "MANUAL".into());
     if disk_config != "AUTO" && disk_config != "MANUAL" {
-        return Err(ApiError::bad_request(format!("Invalid input for field/attribute OS-DCF:diskConfig. Value: {disk_config}.")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute OS-DCF:diskConfig. Value: {disk_config}."
+        )));
     }
     let description = util::opt_str(&spec, "description")?;
     let hostname = util::opt_str(&spec, "hostname")?;
-    let hints = body.get("os:scheduler_hints").or(body.get("OS-SCH-HNT:scheduler_hints")).cloned().unwrap_or_else(|| json!({}));
+    let hints = body
+        .get("os:scheduler_hints")
+        .or(body.get("OS-SCH-HNT:scheduler_hints"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     let sg_names: Vec<String> = match spec.get("security_groups") {
         None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => a.iter().filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_string)).collect(),
-        Some(_) => return Err(ApiError::bad_request("Invalid input for field/attribute security_groups.")),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Invalid input for field/attribute security_groups.",
+            ))
+        }
     };
     let min_count = util::opt_u64(&spec, "min_count")?.unwrap_or(1);
     let max_count = util::opt_u64(&spec, "max_count")?.unwrap_or(min_count);
     if min_count != 1 || max_count != 1 {
-        return Err(ApiError::bad_request("min_count/max_count other than 1 are not simulated."));
+        return Err(ApiError::bad_request(
+            "min_count/max_count other than 1 are not simulated.",
+        ));
     }
     let access_ipv4 = util::opt_str(&spec, "accessIPv4")?;
     let access_ipv6 = util::opt_str(&spec, "accessIPv6")?.unwrap_or_default();
@@ -761,9 +1048,19 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
 
     // Flavor, image, keypair.
     let fid = util::ref_id(&flavor_ref).to_string();
-    let flavor = cloud.compute.flavors.get(&fid).cloned().ok_or_else(|| ApiError::bad_request(format!("Flavor {fid} could not be found.")))?;
+    let flavor = cloud
+        .compute
+        .flavors
+        .get(&fid)
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request(format!("Flavor {fid} could not be found.")))?;
     let find_image = |iid: &str| -> Result<Image, ApiError> {
-        let img = cloud.image.images.get(iid).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| ApiError::bad_request(format!("Image {iid} could not be found.")))?;
+        let img = cloud
+            .image
+            .images
+            .get(iid)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| ApiError::bad_request(format!("Image {iid} could not be found.")))?;
         if img.status != "active" {
             return Err(ApiError::bad_request(format!("Image {iid} is not active.")));
         }
@@ -774,20 +1071,32 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
         None => None,
     };
     let keypair = match &key_name {
-        Some(k) => Some(cloud.compute.keypairs.get(&format!("{}/{k}", ctx.user_id)).cloned().ok_or_else(|| ApiError::bad_request("Invalid key_name provided."))?),
+        Some(k) => Some(
+            cloud
+                .compute
+                .keypairs
+                .get(&format!("{}/{k}", ctx.user_id))
+                .cloned()
+                .ok_or_else(|| ApiError::bad_request("Invalid key_name provided."))?,
+        ),
         None => None,
     };
 
     // A Nova snapshot image of a volume-backed server boots from its snapshots.
     if let Some(img) = &image {
         if let Some(bdm_json) = img.properties.get("block_device_mapping") {
-            let parsed: Vec<Value> = serde_json::from_str(bdm_json).map_err(|_| bdm_invalid("the image's block_device_mapping is not valid JSON"))?;
+            let parsed: Vec<Value> = serde_json::from_str(bdm_json)
+                .map_err(|_| bdm_invalid("the image's block_device_mapping is not valid JSON"))?;
             let wrapper = json!({"block_device_mapping_v2": parsed});
             let mut from_image = parse_bdms(&wrapper)?;
             // The snapshot id is under "snapshot_id" in Nova's stored mappings.
             for (b, raw) in from_image.iter_mut().zip(parsed.iter()) {
                 if b.uuid.is_none() {
-                    b.uuid = raw.get("snapshot_id").or(raw.get("volume_id")).and_then(Value::as_str).map(str::to_string);
+                    b.uuid = raw
+                        .get("snapshot_id")
+                        .or(raw.get("volume_id"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                 }
             }
             bdm_reqs.retain(|b| !(b.source == "image" && b.dest == "local"));
@@ -796,11 +1105,15 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
         }
     }
     // OSC sends an image->local mapping with boot index 0 alongside imageRef: that is image boot.
-    let image_local_root = bdm_reqs.iter().position(|b| b.source == "image" && b.dest == "local" && b.boot_index == Some(0));
+    let image_local_root = bdm_reqs
+        .iter()
+        .position(|b| b.source == "image" && b.dest == "local" && b.boot_index == Some(0));
     if let Some(i) = image_local_root {
         let b = bdm_reqs.remove(i);
         if image.is_none() {
-            let iid = b.uuid.ok_or_else(|| bdm_invalid("image mapping without uuid"))?;
+            let iid = b
+                .uuid
+                .ok_or_else(|| bdm_invalid("image mapping without uuid"))?;
             image = Some(find_image(&iid)?);
         }
     }
@@ -813,10 +1126,14 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     }
     if let Some(img) = &image {
         if flavor.disk > 0 && volume::gib_ceil(img.size.unwrap_or(0)) > flavor.disk {
-            return Err(ApiError::bad_request("Flavor's disk is too small for requested image."));
+            return Err(ApiError::bad_request(
+                "Flavor's disk is too small for requested image.",
+            ));
         }
         if flavor.ram < img.min_ram {
-            return Err(ApiError::bad_request("Flavor's memory is too small for requested image."));
+            return Err(ApiError::bad_request(
+                "Flavor's memory is too small for requested image.",
+            ));
         }
     }
 
@@ -824,21 +1141,42 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     for b in &bdm_reqs {
         match b.source.as_str() {
             "volume" => {
-                let vid = b.uuid.as_deref().ok_or_else(|| bdm_invalid("volume mapping without uuid"))?;
-                let v = cloud.volume.volumes.get(vid).filter(|v| v.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| bdm_invalid(format!("failed to get volume {vid}.")))?;
+                let vid = b
+                    .uuid
+                    .as_deref()
+                    .ok_or_else(|| bdm_invalid("volume mapping without uuid"))?;
+                let v = cloud
+                    .volume
+                    .volumes
+                    .get(vid)
+                    .filter(|v| v.project_id == ctx.project_id || ctx.is_admin())
+                    .ok_or_else(|| bdm_invalid(format!("failed to get volume {vid}.")))?;
                 if v.status != "available" {
                     return Err(ApiError::bad_request(format!("Invalid volume: volume '{vid}' status must be 'available'. Currently in '{}'", v.status)));
                 }
             }
             "snapshot" => {
-                let sid = b.uuid.as_deref().ok_or_else(|| bdm_invalid("snapshot mapping without uuid"))?;
-                let s = cloud.volume.snapshots.get(sid).ok_or_else(|| bdm_invalid(format!("failed to get snapshot {sid}.")))?;
+                let sid = b
+                    .uuid
+                    .as_deref()
+                    .ok_or_else(|| bdm_invalid("snapshot mapping without uuid"))?;
+                let s = cloud
+                    .volume
+                    .snapshots
+                    .get(sid)
+                    .ok_or_else(|| bdm_invalid(format!("failed to get snapshot {sid}.")))?;
                 if s.status != "available" {
-                    return Err(bdm_invalid(format!("snapshot {sid} is not available (status {}).", s.status)));
+                    return Err(bdm_invalid(format!(
+                        "snapshot {sid} is not available (status {}).",
+                        s.status
+                    )));
                 }
             }
             "image" => {
-                let iid = b.uuid.as_deref().ok_or_else(|| bdm_invalid("image mapping without uuid"))?;
+                let iid = b
+                    .uuid
+                    .as_deref()
+                    .ok_or_else(|| bdm_invalid("image mapping without uuid"))?;
                 find_image(iid)?;
                 if b.size.is_none() {
                     return Err(bdm_invalid("Images with destination_type 'volume' need to have a non-zero size specified"));
@@ -853,41 +1191,68 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     }
 
     // Networks.
-    let net_reqs: Vec<NetReq> = match nets {
-        Some(Ok(list)) => list,
-        Some(Err(kind)) if kind == "none" => vec![],
-        // "auto", or no networks before 2.37: the project's only network, if there is one.
-        _ => {
-            let candidates: Vec<&network::Network> = cloud
-                .network
-                .networks
-                .values()
-                .filter(|n| !n.external && (n.c.project_id == ctx.project_id || n.shared))
-                .collect();
-            match candidates.len() {
-                0 if nets.is_none() => vec![],
-                0 => return Err(ApiError::bad_request(format!("Unable to automatically allocate a network for project {}", ctx.project_id))),
-                1 => vec![NetReq::Net { uuid: candidates[0].c.id.clone(), fixed_ip: None }],
-                _ => return Err(ApiError::conflict("Multiple possible networks found, use a Network ID to be more specific.")),
+    let net_reqs: Vec<NetReq> =
+        match nets {
+            Some(Ok(list)) => list,
+            Some(Err(kind)) if kind == "none" => vec![],
+            // "auto", or no networks before 2.37: the project's only network, if there is one.
+            _ => {
+                let candidates: Vec<&network::Network> = cloud
+                    .network
+                    .networks
+                    .values()
+                    .filter(|n| !n.external && (n.c.project_id == ctx.project_id || n.shared))
+                    .collect();
+                match candidates.len() {
+                    0 if nets.is_none() => vec![],
+                    0 => {
+                        return Err(ApiError::bad_request(format!(
+                            "Unable to automatically allocate a network for project {}",
+                            ctx.project_id
+                        )))
+                    }
+                    1 => vec![NetReq::Net {
+                        uuid: candidates[0].c.id.clone(),
+                        fixed_ip: None,
+                    }],
+                    _ => return Err(ApiError::conflict(
+                        "Multiple possible networks found, use a Network ID to be more specific.",
+                    )),
+                }
             }
-        }
-    };
+        };
     for n in &net_reqs {
         match n {
             NetReq::Net { uuid, fixed_ip, .. } => {
-                let net = cloud.network.networks.get(uuid).ok_or_else(|| ApiError::bad_request(format!("Network {uuid} could not be found.")))?;
-                if !net.shared && !net.external && net.c.project_id != ctx.project_id && !ctx.is_admin() {
-                    return Err(ApiError::bad_request(format!("Network {uuid} could not be found.")));
+                let net = cloud.network.networks.get(uuid).ok_or_else(|| {
+                    ApiError::bad_request(format!("Network {uuid} could not be found."))
+                })?;
+                if !net.shared
+                    && !net.external
+                    && net.c.project_id != ctx.project_id
+                    && !ctx.is_admin()
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "Network {uuid} could not be found."
+                    )));
                 }
                 if let Some(ip) = fixed_ip {
-                    let in_use = cloud.network.ports.values().any(|p| p.network_id == *uuid && p.fixed_ips.iter().any(|f| f.ip_address == *ip));
+                    let in_use = cloud.network.ports.values().any(|p| {
+                        p.network_id == *uuid && p.fixed_ips.iter().any(|f| f.ip_address == *ip)
+                    });
                     if in_use {
-                        return Err(ApiError::bad_request(format!("Fixed IP address {ip} is already in use on instance .")));
+                        return Err(ApiError::bad_request(format!(
+                            "Fixed IP address {ip} is already in use on instance ."
+                        )));
                     }
                 }
             }
             NetReq::Port { id } => {
-                let p = cloud.network.ports.get(id).ok_or_else(|| ApiError::bad_request(format!("Port id {id} not found.")))?;
+                let p = cloud
+                    .network
+                    .ports
+                    .get(id)
+                    .ok_or_else(|| ApiError::bad_request(format!("Port id {id} not found.")))?;
                 if !p.device_id.is_empty() {
                     return Err(ApiError::conflict(format!("Port {id} is still in use.")));
                 }
@@ -896,8 +1261,13 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     }
     let mut sg_ids = Vec::new();
     for g in &sg_names {
-        let sg = network::find_security_group(&cloud.network, &ctx.project_id, g)
-            .ok_or_else(|| ApiError::bad_request(format!("Security group {g} not found for project {}.", ctx.project_id)))?;
+        let sg =
+            network::find_security_group(&cloud.network, &ctx.project_id, g).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Security group {g} not found for project {}.",
+                    ctx.project_id
+                ))
+            })?;
         if !sg_ids.contains(&sg.c.id) {
             sg_ids.push(sg.c.id.clone());
         }
@@ -914,13 +1284,26 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
             // A volume booted from a conversion-host image keeps the property in its image metadata.
             let root = bdm_reqs.iter().find(|b| b.boot_index == Some(0));
             match root {
-                Some(b) if b.source == "image" => b.uuid.as_ref().and_then(|i| cloud.image.images.get(i)).map(|i| i.properties.clone()).unwrap_or_default(),
-                Some(b) if b.source == "volume" => b.uuid.as_ref().and_then(|v| cloud.volume.volumes.get(v)).map(|v| v.image_metadata.clone()).unwrap_or_default(),
+                Some(b) if b.source == "image" => b
+                    .uuid
+                    .as_ref()
+                    .and_then(|i| cloud.image.images.get(i))
+                    .map(|i| i.properties.clone())
+                    .unwrap_or_default(),
+                Some(b) if b.source == "volume" => b
+                    .uuid
+                    .as_ref()
+                    .and_then(|v| cloud.volume.volumes.get(v))
+                    .map(|v| v.image_metadata.clone())
+                    .unwrap_or_default(),
                 _ => BTreeMap::new(),
             }
         }
     };
-    let truthy = |m: &BTreeMap<String, String>| m.get("osm_sim_conversion_host").is_some_and(|v| util::parse_bool_str(v) == Some(true));
+    let truthy = |m: &BTreeMap<String, String>| {
+        m.get("osm_sim_conversion_host")
+            .is_some_and(|v| util::parse_bool_str(v) == Some(true))
+    };
     let is_host = truthy(&boot_image_props) || truthy(&metadata);
     let mut server = Server {
         id: id.clone(),
@@ -966,7 +1349,11 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
         fault: None,
         instance_index: cloud.compute.counter,
         locked: false,
-        security_groups: if sg_names.is_empty() { vec!["default".into()] } else { sg_names.clone() },
+        security_groups: if sg_names.is_empty() {
+            vec!["default".into()]
+        } else {
+            sg_names.clone()
+        },
         hostname: hostname.unwrap_or_else(|| sanitize_hostname(&name)),
         reservation_id: format!("r-{}", &util::random_string(8).to_lowercase()),
     };
@@ -984,7 +1371,11 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
                     network_id: uuid.clone(),
                     project_id: ctx.project_id.clone(),
                     fixed_ips: fixed_ip.as_ref().map(|ip| vec![(None, Some(ip.clone()))]),
-                    security_groups: if sg_ids.is_empty() { None } else { Some(sg_ids.clone()) },
+                    security_groups: if sg_ids.is_empty() {
+                        None
+                    } else {
+                        Some(sg_ids.clone())
+                    },
                     device_id: id.clone(),
                     device_owner: "compute:nova".into(),
                     ..Default::default()
@@ -1044,7 +1435,18 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
                 "image" => (None, b.uuid.clone()),
                 _ => (None, None),
             };
-            let mut v = volume::build_volume(cloud, seq, &ctx.project_id, &ctx.user_id, b.size, snap, None, img, b.volume_type.clone(), None)?;
+            let mut v = volume::build_volume(
+                cloud,
+                seq,
+                &ctx.project_id,
+                &ctx.user_id,
+                b.size,
+                snap,
+                None,
+                img,
+                b.volume_type.clone(),
+                None,
+            )?;
             v.name = Some(String::new());
             let vid = v.id.clone();
             cloud.volume.volumes.insert(vid.clone(), v);
@@ -1078,7 +1480,11 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
                 None => {
                     s.vm_state = "error".into();
                     s.task_state = None;
-                    s.fault = Some(ServerFault { code: 500, message: "No free loopback address for the conversion host's sshd".into(), created: util::now() });
+                    s.fault = Some(ServerFault {
+                        code: 500,
+                        message: "No free loopback address for the conversion host's sshd".into(),
+                        created: util::now(),
+                    });
                 }
             }
         }
@@ -1108,7 +1514,13 @@ fn sanitize_hostname(name: &str) -> String {
     let s: String = name
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let s = s.trim_matches('-').to_string();
     if s.is_empty() {
@@ -1121,7 +1533,11 @@ fn sanitize_hostname(name: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Servers: update, delete, actions
 
-async fn update_server(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_server(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "server")?.clone();
     let name = util::opt_str(&spec, "name")?;
     let description = util::opt_str(&spec, "description")?;
@@ -1130,7 +1546,12 @@ async fn update_server(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
     let disk_config = util::opt_str(&spec, "OS-DCF:diskConfig")?;
     let hostname = util::opt_str(&spec, "hostname")?;
     ctx.write(|c, _| {
-        let s = c.compute.servers.get_mut(&id).filter(|s| s.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| server_not_found(&id))?;
+        let s = c
+            .compute
+            .servers
+            .get_mut(&id)
+            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
+            .ok_or_else(|| server_not_found(&id))?;
         if let Some(n) = name {
             s.name = n;
         }
@@ -1152,7 +1573,9 @@ async fn update_server(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
         s.updated = util::now();
         let s = s.clone();
         let idx = AddrIndex::new(&c.network);
-        Ok(http::ok(json!({"server": render_server(&ctx, c, &idx, &s)})))
+        Ok(http::ok(
+            json!({"server": render_server(&ctx, c, &idx, &s)}),
+        ))
     })
 }
 
@@ -1163,7 +1586,12 @@ async fn delete_server(ctx: Ctx, Path(id): Path<String>) -> Result<Response, Api
 
 fn start_delete(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
     let spawn = ctx.write(|c, _| {
-        let s = c.compute.servers.get_mut(id).filter(|s| s.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| server_not_found(id))?;
+        let s = c
+            .compute
+            .servers
+            .get_mut(id)
+            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
+            .ok_or_else(|| server_not_found(id))?;
         if s.locked && !ctx.is_admin() {
             return Err(ApiError::conflict(format!("Instance {id} is locked")));
         }
@@ -1180,16 +1608,36 @@ fn start_delete(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn server_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let obj = body.as_object().ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
-    let (action, args) = obj.iter().next().map(|(k, v)| (k.clone(), v.clone())).ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
+async fn server_action(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
+    let (action, args) = obj
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
     match action.as_str() {
         "os-stop" => lifecycle(&ctx, &id, "stop", &["active", "error"], "powering-off").await,
         "os-start" => lifecycle(&ctx, &id, "start", &["stopped"], "powering-on").await,
         "reboot" => {
-            let hard = args.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case("HARD"));
+            let hard = args
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.eq_ignore_ascii_case("HARD"));
             if hard {
-                lifecycle(&ctx, &id, "reboot", &["active", "stopped", "error"], "rebooting_hard").await
+                lifecycle(
+                    &ctx,
+                    &id,
+                    "reboot",
+                    &["active", "stopped", "error"],
+                    "rebooting_hard",
+                )
+                .await
             } else {
                 lifecycle(&ctx, &id, "reboot", &["active"], "rebooting").await
             }
@@ -1200,7 +1648,11 @@ async fn server_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
             Ok(http::empty(StatusCode::ACCEPTED))
         }
         "lock" | "unlock" => ctx.write(|c, _| {
-            let s = c.compute.servers.get_mut(&id).ok_or_else(|| server_not_found(&id))?;
+            let s = c
+                .compute
+                .servers
+                .get_mut(&id)
+                .ok_or_else(|| server_not_found(&id))?;
             s.locked = action == "lock";
             s.updated = util::now();
             Ok(http::empty(StatusCode::ACCEPTED))
@@ -1209,12 +1661,22 @@ async fn server_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
             if !ctx.is_admin() {
                 return Err(ApiError::forbidden("Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed."));
             }
-            let state = args.get("state").and_then(Value::as_str).unwrap_or("error").to_string();
+            let state = args
+                .get("state")
+                .and_then(Value::as_str)
+                .unwrap_or("error")
+                .to_string();
             if state != "active" && state != "error" {
-                return Err(ApiError::bad_request(format!("Invalid input for field/attribute state. Value: {state}.")));
+                return Err(ApiError::bad_request(format!(
+                    "Invalid input for field/attribute state. Value: {state}."
+                )));
             }
             ctx.write(|c, _| {
-                let s = c.compute.servers.get_mut(&id).ok_or_else(|| server_not_found(&id))?;
+                let s = c
+                    .compute
+                    .servers
+                    .get_mut(&id)
+                    .ok_or_else(|| server_not_found(&id))?;
                 s.vm_state = state;
                 s.task_state = None;
                 s.updated = util::now();
@@ -1222,13 +1684,42 @@ async fn server_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
             })
         }
         "addSecurityGroup" | "removeSecurityGroup" => {
-            let g = args.get("name").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("Missing parameter name"))?.to_string();
+            let g = args
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::bad_request("Missing parameter name"))?
+                .to_string();
             ctx.write(|c, _| {
-                let s = c.compute.servers.get(&id).filter(|s| visible_server(&ctx, s)).ok_or_else(|| server_not_found(&id))?.clone();
-                let sg = network::find_security_group(&c.network, &s.project_id, &g).map(|x| x.c.id.clone()).ok_or_else(|| ApiError::not_found(format!("Security group {g} not found for project {}.", s.project_id)))?;
-                let ports: Vec<String> = c.network.ports.values().filter(|p| p.device_id == id).map(|p| p.c.id.clone()).collect();
-                if action == "removeSecurityGroup" && !ports.iter().any(|p| c.network.ports[p].security_groups.contains(&sg)) {
-                    return Err(ApiError::not_found(format!("Security group {g} not associated with the instance {id}")));
+                let s = c
+                    .compute
+                    .servers
+                    .get(&id)
+                    .filter(|s| visible_server(&ctx, s))
+                    .ok_or_else(|| server_not_found(&id))?
+                    .clone();
+                let sg = network::find_security_group(&c.network, &s.project_id, &g)
+                    .map(|x| x.c.id.clone())
+                    .ok_or_else(|| {
+                        ApiError::not_found(format!(
+                            "Security group {g} not found for project {}.",
+                            s.project_id
+                        ))
+                    })?;
+                let ports: Vec<String> = c
+                    .network
+                    .ports
+                    .values()
+                    .filter(|p| p.device_id == id)
+                    .map(|p| p.c.id.clone())
+                    .collect();
+                if action == "removeSecurityGroup"
+                    && !ports
+                        .iter()
+                        .any(|p| c.network.ports[p].security_groups.contains(&sg))
+                {
+                    return Err(ApiError::not_found(format!(
+                        "Security group {g} not associated with the instance {id}"
+                    )));
                 }
                 for p in ports {
                     if let Some(port) = c.network.ports.get_mut(&p) {
@@ -1245,16 +1736,32 @@ async fn server_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
             })
         }
         "os-getConsoleOutput" => with_server(&ctx, &id, |_, s| {
-            let text = format!("[    0.000000] Linux version 6.1.0 (osm-cloudsim)\n{} login: \n", s.hostname);
+            let text = format!(
+                "[    0.000000] Linux version 6.1.0 (osm-cloudsim)\n{} login: \n",
+                s.hostname
+            );
             Ok(http::ok(json!({"output": text})))
         }),
-        other => Err(ApiError::bad_request(format!("There is no such action: {other}"))),
+        other => Err(ApiError::bad_request(format!(
+            "There is no such action: {other}"
+        ))),
     }
 }
 
-async fn lifecycle(ctx: &Ctx, id: &str, action: &str, from: &[&str], task: &str) -> Result<Response, ApiError> {
+async fn lifecycle(
+    ctx: &Ctx,
+    id: &str,
+    action: &str,
+    from: &[&str],
+    task: &str,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let s = c.compute.servers.get_mut(id).filter(|s| s.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| server_not_found(id))?;
+        let s = c
+            .compute
+            .servers
+            .get_mut(id)
+            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
+            .ok_or_else(|| server_not_found(id))?;
         if s.locked && !ctx.is_admin() {
             return Err(ApiError::conflict(format!("Instance {id} is locked")));
         }
@@ -1270,7 +1777,11 @@ async fn lifecycle(ctx: &Ctx, id: &str, action: &str, from: &[&str], task: &str)
 }
 
 async fn create_image(ctx: &Ctx, id: &str, args: &Value) -> Result<Response, ApiError> {
-    let name = util::opt_str(args, "name")?.ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute createImage. Value: 'name' is a required property"))?;
+    let name = util::opt_str(args, "name")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid input for field/attribute createImage. Value: 'name' is a required property",
+        )
+    })?;
     let extra = util::opt_str_map(args, "metadata")?.unwrap_or_default();
     let (image_id, snaps) = ctx.write(|c, seq| {
         let s = c.compute.servers.get(id).filter(|s| visible_server(ctx, s)).ok_or_else(|| server_not_found(id))?.clone();
@@ -1348,7 +1859,11 @@ async fn create_image(ctx: &Ctx, id: &str, args: &Value) -> Result<Response, Api
         jobs::spawn_snapshot(&ctx.sim, &ctx.cloud, s);
     }
     jobs::spawn_image(&ctx.sim, &ctx.cloud, &image_id);
-    let mut resp = if ctx.mv.ge(2, 45) { http::json(StatusCode::ACCEPTED, json!({"image_id": image_id})) } else { http::empty(StatusCode::ACCEPTED) };
+    let mut resp = if ctx.mv.ge(2, 45) {
+        http::json(StatusCode::ACCEPTED, json!({"image_id": image_id}))
+    } else {
+        http::empty(StatusCode::ACCEPTED)
+    };
     if let Ok(v) = HeaderValue::from_str(&ctx.url(&format!("/image/v2/images/{image_id}"))) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
@@ -1370,7 +1885,10 @@ fn render_attachment(ctx: &Ctx, server_id: &str, b: &Bdm) -> Value {
         m.insert("tag".into(), json!(b.tag));
     }
     if ctx.mv.ge(2, 79) {
-        m.insert("delete_on_termination".into(), json!(b.delete_on_termination));
+        m.insert(
+            "delete_on_termination".into(),
+            json!(b.delete_on_termination),
+        );
     }
     if ctx.mv.ge(2, 89) {
         m.insert("attachment_id".into(), json!(b.attachment_id));
@@ -1381,35 +1899,68 @@ fn render_attachment(ctx: &Ctx, server_id: &str, b: &Bdm) -> Value {
 
 async fn list_attachments(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |_, s| {
-        let items: Vec<Value> = s.bdms.iter().map(|b| render_attachment(&ctx, &s.id, b)).collect();
+        let items: Vec<Value> = s
+            .bdms
+            .iter()
+            .map(|b| render_attachment(&ctx, &s.id, b))
+            .collect();
         Ok(http::ok(json!({"volumeAttachments": items})))
     })
 }
 
-async fn show_attachment(ctx: Ctx, Path((id, vol)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn show_attachment(
+    ctx: Ctx,
+    Path((id, vol)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |_, s| {
-        let b = s.bdms.iter().find(|b| b.volume_id == vol).ok_or_else(|| ApiError::not_found(format!("Volume {vol} is not attached to instance {id}")))?;
-        Ok(http::ok(json!({"volumeAttachment": render_attachment(&ctx, &s.id, b)})))
+        let b = s.bdms.iter().find(|b| b.volume_id == vol).ok_or_else(|| {
+            ApiError::not_found(format!("Volume {vol} is not attached to instance {id}"))
+        })?;
+        Ok(http::ok(
+            json!({"volumeAttachment": render_attachment(&ctx, &s.id, b)}),
+        ))
     })
 }
 
-async fn attach_volume(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn attach_volume(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "volumeAttachment")?.clone();
     let vol = util::opt_str(&spec, "volumeId")?.ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute volumeAttachment. Value: 'volumeId' is a required property"))?;
     let tag = util::opt_str(&spec, "tag")?;
     let dot = util::opt_bool(&spec, "delete_on_termination")?.unwrap_or(false);
     let device_req = util::opt_str(&spec, "device")?;
     let resp = ctx.write(|c, _| {
-        let s = c.compute.servers.get(&id).filter(|s| visible_server(&ctx, s)).ok_or_else(|| server_not_found(&id))?.clone();
-        if s.task_state.is_some() || !["active", "stopped", "paused", "suspended"].contains(&s.vm_state.as_str()) {
+        let s = c
+            .compute
+            .servers
+            .get(&id)
+            .filter(|s| visible_server(&ctx, s))
+            .ok_or_else(|| server_not_found(&id))?
+            .clone();
+        if s.task_state.is_some()
+            || !["active", "stopped", "paused", "suspended"].contains(&s.vm_state.as_str())
+        {
             return Err(conflict_state("attach_volume", &s));
         }
-        let v = c.volume.volumes.get(&vol).filter(|v| v.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| ApiError::not_found(format!("Volume {vol} could not be found.")))?;
+        let v = c
+            .volume
+            .volumes
+            .get(&vol)
+            .filter(|v| v.project_id == ctx.project_id || ctx.is_admin())
+            .ok_or_else(|| ApiError::not_found(format!("Volume {vol} could not be found.")))?;
         if s.bdms.iter().any(|b| b.volume_id == vol) {
-            return Err(ApiError::bad_request(format!("Invalid volume: volume {vol} already attached")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid volume: volume {vol} already attached"
+            )));
         }
         if v.status != "available" {
-            return Err(ApiError::bad_request(format!("Invalid volume: volume '{vol}' status must be 'available'. Currently in '{}'", v.status)));
+            return Err(ApiError::bad_request(format!(
+                "Invalid volume: volume '{vol}' status must be 'available'. Currently in '{}'",
+                v.status
+            )));
         }
         let device = match device_req {
             Some(d) if !s.bdms.iter().any(|b| b.device == d) && d.starts_with("/dev/") => d,
@@ -1425,9 +1976,19 @@ async fn attach_volume(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
             tag,
             created_for_boot: false,
         };
-        let v = c.volume.volumes.get_mut(&vol).ok_or_else(|| ApiError::not_found(format!("Volume {vol} could not be found.")))?;
+        let v = c
+            .volume
+            .volumes
+            .get_mut(&vol)
+            .ok_or_else(|| ApiError::not_found(format!("Volume {vol} could not be found.")))?;
         v.status = "attaching".into();
-        v.pending_attach = Some(VolAttachment { id: bdm.attachment_id.clone(), server_id: id.clone(), device, host_name: HOST.into(), attached_at: util::now() });
+        v.pending_attach = Some(VolAttachment {
+            id: bdm.attachment_id.clone(),
+            server_id: id.clone(),
+            device,
+            host_name: HOST.into(),
+            attached_at: util::now(),
+        });
         v.updated = util::now();
         let out = render_attachment(&ctx, &id, &bdm);
         if let Some(srv) = c.compute.servers.get_mut(&id) {
@@ -1440,7 +2001,10 @@ async fn attach_volume(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
     Ok(resp)
 }
 
-async fn detach_volume(ctx: Ctx, Path((id, vol)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn detach_volume(
+    ctx: Ctx,
+    Path((id, vol)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
         let s = c.compute.servers.get(&id).filter(|s| visible_server(&ctx, s)).ok_or_else(|| server_not_found(&id))?.clone();
         let b = s.bdms.iter().find(|b| b.volume_id == vol).ok_or_else(|| ApiError::not_found(format!("volume_id not found: {vol}")))?;
@@ -1480,34 +2044,70 @@ fn render_interface(p: &network::Port, mv: Mv) -> Value {
 async fn list_interfaces(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |c, s| {
         let idx = AddrIndex::new(&c.network);
-        let items: Vec<Value> = idx.ports_in(&s.id, &s.port_order).iter().map(|p| render_interface(p, ctx.mv)).collect();
+        let items: Vec<Value> = idx
+            .ports_in(&s.id, &s.port_order)
+            .iter()
+            .map(|p| render_interface(p, ctx.mv))
+            .collect();
         Ok(http::ok(json!({"interfaceAttachments": items})))
     })
 }
 
-async fn show_interface(ctx: Ctx, Path((id, port)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn show_interface(
+    ctx: Ctx,
+    Path((id, port)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |c, _| {
-        let p = c.network.ports.get(&port).filter(|p| p.device_id == id).ok_or_else(|| ApiError::not_found(format!("Port {port} is not attached")))?;
-        Ok(http::ok(json!({"interfaceAttachment": render_interface(p, ctx.mv)})))
+        let p = c
+            .network
+            .ports
+            .get(&port)
+            .filter(|p| p.device_id == id)
+            .ok_or_else(|| ApiError::not_found(format!("Port {port} is not attached")))?;
+        Ok(http::ok(
+            json!({"interfaceAttachment": render_interface(p, ctx.mv)}),
+        ))
     })
 }
 
-async fn attach_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn attach_interface(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "interfaceAttachment")?.clone();
     let port_id = util::opt_str(&spec, "port_id")?;
     let net_id = util::opt_str(&spec, "net_id")?;
-    let fixed: Option<Vec<(Option<String>, Option<String>)>> = spec
-        .get("fixed_ips")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().map(|f| (None, f.get("ip_address").and_then(Value::as_str).map(str::to_string))).collect());
+    let fixed: Option<Vec<(Option<String>, Option<String>)>> =
+        spec.get("fixed_ips").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .map(|f| {
+                    (
+                        None,
+                        f.get("ip_address")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    )
+                })
+                .collect()
+        });
     let resp = ctx.write(|c, seq| {
-        let s = c.compute.servers.get(&id).filter(|s| visible_server(&ctx, s)).ok_or_else(|| server_not_found(&id))?.clone();
+        let s = c
+            .compute
+            .servers
+            .get(&id)
+            .filter(|s| visible_server(&ctx, s))
+            .ok_or_else(|| server_not_found(&id))?
+            .clone();
         if s.task_state.is_some() || !["active", "stopped"].contains(&s.vm_state.as_str()) {
             return Err(conflict_state("attach_interface", &s));
         }
         let pid = match (port_id, net_id) {
             (Some(p), _) => {
-                let port = c.network.ports.get_mut(&p).ok_or_else(|| ApiError::not_found(format!("Port {p} could not be found.")))?;
+                let port =
+                    c.network.ports.get_mut(&p).ok_or_else(|| {
+                        ApiError::not_found(format!("Port {p} could not be found."))
+                    })?;
                 if !port.device_id.is_empty() {
                     return Err(ApiError::conflict(format!("Port {p} is still in use.")));
                 }
@@ -1519,7 +2119,14 @@ async fn attach_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): Json
                 let p = network::create_port(
                     &mut c.network,
                     seq,
-                    PortRequest { network_id: n, project_id: s.project_id.clone(), fixed_ips: fixed, device_id: id.clone(), device_owner: "compute:nova".into(), ..Default::default() },
+                    PortRequest {
+                        network_id: n,
+                        project_id: s.project_id.clone(),
+                        fixed_ips: fixed,
+                        device_id: id.clone(),
+                        device_owner: "compute:nova".into(),
+                        ..Default::default()
+                    },
                 )?;
                 if let Some(srv) = c.compute.servers.get_mut(&id) {
                     srv.created_ports.push(p.clone());
@@ -1532,20 +2139,40 @@ async fn attach_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): Json
             srv.port_order.push(pid.clone());
         }
         network::bind_server_ports(&mut c.network, &id, HOST);
-        let p = c.network.ports.get(&pid).ok_or_else(|| ApiError::internal("port vanished"))?;
-        Ok(http::ok(json!({"interfaceAttachment": render_interface(p, ctx.mv)})))
+        let p = c
+            .network
+            .ports
+            .get(&pid)
+            .ok_or_else(|| ApiError::internal("port vanished"))?;
+        Ok(http::ok(
+            json!({"interfaceAttachment": render_interface(p, ctx.mv)}),
+        ))
     })?;
     jobs::refresh_host(&ctx.sim, &ctx.cloud, &id).await;
     Ok(resp)
 }
 
-async fn detach_interface(ctx: Ctx, Path((id, port)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn detach_interface(
+    ctx: Ctx,
+    Path((id, port)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let s = c.compute.servers.get(&id).filter(|s| visible_server(&ctx, s)).ok_or_else(|| server_not_found(&id))?.clone();
-        if !c.network.ports.get(&port).is_some_and(|p| p.device_id == id) {
+        let s = c
+            .compute
+            .servers
+            .get(&id)
+            .filter(|s| visible_server(&ctx, s))
+            .ok_or_else(|| server_not_found(&id))?
+            .clone();
+        if c.network.ports.get(&port).is_none_or(|p| p.device_id != id) {
             return Err(ApiError::not_found(format!("Port {port} is not attached")));
         }
-        let created: Vec<String> = s.created_ports.iter().filter(|p| **p == port).cloned().collect();
+        let created: Vec<String> = s
+            .created_ports
+            .iter()
+            .filter(|p| **p == port)
+            .cloned()
+            .collect();
         if created.is_empty() {
             if let Some(p) = c.network.ports.get_mut(&port) {
                 p.device_id.clear();
@@ -1571,22 +2198,48 @@ async fn server_ips(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiErr
         let addrs = idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref());
         let stripped: Map<String, Value> = addrs
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), json!(v.as_array().map(|a| a.iter().map(|x| json!({"addr": x["addr"], "version": x["version"]})).collect::<Vec<_>>()).unwrap_or_default()))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            json!(v
+                                .as_array()
+                                .map(|a| a
+                                    .iter()
+                                    .map(|x| json!({"addr": x["addr"], "version": x["version"]}))
+                                    .collect::<Vec<_>>())
+                                .unwrap_or_default()),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         Ok(http::ok(json!({"addresses": stripped})))
     })
 }
 
 fn server_mut<'a>(ctx: &Ctx, c: &'a mut Cloud, id: &str) -> Result<&'a mut Server, ApiError> {
-    c.compute.servers.get_mut(id).filter(|s| s.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| server_not_found(id))
+    c.compute
+        .servers
+        .get_mut(id)
+        .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
+        .ok_or_else(|| server_not_found(id))
 }
 
 async fn get_metadata(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    with_server(&ctx, &id, |_, s| Ok(http::ok(json!({"metadata": s.metadata}))))
+    with_server(&ctx, &id, |_, s| {
+        Ok(http::ok(json!({"metadata": s.metadata})))
+    })
 }
 
-async fn merge_metadata(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?.ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+async fn merge_metadata(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let m = util::opt_str_map(&body, "metadata")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         s.metadata.extend(m);
@@ -1595,8 +2248,13 @@ async fn merge_metadata(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBo
     })
 }
 
-async fn replace_metadata(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?.ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+async fn replace_metadata(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let m = util::opt_str_map(&body, "metadata")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         s.metadata = m;
@@ -1605,16 +2263,30 @@ async fn replace_metadata(ctx: Ctx, Path(id): Path<String>, JsonBody(body): Json
     })
 }
 
-async fn get_meta_item(ctx: Ctx, Path((id, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn get_meta_item(
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |_, s| {
-        let v = s.metadata.get(&key).ok_or_else(|| ApiError::not_found("Metadata item was not found"))?;
+        let v = s
+            .metadata
+            .get(&key)
+            .ok_or_else(|| ApiError::not_found("Metadata item was not found"))?;
         Ok(http::ok(json!({"meta": {key.clone(): v}})))
     })
 }
 
-async fn put_meta_item(ctx: Ctx, Path((id, key)): Path<(String, String)>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "meta")?.ok_or_else(|| ApiError::bad_request("Malformed request body: meta missing"))?;
-    let v = m.get(&key).cloned().ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
+async fn put_meta_item(
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let m = util::opt_str_map(&body, "meta")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: meta missing"))?;
+    let v = m
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         s.metadata.insert(key.clone(), v.clone());
@@ -1623,10 +2295,15 @@ async fn put_meta_item(ctx: Ctx, Path((id, key)): Path<(String, String)>, JsonBo
     })
 }
 
-async fn delete_meta_item(ctx: Ctx, Path((id, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn delete_meta_item(
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
-        s.metadata.remove(&key).ok_or_else(|| ApiError::not_found("Metadata item was not found"))?;
+        s.metadata
+            .remove(&key)
+            .ok_or_else(|| ApiError::not_found("Metadata item was not found"))?;
         s.updated = util::now();
         Ok(http::empty(StatusCode::NO_CONTENT))
     })
@@ -1645,9 +2322,14 @@ async fn get_tags(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError
     with_server(&ctx, &id, |_, s| Ok(http::ok(json!({"tags": s.tags}))))
 }
 
-async fn replace_tags(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn replace_tags(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     need_tags(&ctx)?;
-    let tags = util::opt_str_list(&body, "tags")?.ok_or_else(|| ApiError::bad_request("Malformed request body: tags missing"))?;
+    let tags = util::opt_str_list(&body, "tags")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: tags missing"))?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         s.tags.clear();
@@ -1671,13 +2353,18 @@ async fn clear_tags(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiErr
     })
 }
 
-async fn check_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn check_tag(
+    ctx: Ctx,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     need_tags(&ctx)?;
     with_server(&ctx, &id, |_, s| {
         if s.tags.contains(&tag) {
             Ok(http::empty(StatusCode::NO_CONTENT))
         } else {
-            Err(ApiError::not_found(format!("Tag '{tag}' could not be found.")))
+            Err(ApiError::not_found(format!(
+                "Tag '{tag}' could not be found."
+            )))
         }
     })
 }
@@ -1695,12 +2382,17 @@ async fn add_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Re
     })
 }
 
-async fn remove_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn remove_tag(
+    ctx: Ctx,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     need_tags(&ctx)?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         if !s.tags.contains(&tag) {
-            return Err(ApiError::not_found(format!("Tag '{tag}' could not be found.")));
+            return Err(ApiError::not_found(format!(
+                "Tag '{tag}' could not be found."
+            )));
         }
         s.tags.retain(|t| *t != tag);
         s.updated = util::now();
@@ -1710,7 +2402,9 @@ async fn remove_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result
 
 async fn instance_actions(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |_, s| {
-        Ok(http::ok(json!({"instanceActions": [{"action": "create", "instance_uuid": s.id, "request_id": ctx.request_id, "user_id": s.user_id, "project_id": s.project_id, "start_time": util::iso_micro(&s.created), "message": null}]})))
+        Ok(http::ok(
+            json!({"instanceActions": [{"action": "create", "instance_uuid": s.id, "request_id": ctx.request_id, "user_id": s.user_id, "project_id": s.project_id, "start_time": util::iso_micro(&s.created), "message": null}]}),
+        ))
     })
 }
 
@@ -1722,11 +2416,24 @@ fn flavor_filter(ctx: &Ctx, q: &Q) -> Result<Vec<Flavor>, ApiError> {
     let is_public = match q.get("is_public").map(|s| s.to_ascii_lowercase()) {
         None => Some(true),
         Some(s) if s == "none" => None,
-        Some(s) => Some(util::parse_bool_str(&s).ok_or_else(|| ApiError::bad_request(format!("Invalid is_public filter [{s}]")))?),
+        Some(s) => Some(
+            util::parse_bool_str(&s)
+                .ok_or_else(|| ApiError::bad_request(format!("Invalid is_public filter [{s}]")))?,
+        ),
     };
-    let is_public = if ctx.is_admin() { is_public } else { Some(true) };
-    let min_ram = q.get("minRam").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
-    let min_disk = q.get("minDisk").and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    let is_public = if ctx.is_admin() {
+        is_public
+    } else {
+        Some(true)
+    };
+    let min_ram = q
+        .get("minRam")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
+    let min_disk = q
+        .get("minDisk")
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(0);
     let mut fl: Vec<Flavor> = ctx.read(|c| {
         c.compute
             .flavors
@@ -1737,7 +2444,9 @@ fn flavor_filter(ctx: &Ctx, q: &Q) -> Result<Vec<Flavor>, ApiError> {
             .collect()
     });
     let key = q.get("sort_key").unwrap_or("flavorid");
-    let desc = q.get("sort_dir").is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+    let desc = q
+        .get("sort_dir")
+        .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
     fl.sort_by(|a, b| {
         let o = match key {
             "name" => a.name.cmp(&b.name),
@@ -1766,7 +2475,8 @@ fn flavor_list(ctx: &Ctx, q: &Q, detail: bool) -> Result<Response, ApiError> {
             if detail {
                 render_flavor(ctx, f)
             } else {
-                let mut v = json!({"id": f.id, "name": f.name, "links": links(ctx, "flavors", &f.id)});
+                let mut v =
+                    json!({"id": f.id, "name": f.name, "links": links(ctx, "flavors", &f.id)});
                 if ctx.mv.ge(2, 55) {
                     v["description"] = json!(f.description);
                 }
@@ -1796,23 +2506,41 @@ fn flavor_not_found(id: &str) -> ApiError {
 
 async fn show_flavor(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let f = c.compute.flavors.get(&id).ok_or_else(|| flavor_not_found(&id))?;
+        let f = c
+            .compute
+            .flavors
+            .get(&id)
+            .ok_or_else(|| flavor_not_found(&id))?;
         Ok(http::ok(json!({"flavor": render_flavor(&ctx, f)})))
     })
 }
 
 async fn create_flavor(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     if !ctx.is_admin() {
-        return Err(ApiError::forbidden("Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed."));
+        return Err(ApiError::forbidden(
+            "Policy doesn't allow os_compute_api:os-flavor-manage:create to be performed.",
+        ));
     }
     let spec = util::body_object(&body, "flavor")?;
-    let name = util::opt_str(spec, "name")?.ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute flavor. Value: 'name' is a required property"))?;
-    let req = |k: &str| -> Result<u64, ApiError> { util::opt_u64(spec, k)?.ok_or_else(|| ApiError::bad_request(format!("Invalid input for field/attribute flavor. Value: '{k}' is a required property"))) };
+    let name = util::opt_str(spec, "name")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid input for field/attribute flavor. Value: 'name' is a required property",
+        )
+    })?;
+    let req = |k: &str| -> Result<u64, ApiError> {
+        util::opt_u64(spec, k)?.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid input for field/attribute flavor. Value: '{k}' is a required property"
+            ))
+        })
+    };
     let ram = req("ram")?;
     let vcpus = req("vcpus")?;
     let disk = req("disk")?;
     if ram == 0 || vcpus == 0 {
-        return Err(ApiError::bad_request("Invalid input for field/attribute ram/vcpus: must be >= 1"));
+        return Err(ApiError::bad_request(
+            "Invalid input for field/attribute ram/vcpus: must be >= 1",
+        ));
     }
     let id = match util::opt_str(spec, "id")? {
         None => util::new_id(),
@@ -1821,29 +2549,57 @@ async fn create_flavor(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     };
     let ephemeral = util::opt_u64(spec, "OS-FLV-EXT-DATA:ephemeral")?.unwrap_or(0);
     let swap = util::opt_u64(spec, "swap")?.unwrap_or(0);
-    let rxtx = spec.get("rxtx_factor").and_then(Value::as_f64).unwrap_or(1.0);
+    let rxtx = spec
+        .get("rxtx_factor")
+        .and_then(Value::as_f64)
+        .unwrap_or(1.0);
     let is_public = util::opt_bool(spec, "os-flavor-access:is_public")?.unwrap_or(true);
     let description = util::opt_str(spec, "description")?;
     ctx.write(|c, seq| {
         if c.compute.flavors.contains_key(&id) {
-            return Err(ApiError::conflict(format!("Flavor with ID {id} already exists.")));
+            return Err(ApiError::conflict(format!(
+                "Flavor with ID {id} already exists."
+            )));
         }
         if c.compute.flavors.values().any(|f| f.name == name) {
-            return Err(ApiError::conflict(format!("Flavor with name {name} already exists.")));
+            return Err(ApiError::conflict(format!(
+                "Flavor with name {name} already exists."
+            )));
         }
         *seq += 1;
-        let f = Flavor { id: id.clone(), seq: *seq, name, ram, vcpus, disk, ephemeral, swap, rxtx_factor: rxtx, is_public, description, extra_specs: BTreeMap::new() };
+        let f = Flavor {
+            id: id.clone(),
+            seq: *seq,
+            name,
+            ram,
+            vcpus,
+            disk,
+            ephemeral,
+            swap,
+            rxtx_factor: rxtx,
+            is_public,
+            description,
+            extra_specs: BTreeMap::new(),
+        };
         let v = render_flavor(&ctx, &f);
         c.compute.flavors.insert(id, f);
         Ok(http::ok(json!({"flavor": v})))
     })
 }
 
-async fn update_flavor(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_flavor(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "flavor")?;
     let description = util::opt_str(spec, "description")?;
     ctx.write(|c, _| {
-        let f = c.compute.flavors.get_mut(&id).ok_or_else(|| flavor_not_found(&id))?;
+        let f = c
+            .compute
+            .flavors
+            .get_mut(&id)
+            .ok_or_else(|| flavor_not_found(&id))?;
         f.description = description;
         let f = f.clone();
         Ok(http::ok(json!({"flavor": render_flavor(&ctx, &f)})))
@@ -1852,25 +2608,43 @@ async fn update_flavor(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
 
 async fn delete_flavor(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     if !ctx.is_admin() {
-        return Err(ApiError::forbidden("Policy doesn't allow os_compute_api:os-flavor-manage:delete to be performed."));
+        return Err(ApiError::forbidden(
+            "Policy doesn't allow os_compute_api:os-flavor-manage:delete to be performed.",
+        ));
     }
     ctx.write(|c, _| {
-        c.compute.flavors.remove(&id).ok_or_else(|| flavor_not_found(&id))?;
+        c.compute
+            .flavors
+            .remove(&id)
+            .ok_or_else(|| flavor_not_found(&id))?;
         Ok(http::empty(StatusCode::ACCEPTED))
     })
 }
 
 async fn flavor_extra_specs(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let f = c.compute.flavors.get(&id).ok_or_else(|| flavor_not_found(&id))?;
+        let f = c
+            .compute
+            .flavors
+            .get(&id)
+            .ok_or_else(|| flavor_not_found(&id))?;
         Ok(http::ok(json!({"extra_specs": f.extra_specs})))
     })
 }
 
-async fn set_flavor_extra_specs(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let specs = util::opt_str_map(&body, "extra_specs")?.ok_or_else(|| ApiError::bad_request("Malformed request body: extra_specs missing"))?;
+async fn set_flavor_extra_specs(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let specs = util::opt_str_map(&body, "extra_specs")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: extra_specs missing"))?;
     ctx.write(|c, _| {
-        let f = c.compute.flavors.get_mut(&id).ok_or_else(|| flavor_not_found(&id))?;
+        let f = c
+            .compute
+            .flavors
+            .get_mut(&id)
+            .ok_or_else(|| flavor_not_found(&id))?;
         f.extra_specs.extend(specs.clone());
         Ok(http::ok(json!({"extra_specs": specs})))
     })
@@ -1878,9 +2652,15 @@ async fn set_flavor_extra_specs(ctx: Ctx, Path(id): Path<String>, JsonBody(body)
 
 async fn flavor_access(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let f = c.compute.flavors.get(&id).ok_or_else(|| flavor_not_found(&id))?;
+        let f = c
+            .compute
+            .flavors
+            .get(&id)
+            .ok_or_else(|| flavor_not_found(&id))?;
         if f.is_public {
-            return Err(ApiError::not_found("Access list not available for public flavors."));
+            return Err(ApiError::not_found(
+                "Access list not available for public flavors.",
+            ));
         }
         Ok(http::ok(json!({"flavor_access": []})))
     })
@@ -1894,9 +2674,17 @@ pub fn fingerprint(public_key: &str) -> Option<String> {
     use base64::Engine;
     use md5::Digest as _;
     let blob = public_key.split_whitespace().nth(1)?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(blob).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(blob)
+        .ok()?;
     let digest = md5::Md5::digest(&raw);
-    Some(digest.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"))
+    Some(
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
 }
 
 fn render_keypair(ctx: &Ctx, k: &Keypair, full: bool) -> Value {
@@ -1919,13 +2707,25 @@ fn generate_keypair(name: &str) -> Result<(String, String), ApiError> {
     let dir = tempdir_for_key()?;
     let path = dir.join("key");
     let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", &format!("Generated-by-Nova ({name})"), "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            &format!("Generated-by-Nova ({name})"),
+            "-f",
+        ])
         .arg(&path)
         .stdin(std::process::Stdio::null())
         .output()
         .map_err(|e| ApiError::internal(format!("ssh-keygen: {e}")))?;
     if !out.status.success() {
-        return Err(ApiError::internal(format!("ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr))));
+        return Err(ApiError::internal(format!(
+            "ssh-keygen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
     }
     let private = std::fs::read_to_string(&path)?;
     let public = std::fs::read_to_string(path.with_extension("pub"))?;
@@ -1941,13 +2741,24 @@ fn tempdir_for_key() -> Result<std::path::PathBuf, ApiError> {
 
 async fn create_keypair(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "keypair")?;
-    let name = util::opt_str(spec, "name")?.ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute keypair. Value: 'name' is a required property"))?;
-    if name.is_empty() || name.len() > 255 || !name.chars().all(|c| c.is_ascii_alphanumeric() || " _-.@".contains(c)) {
+    let name = util::opt_str(spec, "name")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "Invalid input for field/attribute keypair. Value: 'name' is a required property",
+        )
+    })?;
+    if name.is_empty()
+        || name.len() > 255
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _-.@".contains(c))
+    {
         return Err(ApiError::bad_request(format!("Invalid input for field/attribute name. Value: {name}. '{name}' does not match the keypair name pattern")));
     }
     let kind = util::opt_str(spec, "type")?.unwrap_or_else(|| "ssh".into());
     if kind != "ssh" && kind != "x509" {
-        return Err(ApiError::bad_request(format!("Invalid input for field/attribute type. Value: {kind}.")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute type. Value: {kind}."
+        )));
     }
     let user_id = match util::opt_str(spec, "user_id")? {
         Some(u) if ctx.mv.ge(2, 10) && ctx.is_admin() => u,
@@ -1957,7 +2768,9 @@ async fn create_keypair(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, 
         Some(k) => {
             let k = k.trim().to_string();
             if fingerprint(&k).is_none() {
-                return Err(ApiError::bad_request("Keypair data is invalid: failed to generate fingerprint"));
+                return Err(ApiError::bad_request(
+                    "Keypair data is invalid: failed to generate fingerprint",
+                ));
             }
             (k, None)
         }
@@ -1973,17 +2786,31 @@ async fn create_keypair(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, 
     ctx.write(|c, _| {
         let key = format!("{user_id}/{name}");
         if c.compute.keypairs.contains_key(&key) {
-            return Err(ApiError::conflict(format!("Key pair '{name}' already exists.")));
+            return Err(ApiError::conflict(format!(
+                "Key pair '{name}' already exists."
+            )));
         }
         c.compute.counter += 1;
-        let k = Keypair { name: name.clone(), user_id: user_id.clone(), public_key, fingerprint: fp, kind, created: util::now(), num: c.compute.counter };
+        let k = Keypair {
+            name: name.clone(),
+            user_id: user_id.clone(),
+            public_key,
+            fingerprint: fp,
+            kind,
+            created: util::now(),
+            num: c.compute.counter,
+        };
         let mut v = render_keypair(&ctx, &k, false);
         v["user_id"] = json!(k.user_id);
         if let Some(p) = private_key {
             v["private_key"] = json!(p);
         }
         c.compute.keypairs.insert(key, k);
-        let status = if ctx.mv.ge(2, 2) { StatusCode::CREATED } else { StatusCode::OK };
+        let status = if ctx.mv.ge(2, 2) {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
         Ok(http::json(status, json!({"keypair": v})))
     })
 }
@@ -1993,10 +2820,28 @@ async fn list_keypairs(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
         Some(u) if ctx.is_admin() => u.to_string(),
         _ => ctx.user_id.clone(),
     };
-    let mut kps: Vec<Keypair> = ctx.read(|c| c.compute.keypairs.values().filter(|k| k.user_id == user).cloned().collect());
+    let mut kps: Vec<Keypair> = ctx.read(|c| {
+        c.compute
+            .keypairs
+            .values()
+            .filter(|k| k.user_id == user)
+            .cloned()
+            .collect()
+    });
     kps.sort_by(|a, b| a.name.cmp(&b.name));
-    let page = if ctx.mv.ge(2, 35) { http::paginate(kps, |k| k.name.clone(), &q, 1000)? } else { http::Page { items: kps, next_marker: None } };
-    let items: Vec<Value> = page.items.iter().map(|k| json!({"keypair": render_keypair(&ctx, k, false)})).collect();
+    let page = if ctx.mv.ge(2, 35) {
+        http::paginate(kps, |k| k.name.clone(), &q, 1000)?
+    } else {
+        http::Page {
+            items: kps,
+            next_marker: None,
+        }
+    };
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|k| json!({"keypair": render_keypair(&ctx, k, false)}))
+        .collect();
     let mut body = json!({"keypairs": items});
     if let Some(m) = page.next_marker {
         body["keypairs_links"] = json!([{"rel": "next", "href": ctx.url(&format!("/compute/v2.1/os-keypairs?{}", http::next_query(&q, &m)))}]);
@@ -2015,7 +2860,9 @@ fn keypair_key(ctx: &Ctx, q: &Q, name: &str) -> String {
 async fn show_keypair(ctx: Ctx, Path(name): Path<String>, q: Q) -> Result<Response, ApiError> {
     let key = keypair_key(&ctx, &q, &name);
     ctx.read(|c| {
-        let k = c.compute.keypairs.get(&key).ok_or_else(|| ApiError::not_found(format!("Keypair {name} not found for user {}", ctx.user_id)))?;
+        let k = c.compute.keypairs.get(&key).ok_or_else(|| {
+            ApiError::not_found(format!("Keypair {name} not found for user {}", ctx.user_id))
+        })?;
         Ok(http::ok(json!({"keypair": render_keypair(&ctx, k, true)})))
     })
 }
@@ -2023,8 +2870,14 @@ async fn show_keypair(ctx: Ctx, Path(name): Path<String>, q: Q) -> Result<Respon
 async fn delete_keypair(ctx: Ctx, Path(name): Path<String>, q: Q) -> Result<Response, ApiError> {
     let key = keypair_key(&ctx, &q, &name);
     ctx.write(|c, _| {
-        c.compute.keypairs.remove(&key).ok_or_else(|| ApiError::not_found(format!("Keypair {name} not found for user {}", ctx.user_id)))?;
-        Ok(http::empty(if ctx.mv.ge(2, 2) { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED }))
+        c.compute.keypairs.remove(&key).ok_or_else(|| {
+            ApiError::not_found(format!("Keypair {name} not found for user {}", ctx.user_id))
+        })?;
+        Ok(http::empty(if ctx.mv.ge(2, 2) {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::ACCEPTED
+        }))
     })
 }
 
@@ -2032,7 +2885,9 @@ async fn delete_keypair(ctx: Ctx, Path(name): Path<String>, q: Q) -> Result<Resp
 // AZs, limits, quotas
 
 async fn availability_zones(_ctx: Ctx) -> Response {
-    http::ok(json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}]}))
+    http::ok(
+        json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}]}),
+    )
 }
 
 async fn availability_zones_detail(_ctx: Ctx) -> Response {
@@ -2045,8 +2900,17 @@ async fn availability_zones_detail(_ctx: Ctx) -> Response {
 
 async fn limits(ctx: Ctx) -> Response {
     let (n, cores, ram) = ctx.read(|c| {
-        let own: Vec<&Server> = c.compute.servers.values().filter(|s| s.project_id == ctx.project_id && s.vm_state != "deleted").collect();
-        (own.len(), own.iter().map(|s| s.flavor.vcpus).sum::<u64>(), own.iter().map(|s| s.flavor.ram).sum::<u64>())
+        let own: Vec<&Server> = c
+            .compute
+            .servers
+            .values()
+            .filter(|s| s.project_id == ctx.project_id && s.vm_state != "deleted")
+            .collect();
+        (
+            own.len(),
+            own.iter().map(|s| s.flavor.vcpus).sum::<u64>(),
+            own.iter().map(|s| s.flavor.ram).sum::<u64>(),
+        )
     });
     http::ok(json!({"limits": {"rate": [], "absolute": {
         "maxServerMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240, "maxImageMeta": 128,
@@ -2057,11 +2921,29 @@ async fn limits(ctx: Ctx) -> Response {
 }
 
 fn quota_body(project: &str, detail: bool) -> Value {
-    let keys = ["instances", "cores", "ram", "key_pairs", "metadata_items", "server_groups", "server_group_members", "injected_files", "injected_file_content_bytes", "injected_file_path_bytes"];
+    let keys = [
+        "instances",
+        "cores",
+        "ram",
+        "key_pairs",
+        "metadata_items",
+        "server_groups",
+        "server_group_members",
+        "injected_files",
+        "injected_file_content_bytes",
+        "injected_file_path_bytes",
+    ];
     let mut m = Map::new();
     m.insert("id".into(), json!(project));
     for k in keys {
-        m.insert(k.into(), if detail { json!({"limit": -1, "in_use": 0, "reserved": 0}) } else { json!(-1) });
+        m.insert(
+            k.into(),
+            if detail {
+                json!({"limit": -1, "in_use": 0, "reserved": 0})
+            } else {
+                json!(-1)
+            },
+        );
     }
     json!({"quota_set": m})
 }

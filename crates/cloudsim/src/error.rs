@@ -64,7 +64,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a status and message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), neutron_type: None }
+        ApiError {
+            status,
+            message: message.into(),
+            neutron_type: None,
+        }
     }
 
     /// 400.
@@ -74,7 +78,10 @@ impl ApiError {
 
     /// 401 with Keystone's wording.
     pub fn unauthorized() -> ApiError {
-        ApiError::new(StatusCode::UNAUTHORIZED, "The request you have made requires authentication.")
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        )
     }
 
     /// 403.
@@ -94,12 +101,19 @@ impl ApiError {
 
     /// 500, for failures of the simulator itself (I/O on the state directory).
     pub fn internal(message: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("Unexpected error in the simulator: {message}"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Unexpected error in the simulator: {message}"),
+        )
     }
 
     /// A Neutron error with its exception type.
     pub fn neutron(status: StatusCode, kind: &str, message: impl Into<String>) -> ApiError {
-        ApiError { status, message: message.into(), neutron_type: Some(kind.to_string()) }
+        ApiError {
+            status,
+            message: message.into(),
+            neutron_type: Some(kind.to_string()),
+        }
     }
 }
 
@@ -160,8 +174,10 @@ pub fn render(service: Service, err: &ApiError) -> Response {
     if status == StatusCode::UNAUTHORIZED && service != Service::Image {
         let body = json!({"error": {"code": 401, "title": "Unauthorized", "message": err.message}});
         let mut resp = (status, axum::Json(body)).into_response();
-        resp.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Keystone uri=\"keystone\""));
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Keystone uri=\"keystone\""),
+        );
         return resp;
     }
     match service {
@@ -170,20 +186,27 @@ pub fn render(service: Service, err: &ApiError) -> Response {
             (status, axum::Json(body)).into_response()
         }
         Service::Compute | Service::Volume => {
-            let body = json!({nova_fault_name(status): {"message": err.message, "code": status.as_u16()}});
+            let body =
+                json!({nova_fault_name(status): {"message": err.message, "code": status.as_u16()}});
             (status, axum::Json(body)).into_response()
         }
         Service::Network => {
-            let kind = err.neutron_type.clone().unwrap_or_else(|| neutron_default_type(status).to_string());
-            let body = json!({"NeutronError": {"type": kind, "message": err.message, "detail": ""}});
+            let kind = err
+                .neutron_type
+                .clone()
+                .unwrap_or_else(|| neutron_default_type(status).to_string());
+            let body =
+                json!({"NeutronError": {"type": kind, "message": err.message, "detail": ""}});
             (status, axum::Json(body)).into_response()
         }
         Service::Image => {
             // webob's plain-text rendering, which Glance uses when the client accepts JSON.
             let body = format!("{} {}\n\n{}\n\n   ", status.as_u16(), reason, err.message);
             let mut resp = (status, body).into_response();
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=UTF-8"),
+            );
             resp
         }
         Service::Admin => (status, axum::Json(json!({"error": err.message}))).into_response(),
@@ -222,6 +245,9 @@ pub enum SimError {
 impl SimError {
     /// Wraps an I/O error with context.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> SimError {
-        SimError::Io { what: what.into(), source }
+        SimError::Io {
+            what: what.into(),
+            source,
+        }
     }
 }

@@ -172,7 +172,9 @@ fn cloud_matches(pattern: &str, cloud: &str) -> bool {
 
 fn compile(s: &Option<String>, what: &str) -> Result<Option<Regex>, ApiError> {
     s.as_ref()
-        .map(|p| Regex::new(p).map_err(|e| ApiError::bad_request(format!("invalid {what} regex: {e}"))))
+        .map(|p| {
+            Regex::new(p).map_err(|e| ApiError::bad_request(format!("invalid {what} regex: {e}")))
+        })
         .transpose()
 }
 
@@ -183,24 +185,40 @@ impl Faults {
 
     /// Registers a fault given as JSON; returns it with its id.
     pub fn add(&self, body: Value) -> Result<Fault, ApiError> {
-        let spec: FaultSpec = serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
+        let spec: FaultSpec = serde_json::from_value(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
         let (path_re, name_re) = match &spec {
-            FaultSpec::Http { path, nth, count, status, .. } => {
+            FaultSpec::Http {
+                path,
+                nth,
+                count,
+                status,
+                ..
+            } => {
                 if *nth == 0 || *count == 0 {
                     return Err(ApiError::bad_request("nth and count start at 1"));
                 }
                 if !(400..=599).contains(status) {
-                    return Err(ApiError::bad_request("status must be an HTTP error status (400-599)"));
+                    return Err(ApiError::bad_request(
+                        "status must be an HTTP error status (400-599)",
+                    ));
                 }
                 (compile(path, "path")?, None)
             }
-            FaultSpec::Stuck { matcher, .. } | FaultSpec::Slow { matcher, .. } | FaultSpec::Error { matcher, .. } => {
-                (None, compile(&matcher.name, "name")?)
-            }
+            FaultSpec::Stuck { matcher, .. }
+            | FaultSpec::Slow { matcher, .. }
+            | FaultSpec::Error { matcher, .. } => (None, compile(&matcher.name, "name")?),
         };
         let mut g = self.lock();
         g.0 += 1;
-        let fault = Fault { id: g.0, spec, matched: 0, fired: 0, path_re, name_re };
+        let fault = Fault {
+            id: g.0,
+            spec,
+            matched: 0,
+            fired: 0,
+            path_re,
+            name_re,
+        };
         g.1.push(fault.clone());
         Ok(fault)
     }
@@ -228,7 +246,16 @@ impl Faults {
         let mut g = self.lock();
         let mut result = None;
         for f in g.1.iter_mut() {
-            let FaultSpec::Http { method: m, cloud: c, nth, count, status, message, .. } = &f.spec else {
+            let FaultSpec::Http {
+                method: m,
+                cloud: c,
+                nth,
+                count,
+                status,
+                message,
+                ..
+            } = &f.spec
+            else {
                 continue;
             };
             if !cloud_matches(c, cloud)
@@ -247,25 +274,61 @@ impl Faults {
     }
 
     /// Whether a transition fault applies to this resource leaving one of `statuses`.
-    fn resource_matches(f: &Fault, resource: ResourceKind, cloud: &str, id: &str, name: &str, statuses: &[&str]) -> bool {
+    fn resource_matches(
+        f: &Fault,
+        resource: ResourceKind,
+        cloud: &str,
+        id: &str,
+        name: &str,
+        statuses: &[&str],
+    ) -> bool {
         let (r, matcher, status, cloud_pat) = match &f.spec {
-            FaultSpec::Stuck { resource, matcher, status, cloud }
-            | FaultSpec::Slow { resource, matcher, status, cloud, .. }
-            | FaultSpec::Error { resource, matcher, status, cloud, .. } => (resource, matcher, status, cloud),
+            FaultSpec::Stuck {
+                resource,
+                matcher,
+                status,
+                cloud,
+            }
+            | FaultSpec::Slow {
+                resource,
+                matcher,
+                status,
+                cloud,
+                ..
+            }
+            | FaultSpec::Error {
+                resource,
+                matcher,
+                status,
+                cloud,
+                ..
+            } => (resource, matcher, status, cloud),
             FaultSpec::Http { .. } => return false,
         };
         *r == resource
             && cloud_matches(cloud_pat, cloud)
             && matcher.id.as_ref().is_none_or(|i| i == id)
             && f.name_re.as_ref().is_none_or(|re| re.is_match(name))
-            && status.as_ref().is_none_or(|s| statuses.iter().any(|x| x.eq_ignore_ascii_case(s)))
+            && status
+                .as_ref()
+                .is_none_or(|s| statuses.iter().any(|x| x.eq_ignore_ascii_case(s)))
     }
 
     /// The delay of a transition of this resource out of `statuses` (status and task state).
-    pub fn delay(&self, default: Duration, resource: ResourceKind, cloud: &str, id: &str, name: &str, statuses: &[&str]) -> Duration {
+    pub fn delay(
+        &self,
+        default: Duration,
+        resource: ResourceKind,
+        cloud: &str,
+        id: &str,
+        name: &str,
+        statuses: &[&str],
+    ) -> Duration {
         let mut g = self.lock();
         for f in g.1.iter_mut() {
-            let FaultSpec::Slow { seconds, .. } = &f.spec else { continue };
+            let FaultSpec::Slow { seconds, .. } = &f.spec else {
+                continue;
+            };
             let secs = *seconds;
             if Faults::resource_matches(f, resource, cloud, id, name, statuses) {
                 f.matched += 1;
@@ -277,7 +340,14 @@ impl Faults {
     }
 
     /// Whether a transition of this resource out of `statuses` is stuck or fails.
-    pub fn check(&self, resource: ResourceKind, cloud: &str, id: &str, name: &str, statuses: &[&str]) -> TransitionFault {
+    pub fn check(
+        &self,
+        resource: ResourceKind,
+        cloud: &str,
+        id: &str,
+        name: &str,
+        statuses: &[&str],
+    ) -> TransitionFault {
         let mut g = self.lock();
         for f in g.1.iter_mut() {
             if matches!(f.spec, FaultSpec::Http { .. } | FaultSpec::Slow { .. })
@@ -321,8 +391,16 @@ mod tests {
         f.add(json!({"kind": "http", "method": "POST", "path": "^/compute/v2.1/servers$", "nth": 2, "count": 2, "status": 503})).unwrap();
         assert_eq!(f.http_fault("src", "GET", "/compute/v2.1/servers"), None);
         assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers"), None);
-        assert_eq!(f.http_fault("dst", "POST", "/compute/v2.1/servers").map(|x| x.0), Some(503));
-        assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers").map(|x| x.0), Some(503));
+        assert_eq!(
+            f.http_fault("dst", "POST", "/compute/v2.1/servers")
+                .map(|x| x.0),
+            Some(503)
+        );
+        assert_eq!(
+            f.http_fault("src", "POST", "/compute/v2.1/servers")
+                .map(|x| x.0),
+            Some(503)
+        );
         assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers"), None);
         assert_eq!(f.list()[0].fired, 2);
     }
@@ -339,15 +417,43 @@ mod tests {
     fn stuck_and_error_by_name_and_status() {
         let f = Faults::default();
         f.add(json!({"kind": "stuck", "resource": "volume", "match": {"name": "^osm-"}, "status": "detaching"})).unwrap();
-        assert_eq!(f.check(ResourceKind::Volume, "src", "1", "osm-a", &["detaching"]), TransitionFault::Stuck);
-        assert_eq!(f.check(ResourceKind::Volume, "src", "1", "osm-a", &["attaching"]), TransitionFault::None);
-        assert_eq!(f.check(ResourceKind::Volume, "src", "1", "other", &["detaching"]), TransitionFault::None);
-        let e = f.add(json!({"kind": "error", "resource": "server", "match": {"id": "s1"}, "count": 1})).unwrap();
-        assert!(matches!(f.check(ResourceKind::Server, "src", "s1", "", &["BUILD"]), TransitionFault::Error(_)));
-        assert_eq!(f.check(ResourceKind::Server, "src", "s1", "", &["BUILD"]), TransitionFault::None);
+        assert_eq!(
+            f.check(ResourceKind::Volume, "src", "1", "osm-a", &["detaching"]),
+            TransitionFault::Stuck
+        );
+        assert_eq!(
+            f.check(ResourceKind::Volume, "src", "1", "osm-a", &["attaching"]),
+            TransitionFault::None
+        );
+        assert_eq!(
+            f.check(ResourceKind::Volume, "src", "1", "other", &["detaching"]),
+            TransitionFault::None
+        );
+        let e = f
+            .add(json!({"kind": "error", "resource": "server", "match": {"id": "s1"}, "count": 1}))
+            .unwrap();
+        assert!(matches!(
+            f.check(ResourceKind::Server, "src", "s1", "", &["BUILD"]),
+            TransitionFault::Error(_)
+        ));
+        assert_eq!(
+            f.check(ResourceKind::Server, "src", "s1", "", &["BUILD"]),
+            TransitionFault::None
+        );
         assert!(f.remove(e.id));
-        f.add(json!({"kind": "slow", "resource": "image", "seconds": 2.5})).unwrap();
-        assert_eq!(f.delay(Duration::from_millis(5), ResourceKind::Image, "src", "i", "n", &["queued"]), Duration::from_millis(2500));
+        f.add(json!({"kind": "slow", "resource": "image", "seconds": 2.5}))
+            .unwrap();
+        assert_eq!(
+            f.delay(
+                Duration::from_millis(5),
+                ResourceKind::Image,
+                "src",
+                "i",
+                "n",
+                &["queued"]
+            ),
+            Duration::from_millis(2500)
+        );
         assert!(f.add(json!({"kind": "http", "path": "("})).is_err());
         assert!(f.add(json!({"kind": "nope"})).is_err());
     }

@@ -20,7 +20,11 @@ pub fn create_sparse(path: &Path, len: u64) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let f = OpenOptions::new().create(true).write(true).truncate(true).open(path)?;
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     f.set_len(len)
 }
 
@@ -76,7 +80,11 @@ pub fn sparse_copy(src: &Path, dst: &Path, min_len: u64) -> io::Result<u64> {
     if let Some(dir) = dst.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let d = OpenOptions::new().create(true).write(true).truncate(true).open(dst)?;
+    let d = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(dst)?;
     d.set_len(len.max(min_len))?;
     let mut buf = vec![0u8; CHUNK];
     let mut written = 0;
@@ -134,6 +142,9 @@ mod tests {
         g.read_at(&mut buf[..3], (64 << 20) - 3).unwrap();
         assert_eq!(&buf[..3], b"end");
         use std::os::unix::fs::MetadataExt;
-        assert!(g.metadata().unwrap().blocks() * 512 < 8 << 20, "copy is not sparse");
+        assert!(
+            g.metadata().unwrap().blocks() * 512 < 8 << 20,
+            "copy is not sparse"
+        );
     }
 }

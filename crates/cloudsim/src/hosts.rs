@@ -77,8 +77,14 @@ impl HostManager {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Cmd::Start(spec, tx))
-            .map_err(|_| SimError::Sshd { server: id.clone(), message: "sshd thread is gone".into() })?;
-        rx.await.map_err(|_| SimError::Sshd { server: id, message: "sshd thread is gone".into() })?
+            .map_err(|_| SimError::Sshd {
+                server: id.clone(),
+                message: "sshd thread is gone".into(),
+            })?;
+        rx.await.map_err(|_| SimError::Sshd {
+            server: id,
+            message: "sshd thread is gone".into(),
+        })?
     }
 
     /// Stops the sshd of a host (and its sessions).
@@ -164,11 +170,15 @@ pub fn prepare_dir(dir: &Path, authorized_keys: &str) -> Result<(), SimError> {
     }
     std::fs::set_permissions(dir.join("home"), std::fs::Permissions::from_mode(0o700))
         .map_err(|e| io("chmod home", e))?;
-    std::fs::set_permissions(dir.join("home/.ssh"), std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| io("chmod .ssh", e))?;
+    std::fs::set_permissions(
+        dir.join("home/.ssh"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .map_err(|e| io("chmod .ssh", e))?;
     let ak = dir.join("home/.ssh/authorized_keys");
     std::fs::write(&ak, authorized_keys).map_err(|e| io("writing authorized_keys", e))?;
-    std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600)).map_err(|e| io("chmod authorized_keys", e))?;
+    std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io("chmod authorized_keys", e))?;
     Ok(())
 }
 
@@ -177,7 +187,10 @@ pub fn sshd_config(spec: &HostSpec) -> String {
     let d = spec.dir.display();
     let mut s = String::from("# Written by osm-cloudsim for one simulated conversion host.\n");
     for a in &spec.addrs {
-        s.push_str(&format!("ListenAddress {}\n", SocketAddr::new(*a, spec.port)));
+        s.push_str(&format!(
+            "ListenAddress {}\n",
+            SocketAddr::new(*a, spec.port)
+        ));
     }
     s.push_str(&format!(
         "HostKey {d}/etc/ssh_host_ed25519_key\n\
@@ -201,29 +214,52 @@ pub fn sshd_config(spec: &HostSpec) -> String {
 }
 
 fn start_sshd(spec: &HostSpec) -> Result<Child, SimError> {
-    let err = |m: String| SimError::Sshd { server: spec.server_id.clone(), message: m };
+    let err = |m: String| SimError::Sshd {
+        server: spec.server_id.clone(),
+        message: m,
+    };
     prepare_dir(&spec.dir, &spec.authorized_keys)?;
     let etc = spec.dir.join("etc");
     let key = etc.join("ssh_host_ed25519_key");
     if !key.exists() {
         let out = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", &format!("osm-cloudsim-{}", spec.server_id), "-f"])
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                &format!("osm-cloudsim-{}", spec.server_id),
+                "-f",
+            ])
             .arg(&key)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| err(format!("running ssh-keygen: {e}")))?;
         if !out.status.success() {
-            return Err(err(format!("ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr))));
+            return Err(err(format!(
+                "ssh-keygen failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
         }
     }
     let cfg = etc.join("sshd_config");
-    std::fs::write(&cfg, sshd_config(spec)).map_err(|e| err(format!("writing {}: {e}", cfg.display())))?;
+    std::fs::write(&cfg, sshd_config(spec))
+        .map_err(|e| err(format!("writing {}: {e}", cfg.display())))?;
     kill_stale(&etc.join("sshd.pid"), &cfg);
     // The privilege separation directory sshd insists on.
     std::fs::create_dir_all("/run/sshd").map_err(|e| err(format!("creating /run/sshd: {e}")))?;
     let log = etc.join("sshd.log");
     let mut cmd = Command::new(SSHD);
-    cmd.arg("-D").arg("-f").arg(&cfg).arg("-E").arg(&log).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.arg("-D")
+        .arg("-f")
+        .arg(&cfg)
+        .arg("-E")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -232,10 +268,16 @@ fn start_sshd(spec: &HostSpec) -> Result<Child, SimError> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| err(format!("spawning {SSHD}: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| err(format!("spawning {SSHD}: {e}")))?;
     // Ready when every listen address accepts a connection.
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut pending: Vec<SocketAddr> = spec.addrs.iter().map(|a| SocketAddr::new(*a, spec.port)).collect();
+    let mut pending: Vec<SocketAddr> = spec
+        .addrs
+        .iter()
+        .map(|a| SocketAddr::new(*a, spec.port))
+        .collect();
     while !pending.is_empty() {
         if let Ok(Some(status)) = child.try_wait() {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
@@ -248,7 +290,10 @@ fn start_sshd(spec: &HostSpec) -> Result<Child, SimError> {
         if Instant::now() > deadline {
             kill(child);
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(err(format!("sshd did not listen on {pending:?}: {}", tail.trim())));
+            return Err(err(format!(
+                "sshd did not listen on {pending:?}: {}",
+                tail.trim()
+            )));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -258,9 +303,15 @@ fn start_sshd(spec: &HostSpec) -> Result<Child, SimError> {
 /// Kills an sshd left over by a simulator that died without cleaning up (identified by its pid
 /// file and its command line naming our config).
 fn kill_stale(pidfile: &Path, cfg: &Path) {
-    let Ok(text) = std::fs::read_to_string(pidfile) else { return };
-    let Ok(pid) = text.trim().parse::<i32>() else { return };
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return };
+    let Ok(text) = std::fs::read_to_string(pidfile) else {
+        return;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return;
+    };
     if String::from_utf8_lossy(&cmdline).contains(&*cfg.to_string_lossy()) {
         // SAFETY: signal to a process we verified is our stale sshd.
         unsafe {
@@ -305,7 +356,10 @@ mod tests {
         let spec = HostSpec {
             server_id: "s".into(),
             dir: PathBuf::from("/tmp/x/hosts/s"),
-            addrs: vec!["127.201.0.2".parse().unwrap(), "127.50.0.9".parse().unwrap()],
+            addrs: vec![
+                "127.201.0.2".parse().unwrap(),
+                "127.50.0.9".parse().unwrap(),
+            ],
             port: 2222,
             authorized_keys: String::new(),
         };
@@ -324,6 +378,9 @@ mod tests {
         ] {
             assert!(c.contains(needle), "missing {needle}");
         }
-        assert_eq!(serial_name("0123456789abcdefghijklmnop"), "virtio-0123456789abcdefghij");
+        assert_eq!(
+            serial_name("0123456789abcdefghijklmnop"),
+            "virtio-0123456789abcdefghij"
+        );
     }
 }

@@ -71,7 +71,18 @@ pub struct CloudCtx {
 struct Template(String);
 
 /// Builds the whole HTTP application: every service's routes behind the pipeline.
-pub fn app(sim: Arc<Sim>) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<impl tower::Service<Request, Response = Response, Error = std::convert::Infallible, Future = impl Send> + Clone + Send, SocketAddr> {
+pub fn app(
+    sim: Arc<Sim>,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
+    impl tower::Service<
+            Request,
+            Response = Response,
+            Error = std::convert::Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send,
+    SocketAddr,
+> {
     let router: Router<Arc<Sim>> = Router::new()
         .merge(crate::identity::routes())
         .merge(crate::compute::routes())
@@ -82,7 +93,10 @@ pub fn app(sim: Arc<Sim>) -> axum::extract::connect_info::IntoMakeServiceWithCon
         .route_layer(axum::middleware::from_fn(record_template))
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "The method is not allowed for the requested URL.")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "The method is not allowed for the requested URL.",
+            )
         });
     let router = router.with_state(sim.clone());
     let svc = tower::Layer::layer(&axum::middleware::from_fn_with_state(sim, pipeline), router);
@@ -90,7 +104,10 @@ pub fn app(sim: Arc<Sim>) -> axum::extract::connect_info::IntoMakeServiceWithCon
 }
 
 async fn record_template(req: Request, next: Next) -> Response {
-    let template = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string());
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
     let mut resp = next.run(req).await;
     if let Some(t) = template {
         resp.extensions_mut().insert(Template(t));
@@ -134,7 +151,10 @@ fn requested_mv(headers: &HeaderMap, service_name: &str, legacy: Option<&str>) -
             }
         }
     }
-    legacy.and_then(|h| headers.get(h)).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string())
+    legacy
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
 }
 
 fn negotiate(requested: Option<String>, min: Mv, max: Mv) -> Result<Mv, ApiError> {
@@ -143,19 +163,27 @@ fn negotiate(requested: Option<String>, min: Mv, max: Mv) -> Result<Mv, ApiError
         return Ok(max);
     }
     let v = Mv::parse(&r).ok_or_else(|| {
-        ApiError::bad_request(format!("API Version String {r} is of invalid format. Must be of format MajorNum.MinorNum."))
+        ApiError::bad_request(format!(
+            "API Version String {r} is of invalid format. Must be of format MajorNum.MinorNum."
+        ))
     })?;
     if v < min || v > max {
         return Err(ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
-            format!("Version {v} is not supported by the API. Minimum is {min} and maximum is {max}."),
+            format!(
+                "Version {v} is not supported by the API. Minimum is {min} and maximum is {max}."
+            ),
         ));
     }
     Ok(v)
 }
 
 /// The request pipeline; see the module docs.
-async fn pipeline(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, mut req: Request, next: Next) -> Response {
+async fn pipeline(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let request_id = crate::util::request_id();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -200,11 +228,19 @@ async fn pipeline(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, mut
     // Microversions.
     let mv = match service {
         Service::Compute => negotiate(
-            requested_mv(req.headers(), "compute", Some("x-openstack-nova-api-version")),
+            requested_mv(
+                req.headers(),
+                "compute",
+                Some("x-openstack-nova-api-version"),
+            ),
             COMPUTE_MIN,
             COMPUTE_MAX,
         ),
-        Service::Volume => negotiate(requested_mv(req.headers(), "volume", None), VOLUME_MIN, VOLUME_MAX),
+        Service::Volume => negotiate(
+            requested_mv(req.headers(), "volume", None),
+            VOLUME_MIN,
+            VOLUME_MAX,
+        ),
         _ => Ok(Mv(0, 0)),
     };
     let mv = match mv {
@@ -222,10 +258,19 @@ async fn pipeline(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, mut
 
     // Injected HTTP faults fire before any handler runs, as a failing service would.
     if let Some(fault) = sim.faults.http_fault(&cloud, method.as_str(), &inner_path) {
-        let mut resp = ApiError::new(StatusCode::from_u16(fault.0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), fault.1)
-            .into_response();
+        let mut resp = ApiError::new(
+            StatusCode::from_u16(fault.0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            fault.1,
+        )
+        .into_response();
         finish(&mut resp, service, &request_id, mv_header);
-        count(&sim, &cloud, method.as_str(), "(injected fault) ", &inner_path);
+        count(
+            &sim,
+            &cloud,
+            method.as_str(),
+            "(injected fault) ",
+            &inner_path,
+        );
         if verbose {
             eprintln!("{method} {path} -> {} (injected)", resp.status());
         }
@@ -239,7 +284,12 @@ async fn pipeline(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, mut
     if let Ok(u) = new_uri.parse::<Uri>() {
         *req.uri_mut() = u;
     }
-    req.extensions_mut().insert(CloudCtx { cloud: cloud.clone(), service, mv, request_id: request_id.clone() });
+    req.extensions_mut().insert(CloudCtx {
+        cloud: cloud.clone(),
+        service,
+        mv,
+        request_id: request_id.clone(),
+    });
     let mut resp = next.run(req).await;
     let template = resp.extensions().get::<Template>().map(|t| t.0.clone());
     match &template {
@@ -255,11 +305,19 @@ async fn pipeline(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, mut
 
 fn count(sim: &Sim, cloud: &str, method: &str, prefix: &str, template: &str) {
     let mut reqs = sim.requests.lock().unwrap_or_else(|e| e.into_inner());
-    *reqs.entry(cloud.to_string()).or_default().entry(format!("{prefix}{method} {template}")).or_insert(0) += 1;
+    *reqs
+        .entry(cloud.to_string())
+        .or_default()
+        .entry(format!("{prefix}{method} {template}"))
+        .or_insert(0) += 1;
 }
 
 fn not_found_plain() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such cloud or service"}))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": "no such cloud or service"})),
+    )
+        .into_response()
 }
 
 /// Renders a pending error for the service and adds the common headers.
@@ -267,7 +325,10 @@ fn finish(resp: &mut Response, service: Service, request_id: &str, mv: Option<Mv
     if let Some(PendingError(e)) = resp.extensions_mut().remove::<PendingError>() {
         let mut rendered = error::render(service, &e);
         for (k, v) in resp.headers() {
-            if !rendered.headers().contains_key(k) && k != header::CONTENT_LENGTH && k != header::CONTENT_TYPE {
+            if !rendered.headers().contains_key(k)
+                && k != header::CONTENT_LENGTH
+                && k != header::CONTENT_TYPE
+            {
                 rendered.headers_mut().insert(k.clone(), v.clone());
             }
         }
@@ -281,7 +342,11 @@ fn finish(resp: &mut Response, service: Service, request_id: &str, mv: Option<Mv
         }
     }
     if let Some(mv) = mv {
-        let name = if service == Service::Compute { "compute" } else { "volume" };
+        let name = if service == Service::Compute {
+            "compute"
+        } else {
+            "volume"
+        };
         if let Ok(v) = HeaderValue::from_str(&format!("{name} {mv}")) {
             h.insert("openstack-api-version", v);
         }
@@ -289,9 +354,15 @@ fn finish(resp: &mut Response, service: Service, request_id: &str, mv: Option<Mv
             if let Ok(v) = HeaderValue::from_str(&mv.to_string()) {
                 h.insert("x-openstack-nova-api-version", v);
             }
-            h.insert(header::VARY, HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
+            h.insert(
+                header::VARY,
+                HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+            );
         } else {
-            h.insert(header::VARY, HeaderValue::from_static("OpenStack-API-Version"));
+            h.insert(
+                header::VARY,
+                HeaderValue::from_static("OpenStack-API-Version"),
+            );
         }
     }
 }
@@ -380,8 +451,14 @@ impl FromRequestParts<Arc<Sim>> for Ctx {
             .trim()
             .to_string();
         let st = sim.lock();
-        let cloud = st.clouds.get(&cc.cloud).ok_or_else(ApiError::unauthorized)?;
-        let t = cloud.identity.valid_token(&token).ok_or_else(ApiError::unauthorized)?;
+        let cloud = st
+            .clouds
+            .get(&cc.cloud)
+            .ok_or_else(ApiError::unauthorized)?;
+        let t = cloud
+            .identity
+            .valid_token(&token)
+            .ok_or_else(ApiError::unauthorized)?;
         let project_id = t.project_id.clone().unwrap_or_default();
         let roles = cloud.identity.role_names(&t.user_id, &project_id);
         Ok(Ctx {
@@ -403,12 +480,19 @@ pub struct Q(pub Vec<(String, String)>);
 impl Q {
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `key`.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// `limit` as a number, or a 400.
@@ -420,7 +504,11 @@ impl Q {
                 .ok()
                 .filter(|n| *n >= 0)
                 .map(|n| Some(n as usize))
-                .ok_or_else(|| ApiError::bad_request(format!("Invalid limit value: {s}. limit must be a non-negative integer"))),
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Invalid limit value: {s}. limit must be a non-negative integer"
+                    ))
+                }),
         }
     }
 }
@@ -447,7 +535,9 @@ pub fn url_decode_pairs(q: &str) -> Vec<(String, String)> {
 
 fn decode(s: &str) -> String {
     let s = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Percent-encodes a query value.
@@ -482,7 +572,12 @@ pub struct Page<T> {
 }
 
 /// Cuts a sorted listing at `marker` (exclusive) and `limit` (capped at `max`).
-pub fn paginate<T>(items: Vec<T>, id: impl Fn(&T) -> String, q: &Q, max: usize) -> Result<Page<T>, ApiError> {
+pub fn paginate<T>(
+    items: Vec<T>,
+    id: impl Fn(&T) -> String,
+    q: &Q,
+    max: usize,
+) -> Result<Page<T>, ApiError> {
     let limit = q.limit()?.map(|l| l.min(max)).unwrap_or(max);
     let start = match q.get("marker") {
         None | Some("") => 0,
@@ -493,14 +588,21 @@ pub fn paginate<T>(items: Vec<T>, id: impl Fn(&T) -> String, q: &Q, max: usize) 
     };
     let total = items.len();
     let items: Vec<T> = items.into_iter().skip(start).take(limit).collect();
-    let next_marker = if start + items.len() < total && !items.is_empty() { items.last().map(&id) } else { None };
+    let next_marker = if start + items.len() < total && !items.is_empty() {
+        items.last().map(&id)
+    } else {
+        None
+    };
     Ok(Page { items, next_marker })
 }
 
 /// Rebuilds the current request's query with a new marker (for `*_links` / `next`).
 pub fn next_query(q: &Q, marker: &str) -> String {
     let mut parts: Vec<String> =
-        q.0.iter().filter(|(k, _)| k != "marker").map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        q.0.iter()
+            .filter(|(k, _)| k != "marker")
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
     parts.push(format!("marker={}", encode(marker)));
     parts.join("&")
 }

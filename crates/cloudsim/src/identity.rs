@@ -159,7 +159,11 @@ impl IdentityData {
         let mut d = IdentityData::default();
         d.domains.insert(
             "default".into(),
-            Domain { id: "default".into(), name: "Default".into(), description: "The default domain".into() },
+            Domain {
+                id: "default".into(),
+                name: "Default".into(),
+                description: "The default domain".into(),
+            },
         );
         let project = Project {
             id: util::hex_id(),
@@ -175,7 +179,10 @@ impl IdentityData {
             default_project_id: Some(project.id.clone()),
         };
         for name in ["admin", "member", "reader"] {
-            let role = Role { id: util::hex_id(), name: name.into() };
+            let role = Role {
+                id: util::hex_id(),
+                name: name.into(),
+            };
             d.assignments.push(Assignment {
                 user_id: user.id.clone(),
                 project_id: project.id.clone(),
@@ -198,7 +205,10 @@ impl IdentityData {
     /// The user and project written to clouds.yaml.
     pub fn main_user_and_project(&self) -> (&User, &Project) {
         // Both are created at bootstrap and never deleted.
-        (&self.users[&self.main_user], &self.projects[&self.main_project])
+        (
+            &self.users[&self.main_user],
+            &self.projects[&self.main_project],
+        )
     }
 
     /// A token that exists and has not expired.
@@ -230,7 +240,9 @@ impl IdentityData {
         }
         let name = spec.get("name").and_then(Value::as_str)?;
         let domain = self.find_domain(spec.get("domain")?)?;
-        self.users.values().find(|u| u.name == name && u.domain_id == domain.id)
+        self.users
+            .values()
+            .find(|u| u.name == name && u.domain_id == domain.id)
     }
 
     fn find_project(&self, spec: &Value) -> Option<&Project> {
@@ -239,7 +251,9 @@ impl IdentityData {
         }
         let name = spec.get("name").and_then(Value::as_str)?;
         let domain = self.find_domain(spec.get("domain")?)?;
-        self.projects.values().find(|p| p.name == name && p.domain_id == domain.id)
+        self.projects
+            .values()
+            .find(|p| p.name == name && p.domain_id == domain.id)
     }
 }
 
@@ -248,7 +262,10 @@ pub fn routes() -> Router<Arc<Sim>> {
     Router::new()
         .route("/identity", get(versions))
         .route("/identity/v3", get(version))
-        .route("/identity/v3/auth/tokens", get(validate_token).post(issue_token).delete(revoke_token))
+        .route(
+            "/identity/v3/auth/tokens",
+            get(validate_token).post(issue_token).delete(revoke_token),
+        )
         .route("/identity/v3/auth/catalog", get(auth_catalog))
         .route("/identity/v3/auth/projects", get(auth_projects))
         .route("/identity/v3/auth/domains", get(auth_domains))
@@ -259,8 +276,14 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/identity/v3/users", get(list_users))
         .route("/identity/v3/users/{id}", get(show_user))
         .route("/identity/v3/users/{id}/projects", get(user_projects))
-        .route("/identity/v3/users/{id}/application_credentials", get(list_app_creds).post(create_app_cred))
-        .route("/identity/v3/users/{id}/application_credentials/{cred}", get(show_app_cred).delete(delete_app_cred))
+        .route(
+            "/identity/v3/users/{id}/application_credentials",
+            get(list_app_creds).post(create_app_cred),
+        )
+        .route(
+            "/identity/v3/users/{id}/application_credentials/{cred}",
+            get(show_app_cred).delete(delete_app_cred),
+        )
         .route("/identity/v3/roles", get(list_roles))
         .route("/identity/v3/roles/{id}", get(show_role))
         .route("/identity/v3/role_assignments", get(list_role_assignments))
@@ -283,12 +306,21 @@ fn version_doc(href: &str) -> Value {
     })
 }
 
-async fn versions(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
+async fn versions(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
     let href = format!("{}/identity", base(&sim, &cc.cloud));
-    http::json(StatusCode::MULTIPLE_CHOICES, json!({"versions": {"values": [version_doc(&href)]}}))
+    http::json(
+        StatusCode::MULTIPLE_CHOICES,
+        json!({"versions": {"values": [version_doc(&href)]}}),
+    )
 }
 
-async fn version(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
+async fn version(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
     let href = format!("{}/identity", base(&sim, &cc.cloud));
     http::ok(json!({"version": version_doc(&href)}))
 }
@@ -299,8 +331,16 @@ pub fn catalog(sim: &Sim, cloud: &Cloud, project_id: &str) -> Value {
     let services: [(&str, &str, String); 7] = [
         ("identity", "keystone", format!("{b}/identity")),
         ("compute", "nova", format!("{b}/compute/v2.1")),
-        ("block-storage", "cinder", format!("{b}/volume/v3/{project_id}")),
-        ("volumev3", "cinderv3", format!("{b}/volume/v3/{project_id}")),
+        (
+            "block-storage",
+            "cinder",
+            format!("{b}/volume/v3/{project_id}"),
+        ),
+        (
+            "volumev3",
+            "cinderv3",
+            format!("{b}/volume/v3/{project_id}"),
+        ),
         ("image", "glance", format!("{b}/image")),
         ("network", "neutron", format!("{b}/network")),
         ("placement", "placement", format!("{b}/placement")),
@@ -354,10 +394,12 @@ fn render_token(sim: &Sim, cloud: &Cloud, t: &Token) -> Value {
                 .iter()
                 .filter(|a| a.user_id == t.user_id && a.project_id == *pid)
                 .filter_map(|a| d.roles.get(&a.role_id))
-                .filter(|r| match t.app_cred_id.as_ref().and_then(|c| d.app_creds.get(c)) {
-                    Some(c) => c.roles.contains(&r.name),
-                    None => true,
-                })
+                .filter(
+                    |r| match t.app_cred_id.as_ref().and_then(|c| d.app_creds.get(c)) {
+                        Some(c) => c.roles.contains(&r.name),
+                        None => true,
+                    },
+                )
                 .map(|r| json!({"id": r.id, "name": r.name}))
                 .collect();
             token["project"] = json!({"id": p.id, "name": p.name, "domain": {"id": p.domain_id, "name": pd.map(|x| x.name.clone()).unwrap_or_default()}});
@@ -367,7 +409,8 @@ fn render_token(sim: &Sim, cloud: &Cloud, t: &Token) -> Value {
         }
     }
     if let Some(c) = t.app_cred_id.as_ref().and_then(|c| d.app_creds.get(c)) {
-        token["application_credential"] = json!({"id": c.id, "name": c.name, "restricted": !c.unrestricted});
+        token["application_credential"] =
+            json!({"id": c.id, "name": c.name, "restricted": !c.unrestricted});
     }
     json!({"token": token})
 }
@@ -381,14 +424,20 @@ async fn issue_token(
     cc: CloudCtx,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let auth = body.get("auth").ok_or_else(|| ApiError::bad_request("Expecting to find auth in request body."))?;
+    let auth = body
+        .get("auth")
+        .ok_or_else(|| ApiError::bad_request("Expecting to find auth in request body."))?;
     let identity = auth
         .get("identity")
         .ok_or_else(|| ApiError::bad_request("Expecting to find identity in auth."))?;
     let methods: Vec<String> = identity
         .get("methods")
         .and_then(Value::as_array)
-        .map(|m| m.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|m| {
+            m.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     let method = methods
         .first()
@@ -401,63 +450,99 @@ async fn issue_token(
     let generic = "The request you have made requires authentication.";
 
     // Who, and the scope implied by the method (application credentials and rescoped tokens).
-    let (user_id, implied_project, app_cred_id): (String, Option<String>, Option<String>) = match method.as_str() {
-        "password" => {
-            let pw = identity.get("password").and_then(|p| p.get("user")).ok_or_else(|| auth_failed(generic))?;
-            let user = d.find_user(pw).ok_or_else(|| auth_failed(generic))?;
-            let given = pw.get("password").and_then(Value::as_str).unwrap_or("");
-            if given != user.password {
-                return Err(auth_failed(generic));
+    let (user_id, implied_project, app_cred_id): (String, Option<String>, Option<String>) =
+        match method.as_str() {
+            "password" => {
+                let pw = identity
+                    .get("password")
+                    .and_then(|p| p.get("user"))
+                    .ok_or_else(|| auth_failed(generic))?;
+                let user = d.find_user(pw).ok_or_else(|| auth_failed(generic))?;
+                let given = pw.get("password").and_then(Value::as_str).unwrap_or("");
+                if given != user.password {
+                    return Err(auth_failed(generic));
+                }
+                (user.id.clone(), None, None)
             }
-            (user.id.clone(), None, None)
-        }
-        "token" => {
-            let id = identity
-                .get("token")
-                .and_then(|t| t.get("id"))
-                .and_then(Value::as_str)
+            "token" => {
+                let id = identity
+                    .get("token")
+                    .and_then(|t| t.get("id"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| auth_failed(generic))?;
+                let t = d.valid_token(id).ok_or_else(|| auth_failed(generic))?;
+                (
+                    t.user_id.clone(),
+                    t.project_id.clone(),
+                    t.app_cred_id.clone(),
+                )
+            }
+            "application_credential" => {
+                let ac = identity
+                    .get("application_credential")
+                    .ok_or_else(|| auth_failed(generic))?;
+                let secret = ac.get("secret").and_then(Value::as_str).unwrap_or("");
+                let cred = if let Some(id) = ac.get("id").and_then(Value::as_str) {
+                    d.app_creds.get(id)
+                } else {
+                    let name = ac.get("name").and_then(Value::as_str).unwrap_or("");
+                    let user = ac
+                        .get("user")
+                        .and_then(|u| d.find_user(u))
+                        .ok_or_else(|| auth_failed(generic))?;
+                    d.app_creds
+                        .values()
+                        .find(|c| c.name == name && c.user_id == user.id)
+                }
                 .ok_or_else(|| auth_failed(generic))?;
-            let t = d.valid_token(id).ok_or_else(|| auth_failed(generic))?;
-            (t.user_id.clone(), t.project_id.clone(), t.app_cred_id.clone())
-        }
-        "application_credential" => {
-            let ac = identity.get("application_credential").ok_or_else(|| auth_failed(generic))?;
-            let secret = ac.get("secret").and_then(Value::as_str).unwrap_or("");
-            let cred = if let Some(id) = ac.get("id").and_then(Value::as_str) {
-                d.app_creds.get(id)
-            } else {
-                let name = ac.get("name").and_then(Value::as_str).unwrap_or("");
-                let user = ac.get("user").and_then(|u| d.find_user(u)).ok_or_else(|| auth_failed(generic))?;
-                d.app_creds.values().find(|c| c.name == name && c.user_id == user.id)
+                if cred.secret != secret || cred.expires_at.is_some_and(|e| e <= now) {
+                    return Err(auth_failed(generic));
+                }
+                (
+                    cred.user_id.clone(),
+                    Some(cred.project_id.clone()),
+                    Some(cred.id.clone()),
+                )
             }
-            .ok_or_else(|| auth_failed(generic))?;
-            if cred.secret != secret || cred.expires_at.is_some_and(|e| e <= now) {
-                return Err(auth_failed(generic));
+            other => {
+                return Err(auth_failed(&format!(
+                    "Attempted to authenticate with an unsupported method: {other}"
+                )))
             }
-            (cred.user_id.clone(), Some(cred.project_id.clone()), Some(cred.id.clone()))
-        }
-        other => return Err(auth_failed(&format!("Attempted to authenticate with an unsupported method: {other}"))),
-    };
+        };
 
     let scoped_project = match auth.get("scope").and_then(|s| s.get("project")) {
         Some(spec) if app_cred_id.is_none() => {
             let p = d.find_project(spec).ok_or_else(|| auth_failed(generic))?;
             if d.role_names(&user_id, &p.id).is_empty() {
-                return Err(auth_failed(&format!("User {user_id} has no access to project {}", p.id)));
+                return Err(auth_failed(&format!(
+                    "User {user_id} has no access to project {}",
+                    p.id
+                )));
             }
             Some(p.id.clone())
         }
         _ => implied_project,
     };
-    if auth.get("scope").and_then(|s| s.get("domain").or_else(|| s.get("system"))).is_some() {
-        return Err(auth_failed("Domain and system scoped tokens are not simulated."));
+    if auth
+        .get("scope")
+        .and_then(|s| s.get("domain").or_else(|| s.get("system")))
+        .is_some()
+    {
+        return Err(auth_failed(
+            "Domain and system scoped tokens are not simulated.",
+        ));
     }
 
     let token = Token {
         id: format!("gAAAAAB{}", util::random_string(176)),
         user_id,
         project_id: scoped_project,
-        methods: if method == "token" { vec!["token".into(), "password".into()] } else { vec![method] },
+        methods: if method == "token" {
+            vec!["token".into(), "password".into()]
+        } else {
+            vec![method]
+        },
         issued_at: now,
         expires_at: now + chrono::Duration::seconds(TOKEN_LIFETIME_SECS),
         app_cred_id,
@@ -486,7 +571,10 @@ fn subject(headers: &HeaderMap) -> Result<String, ApiError> {
 async fn validate_token(ctx: Ctx, headers: HeaderMap) -> Result<Response, ApiError> {
     let sub = subject(&headers)?;
     ctx.read(|c| {
-        let t = c.identity.valid_token(&sub).ok_or_else(|| ApiError::not_found(format!("Could not find token: {sub}.")))?;
+        let t = c
+            .identity
+            .valid_token(&sub)
+            .ok_or_else(|| ApiError::not_found(format!("Could not find token: {sub}.")))?;
         let mut resp = http::ok(render_token(&ctx.sim, c, t));
         if let Ok(v) = HeaderValue::from_str(&sub) {
             resp.headers_mut().insert("x-subject-token", v);
@@ -688,7 +776,9 @@ async fn list_endpoints(ctx: Ctx) -> Response {
 
 async fn list_regions(ctx: Ctx) -> Response {
     let region = ctx.read(|c| c.region.clone());
-    http::ok(json!({"regions": [{"id": region, "description": "", "parent_region_id": null}], "links": links(&ctx, "/regions")}))
+    http::ok(
+        json!({"regions": [{"id": region, "description": "", "parent_region_id": null}], "links": links(&ctx, "/regions")}),
+    )
 }
 
 fn render_app_cred(c: &AppCred, with_secret: bool) -> Value {
@@ -706,7 +796,9 @@ fn render_app_cred(c: &AppCred, with_secret: bool) -> Value {
 
 fn own_user(ctx: &Ctx, user: &str) -> Result<(), ApiError> {
     if user != ctx.user_id && !ctx.is_admin() {
-        return Err(ApiError::forbidden("You are not authorized to perform the requested action."));
+        return Err(ApiError::forbidden(
+            "You are not authorized to perform the requested action.",
+        ));
     }
     Ok(())
 }
@@ -721,10 +813,15 @@ async fn list_app_creds(ctx: Ctx, Path(user): Path<String>, q: Q) -> Result<Resp
             .map(|a| render_app_cred(a, false))
             .collect::<Vec<_>>()
     });
-    Ok(http::ok(json!({"application_credentials": items, "links": links(&ctx, &format!("/users/{user}/application_credentials"))})))
+    Ok(http::ok(
+        json!({"application_credentials": items, "links": links(&ctx, &format!("/users/{user}/application_credentials"))}),
+    ))
 }
 
-async fn show_app_cred(ctx: Ctx, Path((user, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn show_app_cred(
+    ctx: Ctx,
+    Path((user, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     own_user(&ctx, &user)?;
     ctx.read(|c| {
         c.identity
@@ -732,35 +829,58 @@ async fn show_app_cred(ctx: Ctx, Path((user, id)): Path<(String, String)>) -> Re
             .get(&id)
             .filter(|a| a.user_id == user)
             .map(|a| http::ok(json!({"application_credential": render_app_cred(a, false)})))
-            .ok_or_else(|| ApiError::not_found(format!("Could not find application credential: {id}.")))
+            .ok_or_else(|| {
+                ApiError::not_found(format!("Could not find application credential: {id}."))
+            })
     })
 }
 
-async fn delete_app_cred(ctx: Ctx, Path((user, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn delete_app_cred(
+    ctx: Ctx,
+    Path((user, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     own_user(&ctx, &user)?;
     ctx.write(|c, _| {
-        if c.identity.app_creds.get(&id).is_none_or(|a| a.user_id != user) {
-            return Err(ApiError::not_found(format!("Could not find application credential: {id}.")));
+        if c.identity
+            .app_creds
+            .get(&id)
+            .is_none_or(|a| a.user_id != user)
+        {
+            return Err(ApiError::not_found(format!(
+                "Could not find application credential: {id}."
+            )));
         }
         c.identity.app_creds.remove(&id);
-        c.identity.tokens.retain(|_, t| t.app_cred_id.as_deref() != Some(id.as_str()));
+        c.identity
+            .tokens
+            .retain(|_, t| t.app_cred_id.as_deref() != Some(id.as_str()));
         Ok(http::empty(StatusCode::NO_CONTENT))
     })
 }
 
-async fn create_app_cred(ctx: Ctx, Path(user): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn create_app_cred(
+    ctx: Ctx,
+    Path(user): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     own_user(&ctx, &user)?;
     let spec = util::body_object(&body, "application_credential")?;
-    let name = util::opt_str(spec, "name")?.ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
+    let name = util::opt_str(spec, "name")?
+        .ok_or_else(|| ApiError::bad_request("'name' is a required property"))?;
     let secret = util::opt_str(spec, "secret")?.unwrap_or_else(|| util::random_string(40));
     let description = util::opt_str(spec, "description")?;
     let expires_at = match util::opt_str(spec, "expires_at")? {
         None => None,
-        Some(s) => Some(parse_time(&s).ok_or_else(|| ApiError::bad_request(format!("Invalid expires_at: {s}")))?),
+        Some(s) => Some(
+            parse_time(&s)
+                .ok_or_else(|| ApiError::bad_request(format!("Invalid expires_at: {s}")))?,
+        ),
     };
     let unrestricted = util::opt_bool(spec, "unrestricted")?.unwrap_or(false);
     if ctx.project_id.is_empty() {
-        return Err(ApiError::bad_request("Application credentials need a project-scoped token."));
+        return Err(ApiError::bad_request(
+            "Application credentials need a project-scoped token.",
+        ));
     }
     let mut roles: Vec<String> = ctx.roles.clone();
     if let Some(Value::Array(rs)) = spec.get("roles") {
@@ -797,5 +917,7 @@ fn parse_time(s: &str) -> Option<Ts> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&chrono::Utc));
     }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|n| n.and_utc())
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc())
 }

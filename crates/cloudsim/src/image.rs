@@ -92,10 +92,62 @@ pub struct ImageData {
     pub images: BTreeMap<String, Image>,
 }
 
-const CORE: &[&str] = &["id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "min_disk", "min_ram", "disk_format", "container_format", "owner", "created_at", "updated_at", "tags", "self", "file", "schema", "locations", "direct_url", "stores"];
-const READ_ONLY: &[&str] = &["status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at", "updated_at", "self", "file", "schema", "direct_url", "stores", "locations"];
-const DISK_FORMATS: &[&str] = &["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"];
-const CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"];
+const CORE: &[&str] = &[
+    "id",
+    "name",
+    "status",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "size",
+    "virtual_size",
+    "min_disk",
+    "min_ram",
+    "disk_format",
+    "container_format",
+    "owner",
+    "created_at",
+    "updated_at",
+    "tags",
+    "self",
+    "file",
+    "schema",
+    "locations",
+    "direct_url",
+    "stores",
+];
+const READ_ONLY: &[&str] = &[
+    "status",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "size",
+    "virtual_size",
+    "created_at",
+    "updated_at",
+    "self",
+    "file",
+    "schema",
+    "direct_url",
+    "stores",
+    "locations",
+];
+const DISK_FORMATS: &[&str] = &[
+    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
+];
+const CONTAINER_FORMATS: &[&str] = &[
+    "ami",
+    "ari",
+    "aki",
+    "bare",
+    "ovf",
+    "ova",
+    "docker",
+    "compressed",
+];
 
 impl Image {
     /// A new queued image.
@@ -135,7 +187,10 @@ impl Image {
         m.insert("protected".into(), json!(self.protected));
         m.insert("os_hidden".into(), json!(self.os_hidden));
         m.insert("checksum".into(), json!(self.checksum));
-        m.insert("os_hash_algo".into(), json!(self.os_hash_value.as_ref().map(|_| "sha512")));
+        m.insert(
+            "os_hash_algo".into(),
+            json!(self.os_hash_value.as_ref().map(|_| "sha512")),
+        );
         m.insert("os_hash_value".into(), json!(self.os_hash_value));
         m.insert("size".into(), json!(self.size));
         m.insert("virtual_size".into(), json!(self.size));
@@ -158,7 +213,10 @@ impl Image {
 
     /// Whether a project may see it.
     pub fn visible_to(&self, project: &str, admin: bool) -> bool {
-        admin || self.owner == project || self.visibility == "public" || self.visibility == "community"
+        admin
+            || self.owner == project
+            || self.visibility == "public"
+            || self.visibility == "community"
     }
 
     /// Cinder's `volume_image_metadata` for a volume made from this image.
@@ -167,8 +225,14 @@ impl Image {
         m.insert("image_id".into(), self.id.clone());
         m.insert("image_name".into(), self.name.clone().unwrap_or_default());
         m.insert("checksum".into(), self.checksum.clone().unwrap_or_default());
-        m.insert("container_format".into(), self.container_format.clone().unwrap_or_default());
-        m.insert("disk_format".into(), self.disk_format.clone().unwrap_or_default());
+        m.insert(
+            "container_format".into(),
+            self.container_format.clone().unwrap_or_default(),
+        );
+        m.insert(
+            "disk_format".into(),
+            self.disk_format.clone().unwrap_or_default(),
+        );
         m.insert("min_disk".into(), self.min_disk.to_string());
         m.insert("min_ram".into(), self.min_ram.to_string());
         m.insert("size".into(), self.size.unwrap_or(0).to_string());
@@ -177,7 +241,9 @@ impl Image {
 
     /// Whether booting it makes a simulated conversion host.
     pub fn is_conversion_host(&self) -> bool {
-        self.properties.get("osm_sim_conversion_host").is_some_and(|v| util::parse_bool_str(v) == Some(true))
+        self.properties
+            .get("osm_sim_conversion_host")
+            .is_some_and(|v| util::parse_bool_str(v) == Some(true))
     }
 }
 
@@ -192,9 +258,15 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/image/versions", get(versions))
         .route("/image/v2", get(versions))
         .route("/image/v2/images", get(list_images).post(create_image))
-        .route("/image/v2/images/{id}", get(show_image).patch(update_image).delete(delete_image))
+        .route(
+            "/image/v2/images/{id}",
+            get(show_image).patch(update_image).delete(delete_image),
+        )
         .route("/image/v2/images/{id}/file", get(download).put(upload))
-        .route("/image/v2/images/{id}/tags/{tag}", put(add_tag).delete(remove_tag))
+        .route(
+            "/image/v2/images/{id}/tags/{tag}",
+            put(add_tag).delete(remove_tag),
+        )
         .route("/image/v2/images/{id}/members", get(members))
         .route("/image/v2/images/{id}/actions/deactivate", post(deactivate))
         .route("/image/v2/images/{id}/actions/reactivate", post(reactivate))
@@ -203,7 +275,10 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/image/v2/info/import", get(info_import))
 }
 
-async fn versions(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
+async fn versions(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
     let href = format!("{}/{}/image/v2/", sim.base_url, cc.cloud);
     let vs: Vec<Value> = ["2.16", "2.15", "2.9", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"]
         .iter()
@@ -214,25 +289,31 @@ async fn versions(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc:
 }
 
 async fn info_import(_ctx: Ctx) -> Response {
-    http::ok(json!({"import-methods": {"description": "Import methods available.", "type": "array", "value": []}}))
+    http::ok(
+        json!({"import-methods": {"description": "Import methods available.", "type": "array", "value": []}}),
+    )
 }
 
 async fn schema_image(_ctx: Ctx) -> Response {
-    http::ok(json!({"name": "image", "additionalProperties": {"type": "string"}, "properties": {
-        "id": {"type": "string"}, "name": {"type": ["null", "string"]}, "status": {"type": "string"},
-        "visibility": {"type": "string", "enum": ["community", "public", "private", "shared"]},
-        "protected": {"type": "boolean"}, "os_hidden": {"type": "boolean"}, "checksum": {"type": ["null", "string"]},
-        "size": {"type": ["null", "integer"]}, "virtual_size": {"type": ["null", "integer"]},
-        "min_disk": {"type": "integer"}, "min_ram": {"type": "integer"},
-        "disk_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]},
-        "container_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]},
-        "owner": {"type": ["null", "string"]}, "tags": {"type": "array", "items": {"type": "string"}},
-    }}))
+    http::ok(
+        json!({"name": "image", "additionalProperties": {"type": "string"}, "properties": {
+            "id": {"type": "string"}, "name": {"type": ["null", "string"]}, "status": {"type": "string"},
+            "visibility": {"type": "string", "enum": ["community", "public", "private", "shared"]},
+            "protected": {"type": "boolean"}, "os_hidden": {"type": "boolean"}, "checksum": {"type": ["null", "string"]},
+            "size": {"type": ["null", "integer"]}, "virtual_size": {"type": ["null", "integer"]},
+            "min_disk": {"type": "integer"}, "min_ram": {"type": "integer"},
+            "disk_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]},
+            "container_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]},
+            "owner": {"type": ["null", "string"]}, "tags": {"type": "array", "items": {"type": "string"}},
+        }}),
+    )
 }
 
 async fn schema_images(ctx: Ctx) -> Response {
     let _ = ctx;
-    http::ok(json!({"name": "images", "properties": {"images": {"type": "array"}, "first": {"type": "string"}, "next": {"type": "string"}, "schema": {"type": "string"}}}))
+    http::ok(
+        json!({"name": "images", "properties": {"images": {"type": "array"}, "first": {"type": "string"}, "next": {"type": "string"}, "schema": {"type": "string"}}}),
+    )
 }
 
 fn prop_string(v: &Value) -> Option<String> {
@@ -249,7 +330,9 @@ fn prop_string(v: &Value) -> Option<String> {
 /// Applies one attribute to an image (create and PATCH share this).
 fn set_attr(img: &mut Image, key: &str, value: &Value, admin: bool) -> Result<(), ApiError> {
     if READ_ONLY.contains(&key) {
-        return Err(ApiError::forbidden(format!("Attribute '{key}' is read-only.")));
+        return Err(ApiError::forbidden(format!(
+            "Attribute '{key}' is read-only."
+        )));
     }
     let bad = |what: &str| ApiError::bad_request(format!("Invalid value for {key}: {what}"));
     match key {
@@ -258,15 +341,23 @@ fn set_attr(img: &mut Image, key: &str, value: &Value, admin: bool) -> Result<()
         "visibility" => {
             let v = value.as_str().ok_or_else(|| bad("not a string"))?;
             if !["public", "private", "shared", "community"].contains(&v) {
-                return Err(ApiError::bad_request(format!("Invalid visibility value: {v}")));
+                return Err(ApiError::bad_request(format!(
+                    "Invalid visibility value: {v}"
+                )));
             }
             if v == "public" && !admin {
-                return Err(ApiError::forbidden("You are not authorized to complete publicize_image action."));
+                return Err(ApiError::forbidden(
+                    "You are not authorized to complete publicize_image action.",
+                ));
             }
             img.visibility = v.to_string();
         }
-        "protected" => img.protected = util::parse_bool(value).ok_or_else(|| bad("not a boolean"))?,
-        "os_hidden" => img.os_hidden = util::parse_bool(value).ok_or_else(|| bad("not a boolean"))?,
+        "protected" => {
+            img.protected = util::parse_bool(value).ok_or_else(|| bad("not a boolean"))?
+        }
+        "os_hidden" => {
+            img.os_hidden = util::parse_bool(value).ok_or_else(|| bad("not a boolean"))?
+        }
         "min_disk" | "min_ram" => {
             let n = match value {
                 Value::Number(n) => n.as_u64(),
@@ -282,14 +373,22 @@ fn set_attr(img: &mut Image, key: &str, value: &Value, admin: bool) -> Result<()
         }
         "disk_format" | "container_format" => {
             let v = value.as_str().map(str::to_string);
-            let allowed = if key == "disk_format" { DISK_FORMATS } else { CONTAINER_FORMATS };
+            let allowed = if key == "disk_format" {
+                DISK_FORMATS
+            } else {
+                CONTAINER_FORMATS
+            };
             if let Some(f) = &v {
                 if !allowed.contains(&f.as_str()) {
-                    return Err(ApiError::bad_request(format!("Invalid value '{f}' for {key}")));
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid value '{f}' for {key}"
+                    )));
                 }
             }
             if img.status != "queued" {
-                return Err(ApiError::forbidden(format!("Attribute {key} can be only replaced for a queued image.")));
+                return Err(ApiError::forbidden(format!(
+                    "Attribute {key} can be only replaced for a queued image."
+                )));
             }
             if key == "disk_format" {
                 img.disk_format = v
@@ -302,7 +401,10 @@ fn set_attr(img: &mut Image, key: &str, value: &Value, admin: bool) -> Result<()
             let tags = value.as_array().ok_or_else(|| bad("not a list"))?;
             img.tags.clear();
             for t in tags {
-                let t = t.as_str().ok_or_else(|| bad("tags must be strings"))?.to_string();
+                let t = t
+                    .as_str()
+                    .ok_or_else(|| bad("tags must be strings"))?
+                    .to_string();
                 if !img.tags.contains(&t) {
                     img.tags.push(t);
                 }
@@ -331,7 +433,9 @@ async fn create_image(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, Ap
                 return Err(ApiError::bad_request(format!("Invalid image id: {id}")));
             }
             if c.image.images.contains_key(&id) {
-                return Err(ApiError::conflict(format!("An image with identifier {id} already exists")));
+                return Err(ApiError::conflict(format!(
+                    "An image with identifier {id} already exists"
+                )));
             }
             img.id = id;
         }
@@ -353,7 +457,12 @@ async fn create_image(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, Ap
 
 async fn show_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let img = c.image.images.get(&id).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| not_found(&id))?;
+        let img = c
+            .image
+            .images
+            .get(&id)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| not_found(&id))?;
         Ok(http::ok(img.render()))
     })
 }
@@ -366,10 +475,16 @@ fn filter_matches(img: &Image, rendered: &Value, key: &str, want: &str) -> bool 
     };
     match key {
         "tag" => img.tags.iter().any(|t| t == want),
-        "size_min" => want.parse::<u64>().is_ok_and(|n| img.size.is_some_and(|s| s >= n)),
-        "size_max" => want.parse::<u64>().is_ok_and(|n| img.size.is_some_and(|s| s <= n)),
+        "size_min" => want
+            .parse::<u64>()
+            .is_ok_and(|n| img.size.is_some_and(|s| s >= n)),
+        "size_max" => want
+            .parse::<u64>()
+            .is_ok_and(|n| img.size.is_some_and(|s| s <= n)),
         "member_status" => true,
-        "protected" | "os_hidden" => rendered.get(key).and_then(Value::as_bool) == util::parse_bool_str(want),
+        "protected" | "os_hidden" => {
+            rendered.get(key).and_then(Value::as_bool) == util::parse_bool_str(want)
+        }
         _ => match rendered.get(key) {
             Some(Value::String(s)) => wants.iter().any(|w| w == s),
             Some(Value::Number(n)) => wants.iter().any(|w| *w == n.to_string()),
@@ -385,14 +500,26 @@ async fn list_images(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     items.retain(|i| match visibility {
         "" => {
             // Default listing: public, own and shared images; community ones only if owned.
-            i.visible_to(&ctx.project_id, ctx.is_admin()) && (i.visibility != "community" || i.owner == ctx.project_id)
+            i.visible_to(&ctx.project_id, ctx.is_admin())
+                && (i.visibility != "community" || i.owner == ctx.project_id)
         }
         "all" => i.visible_to(&ctx.project_id, ctx.is_admin()),
         v => i.visibility == v && i.visible_to(&ctx.project_id, ctx.is_admin()),
     });
-    let hidden_wanted = q.get("os_hidden").and_then(util::parse_bool_str).unwrap_or(false);
+    let hidden_wanted = q
+        .get("os_hidden")
+        .and_then(util::parse_bool_str)
+        .unwrap_or(false);
     items.retain(|i| i.os_hidden == hidden_wanted);
-    let skip = ["limit", "marker", "sort_key", "sort_dir", "sort", "visibility", "os_hidden"];
+    let skip = [
+        "limit",
+        "marker",
+        "sort_key",
+        "sort_dir",
+        "sort",
+        "visibility",
+        "os_hidden",
+    ];
     for (k, v) in &q.0 {
         if skip.contains(&k.as_str()) {
             continue;
@@ -446,37 +573,65 @@ async fn list_images(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     Ok(http::ok(body))
 }
 
-async fn update_image(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let ops = body.as_array().cloned().ok_or_else(|| ApiError::bad_request("Request body must be a JSON array of operation objects."))?;
+async fn update_image(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let ops = body.as_array().cloned().ok_or_else(|| {
+        ApiError::bad_request("Request body must be a JSON array of operation objects.")
+    })?;
     ctx.write(|c, _| {
-        let img = c.image.images.get_mut(&id).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| not_found(&id))?;
+        let img = c
+            .image
+            .images
+            .get_mut(&id)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| not_found(&id))?;
         if img.owner != ctx.project_id && !ctx.is_admin() {
-            return Err(ApiError::forbidden("You are not permitted to modify this image."));
+            return Err(ApiError::forbidden(
+                "You are not permitted to modify this image.",
+            ));
         }
         let mut next = img.clone();
         for op in &ops {
             let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
-            let path = op.get("path").and_then(Value::as_str).ok_or_else(|| ApiError::bad_request("Unable to find 'path' in JSON Schema change"))?;
+            let path = op.get("path").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::bad_request("Unable to find 'path' in JSON Schema change")
+            })?;
             // JSON pointer: "/name", with ~1 for '/' and ~0 for '~'.
-            let key = path.trim_start_matches('/').replace("~1", "/").replace("~0", "~");
+            let key = path
+                .trim_start_matches('/')
+                .replace("~1", "/")
+                .replace("~0", "~");
             let is_core = CORE.contains(&key.as_str());
             match kind {
                 "add" | "replace" => {
                     let value = op.get("value").cloned().unwrap_or(Value::Null);
                     if kind == "replace" && !is_core && !next.properties.contains_key(&key) {
-                        return Err(ApiError::conflict(format!("Property {key} does not exist.")));
+                        return Err(ApiError::conflict(format!(
+                            "Property {key} does not exist."
+                        )));
                     }
                     set_attr(&mut next, &key, &value, ctx.is_admin())?;
                 }
                 "remove" => {
                     if is_core {
-                        return Err(ApiError::forbidden(format!("Attribute '{key}' is read-only.")));
+                        return Err(ApiError::forbidden(format!(
+                            "Attribute '{key}' is read-only."
+                        )));
                     }
                     if next.properties.remove(&key).is_none() {
-                        return Err(ApiError::conflict(format!("Property {key} does not exist.")));
+                        return Err(ApiError::conflict(format!(
+                            "Property {key} does not exist."
+                        )));
                     }
                 }
-                other => return Err(ApiError::bad_request(format!("Invalid operation: `{other}`"))),
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "Invalid operation: `{other}`"
+                    )))
+                }
             }
         }
         next.updated = util::now();
@@ -488,12 +643,21 @@ async fn update_image(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody
 async fn delete_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
     ctx.write(|c, _| {
-        let img = c.image.images.get(&id).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| not_found(&id))?;
+        let img = c
+            .image
+            .images
+            .get(&id)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| not_found(&id))?;
         if img.owner != ctx.project_id && !ctx.is_admin() {
-            return Err(ApiError::forbidden("You are not permitted to delete this image."));
+            return Err(ApiError::forbidden(
+                "You are not permitted to delete this image.",
+            ));
         }
         if img.protected {
-            return Err(ApiError::forbidden(format!("Image {id} is protected and cannot be deleted.")));
+            return Err(ApiError::forbidden(format!(
+                "Image {id} is protected and cannot be deleted."
+            )));
         }
         c.image.images.remove(&id);
         Ok(())
@@ -505,9 +669,17 @@ async fn delete_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiE
 async fn upload(ctx: Ctx, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
     let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
     ctx.write(|c, _| {
-        let img = c.image.images.get_mut(&id).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| not_found(&id))?;
+        let img = c
+            .image
+            .images
+            .get_mut(&id)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| not_found(&id))?;
         if img.status != "queued" {
-            return Err(ApiError::conflict(format!("Image status transition from {} to saving is not allowed", img.status)));
+            return Err(ApiError::conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                img.status
+            )));
         }
         img.status = "saving".into();
         img.updated = util::now();
@@ -547,7 +719,8 @@ async fn receive(path: &std::path::Path, body: Body) -> Result<(u64, String, Str
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("Error receiving image data: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("Error receiving image data: {e}")))?;
         md5.update(&chunk);
         sha.update(&chunk);
         size += chunk.len() as u64;
@@ -555,7 +728,11 @@ async fn receive(path: &std::path::Path, body: Body) -> Result<(u64, String, Str
     }
     file.flush().await?;
     file.sync_all().await?;
-    Ok((size, hex::encode(md5.finalize()), hex::encode(sha.finalize())))
+    Ok((
+        size,
+        hex::encode(md5.finalize()),
+        hex::encode(sha.finalize()),
+    ))
 }
 
 /// Hashes a file the way an upload does (createImage data).
@@ -575,22 +752,35 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String, String
         sha.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((size, hex::encode(md5.finalize()), hex::encode(sha.finalize())))
+    Ok((
+        size,
+        hex::encode(md5.finalize()),
+        hex::encode(sha.finalize()),
+    ))
 }
 
 async fn download(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let (checksum, status) = ctx.read(|c| {
-        let img = c.image.images.get(&id).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| not_found(&id))?;
+        let img = c
+            .image
+            .images
+            .get(&id)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| not_found(&id))?;
         Ok::<_, ApiError>((img.checksum.clone(), img.status.clone()))
     })?;
     if status == "deactivated" {
-        return Err(ApiError::forbidden("The requested image has been deactivated. Image data download is forbidden."));
+        return Err(ApiError::forbidden(
+            "The requested image has been deactivated. Image data download is forbidden.",
+        ));
     }
     let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
     let Some(checksum) = checksum else {
         return Ok(http::empty(StatusCode::NO_CONTENT));
     };
-    let file = tokio::fs::File::open(&path).await.map_err(|_| ApiError::not_found(format!("Image {id} has no data.")))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("Image {id} has no data.")))?;
     let len = file.metadata().await?.len();
     let stream = futures_util::stream::unfold(file, |mut f| async move {
         use tokio::io::AsyncReadExt;
@@ -606,7 +796,10 @@ async fn download(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError
     });
     let mut resp = Body::from_stream(stream).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     if let Ok(v) = HeaderValue::from_str(&checksum) {
         h.insert("content-md5", v);
@@ -616,7 +809,12 @@ async fn download(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError
 
 async fn add_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let img = c.image.images.get_mut(&id).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| not_found(&id))?;
+        let img = c
+            .image
+            .images
+            .get_mut(&id)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| not_found(&id))?;
         if !img.tags.contains(&tag) {
             img.tags.push(tag);
             img.updated = util::now();
@@ -625,9 +823,17 @@ async fn add_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Re
     })
 }
 
-async fn remove_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn remove_tag(
+    ctx: Ctx,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let img = c.image.images.get_mut(&id).filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin())).ok_or_else(|| not_found(&id))?;
+        let img = c
+            .image
+            .images
+            .get_mut(&id)
+            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+            .ok_or_else(|| not_found(&id))?;
         if !img.tags.contains(&tag) {
             return Err(ApiError::not_found(format!("Tag {tag} not found")));
         }
@@ -638,21 +844,34 @@ async fn remove_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result
 }
 
 async fn members(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    ctx.read(|c| c.image.images.get(&id).map(|_| ()).ok_or_else(|| not_found(&id)))?;
-    Ok(http::ok(json!({"members": [], "schema": "/v2/schemas/members"})))
+    ctx.read(|c| {
+        c.image
+            .images
+            .get(&id)
+            .map(|_| ())
+            .ok_or_else(|| not_found(&id))
+    })?;
+    Ok(http::ok(
+        json!({"members": [], "schema": "/v2/schemas/members"}),
+    ))
 }
 
 async fn set_status(ctx: &Ctx, id: &str, from: &[&str], to: &str) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
         let img = c.image.images.get_mut(id).ok_or_else(|| not_found(id))?;
         if !ctx.is_admin() {
-            return Err(ApiError::forbidden("You are not authorized to complete this action."));
+            return Err(ApiError::forbidden(
+                "You are not authorized to complete this action.",
+            ));
         }
         if img.status == to {
             return Ok(http::empty(StatusCode::NO_CONTENT));
         }
         if !from.contains(&img.status.as_str()) {
-            return Err(ApiError::forbidden(format!("Not allowed to change the status of an image in status {}", img.status)));
+            return Err(ApiError::forbidden(format!(
+                "Not allowed to change the status of an image in status {}",
+                img.status
+            )));
         }
         img.status = to.into();
         img.updated = util::now();

@@ -44,24 +44,42 @@ fn current(sim: &Sim, kind: ResourceKind, cloud: &str, id: &str) -> Option<(Stri
             }
             (s.name.clone(), v)
         }),
-        ResourceKind::Volume => c.volume.volumes.get(id).map(|v| (v.name.clone().unwrap_or_default(), vec![v.status.clone()])),
-        ResourceKind::Snapshot => c.volume.snapshots.get(id).map(|s| (s.name.clone().unwrap_or_default(), vec![s.status.clone()])),
-        ResourceKind::Image => c.image.images.get(id).map(|i| (i.name.clone().unwrap_or_default(), vec![i.status.clone()])),
+        ResourceKind::Volume => c
+            .volume
+            .volumes
+            .get(id)
+            .map(|v| (v.name.clone().unwrap_or_default(), vec![v.status.clone()])),
+        ResourceKind::Snapshot => c
+            .volume
+            .snapshots
+            .get(id)
+            .map(|s| (s.name.clone().unwrap_or_default(), vec![s.status.clone()])),
+        ResourceKind::Image => c
+            .image
+            .images
+            .get(id)
+            .map(|i| (i.name.clone().unwrap_or_default(), vec![i.status.clone()])),
     }
 }
 
 /// Waits out one transition: the configured delay (or a slow fault's), then as long as a stuck
 /// fault holds it.
 async fn transition(sim: &Arc<Sim>, kind: ResourceKind, cloud: &str, id: &str) -> Outcome {
-    let Some((name, statuses)) = current(sim, kind, cloud, id) else { return Outcome::Abort };
+    let Some((name, statuses)) = current(sim, kind, cloud, id) else {
+        return Outcome::Abort;
+    };
     let refs: Vec<&str> = statuses.iter().map(String::as_str).collect();
-    let delay = sim.faults.delay(sim.transition(), kind, cloud, id, &name, &refs);
+    let delay = sim
+        .faults
+        .delay(sim.transition(), kind, cloud, id, &name, &refs);
     tokio::time::sleep(delay).await;
     loop {
         if sim.stopping() {
             return Outcome::Abort;
         }
-        let Some((name, statuses)) = current(sim, kind, cloud, id) else { return Outcome::Abort };
+        let Some((name, statuses)) = current(sim, kind, cloud, id) else {
+            return Outcome::Abort;
+        };
         let refs: Vec<&str> = statuses.iter().map(String::as_str).collect();
         match sim.faults.check(kind, cloud, id, &name, &refs) {
             TransitionFault::None => return Outcome::Proceed,
@@ -72,7 +90,9 @@ async fn transition(sim: &Arc<Sim>, kind: ResourceKind, cloud: &str, id: &str) -
 }
 
 /// Runs a blocking file operation off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(std::io::Error::other(e.to_string())),
@@ -126,20 +146,41 @@ pub async fn resume_all(sim: &Arc<Sim>) {
         for (cname, c) in st.clouds.iter_mut() {
             c.compute.servers.retain(|_, s| s.vm_state != "deleted");
             for s in c.compute.servers.values_mut() {
-                if matches!(s.task_state.as_deref(), Some("image_snapshot") | Some("image_pending_upload") | Some("image_uploading")) {
+                if matches!(
+                    s.task_state.as_deref(),
+                    Some("image_snapshot") | Some("image_pending_upload") | Some("image_uploading")
+                ) {
                     let pending = c.image.images.values().any(|i| matches!(&i.pending, Some(ImagePending::ServerDisk { server_id }) | Some(ImagePending::VolumeSnapshots { server_id, .. }) if *server_id == s.id));
                     if !pending {
                         s.task_state = None;
                     }
                 }
-                if s.vm_state == "building" || matches!(s.task_state.as_deref(), Some("deleting") | Some("powering-off") | Some("powering-on") | Some("rebooting") | Some("rebooting_hard")) {
+                if s.vm_state == "building"
+                    || matches!(
+                        s.task_state.as_deref(),
+                        Some("deleting")
+                            | Some("powering-off")
+                            | Some("powering-on")
+                            | Some("rebooting")
+                            | Some("rebooting_hard")
+                    )
+                {
                     servers.push((cname.clone(), s.id.clone()));
                 } else if s.is_host && s.vm_state == "active" {
                     hosts_up.push((cname.clone(), s.id.clone()));
                 }
             }
             for v in c.volume.volumes.values() {
-                if ["creating", "downloading", "attaching", "detaching", "deleting", "extending"].contains(&v.status.as_str()) {
+                if [
+                    "creating",
+                    "downloading",
+                    "attaching",
+                    "detaching",
+                    "deleting",
+                    "extending",
+                ]
+                .contains(&v.status.as_str())
+                {
                     volumes.push((cname.clone(), v.id.clone()));
                 }
             }
@@ -183,14 +224,23 @@ pub async fn resume_all(sim: &Arc<Sim>) {
 
 /// The sshd settings of a host server, with the volumes to link (id, file), or None if the
 /// server is not a running host.
-fn host_spec(sim: &Sim, cloud: &str, id: &str) -> Option<(HostSpec, Vec<(String, std::path::PathBuf)>)> {
+fn host_spec(
+    sim: &Sim,
+    cloud: &str,
+    id: &str,
+) -> Option<(HostSpec, Vec<(String, std::path::PathBuf)>)> {
     let st = sim.lock();
     let c = st.clouds.get(cloud)?;
     let s = c.compute.servers.get(id)?;
     if !s.is_host {
         return None;
     }
-    let mut addrs: Vec<std::net::IpAddr> = s.host_addr.as_ref().and_then(|a| a.parse().ok()).into_iter().collect();
+    let mut addrs: Vec<std::net::IpAddr> = s
+        .host_addr
+        .as_ref()
+        .and_then(|a| a.parse().ok())
+        .into_iter()
+        .collect();
     for a in network::loopback_fips_of_server(&c.network, id) {
         if !addrs.contains(&a) {
             addrs.push(a);
@@ -199,24 +249,46 @@ fn host_spec(sim: &Sim, cloud: &str, id: &str) -> Option<(HostSpec, Vec<(String,
     let links = s
         .bdms
         .iter()
-        .filter(|b| c.volume.volumes.get(&b.volume_id).is_some_and(|v| v.status == "in-use" && v.attachments.iter().any(|a| a.server_id == id)))
-        .map(|b| (b.volume_id.clone(), sim.data_path(cloud, "volumes", &b.volume_id)))
+        .filter(|b| {
+            c.volume.volumes.get(&b.volume_id).is_some_and(|v| {
+                v.status == "in-use" && v.attachments.iter().any(|a| a.server_id == id)
+            })
+        })
+        .map(|b| {
+            (
+                b.volume_id.clone(),
+                sim.data_path(cloud, "volumes", &b.volume_id),
+            )
+        })
         .collect();
     Some((
-        HostSpec { server_id: id.to_string(), dir: sim.host_dir(id), addrs, port: sim.cfg.ssh_port, authorized_keys: s.key_data.clone().map(|k| format!("{k}\n")).unwrap_or_default() },
+        HostSpec {
+            server_id: id.to_string(),
+            dir: sim.host_dir(id),
+            addrs,
+            port: sim.cfg.ssh_port,
+            authorized_keys: s
+                .key_data
+                .clone()
+                .map(|k| format!("{k}\n"))
+                .unwrap_or_default(),
+        },
         links,
     ))
 }
 
 /// Starts (or restarts) a host's sshd after laying out its directory and device links.
 async fn start_host(sim: &Arc<Sim>, cloud: &str, id: &str) -> Result<(), String> {
-    let Some((spec, links)) = host_spec(sim, cloud, id) else { return Ok(()) };
+    let Some((spec, links)) = host_spec(sim, cloud, id) else {
+        return Ok(());
+    };
     if spec.addrs.is_empty() {
         return Err("the conversion host has no address".into());
     }
     hosts::prepare_dir(&spec.dir, &spec.authorized_keys).map_err(|e| e.to_string())?;
     for (vid, file) in links {
-        hosts::link_volume(&spec.dir, &vid, &file).map_err(|e| format!("linking volume {vid}: {e}"))?;
+        hosts::link_volume(&spec.dir, &vid, &file)
+            .map_err(|e| format!("linking volume {vid}: {e}"))?;
     }
     sim.hosts.start(spec).await.map_err(|e| e.to_string())
 }
@@ -225,7 +297,12 @@ async fn start_host(sim: &Arc<Sim>, cloud: &str, id: &str) -> Result<(), String>
 pub async fn refresh_host(sim: &Arc<Sim>, cloud: &str, id: &str) {
     let running = {
         let st = sim.lock();
-        st.clouds.get(cloud).and_then(|c| c.compute.servers.get(id)).is_some_and(|s| s.is_host && s.vm_state == "active" && s.task_state.as_deref() != Some("deleting"))
+        st.clouds
+            .get(cloud)
+            .and_then(|c| c.compute.servers.get(id))
+            .is_some_and(|s| {
+                s.is_host && s.vm_state == "active" && s.task_state.as_deref() != Some("deleting")
+            })
     };
     if running {
         if let Err(e) = start_host(sim, cloud, id).await {
@@ -239,14 +316,22 @@ pub async fn refresh_host(sim: &Arc<Sim>, cloud: &str, id: &str) {
 
 fn set_server_error(sim: &Sim, cloud: &str, id: &str, message: &str) {
     with_state(sim, |st| {
-        if let Some(s) = st.clouds.get_mut(cloud).and_then(|c| c.compute.servers.get_mut(id)) {
+        if let Some(s) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.compute.servers.get_mut(id))
+        {
             if s.task_state.as_deref() == Some("deleting") {
                 return;
             }
             s.vm_state = "error".into();
             s.task_state = None;
             s.power_state = 0;
-            s.fault = Some(ServerFault { code: 500, message: message.to_string(), created: util::now() });
+            s.fault = Some(ServerFault {
+                code: 500,
+                message: message.to_string(),
+                created: util::now(),
+            });
             s.updated = util::now();
         }
     });
@@ -260,12 +345,16 @@ fn server_phase(sim: &Sim, cloud: &str, id: &str) -> Option<(String, Option<Stri
 }
 
 async fn drive_server(sim: Arc<Sim>, cloud: String, id: String) {
-    let Some((vm, task)) = server_phase(&sim, &cloud, &id) else { return };
+    let Some((vm, task)) = server_phase(&sim, &cloud, &id) else {
+        return;
+    };
     match (vm.as_str(), task.as_deref()) {
         (_, Some("deleting")) => delete_server(&sim, &cloud, &id).await,
         ("building", _) => build_server(&sim, &cloud, &id).await,
         (_, Some("powering-off")) => power(&sim, &cloud, &id, "powering-off").await,
-        (_, Some("powering-on")) | (_, Some("rebooting")) | (_, Some("rebooting_hard")) => power(&sim, &cloud, &id, task.as_deref().unwrap_or("")).await,
+        (_, Some("powering-on")) | (_, Some("rebooting")) | (_, Some("rebooting_hard")) => {
+            power(&sim, &cloud, &id, task.as_deref().unwrap_or("")).await
+        }
         _ => {}
     }
 }
@@ -276,7 +365,11 @@ fn still(sim: &Sim, cloud: &str, id: &str, vm: &str, task: Option<&str>) -> bool
 
 async fn build_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
     with_state(sim, |st| {
-        if let Some(s) = st.clouds.get_mut(cloud).and_then(|c| c.compute.servers.get_mut(id)) {
+        if let Some(s) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.compute.servers.get_mut(id))
+        {
             if s.task_state.as_deref() == Some("scheduling") {
                 s.task_state = Some("block_device_mapping".into());
             }
@@ -287,15 +380,24 @@ async fn build_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
     loop {
         let (pending, failed): (Vec<String>, Vec<(String, String)>) = {
             let st = sim.lock();
-            let Some(c) = st.clouds.get(cloud) else { return };
-            let Some(s) = c.compute.servers.get(id) else { return };
+            let Some(c) = st.clouds.get(cloud) else {
+                return;
+            };
+            let Some(s) = c.compute.servers.get(id) else {
+                return;
+            };
             if s.vm_state != "building" || s.task_state.as_deref() == Some("deleting") {
                 return;
             }
             let mut pending = Vec::new();
             let mut failed = Vec::new();
             for b in s.bdms.iter().filter(|b| b.created_for_boot) {
-                match c.volume.volumes.get(&b.volume_id).map(|v| v.status.as_str()) {
+                match c
+                    .volume
+                    .volumes
+                    .get(&b.volume_id)
+                    .map(|v| v.status.as_str())
+                {
                     Some("creating") | Some("downloading") => pending.push(b.volume_id.clone()),
                     Some("available") | Some("attaching") | Some("in-use") => {}
                     Some(other) => failed.push((b.volume_id.clone(), other.to_string())),
@@ -319,7 +421,11 @@ async fn build_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
         waited += 50;
     }
     with_state(sim, |st| {
-        if let Some(s) = st.clouds.get_mut(cloud).and_then(|c| c.compute.servers.get_mut(id)) {
+        if let Some(s) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.compute.servers.get_mut(id))
+        {
             if s.vm_state == "building" && s.task_state.as_deref() != Some("deleting") {
                 s.task_state = Some("spawning".into());
             }
@@ -328,13 +434,21 @@ async fn build_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
     // The root disk of an image-booted server: a sparse copy of the image.
     let image = {
         let st = sim.lock();
-        st.clouds.get(cloud).and_then(|c| c.compute.servers.get(id)).and_then(|s| s.image_id.clone())
+        st.clouds
+            .get(cloud)
+            .and_then(|c| c.compute.servers.get(id))
+            .and_then(|s| s.image_id.clone())
     };
     if let Some(image_id) = image {
         let src = sim.data_path(cloud, "images", &image_id);
         let dst = sim.data_path(cloud, "disks", id);
         if let Err(e) = blocking(move || files::sparse_copy(&src, &dst, 0)).await {
-            set_server_error(sim, cloud, id, &format!("Build of instance {id} aborted: Image {image_id} could not be read: {e}"));
+            set_server_error(
+                sim,
+                cloud,
+                id,
+                &format!("Build of instance {id} aborted: Image {image_id} could not be read: {e}"),
+            );
             return;
         }
     }
@@ -351,24 +465,43 @@ async fn build_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
     }
     // Attach the boot volumes and bind the ports.
     with_state(sim, |st| {
-        let Some(c) = st.clouds.get_mut(cloud) else { return };
-        let Some(s) = c.compute.servers.get(id).cloned() else { return };
+        let Some(c) = st.clouds.get_mut(cloud) else {
+            return;
+        };
+        let Some(s) = c.compute.servers.get(id).cloned() else {
+            return;
+        };
         for b in &s.bdms {
             if let Some(v) = c.volume.volumes.get_mut(&b.volume_id) {
                 v.status = "in-use".into();
                 v.pending_attach = None;
-                v.attachments = vec![crate::volume::VolAttachment { id: b.attachment_id.clone(), server_id: id.to_string(), device: b.device.clone(), host_name: HOST.into(), attached_at: util::now() }];
+                v.attachments = vec![crate::volume::VolAttachment {
+                    id: b.attachment_id.clone(),
+                    server_id: id.to_string(),
+                    device: b.device.clone(),
+                    host_name: HOST.into(),
+                    attached_at: util::now(),
+                }];
                 v.updated = util::now();
             }
         }
         network::bind_server_ports(&mut c.network, id, HOST);
     });
     if let Err(e) = start_host(sim, cloud, id).await {
-        set_server_error(sim, cloud, id, &format!("Build of instance {id} aborted: {e}"));
+        set_server_error(
+            sim,
+            cloud,
+            id,
+            &format!("Build of instance {id} aborted: {e}"),
+        );
         return;
     }
     with_state(sim, |st| {
-        if let Some(s) = st.clouds.get_mut(cloud).and_then(|c| c.compute.servers.get_mut(id)) {
+        if let Some(s) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.compute.servers.get_mut(id))
+        {
             if s.vm_state == "building" && s.task_state.as_deref() == Some("spawning") {
                 s.vm_state = "active".into();
                 s.task_state = None;
@@ -389,14 +522,19 @@ async fn power(sim: &Arc<Sim>, cloud: &str, id: &str, task: &str) {
         }
         Outcome::Proceed => {}
     }
-    let Some((vm, t)) = server_phase(sim, cloud, id) else { return };
+    let Some((vm, t)) = server_phase(sim, cloud, id) else {
+        return;
+    };
     if t.as_deref() != Some(task) {
         return;
     }
     let running = task != "powering-off";
     let is_host = {
         let st = sim.lock();
-        st.clouds.get(cloud).and_then(|c| c.compute.servers.get(id)).is_some_and(|s| s.is_host)
+        st.clouds
+            .get(cloud)
+            .and_then(|c| c.compute.servers.get(id))
+            .is_some_and(|s| s.is_host)
     };
     if is_host {
         if running {
@@ -410,9 +548,17 @@ async fn power(sim: &Arc<Sim>, cloud: &str, id: &str, task: &str) {
     }
     let _ = vm;
     with_state(sim, |st| {
-        if let Some(s) = st.clouds.get_mut(cloud).and_then(|c| c.compute.servers.get_mut(id)) {
+        if let Some(s) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.compute.servers.get_mut(id))
+        {
             if s.task_state.as_deref() == Some(task) {
-                s.vm_state = if running { "active".into() } else { "stopped".into() };
+                s.vm_state = if running {
+                    "active".into()
+                } else {
+                    "stopped".into()
+                };
                 s.power_state = if running { 1 } else { 4 };
                 s.task_state = None;
                 s.updated = util::now();
@@ -430,9 +576,18 @@ async fn delete_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
     for _ in 0..6000 {
         let busy = {
             let st = sim.lock();
-            let Some(c) = st.clouds.get(cloud) else { return };
-            let Some(s) = c.compute.servers.get(id) else { return };
-            s.bdms.iter().any(|b| c.volume.volumes.get(&b.volume_id).is_some_and(|v| v.status == "creating" || v.status == "downloading"))
+            let Some(c) = st.clouds.get(cloud) else {
+                return;
+            };
+            let Some(s) = c.compute.servers.get(id) else {
+                return;
+            };
+            s.bdms.iter().any(|b| {
+                c.volume
+                    .volumes
+                    .get(&b.volume_id)
+                    .is_some_and(|v| v.status == "creating" || v.status == "downloading")
+            })
         };
         if !busy || sim.stopping() {
             break;
@@ -441,7 +596,10 @@ async fn delete_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
     }
     let is_host = {
         let st = sim.lock();
-        st.clouds.get(cloud).and_then(|c| c.compute.servers.get(id)).is_some_and(|s| s.is_host)
+        st.clouds
+            .get(cloud)
+            .and_then(|c| c.compute.servers.get(id))
+            .is_some_and(|s| s.is_host)
     };
     if is_host {
         sim.hosts.stop(id).await;
@@ -453,22 +611,33 @@ async fn delete_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
         .await;
     }
     let to_delete = with_state(sim, |st| {
-        let Some(c) = st.clouds.get_mut(cloud) else { return vec![] };
-        let Some(s) = c.compute.servers.get(id).cloned() else { return vec![] };
+        let Some(c) = st.clouds.get_mut(cloud) else {
+            return vec![];
+        };
+        let Some(s) = c.compute.servers.get(id).cloned() else {
+            return vec![];
+        };
         let mut to_delete = Vec::new();
         for v in c.volume.volumes.values_mut() {
-            let mine = v.attachments.iter().any(|a| a.server_id == id) || v.pending_attach.as_ref().is_some_and(|a| a.server_id == id) || s.bdms.iter().any(|b| b.volume_id == v.id);
+            let mine = v.attachments.iter().any(|a| a.server_id == id)
+                || v.pending_attach.as_ref().is_some_and(|a| a.server_id == id)
+                || s.bdms.iter().any(|b| b.volume_id == v.id);
             if !mine {
                 continue;
             }
             v.attachments.retain(|a| a.server_id != id);
             v.pending_attach = None;
             v.pending_detach = None;
-            let dot = s.bdms.iter().any(|b| b.volume_id == v.id && b.delete_on_termination);
+            let dot = s
+                .bdms
+                .iter()
+                .any(|b| b.volume_id == v.id && b.delete_on_termination);
             if dot {
                 v.status = "deleting".into();
                 to_delete.push(v.id.clone());
-            } else if v.attachments.is_empty() && !["error", "deleting", "creating", "downloading"].contains(&v.status.as_str()) {
+            } else if v.attachments.is_empty()
+                && !["error", "deleting", "creating", "downloading"].contains(&v.status.as_str())
+            {
                 v.status = "available".into();
             }
             v.updated = util::now();
@@ -501,7 +670,13 @@ async fn delete_server(sim: &Arc<Sim>, cloud: &str, id: &str) {
 
 fn set_volume_status(sim: &Sim, cloud: &str, id: &str, from: &[&str], to: &str) -> bool {
     with_state(sim, |st| {
-        let Some(v) = st.clouds.get_mut(cloud).and_then(|c| c.volume.volumes.get_mut(id)) else { return false };
+        let Some(v) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.volume.volumes.get_mut(id))
+        else {
+            return false;
+        };
         if !from.contains(&v.status.as_str()) {
             return false;
         }
@@ -514,7 +689,10 @@ fn set_volume_status(sim: &Sim, cloud: &str, id: &str, from: &[&str], to: &str) 
 async fn drive_volume(sim: Arc<Sim>, cloud: String, id: String) {
     let status = {
         let st = sim.lock();
-        st.clouds.get(&cloud).and_then(|c| c.volume.volumes.get(&id)).map(|v| v.status.clone())
+        st.clouds
+            .get(&cloud)
+            .and_then(|c| c.volume.volumes.get(&id))
+            .map(|v| v.status.clone())
     };
     match status.as_deref() {
         Some("creating") | Some("downloading") => create_volume(&sim, &cloud, &id).await,
@@ -529,7 +707,10 @@ async fn drive_volume(sim: Arc<Sim>, cloud: String, id: String) {
 async fn create_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
     let Some((source, size)) = ({
         let st = sim.lock();
-        st.clouds.get(cloud).and_then(|c| c.volume.volumes.get(id)).map(|v| (v.source.clone(), v.size))
+        st.clouds
+            .get(cloud)
+            .and_then(|c| c.volume.volumes.get(id))
+            .map(|v| (v.source.clone(), v.size))
     }) else {
         return;
     };
@@ -561,7 +742,11 @@ async fn create_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
         }
         Outcome::Proceed => {
             with_state(sim, |st| {
-                if let Some(v) = st.clouds.get_mut(cloud).and_then(|c| c.volume.volumes.get_mut(id)) {
+                if let Some(v) = st
+                    .clouds
+                    .get_mut(cloud)
+                    .and_then(|c| c.volume.volumes.get_mut(id))
+                {
                     if v.status == "creating" || v.status == "downloading" {
                         v.status = "available".into();
                         v.source = VolumeSource::Blank;
@@ -587,11 +772,20 @@ async fn attach_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
     let file = sim.data_path(cloud, "volumes", id);
     with_state(sim, |st| {
         let host_dir = {
-            let server = st.clouds.get(cloud).and_then(|c| c.volume.volumes.get(id)).and_then(|v| v.pending_attach.as_ref()).map(|a| a.server_id.clone());
+            let server = st
+                .clouds
+                .get(cloud)
+                .and_then(|c| c.volume.volumes.get(id))
+                .and_then(|v| v.pending_attach.as_ref())
+                .map(|a| a.server_id.clone());
             server.and_then(|s| host_dir_of(sim, st, cloud, &s))
         };
-        let Some(c) = st.clouds.get_mut(cloud) else { return };
-        let Some(v) = c.volume.volumes.get_mut(id) else { return };
+        let Some(c) = st.clouds.get_mut(cloud) else {
+            return;
+        };
+        let Some(v) = c.volume.volumes.get_mut(id) else {
+            return;
+        };
         if v.status != "attaching" {
             return;
         }
@@ -610,7 +804,10 @@ async fn attach_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
         // The device appears on the host before the volume reports in-use, as on a real host.
         if let Some(dir) = host_dir {
             if let Err(e) = hosts::link_volume(&dir, id, &file) {
-                eprintln!("osm-cloudsim: linking volume {id} into {}: {e}", dir.display());
+                eprintln!(
+                    "osm-cloudsim: linking volume {id} into {}: {e}",
+                    dir.display()
+                );
             }
         }
         v.attachments.push(att);
@@ -625,10 +822,18 @@ async fn detach_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
         return;
     }
     with_state(sim, |st| {
-        let server = st.clouds.get(cloud).and_then(|c| c.volume.volumes.get(id)).and_then(|v| v.pending_detach.clone());
+        let server = st
+            .clouds
+            .get(cloud)
+            .and_then(|c| c.volume.volumes.get(id))
+            .and_then(|v| v.pending_detach.clone());
         let host_dir = server.as_ref().and_then(|s| host_dir_of(sim, st, cloud, s));
-        let Some(c) = st.clouds.get_mut(cloud) else { return };
-        let Some(v) = c.volume.volumes.get_mut(id) else { return };
+        let Some(c) = st.clouds.get_mut(cloud) else {
+            return;
+        };
+        let Some(v) = c.volume.volumes.get_mut(id) else {
+            return;
+        };
         if v.status != "detaching" {
             return;
         }
@@ -645,7 +850,11 @@ async fn detach_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
             v.attachments.retain(|a| a.server_id != *sid);
         }
         v.pending_detach = None;
-        v.status = if v.attachments.is_empty() { "available".into() } else { "in-use".into() };
+        v.status = if v.attachments.is_empty() {
+            "available".into()
+        } else {
+            "in-use".into()
+        };
         v.updated = util::now();
         if let Some(s) = server.and_then(|sid| c.compute.servers.get_mut(&sid)) {
             s.bdms.retain(|b| b.volume_id != id);
@@ -661,17 +870,26 @@ async fn extend_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
     }
     let target = {
         let st = sim.lock();
-        st.clouds.get(cloud).and_then(|c| c.volume.volumes.get(id)).and_then(|v| v.extend_to)
+        st.clouds
+            .get(cloud)
+            .and_then(|c| c.volume.volumes.get(id))
+            .and_then(|v| v.extend_to)
     };
     let Some(new) = target else { return };
     let grown = if outcome == Outcome::Proceed {
         let path = sim.data_path(cloud, "volumes", id);
-        blocking(move || files::grow(&path, new * GIB)).await.is_ok()
+        blocking(move || files::grow(&path, new * GIB))
+            .await
+            .is_ok()
     } else {
         false
     };
     with_state(sim, |st| {
-        if let Some(v) = st.clouds.get_mut(cloud).and_then(|c| c.volume.volumes.get_mut(id)) {
+        if let Some(v) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.volume.volumes.get_mut(id))
+        {
             if v.status != "extending" {
                 return;
             }
@@ -698,7 +916,12 @@ async fn delete_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
             for _ in 0..6000 {
                 let waiting = {
                     let st = sim.lock();
-                    st.clouds.get(cloud).is_some_and(|c| c.volume.snapshots.values().any(|s| s.volume_id == id && s.status == "deleting"))
+                    st.clouds.get(cloud).is_some_and(|c| {
+                        c.volume
+                            .snapshots
+                            .values()
+                            .any(|s| s.volume_id == id && s.status == "deleting")
+                    })
                 };
                 if !waiting || sim.stopping() {
                     break;
@@ -708,7 +931,11 @@ async fn delete_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
             files::remove(&sim.data_path(cloud, "volumes", id));
             with_state(sim, |st| {
                 if let Some(c) = st.clouds.get_mut(cloud) {
-                    if c.volume.volumes.get(id).is_some_and(|v| v.status == "deleting") {
+                    if c.volume
+                        .volumes
+                        .get(id)
+                        .is_some_and(|v| v.status == "deleting")
+                    {
                         c.volume.volumes.remove(id);
                     }
                 }
@@ -723,14 +950,21 @@ async fn delete_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
 async fn drive_snapshot(sim: Arc<Sim>, cloud: String, id: String) {
     let Some((status, volume_id)) = ({
         let st = sim.lock();
-        st.clouds.get(&cloud).and_then(|c| c.volume.snapshots.get(&id)).map(|s| (s.status.clone(), s.volume_id.clone()))
+        st.clouds
+            .get(&cloud)
+            .and_then(|c| c.volume.snapshots.get(&id))
+            .map(|s| (s.status.clone(), s.volume_id.clone()))
     }) else {
         return;
     };
     let set = |to: &str| {
         let to = to.to_string();
         with_state(&sim, |st| {
-            if let Some(s) = st.clouds.get_mut(&cloud).and_then(|c| c.volume.snapshots.get_mut(&id)) {
+            if let Some(s) = st
+                .clouds
+                .get_mut(&cloud)
+                .and_then(|c| c.volume.snapshots.get_mut(&id))
+            {
                 s.status = to;
                 s.updated = util::now();
             }
@@ -741,7 +975,10 @@ async fn drive_snapshot(sim: Arc<Sim>, cloud: String, id: String) {
             // The data is taken at request time, before the transition delay.
             let src = sim.data_path(&cloud, "volumes", &volume_id);
             let dst = sim.data_path(&cloud, "snapshots", &id);
-            if blocking(move || files::sparse_copy(&src, &dst, 0)).await.is_err() {
+            if blocking(move || files::sparse_copy(&src, &dst, 0))
+                .await
+                .is_err()
+            {
                 set("error");
                 return;
             }
@@ -768,8 +1005,15 @@ async fn drive_snapshot(sim: Arc<Sim>, cloud: String, id: String) {
 }
 
 fn clear_server_task(st: &mut State, cloud: &str, server_id: &str) {
-    if let Some(s) = st.clouds.get_mut(cloud).and_then(|c| c.compute.servers.get_mut(server_id)) {
-        if matches!(s.task_state.as_deref(), Some("image_snapshot") | Some("image_pending_upload") | Some("image_uploading")) {
+    if let Some(s) = st
+        .clouds
+        .get_mut(cloud)
+        .and_then(|c| c.compute.servers.get_mut(server_id))
+    {
+        if matches!(
+            s.task_state.as_deref(),
+            Some("image_snapshot") | Some("image_pending_upload") | Some("image_uploading")
+        ) {
             s.task_state = None;
             s.updated = util::now();
         }
@@ -778,8 +1022,15 @@ fn clear_server_task(st: &mut State, cloud: &str, server_id: &str) {
 
 fn set_server_task(sim: &Sim, cloud: &str, server_id: &str, task: &str) {
     with_state(sim, |st| {
-        if let Some(s) = st.clouds.get_mut(cloud).and_then(|c| c.compute.servers.get_mut(server_id)) {
-            if s.task_state.as_deref().is_some_and(|t| t.starts_with("image_")) {
+        if let Some(s) = st
+            .clouds
+            .get_mut(cloud)
+            .and_then(|c| c.compute.servers.get_mut(server_id))
+        {
+            if s.task_state
+                .as_deref()
+                .is_some_and(|t| t.starts_with("image_"))
+            {
                 s.task_state = Some(task.to_string());
             }
         }
@@ -800,7 +1051,10 @@ fn fail_image(sim: &Sim, cloud: &str, id: &str, server_id: &str) {
 async fn drive_image(sim: Arc<Sim>, cloud: String, id: String) {
     let Some(pending) = ({
         let st = sim.lock();
-        st.clouds.get(&cloud).and_then(|c| c.image.images.get(&id)).and_then(|i| i.pending.clone())
+        st.clouds
+            .get(&cloud)
+            .and_then(|c| c.image.images.get(&id))
+            .and_then(|i| i.pending.clone())
     }) else {
         return;
     };
@@ -808,7 +1062,11 @@ async fn drive_image(sim: Arc<Sim>, cloud: String, id: String) {
         ImagePending::ServerDisk { server_id } => {
             set_server_task(&sim, &cloud, &server_id, "image_pending_upload");
             with_state(&sim, |st| {
-                if let Some(i) = st.clouds.get_mut(&cloud).and_then(|c| c.image.images.get_mut(&id)) {
+                if let Some(i) = st
+                    .clouds
+                    .get_mut(&cloud)
+                    .and_then(|c| c.image.images.get_mut(&id))
+                {
                     i.status = "saving".into();
                     i.updated = util::now();
                 }
@@ -833,7 +1091,11 @@ async fn drive_image(sim: Arc<Sim>, cloud: String, id: String) {
                 Outcome::Abort => {}
                 Outcome::Fail(_) => fail_image(&sim, &cloud, &id, &server_id),
                 Outcome::Proceed => with_state(&sim, |st| {
-                    if let Some(i) = st.clouds.get_mut(&cloud).and_then(|c| c.image.images.get_mut(&id)) {
+                    if let Some(i) = st
+                        .clouds
+                        .get_mut(&cloud)
+                        .and_then(|c| c.image.images.get_mut(&id))
+                    {
                         i.size = Some(size);
                         i.checksum = Some(md5);
                         i.os_hash_value = Some(sha);
@@ -845,15 +1107,26 @@ async fn drive_image(sim: Arc<Sim>, cloud: String, id: String) {
                 }),
             }
         }
-        ImagePending::VolumeSnapshots { server_id, snapshot_ids } => {
+        ImagePending::VolumeSnapshots {
+            server_id,
+            snapshot_ids,
+        } => {
             set_server_task(&sim, &cloud, &server_id, "image_pending_upload");
             loop {
                 let states: Vec<Option<String>> = {
                     let st = sim.lock();
-                    let Some(c) = st.clouds.get(&cloud) else { return };
-                    snapshot_ids.iter().map(|s| c.volume.snapshots.get(s).map(|x| x.status.clone())).collect()
+                    let Some(c) = st.clouds.get(&cloud) else {
+                        return;
+                    };
+                    snapshot_ids
+                        .iter()
+                        .map(|s| c.volume.snapshots.get(s).map(|x| x.status.clone()))
+                        .collect()
                 };
-                if states.iter().any(|s| s.as_deref() != Some("available") && s.as_deref() != Some("creating")) {
+                if states
+                    .iter()
+                    .any(|s| s.as_deref() != Some("available") && s.as_deref() != Some("creating"))
+                {
                     fail_image(&sim, &cloud, &id, &server_id);
                     return;
                 }
@@ -869,7 +1142,11 @@ async fn drive_image(sim: Arc<Sim>, cloud: String, id: String) {
                 Outcome::Abort => {}
                 Outcome::Fail(_) => fail_image(&sim, &cloud, &id, &server_id),
                 Outcome::Proceed => with_state(&sim, |st| {
-                    if let Some(i) = st.clouds.get_mut(&cloud).and_then(|c| c.image.images.get_mut(&id)) {
+                    if let Some(i) = st
+                        .clouds
+                        .get_mut(&cloud)
+                        .and_then(|c| c.image.images.get_mut(&id))
+                    {
                         i.size = Some(0);
                         i.status = "active".into();
                         i.pending = None;

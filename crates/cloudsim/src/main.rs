@@ -38,9 +38,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Command::Serve { state_dir, listen, ssh_port, transition_ms, verbose } = Cli::parse().command;
-    let cfg = osm_cloudsim::Config { state_dir, listen, ssh_port, transition: Duration::from_millis(transition_ms), verbose };
-    let result = tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|rt| rt.block_on(osm_cloudsim::run(cfg)));
+    let Command::Serve {
+        state_dir,
+        listen,
+        ssh_port,
+        transition_ms,
+        verbose,
+    } = Cli::parse().command;
+    let cfg = osm_cloudsim::Config {
+        state_dir,
+        listen,
+        ssh_port,
+        transition: Duration::from_millis(transition_ms),
+        verbose,
+    };
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(osm_cloudsim::run(cfg)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -295,7 +295,11 @@ pub struct NetworkData {
 }
 
 fn not_found(kind: &str, id: &str) -> ApiError {
-    ApiError::neutron(StatusCode::NOT_FOUND, &format!("{kind}NotFound"), format!("{kind} {id} could not be found."))
+    ApiError::neutron(
+        StatusCode::NOT_FOUND,
+        &format!("{kind}NotFound"),
+        format!("{kind} {id} could not be found."),
+    )
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -306,7 +310,14 @@ fn conflict(kind: &str, msg: impl Into<String>) -> ApiError {
     ApiError::neutron(StatusCode::CONFLICT, kind, msg)
 }
 
-fn default_rule(seq: &mut u64, project: &str, sg: &str, direction: &str, ethertype: &str, remote_group: Option<&str>) -> SgRule {
+fn default_rule(
+    seq: &mut u64,
+    project: &str,
+    sg: &str,
+    direction: &str,
+    ethertype: &str,
+    remote_group: Option<&str>,
+) -> SgRule {
     SgRule {
         c: Common::new(seq, project, String::new(), String::new()),
         security_group_id: sg.to_string(),
@@ -322,13 +333,34 @@ fn default_rule(seq: &mut u64, project: &str, sg: &str, direction: &str, etherty
 
 /// Creates the project's `default` security group (egress anywhere, ingress from the group
 /// itself, for IPv4 and IPv6) unless it exists; returns its id.
-pub fn ensure_default_security_group(net: &mut NetworkData, project: &str, seq: &mut u64) -> String {
-    if let Some(sg) = net.security_groups.values().find(|g| g.c.name == "default" && g.c.project_id == project) {
+pub fn ensure_default_security_group(
+    net: &mut NetworkData,
+    project: &str,
+    seq: &mut u64,
+) -> String {
+    if let Some(sg) = net
+        .security_groups
+        .values()
+        .find(|g| g.c.name == "default" && g.c.project_id == project)
+    {
         return sg.c.id.clone();
     }
-    let sg = SecurityGroup { c: Common::new(seq, project, "default".into(), "Default security group".into()), stateful: true };
+    let sg = SecurityGroup {
+        c: Common::new(
+            seq,
+            project,
+            "default".into(),
+            "Default security group".into(),
+        ),
+        stateful: true,
+    };
     let id = sg.c.id.clone();
-    for (dir, eth, remote) in [("egress", "IPv4", None), ("egress", "IPv6", None), ("ingress", "IPv4", Some(id.as_str())), ("ingress", "IPv6", Some(id.as_str()))] {
+    for (dir, eth, remote) in [
+        ("egress", "IPv4", None),
+        ("egress", "IPv6", None),
+        ("ingress", "IPv4", Some(id.as_str())),
+        ("ingress", "IPv6", Some(id.as_str())),
+    ] {
         let r = default_rule(seq, project, &id, dir, eth, remote);
         net.sg_rules.insert(r.c.id.clone(), r);
     }
@@ -342,7 +374,11 @@ pub fn ensure_default_security_group(net: &mut NetworkData, project: &str, seq: 
 fn render_network(n: &Network, net: &NetworkData) -> Value {
     let mut m = n.c.render();
     let subnets: Vec<&str> = {
-        let mut s: Vec<&Subnet> = net.subnets.values().filter(|s| s.network_id == n.c.id).collect();
+        let mut s: Vec<&Subnet> = net
+            .subnets
+            .values()
+            .filter(|s| s.network_id == n.c.id)
+            .collect();
         s.sort_by_key(|s| s.c.seq);
         s.iter().map(|s| s.c.id.as_str()).collect()
     };
@@ -352,9 +388,15 @@ fn render_network(n: &Network, net: &NetworkData) -> Value {
     m.insert("shared".into(), json!(n.shared));
     m.insert("router:external".into(), json!(n.external));
     m.insert("mtu".into(), json!(n.mtu));
-    m.insert("port_security_enabled".into(), json!(n.port_security_enabled));
+    m.insert(
+        "port_security_enabled".into(),
+        json!(n.port_security_enabled),
+    );
     m.insert("provider:network_type".into(), json!(n.network_type));
-    m.insert("provider:physical_network".into(), json!(n.physical_network));
+    m.insert(
+        "provider:physical_network".into(),
+        json!(n.physical_network),
+    );
     m.insert("provider:segmentation_id".into(), json!(n.segmentation_id));
     m.insert("availability_zone_hints".into(), json!(n.az_hints));
     m.insert("availability_zones".into(), json!(["nova"]));
@@ -375,7 +417,11 @@ fn render_subnet(s: &Subnet) -> Value {
     m.insert("gateway_ip".into(), json!(s.gateway_ip));
     m.insert(
         "allocation_pools".into(),
-        json!(s.allocation_pools.iter().map(|(a, b)| json!({"start": a, "end": b})).collect::<Vec<_>>()),
+        json!(s
+            .allocation_pools
+            .iter()
+            .map(|(a, b)| json!({"start": a, "end": b}))
+            .collect::<Vec<_>>()),
     );
     m.insert("enable_dhcp".into(), json!(s.enable_dhcp));
     m.insert("dns_nameservers".into(), json!(s.dns_nameservers));
@@ -400,17 +446,26 @@ fn render_port(p: &Port) -> Value {
     m.insert("device_owner".into(), json!(p.device_owner));
     m.insert("fixed_ips".into(), json!(p.fixed_ips));
     m.insert("security_groups".into(), json!(p.security_groups));
-    m.insert("allowed_address_pairs".into(), json!(p.allowed_address_pairs));
+    m.insert(
+        "allowed_address_pairs".into(),
+        json!(p.allowed_address_pairs),
+    );
     m.insert("extra_dhcp_opts".into(), json!([]));
     m.insert("binding:host_id".into(), json!(p.binding_host_id));
     m.insert("binding:profile".into(), p.binding_profile.clone());
     m.insert("binding:vnic_type".into(), json!(p.binding_vnic_type));
-    m.insert("binding:vif_type".into(), json!(if bound { "ovs" } else { "unbound" }));
+    m.insert(
+        "binding:vif_type".into(),
+        json!(if bound { "ovs" } else { "unbound" }),
+    );
     m.insert(
         "binding:vif_details".into(),
         if bound { json!({"port_filter": true, "connectivity": "l2", "bridge_name": "br-int", "datapath_type": "system"}) } else { json!({}) },
     );
-    m.insert("port_security_enabled".into(), json!(p.port_security_enabled));
+    m.insert(
+        "port_security_enabled".into(),
+        json!(p.port_security_enabled),
+    );
     m.insert("dns_name".into(), json!(p.dns_name));
     m.insert("dns_assignment".into(), json!([]));
     m.insert("qos_policy_id".into(), Value::Null);
@@ -433,16 +488,30 @@ fn render_rule(r: &SgRule) -> Value {
     m.insert("remote_ip_prefix".into(), json!(r.remote_ip_prefix));
     m.insert("remote_group_id".into(), json!(r.remote_group_id));
     m.insert("remote_address_group_id".into(), Value::Null);
-    m.insert("normalized_cidr".into(), json!(r.remote_ip_prefix.as_ref().and_then(|p| Cidr::parse(p)).map(|c| c.to_string())));
+    m.insert(
+        "normalized_cidr".into(),
+        json!(r
+            .remote_ip_prefix
+            .as_ref()
+            .and_then(|p| Cidr::parse(p))
+            .map(|c| c.to_string())),
+    );
     m.insert("belongs_to_default_sg".into(), Value::Null);
     Value::Object(m)
 }
 
 fn render_sg(g: &SecurityGroup, net: &NetworkData) -> Value {
     let mut m = g.c.render();
-    let mut rules: Vec<&SgRule> = net.sg_rules.values().filter(|r| r.security_group_id == g.c.id).collect();
+    let mut rules: Vec<&SgRule> = net
+        .sg_rules
+        .values()
+        .filter(|r| r.security_group_id == g.c.id)
+        .collect();
     rules.sort_by_key(|r| r.c.seq);
-    m.insert("security_group_rules".into(), json!(rules.iter().map(|r| render_rule(r)).collect::<Vec<_>>()));
+    m.insert(
+        "security_group_rules".into(),
+        json!(rules.iter().map(|r| render_rule(r)).collect::<Vec<_>>()),
+    );
     m.insert("stateful".into(), json!(g.stateful));
     m.insert("shared".into(), json!(false));
     Value::Object(m)
@@ -480,7 +549,14 @@ fn render_fip(f: &FloatingIp, net: &NetworkData) -> Value {
     m.insert("router_id".into(), json!(f.router_id));
     m.insert("port_id".into(), json!(f.port_id));
     m.insert("fixed_ip_address".into(), json!(f.fixed_ip_address));
-    m.insert("status".into(), json!(if f.port_id.is_some() { "ACTIVE" } else { "DOWN" }));
+    m.insert(
+        "status".into(),
+        json!(if f.port_id.is_some() {
+            "ACTIVE"
+        } else {
+            "DOWN"
+        }),
+    );
     m.insert("dns_domain".into(), json!(f.dns_domain));
     m.insert("dns_name".into(), json!(f.dns_name));
     m.insert("qos_policy_id".into(), Value::Null);
@@ -499,7 +575,21 @@ fn render_fip(f: &FloatingIp, net: &NetworkData) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Listing: filters, sorting, pagination, fields
 
-const RESERVED: &[&str] = &["limit", "marker", "sort_key", "sort_dir", "fields", "tags", "tags-any", "not-tags", "not-tags-any", "page_reverse", "fixed_ips", "ip_address", "subnet_id"];
+const RESERVED: &[&str] = &[
+    "limit",
+    "marker",
+    "sort_key",
+    "sort_dir",
+    "fields",
+    "tags",
+    "tags-any",
+    "not-tags",
+    "not-tags-any",
+    "page_reverse",
+    "fixed_ips",
+    "ip_address",
+    "subnet_id",
+];
 
 fn value_matches(v: &Value, want: &str) -> bool {
     match v {
@@ -508,16 +598,24 @@ fn value_matches(v: &Value, want: &str) -> bool {
         Value::Number(n) => n.to_string() == want,
         Value::Null => want.is_empty() || want == "None" || want == "null",
         Value::Array(items) => items.iter().any(|i| value_matches(i, want)),
-        Value::Object(_) => v.to_string() == want,
+        Value::Object(_) => *v.to_string() == *want,
     }
 }
 
 fn tags_of(item: &Value) -> HashSet<&str> {
-    item.get("tags").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    item.get("tags")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 fn split_tags(q: &Q, key: &str) -> Vec<String> {
-    q.all(key).iter().flat_map(|v| v.split(',')).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    q.all(key)
+        .iter()
+        .flat_map(|v| v.split(','))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn passes(item: &Value, q: &Q) -> bool {
@@ -537,7 +635,10 @@ fn passes(item: &Value, q: &Q) -> bool {
     let mut fixed: Vec<(String, String)> = q
         .all("fixed_ips")
         .iter()
-        .filter_map(|f| f.split_once('=').map(|(a, b)| (a.to_string(), b.to_string())))
+        .filter_map(|f| {
+            f.split_once('=')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
         .collect();
     for key in ["ip_address", "subnet_id"] {
         if let Some(v) = q.get(key) {
@@ -545,9 +646,14 @@ fn passes(item: &Value, q: &Q) -> bool {
         }
     }
     if !fixed.is_empty() {
-        let Some(ips) = item.get("fixed_ips").and_then(Value::as_array) else { return false };
+        let Some(ips) = item.get("fixed_ips").and_then(Value::as_array) else {
+            return false;
+        };
         for (k, v) in &fixed {
-            if !ips.iter().any(|ip| ip.get(k.as_str()).and_then(Value::as_str) == Some(v.as_str())) {
+            if !ips
+                .iter()
+                .any(|ip| ip.get(k.as_str()).and_then(Value::as_str) == Some(v.as_str()))
+            {
                 return false;
             }
         }
@@ -577,17 +683,31 @@ fn select_fields(item: Value, fields: &[&str]) -> Value {
         return item;
     }
     match item {
-        Value::Object(m) => Value::Object(m.into_iter().filter(|(k, _)| fields.contains(&k.as_str())).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(k, _)| fields.contains(&k.as_str()))
+                .collect(),
+        ),
         other => other,
     }
 }
 
-fn list_response(ctx: &Ctx, q: &Q, collection: &str, items: Vec<Value>) -> Result<Response, ApiError> {
+fn list_response(
+    ctx: &Ctx,
+    q: &Q,
+    collection: &str,
+    items: Vec<Value>,
+) -> Result<Response, ApiError> {
     let mut items: Vec<Value> = items.into_iter().filter(|i| passes(i, q)).collect();
     if let Some(key) = q.get("sort_key") {
-        let desc = q.get("sort_dir").is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+        let desc = q
+            .get("sort_dir")
+            .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
         items.sort_by(|a, b| {
-            let (x, y) = (a.get(key).map(|v| v.to_string()), b.get(key).map(|v| v.to_string()));
+            let (x, y) = (
+                a.get(key).map(|v| v.to_string()),
+                b.get(key).map(|v| v.to_string()),
+            );
             if desc {
                 y.cmp(&x)
             } else {
@@ -595,15 +715,35 @@ fn list_response(ctx: &Ctx, q: &Q, collection: &str, items: Vec<Value>) -> Resul
             }
         });
     }
-    let page = http::paginate(items, |i| i.get("id").and_then(Value::as_str).unwrap_or("").to_string(), q, usize::MAX)
-        .map_err(|e| ApiError::neutron(StatusCode::BAD_REQUEST, "BadRequest", e.message))?;
+    let page = http::paginate(
+        items,
+        |i| {
+            i.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        },
+        q,
+        usize::MAX,
+    )
+    .map_err(|e| ApiError::neutron(StatusCode::BAD_REQUEST, "BadRequest", e.message))?;
     let fields = q.all("fields");
-    let out: Vec<Value> = page.items.into_iter().map(|i| select_fields(i, &fields)).collect();
+    let out: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|i| select_fields(i, &fields))
+        .collect();
     let mut body = Map::new();
     body.insert(collection.into(), Value::Array(out));
     if let Some(m) = page.next_marker {
-        let href = ctx.url(&format!("/network/v2.0/{collection}?{}", http::next_query(q, &m)));
-        body.insert(format!("{collection}_links"), json!([{"rel": "next", "href": href}]));
+        let href = ctx.url(&format!(
+            "/network/v2.0/{collection}?{}",
+            http::next_query(q, &m)
+        ));
+        body.insert(
+            format!("{collection}_links"),
+            json!([{"rel": "next", "href": href}]),
+        );
     }
     Ok(http::ok(Value::Object(body)))
 }
@@ -631,7 +771,9 @@ fn allocate_ip(net: &NetworkData, subnet: &Subnet, also_taken: &[FixedIp]) -> Op
     let mut used = used_ips(net, &subnet.c.id);
     used.extend(also_taken.iter().map(|f| f.ip_address.clone()));
     for (start, end) in &subnet.allocation_pools {
-        let (Ok(a), Ok(b)) = (start.parse::<IpAddr>(), end.parse::<IpAddr>()) else { continue };
+        let (Ok(a), Ok(b)) = (start.parse::<IpAddr>(), end.parse::<IpAddr>()) else {
+            continue;
+        };
         let (a, b) = (cidr.to_int(a), cidr.to_int(b));
         let mut n = a;
         while n <= b {
@@ -681,20 +823,42 @@ pub struct PortRequest {
     pub allowed_address_pairs: Vec<Value>,
 }
 
-fn resolve_fixed_ips(net: &NetworkData, network_id: &str, wanted: &Option<Vec<(Option<String>, Option<String>)>>, own_port: Option<&str>) -> Result<Vec<FixedIp>, ApiError> {
-    let subnets: Vec<&Subnet> = sorted(net.subnets.values().filter(|s| s.network_id == network_id), |s| s.c.seq);
+fn resolve_fixed_ips(
+    net: &NetworkData,
+    network_id: &str,
+    wanted: &Option<Vec<(Option<String>, Option<String>)>>,
+    own_port: Option<&str>,
+) -> Result<Vec<FixedIp>, ApiError> {
+    let subnets: Vec<&Subnet> = sorted(
+        net.subnets.values().filter(|s| s.network_id == network_id),
+        |s| s.c.seq,
+    );
     let mut out: Vec<FixedIp> = Vec::new();
     let taken = |subnet_id: &str, ip: &str| {
-        net.ports.values().any(|p| Some(p.c.id.as_str()) != own_port && p.fixed_ips.iter().any(|f| f.subnet_id == subnet_id && f.ip_address == ip))
+        net.ports.values().any(|p| {
+            Some(p.c.id.as_str()) != own_port
+                && p.fixed_ips
+                    .iter()
+                    .any(|f| f.subnet_id == subnet_id && f.ip_address == ip)
+        })
     };
     match wanted {
         None => {
-            let pick = subnets.iter().find(|s| s.ip_version == 4).or(subnets.first());
+            let pick = subnets
+                .iter()
+                .find(|s| s.ip_version == 4)
+                .or(subnets.first());
             if let Some(s) = pick {
                 let ip = allocate_ip(net, s, &[]).ok_or_else(|| {
-                    conflict("IpAddressGenerationFailure", format!("No more IP addresses available on network {network_id}."))
+                    conflict(
+                        "IpAddressGenerationFailure",
+                        format!("No more IP addresses available on network {network_id}."),
+                    )
                 })?;
-                out.push(FixedIp { subnet_id: s.c.id.clone(), ip_address: ip });
+                out.push(FixedIp {
+                    subnet_id: s.c.id.clone(),
+                    ip_address: ip,
+                });
             }
         }
         Some(list) => {
@@ -706,7 +870,11 @@ fn resolve_fixed_ips(net: &NetworkData, network_id: &str, wanted: &Option<Vec<(O
                         })?;
                         if let Some(ip) = ip {
                             let cidr = Cidr::parse(&s.cidr);
-                            let ok = ip.parse::<IpAddr>().ok().zip(cidr).is_some_and(|(a, c)| c.contains(a));
+                            let ok = ip
+                                .parse::<IpAddr>()
+                                .ok()
+                                .zip(cidr)
+                                .is_some_and(|(a, c)| c.contains(a));
                             if !ok {
                                 return Err(ApiError::neutron(StatusCode::BAD_REQUEST, "InvalidIpForSubnet", format!("IP address {ip} is not a valid IP for the specified subnet.")));
                             }
@@ -714,7 +882,11 @@ fn resolve_fixed_ips(net: &NetworkData, network_id: &str, wanted: &Option<Vec<(O
                         *s
                     }
                     (None, Some(ip)) => {
-                        let addr: IpAddr = ip.parse().map_err(|_| bad(format!("Invalid input for operation: '{ip}' is not a valid IP address.")))?;
+                        let addr: IpAddr = ip.parse().map_err(|_| {
+                            bad(format!(
+                                "Invalid input for operation: '{ip}' is not a valid IP address."
+                            ))
+                        })?;
                         subnets
                             .iter()
                             .find(|s| Cidr::parse(&s.cidr).is_some_and(|c| c.contains(addr)))
@@ -725,20 +897,35 @@ fn resolve_fixed_ips(net: &NetworkData, network_id: &str, wanted: &Option<Vec<(O
                 };
                 let ip = match ip {
                     Some(ip) => {
-                        let norm = ip.parse::<IpAddr>().map(|a| a.to_string()).unwrap_or_else(|_| ip.clone());
+                        let norm = ip
+                            .parse::<IpAddr>()
+                            .map(|a| a.to_string())
+                            .unwrap_or_else(|_| ip.clone());
                         if taken(&subnet.c.id, &norm) || out.iter().any(|f| f.ip_address == norm) {
-                            return Err(conflict("IpAddressAlreadyAllocated", format!("IP address {norm} already allocated in subnet {}", subnet.c.id)));
+                            return Err(conflict(
+                                "IpAddressAlreadyAllocated",
+                                format!(
+                                    "IP address {norm} already allocated in subnet {}",
+                                    subnet.c.id
+                                ),
+                            ));
                         }
                         norm
                     }
                     None => {
                         // Skip addresses this same request already took.
                         allocate_ip(net, subnet, &out).ok_or_else(|| {
-                            conflict("IpAddressGenerationFailure", format!("No more IP addresses available on network {network_id}."))
+                            conflict(
+                                "IpAddressGenerationFailure",
+                                format!("No more IP addresses available on network {network_id}."),
+                            )
                         })?
                     }
                 };
-                out.push(FixedIp { subnet_id: subnet.c.id.clone(), ip_address: ip });
+                out.push(FixedIp {
+                    subnet_id: subnet.c.id.clone(),
+                    ip_address: ip,
+                });
             }
         }
     }
@@ -746,13 +933,26 @@ fn resolve_fixed_ips(net: &NetworkData, network_id: &str, wanted: &Option<Vec<(O
 }
 
 /// Creates a port (Neutron's POST /ports and Nova's port creation); returns its id.
-pub fn create_port(net: &mut NetworkData, seq: &mut u64, req: PortRequest) -> Result<String, ApiError> {
-    let network = net.networks.get(&req.network_id).ok_or_else(|| not_found("Network", &req.network_id))?;
-    let port_security = req.port_security_enabled.unwrap_or(network.port_security_enabled);
+pub fn create_port(
+    net: &mut NetworkData,
+    seq: &mut u64,
+    req: PortRequest,
+) -> Result<String, ApiError> {
+    let network = net
+        .networks
+        .get(&req.network_id)
+        .ok_or_else(|| not_found("Network", &req.network_id))?;
+    let port_security = req
+        .port_security_enabled
+        .unwrap_or(network.port_security_enabled);
     let mac = match req.mac_address.clone() {
         Some(m) => {
             let m = m.to_ascii_lowercase();
-            if net.ports.values().any(|p| p.network_id == req.network_id && p.mac_address == m) {
+            if net
+                .ports
+                .values()
+                .any(|p| p.network_id == req.network_id && p.mac_address == m)
+            {
                 return Err(conflict("MacAddressInUse", format!("Unable to complete operation for network {}. The mac address {m} is in use.", req.network_id)));
             }
             m
@@ -775,12 +975,18 @@ pub fn create_port(net: &mut NetworkData, seq: &mut u64, req: PortRequest) -> Re
             }
             g
         }
-        None if port_security && !is_network_owned => vec![ensure_default_security_group(net, &req.project_id, seq)],
+        None if port_security && !is_network_owned => {
+            vec![ensure_default_security_group(net, &req.project_id, seq)]
+        }
         None => vec![],
     };
     let mut c = Common::new(seq, &req.project_id, req.name, req.description);
     c.revision = 1;
-    let status = if is_network_owned || !req.binding_host_id.is_empty() { "ACTIVE" } else { "DOWN" };
+    let status = if is_network_owned || !req.binding_host_id.is_empty() {
+        "ACTIVE"
+    } else {
+        "DOWN"
+    };
     let port = Port {
         c,
         network_id: req.network_id,
@@ -828,7 +1034,12 @@ pub fn bind_server_ports(net: &mut NetworkData, server_id: &str, host: &str) {
 /// Releases a deleted server's ports: the ones Nova created are deleted, pre-created ones are
 /// unbound and kept (as Nova does).
 pub fn release_server_ports(net: &mut NetworkData, server_id: &str, created: &[String]) {
-    let ids: Vec<String> = net.ports.values().filter(|p| p.device_id == server_id).map(|p| p.c.id.clone()).collect();
+    let ids: Vec<String> = net
+        .ports
+        .values()
+        .filter(|p| p.device_id == server_id)
+        .map(|p| p.c.id.clone())
+        .collect();
     for id in ids {
         if created.contains(&id) {
             delete_port_record(net, &id);
@@ -844,17 +1055,30 @@ pub fn release_server_ports(net: &mut NetworkData, server_id: &str, created: &[S
 
 /// Floating IP addresses in 127.0.0.0/8 associated with a server's ports (they reach its sshd).
 pub fn loopback_fips_of_server(net: &NetworkData, server_id: &str) -> Vec<IpAddr> {
-    let ports: HashSet<&str> = net.ports.values().filter(|p| p.device_id == server_id).map(|p| p.c.id.as_str()).collect();
-    sorted(net.floating_ips.values().filter(|f| f.port_id.as_deref().is_some_and(|p| ports.contains(p))), |f| f.c.seq)
-        .iter()
-        .filter_map(|f| f.floating_ip_address.parse::<IpAddr>().ok())
-        .filter(|a| a.is_loopback())
-        .collect()
+    let ports: HashSet<&str> = net
+        .ports
+        .values()
+        .filter(|p| p.device_id == server_id)
+        .map(|p| p.c.id.as_str())
+        .collect();
+    sorted(
+        net.floating_ips
+            .values()
+            .filter(|f| f.port_id.as_deref().is_some_and(|p| ports.contains(p))),
+        |f| f.c.seq,
+    )
+    .iter()
+    .filter_map(|f| f.floating_ip_address.parse::<IpAddr>().ok())
+    .filter(|a| a.is_loopback())
+    .collect()
 }
 
 /// Every floating IP address in use (host address allocation avoids them).
 pub fn all_fip_addresses(net: &NetworkData) -> Vec<String> {
-    net.floating_ips.values().map(|f| f.floating_ip_address.clone()).collect()
+    net.floating_ips
+        .values()
+        .map(|f| f.floating_ip_address.clone())
+        .collect()
 }
 
 /// Index of ports and floating IPs per device, built once for a server listing.
@@ -887,13 +1111,21 @@ impl<'a> AddrIndex<'a> {
 
     /// A server's ports in creation order.
     pub fn ports(&self, server_id: &str) -> &[&'a Port] {
-        self.ports.get(server_id).map(|v| v.as_slice()).unwrap_or(&[])
+        self.ports
+            .get(server_id)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
     }
 
     /// A server's ports in the order it asked for them (`order`), others after in creation order.
     pub fn ports_in(&self, server_id: &str, order: &[String]) -> Vec<&'a Port> {
         let mut v: Vec<&Port> = self.ports(server_id).to_vec();
-        v.sort_by_key(|p| order.iter().position(|o| *o == p.c.id).unwrap_or(usize::MAX));
+        v.sort_by_key(|p| {
+            order
+                .iter()
+                .position(|o| *o == p.c.id)
+                .unwrap_or(usize::MAX)
+        });
         v
     }
 
@@ -903,7 +1135,12 @@ impl<'a> AddrIndex<'a> {
         let mut out = Map::new();
         let ports = self.ports_in(server_id, order);
         for p in &ports {
-            let net_name = self.net.networks.get(&p.network_id).map(|n| n.c.name.clone()).unwrap_or_else(|| p.network_id.clone());
+            let net_name = self
+                .net
+                .networks
+                .get(&p.network_id)
+                .map(|n| n.c.name.clone())
+                .unwrap_or_else(|| p.network_id.clone());
             let mut list: Vec<Value> = match out.remove(&net_name) {
                 Some(Value::Array(a)) => a,
                 _ => vec![],
@@ -925,7 +1162,9 @@ impl<'a> AddrIndex<'a> {
                 .and_then(|p| self.net.networks.get(&p.network_id))
                 .map(|n| n.c.name.clone())
                 .unwrap_or_else(|| "osm-sim-host".to_string());
-            let mac = first.map(|p| p.mac_address.clone()).unwrap_or_else(|| "fa:16:3e:00:00:01".into());
+            let mac = first
+                .map(|p| p.mac_address.clone())
+                .unwrap_or_else(|| "fa:16:3e:00:00:01".into());
             let entry = json!({"addr": addr, "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": mac});
             match out.get_mut(&key) {
                 Some(Value::Array(a)) => a.push(entry),
@@ -955,14 +1194,22 @@ impl<'a> AddrIndex<'a> {
 
 /// Finds a network by id, or by name among those visible to the project.
 pub fn find_network<'a>(net: &'a NetworkData, id_or_name: &str) -> Option<&'a Network> {
-    net.networks.get(id_or_name).or_else(|| net.networks.values().find(|n| n.c.name == id_or_name))
+    net.networks
+        .get(id_or_name)
+        .or_else(|| net.networks.values().find(|n| n.c.name == id_or_name))
 }
 
 /// Finds a security group by id, or by name in the project.
-pub fn find_security_group<'a>(net: &'a NetworkData, project: &str, id_or_name: &str) -> Option<&'a SecurityGroup> {
-    net.security_groups
-        .get(id_or_name)
-        .or_else(|| net.security_groups.values().find(|g| g.c.name == id_or_name && g.c.project_id == project))
+pub fn find_security_group<'a>(
+    net: &'a NetworkData,
+    project: &str,
+    id_or_name: &str,
+) -> Option<&'a SecurityGroup> {
+    net.security_groups.get(id_or_name).or_else(|| {
+        net.security_groups
+            .values()
+            .find(|g| g.c.name == id_or_name && g.c.project_id == project)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -977,29 +1224,82 @@ pub fn routes() -> axum::Router<Arc<Sim>> {
         .route("/network/v2.0/availability_zones", get(availability_zones))
         .route("/network/v2.0/quotas/{project}", get(quotas))
         .route("/network/v2.0/quotas/{project}/details", get(quota_details))
-        .route("/network/v2.0/networks", get(list_networks).post(create_network))
-        .route("/network/v2.0/networks/{id}", get(show_network).put(update_network).delete(delete_network))
-        .route("/network/v2.0/subnets", get(list_subnets).post(create_subnet))
-        .route("/network/v2.0/subnets/{id}", get(show_subnet).put(update_subnet).delete(delete_subnet))
+        .route(
+            "/network/v2.0/networks",
+            get(list_networks).post(create_network),
+        )
+        .route(
+            "/network/v2.0/networks/{id}",
+            get(show_network).put(update_network).delete(delete_network),
+        )
+        .route(
+            "/network/v2.0/subnets",
+            get(list_subnets).post(create_subnet),
+        )
+        .route(
+            "/network/v2.0/subnets/{id}",
+            get(show_subnet).put(update_subnet).delete(delete_subnet),
+        )
         .route("/network/v2.0/ports", get(list_ports).post(create_port_api))
-        .route("/network/v2.0/ports/{id}", get(show_port).put(update_port).delete(delete_port))
-        .route("/network/v2.0/security-groups", get(list_sgs).post(create_sg))
-        .route("/network/v2.0/security-groups/{id}", get(show_sg).put(update_sg).delete(delete_sg))
-        .route("/network/v2.0/security-group-rules", get(list_rules).post(create_rule))
-        .route("/network/v2.0/security-group-rules/{id}", get(show_rule).delete(delete_rule))
-        .route("/network/v2.0/routers", get(list_routers).post(create_router))
-        .route("/network/v2.0/routers/{id}", get(show_router).put(update_router).delete(delete_router))
-        .route("/network/v2.0/routers/{id}/add_router_interface", put(add_interface))
-        .route("/network/v2.0/routers/{id}/remove_router_interface", put(remove_interface))
+        .route(
+            "/network/v2.0/ports/{id}",
+            get(show_port).put(update_port).delete(delete_port),
+        )
+        .route(
+            "/network/v2.0/security-groups",
+            get(list_sgs).post(create_sg),
+        )
+        .route(
+            "/network/v2.0/security-groups/{id}",
+            get(show_sg).put(update_sg).delete(delete_sg),
+        )
+        .route(
+            "/network/v2.0/security-group-rules",
+            get(list_rules).post(create_rule),
+        )
+        .route(
+            "/network/v2.0/security-group-rules/{id}",
+            get(show_rule).delete(delete_rule),
+        )
+        .route(
+            "/network/v2.0/routers",
+            get(list_routers).post(create_router),
+        )
+        .route(
+            "/network/v2.0/routers/{id}",
+            get(show_router).put(update_router).delete(delete_router),
+        )
+        .route(
+            "/network/v2.0/routers/{id}/add_router_interface",
+            put(add_interface),
+        )
+        .route(
+            "/network/v2.0/routers/{id}/remove_router_interface",
+            put(remove_interface),
+        )
         .route("/network/v2.0/floatingips", get(list_fips).post(create_fip))
-        .route("/network/v2.0/floatingips/{id}", get(show_fip).put(update_fip).delete(delete_fip))
-        .route("/network/v2.0/{collection}/{id}/tags", get(get_tags).put(replace_tags).delete(clear_tags))
-        .route("/network/v2.0/{collection}/{id}/tags/{tag}", get(check_tag).put(add_tag).delete(remove_tag))
+        .route(
+            "/network/v2.0/floatingips/{id}",
+            get(show_fip).put(update_fip).delete(delete_fip),
+        )
+        .route(
+            "/network/v2.0/{collection}/{id}/tags",
+            get(get_tags).put(replace_tags).delete(clear_tags),
+        )
+        .route(
+            "/network/v2.0/{collection}/{id}/tags/{tag}",
+            get(check_tag).put(add_tag).delete(remove_tag),
+        )
 }
 
-async fn versions(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
+async fn versions(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
     let href = format!("{}/{}/network/v2.0/", sim.base_url, cc.cloud);
-    http::ok(json!({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}]}))
+    http::ok(
+        json!({"versions": [{"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}]}),
+    )
 }
 
 async fn resources(ctx: Ctx) -> Response {
@@ -1043,14 +1343,29 @@ async fn extensions(_ctx: Ctx) -> Response {
 }
 
 async fn availability_zones(_ctx: Ctx) -> Response {
-    http::ok(json!({"availability_zones": [{"name": "nova", "resource": "network", "state": "available"}, {"name": "nova", "resource": "router", "state": "available"}]}))
+    http::ok(
+        json!({"availability_zones": [{"name": "nova", "resource": "network", "state": "available"}, {"name": "nova", "resource": "router", "state": "available"}]}),
+    )
 }
 
-const QUOTA_KEYS: &[&str] = &["network", "subnet", "port", "router", "floatingip", "security_group", "security_group_rule", "rbac_policy", "subnetpool"];
+const QUOTA_KEYS: &[&str] = &[
+    "network",
+    "subnet",
+    "port",
+    "router",
+    "floatingip",
+    "security_group",
+    "security_group_rule",
+    "rbac_policy",
+    "subnetpool",
+];
 
 async fn quotas(_ctx: Ctx, Path(project): Path<String>) -> Response {
     let _ = project;
-    let q: Map<String, Value> = QUOTA_KEYS.iter().map(|k| (k.to_string(), json!(-1))).collect();
+    let q: Map<String, Value> = QUOTA_KEYS
+        .iter()
+        .map(|k| (k.to_string(), json!(-1)))
+        .collect();
     http::ok(json!({"quota": q}))
 }
 
@@ -1059,18 +1374,53 @@ async fn quota_details(ctx: Ctx, Path(project): Path<String>) -> Response {
         let n = &c.network;
         let own = |p: &str| p == project;
         vec![
-            ("network", n.networks.values().filter(|x| own(&x.c.project_id)).count()),
-            ("subnet", n.subnets.values().filter(|x| own(&x.c.project_id)).count()),
-            ("port", n.ports.values().filter(|x| own(&x.c.project_id)).count()),
-            ("router", n.routers.values().filter(|x| own(&x.c.project_id)).count()),
-            ("floatingip", n.floating_ips.values().filter(|x| own(&x.c.project_id)).count()),
-            ("security_group", n.security_groups.values().filter(|x| own(&x.c.project_id)).count()),
-            ("security_group_rule", n.sg_rules.values().filter(|x| own(&x.c.project_id)).count()),
+            (
+                "network",
+                n.networks.values().filter(|x| own(&x.c.project_id)).count(),
+            ),
+            (
+                "subnet",
+                n.subnets.values().filter(|x| own(&x.c.project_id)).count(),
+            ),
+            (
+                "port",
+                n.ports.values().filter(|x| own(&x.c.project_id)).count(),
+            ),
+            (
+                "router",
+                n.routers.values().filter(|x| own(&x.c.project_id)).count(),
+            ),
+            (
+                "floatingip",
+                n.floating_ips
+                    .values()
+                    .filter(|x| own(&x.c.project_id))
+                    .count(),
+            ),
+            (
+                "security_group",
+                n.security_groups
+                    .values()
+                    .filter(|x| own(&x.c.project_id))
+                    .count(),
+            ),
+            (
+                "security_group_rule",
+                n.sg_rules.values().filter(|x| own(&x.c.project_id)).count(),
+            ),
             ("rbac_policy", 0),
             ("subnetpool", 0),
         ]
     });
-    let q: Map<String, Value> = counts.into_iter().map(|(k, used)| (k.to_string(), json!({"limit": -1, "used": used, "reserved": 0}))).collect();
+    let q: Map<String, Value> = counts
+        .into_iter()
+        .map(|(k, used)| {
+            (
+                k.to_string(),
+                json!({"limit": -1, "used": used, "reserved": 0}),
+            )
+        })
+        .collect();
     http::ok(json!({"quota": q}))
 }
 
@@ -1082,7 +1432,9 @@ fn visible(ctx: &Ctx, project: &str) -> bool {
 fn body_of<'a>(body: &'a Value, key: &str) -> Result<&'a Value, ApiError> {
     match body.get(key) {
         Some(v @ Value::Object(_)) => Ok(v),
-        _ => Err(bad(format!("Resource body required, or not a {key} object."))),
+        _ => Err(bad(format!(
+            "Resource body required, or not a {key} object."
+        ))),
     }
 }
 
@@ -1107,18 +1459,31 @@ fn n(spec: &Value, key: &str) -> Result<Option<u64>, ApiError> {
 
 async fn list_networks(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let items = ctx.read(|c| {
-        sorted(c.network.networks.values().filter(|n| visible(&ctx, &n.c.project_id) || n.shared || n.external), |n| n.c.seq)
-            .into_iter()
-            .map(|n| render_network(n, &c.network))
-            .collect::<Vec<_>>()
+        sorted(
+            c.network
+                .networks
+                .values()
+                .filter(|n| visible(&ctx, &n.c.project_id) || n.shared || n.external),
+            |n| n.c.seq,
+        )
+        .into_iter()
+        .map(|n| render_network(n, &c.network))
+        .collect::<Vec<_>>()
     });
     list_response(&ctx, &q, "networks", items)
 }
 
 async fn show_network(ctx: Ctx, Path(id): Path<String>, q: Q) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let n = c.network.networks.get(&id).filter(|n| visible(&ctx, &n.c.project_id) || n.shared || n.external).ok_or_else(|| not_found("Network", &id))?;
-        Ok(http::ok(json!({"network": select_fields(render_network(n, &c.network), &q.all("fields"))})))
+        let n = c
+            .network
+            .networks
+            .get(&id)
+            .filter(|n| visible(&ctx, &n.c.project_id) || n.shared || n.external)
+            .ok_or_else(|| not_found("Network", &id))?;
+        Ok(http::ok(
+            json!({"network": select_fields(render_network(n, &c.network), &q.all("fields"))}),
+        ))
     })
 }
 
@@ -1128,7 +1493,11 @@ async fn create_network(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, 
     let external = b(spec, "router:external")?.unwrap_or(false);
     let shared = b(spec, "shared")?.unwrap_or(false);
     if (external || shared) && !ctx.is_admin() {
-        return Err(ApiError::neutron(StatusCode::FORBIDDEN, "PolicyNotAuthorized", "(rule:create_network:router:external) is disallowed by policy"));
+        return Err(ApiError::neutron(
+            StatusCode::FORBIDDEN,
+            "PolicyNotAuthorized",
+            "(rule:create_network:router:external) is disallowed by policy",
+        ));
     }
     let name = s(spec, "name")?.unwrap_or_default();
     let description = s(spec, "description")?.unwrap_or_default();
@@ -1138,7 +1507,9 @@ async fn create_network(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, 
     let mtu = n(spec, "mtu")?;
     let admin_state_up = b(spec, "admin_state_up")?.unwrap_or(true);
     let port_security = b(spec, "port_security_enabled")?.unwrap_or(true);
-    let az_hints = util::opt_str_list(spec, "availability_zone_hints").map_err(|e| bad(e.message))?.unwrap_or_default();
+    let az_hints = util::opt_str_list(spec, "availability_zone_hints")
+        .map_err(|e| bad(e.message))?
+        .unwrap_or_default();
     let dns_domain = s(spec, "dns_domain")?.unwrap_or_default();
     ctx.write(|c, seq| {
         let net = &mut c.network;
@@ -1153,7 +1524,11 @@ async fn create_network(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, 
             Some("flat") | Some("local") => (ntype.unwrap_or_default(), None),
             Some(other) => (other.to_string(), segid),
         };
-        let mtu = mtu.unwrap_or(if ntype == "vxlan" || ntype == "geneve" { 1450 } else { 1500 });
+        let mtu = mtu.unwrap_or(if ntype == "vxlan" || ntype == "geneve" {
+            1450
+        } else {
+            1500
+        });
         let mut com = Common::new(seq, &project, name, description);
         com.revision = 1;
         let network = Network {
@@ -1175,11 +1550,19 @@ async fn create_network(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, 
     })
 }
 
-async fn update_network(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_network(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = body_of(&body, "network")?.clone();
     ctx.write(|c, _| {
         let net = &mut c.network;
-        let n = net.networks.get_mut(&id).filter(|n| visible(&ctx, &n.c.project_id)).ok_or_else(|| not_found("Network", &id))?;
+        let n = net
+            .networks
+            .get_mut(&id)
+            .filter(|n| visible(&ctx, &n.c.project_id))
+            .ok_or_else(|| not_found("Network", &id))?;
         if let Some(v) = s(&spec, "name")? {
             n.c.name = v;
         }
@@ -1233,7 +1616,11 @@ async fn list_subnets(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
         let net = &c.network;
         sorted(
             net.subnets.values().filter(|s| {
-                visible(&ctx, &s.c.project_id) || net.networks.get(&s.network_id).is_some_and(|n| n.shared || n.external)
+                visible(&ctx, &s.c.project_id)
+                    || net
+                        .networks
+                        .get(&s.network_id)
+                        .is_some_and(|n| n.shared || n.external)
             }),
             |s| s.c.seq,
         )
@@ -1246,22 +1633,42 @@ async fn list_subnets(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
 
 async fn show_subnet(ctx: Ctx, Path(id): Path<String>, q: Q) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let s = c.network.subnets.get(&id).ok_or_else(|| not_found("Subnet", &id))?;
-        Ok(http::ok(json!({"subnet": select_fields(render_subnet(s), &q.all("fields"))})))
+        let s = c
+            .network
+            .subnets
+            .get(&id)
+            .ok_or_else(|| not_found("Subnet", &id))?;
+        Ok(http::ok(
+            json!({"subnet": select_fields(render_subnet(s), &q.all("fields"))}),
+        ))
     })
 }
 
 fn parse_pools(spec: &Value, cidr: &Cidr) -> Result<Option<Vec<(String, String)>>, ApiError> {
-    let Some(Value::Array(pools)) = spec.get("allocation_pools") else { return Ok(None) };
+    let Some(Value::Array(pools)) = spec.get("allocation_pools") else {
+        return Ok(None);
+    };
     let mut out = Vec::new();
     for p in pools {
-        let start = p.get("start").and_then(Value::as_str).ok_or_else(|| bad("Invalid input for allocation_pools: start is required"))?;
-        let end = p.get("end").and_then(Value::as_str).ok_or_else(|| bad("Invalid input for allocation_pools: end is required"))?;
+        let start = p
+            .get("start")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("Invalid input for allocation_pools: start is required"))?;
+        let end = p
+            .get("end")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("Invalid input for allocation_pools: end is required"))?;
         let (Ok(a), Ok(z)) = (start.parse::<IpAddr>(), end.parse::<IpAddr>()) else {
-            return Err(bad(format!("Invalid input for allocation_pools: {start}-{end}")));
+            return Err(bad(format!(
+                "Invalid input for allocation_pools: {start}-{end}"
+            )));
         };
         if !cidr.contains(a) || !cidr.contains(z) || cidr.to_int(a) > cidr.to_int(z) {
-            return Err(ApiError::neutron(StatusCode::BAD_REQUEST, "OutOfBoundsAllocationPool", format!("The allocation pool {start}-{end} spans beyond the subnet cidr {cidr}.")));
+            return Err(ApiError::neutron(
+                StatusCode::BAD_REQUEST,
+                "OutOfBoundsAllocationPool",
+                format!("The allocation pool {start}-{end} spans beyond the subnet cidr {cidr}."),
+            ));
         }
         out.push((a.to_string(), z.to_string()));
     }
@@ -1270,18 +1677,32 @@ fn parse_pools(spec: &Value, cidr: &Cidr) -> Result<Option<Vec<(String, String)>
 
 async fn create_subnet(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let spec = body_of(&body, "subnet")?.clone();
-    let network_id = s(&spec, "network_id")?.ok_or_else(|| bad("Failed to parse request. Required attribute 'network_id' not specified"))?;
-    let cidr_s = s(&spec, "cidr")?.ok_or_else(|| bad("Bad subnets request: a cidr is required (subnet pools are not simulated)."))?;
-    let cidr = Cidr::parse(&cidr_s).ok_or_else(|| bad(format!("Invalid input for cidr. Reason: '{cidr_s}' is not a valid IP subnet.")))?;
+    let network_id = s(&spec, "network_id")?.ok_or_else(|| {
+        bad("Failed to parse request. Required attribute 'network_id' not specified")
+    })?;
+    let cidr_s = s(&spec, "cidr")?.ok_or_else(|| {
+        bad("Bad subnets request: a cidr is required (subnet pools are not simulated).")
+    })?;
+    let cidr = Cidr::parse(&cidr_s).ok_or_else(|| {
+        bad(format!(
+            "Invalid input for cidr. Reason: '{cidr_s}' is not a valid IP subnet."
+        ))
+    })?;
     let ip_version = n(&spec, "ip_version")?.unwrap_or(cidr.version() as u64) as u8;
     if ip_version != cidr.version() {
-        return Err(bad("Invalid input for operation: cidr and ip_version do not match."));
+        return Err(bad(
+            "Invalid input for operation: cidr and ip_version do not match.",
+        ));
     }
     let (first, last) = cidr.range();
     let gateway = match spec.get("gateway_ip") {
         Some(Value::Null) => None,
         Some(Value::String(g)) => {
-            let a: IpAddr = g.parse().map_err(|_| bad(format!("Invalid input for gateway_ip. Reason: '{g}' is not a valid IP address.")))?;
+            let a: IpAddr = g.parse().map_err(|_| {
+                bad(format!(
+                    "Invalid input for gateway_ip. Reason: '{g}' is not a valid IP address."
+                ))
+            })?;
             Some(a.to_string())
         }
         Some(_) => return Err(bad("Invalid input for gateway_ip.")),
@@ -1292,16 +1713,29 @@ async fn create_subnet(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
         None => {
             // Everything but the network, broadcast (IPv4) and gateway addresses.
             let lo = first + 1;
-            let hi = if cidr.version() == 4 { last.saturating_sub(1) } else { last };
-            let gw = gateway.as_ref().and_then(|g| g.parse::<IpAddr>().ok()).map(|a| cidr.to_int(a));
+            let hi = if cidr.version() == 4 {
+                last.saturating_sub(1)
+            } else {
+                last
+            };
+            let gw = gateway
+                .as_ref()
+                .and_then(|g| g.parse::<IpAddr>().ok())
+                .map(|a| cidr.to_int(a));
             let mut pools = vec![];
             match gw {
                 Some(g) if g >= lo && g <= hi => {
                     if g > lo {
-                        pools.push((cidr.from_int(lo).to_string(), cidr.from_int(g - 1).to_string()));
+                        pools.push((
+                            cidr.from_int(lo).to_string(),
+                            cidr.from_int(g - 1).to_string(),
+                        ));
                     }
                     if g < hi {
-                        pools.push((cidr.from_int(g + 1).to_string(), cidr.from_int(hi).to_string()));
+                        pools.push((
+                            cidr.from_int(g + 1).to_string(),
+                            cidr.from_int(hi).to_string(),
+                        ));
                     }
                 }
                 _ => {
@@ -1317,8 +1751,14 @@ async fn create_subnet(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     let name = s(&spec, "name")?.unwrap_or_default();
     let description = s(&spec, "description")?.unwrap_or_default();
     let enable_dhcp = b(&spec, "enable_dhcp")?.unwrap_or(true);
-    let dns = util::opt_str_list(&spec, "dns_nameservers").map_err(|e| bad(e.message))?.unwrap_or_default();
-    let host_routes = spec.get("host_routes").and_then(Value::as_array).cloned().unwrap_or_default();
+    let dns = util::opt_str_list(&spec, "dns_nameservers")
+        .map_err(|e| bad(e.message))?
+        .unwrap_or_default();
+    let host_routes = spec
+        .get("host_routes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let ra = s(&spec, "ipv6_ra_mode")?;
     let am = s(&spec, "ipv6_address_mode")?;
     ctx.write(|c, seq| {
@@ -1355,11 +1795,20 @@ async fn create_subnet(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     })
 }
 
-async fn update_subnet(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_subnet(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = body_of(&body, "subnet")?.clone();
     ctx.write(|c, _| {
-        let sn = c.network.subnets.get_mut(&id).ok_or_else(|| not_found("Subnet", &id))?;
-        let cidr = Cidr::parse(&sn.cidr).ok_or_else(|| ApiError::internal("stored CIDR is invalid"))?;
+        let sn = c
+            .network
+            .subnets
+            .get_mut(&id)
+            .ok_or_else(|| not_found("Subnet", &id))?;
+        let cidr =
+            Cidr::parse(&sn.cidr).ok_or_else(|| ApiError::internal("stored CIDR is invalid"))?;
         if let Some(v) = s(&spec, "name")? {
             sn.c.name = v;
         }
@@ -1406,22 +1855,38 @@ async fn delete_subnet(ctx: Ctx, Path(id): Path<String>) -> Result<Response, Api
 
 async fn list_ports(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let items = ctx.read(|c| {
-        sorted(c.network.ports.values().filter(|p| visible(&ctx, &p.c.project_id)), |p| p.c.seq)
-            .into_iter()
-            .map(render_port)
-            .collect::<Vec<_>>()
+        sorted(
+            c.network
+                .ports
+                .values()
+                .filter(|p| visible(&ctx, &p.c.project_id)),
+            |p| p.c.seq,
+        )
+        .into_iter()
+        .map(render_port)
+        .collect::<Vec<_>>()
     });
     list_response(&ctx, &q, "ports", items)
 }
 
 async fn show_port(ctx: Ctx, Path(id): Path<String>, q: Q) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let p = c.network.ports.get(&id).filter(|p| visible(&ctx, &p.c.project_id)).ok_or_else(|| not_found("Port", &id))?;
-        Ok(http::ok(json!({"port": select_fields(render_port(p), &q.all("fields"))})))
+        let p = c
+            .network
+            .ports
+            .get(&id)
+            .filter(|p| visible(&ctx, &p.c.project_id))
+            .ok_or_else(|| not_found("Port", &id))?;
+        Ok(http::ok(
+            json!({"port": select_fields(render_port(p), &q.all("fields"))}),
+        ))
     })
 }
 
-fn parse_fixed_ips(spec: &Value) -> Result<Option<Vec<(Option<String>, Option<String>)>>, ApiError> {
+/// Requested fixed IPs as `(subnet_id, ip_address)` pairs.
+type FixedIpRequest = Vec<(Option<String>, Option<String>)>;
+
+fn parse_fixed_ips(spec: &Value) -> Result<Option<FixedIpRequest>, ApiError> {
     match spec.get("fixed_ips") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -1435,7 +1900,9 @@ fn parse_fixed_ips(spec: &Value) -> Result<Option<Vec<(Option<String>, Option<St
 
 async fn create_port_api(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let spec = body_of(&body, "port")?.clone();
-    let network_id = s(&spec, "network_id")?.ok_or_else(|| bad("Failed to parse request. Required attribute 'network_id' not specified"))?;
+    let network_id = s(&spec, "network_id")?.ok_or_else(|| {
+        bad("Failed to parse request. Required attribute 'network_id' not specified")
+    })?;
     let req = PortRequest {
         network_id,
         project_id: owner(&ctx, &spec)?,
@@ -1443,33 +1910,57 @@ async fn create_port_api(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response,
         description: s(&spec, "description")?.unwrap_or_default(),
         fixed_ips: parse_fixed_ips(&spec)?,
         mac_address: s(&spec, "mac_address")?,
-        security_groups: util::opt_str_list(&spec, "security_groups").map_err(|e| bad(e.message))?,
+        security_groups: util::opt_str_list(&spec, "security_groups")
+            .map_err(|e| bad(e.message))?,
         device_id: s(&spec, "device_id")?.unwrap_or_default(),
         device_owner: s(&spec, "device_owner")?.unwrap_or_default(),
         binding_host_id: s(&spec, "binding:host_id")?.unwrap_or_default(),
-        binding_profile: spec.get("binding:profile").filter(|v| v.is_object()).cloned(),
+        binding_profile: spec
+            .get("binding:profile")
+            .filter(|v| v.is_object())
+            .cloned(),
         binding_vnic_type: s(&spec, "binding:vnic_type")?,
         port_security_enabled: b(&spec, "port_security_enabled")?,
         admin_state_up: b(&spec, "admin_state_up")?,
-        allowed_address_pairs: spec.get("allowed_address_pairs").and_then(Value::as_array).cloned().unwrap_or_default(),
+        allowed_address_pairs: spec
+            .get("allowed_address_pairs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
     };
     if let Some(m) = &req.mac_address {
-        if m.split(':').count() != 6 || m.split(':').any(|o| o.len() != 2 || u8::from_str_radix(o, 16).is_err()) {
-            return Err(bad(format!("Invalid input for mac_address. Reason: '{m}' is not a valid MAC address.")));
+        if m.split(':').count() != 6
+            || m.split(':')
+                .any(|o| o.len() != 2 || u8::from_str_radix(o, 16).is_err())
+        {
+            return Err(bad(format!(
+                "Invalid input for mac_address. Reason: '{m}' is not a valid MAC address."
+            )));
         }
     }
     let tags = util::opt_str_list(&spec, "tags").map_err(|e| bad(e.message))?;
     ctx.write(|c, seq| {
         let id = create_port(&mut c.network, seq, req)?;
-        let p = c.network.ports.get_mut(&id).ok_or_else(|| ApiError::internal("port vanished"))?;
+        let p = c
+            .network
+            .ports
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::internal("port vanished"))?;
         if let Some(t) = tags {
             p.c.tags = t;
         }
-        Ok(http::json(StatusCode::CREATED, json!({"port": render_port(p)})))
+        Ok(http::json(
+            StatusCode::CREATED,
+            json!({"port": render_port(p)}),
+        ))
     })
 }
 
-async fn update_port(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_port(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = body_of(&body, "port")?.clone();
     ctx.write(|c, _| {
         let net = &mut c.network;
@@ -1544,11 +2035,28 @@ async fn update_port(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody)
 
 async fn delete_port(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let server = ctx.write(|c, _| {
-        let p = c.network.ports.get(&id).filter(|p| visible(&ctx, &p.c.project_id)).ok_or_else(|| not_found("Port", &id))?;
-        if p.device_owner == "network:router_interface" || p.device_owner == "network:router_gateway" || p.device_owner == "network:floatingip" {
-            return Err(conflict("L3PortInUse", format!("Port {id} cannot be deleted directly via the port API: has device owner {}.", p.device_owner)));
+        let p = c
+            .network
+            .ports
+            .get(&id)
+            .filter(|p| visible(&ctx, &p.c.project_id))
+            .ok_or_else(|| not_found("Port", &id))?;
+        if p.device_owner == "network:router_interface"
+            || p.device_owner == "network:router_gateway"
+            || p.device_owner == "network:floatingip"
+        {
+            return Err(conflict(
+                "L3PortInUse",
+                format!(
+                    "Port {id} cannot be deleted directly via the port API: has device owner {}.",
+                    p.device_owner
+                ),
+            ));
         }
-        let server = p.device_owner.starts_with("compute:").then(|| p.device_id.clone());
+        let server = p
+            .device_owner
+            .starts_with("compute:")
+            .then(|| p.device_id.clone());
         delete_port_record(&mut c.network, &id);
         Ok(server)
     })?;
@@ -1564,18 +2072,30 @@ async fn list_sgs(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let items = ctx.write(|c, seq| {
         ensure_default_security_group(&mut c.network, &ctx.project_id, seq);
         let net = &c.network;
-        sorted(net.security_groups.values().filter(|g| visible(&ctx, &g.c.project_id)), |g| g.c.seq)
-            .into_iter()
-            .map(|g| render_sg(g, net))
-            .collect::<Vec<_>>()
+        sorted(
+            net.security_groups
+                .values()
+                .filter(|g| visible(&ctx, &g.c.project_id)),
+            |g| g.c.seq,
+        )
+        .into_iter()
+        .map(|g| render_sg(g, net))
+        .collect::<Vec<_>>()
     });
     list_response(&ctx, &q, "security_groups", items)
 }
 
 async fn show_sg(ctx: Ctx, Path(id): Path<String>, q: Q) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let g = c.network.security_groups.get(&id).filter(|g| visible(&ctx, &g.c.project_id)).ok_or_else(|| not_found("SecurityGroup", &id))?;
-        Ok(http::ok(json!({"security_group": select_fields(render_sg(g, &c.network), &q.all("fields"))})))
+        let g = c
+            .network
+            .security_groups
+            .get(&id)
+            .filter(|g| visible(&ctx, &g.c.project_id))
+            .ok_or_else(|| not_found("SecurityGroup", &id))?;
+        Ok(http::ok(
+            json!({"security_group": select_fields(render_sg(g, &c.network), &q.all("fields"))}),
+        ))
     })
 }
 
@@ -1584,7 +2104,10 @@ async fn create_sg(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiEr
     let project = owner(&ctx, &spec)?;
     let name = s(&spec, "name")?.unwrap_or_default();
     if name == "default" {
-        return Err(conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists."));
+        return Err(conflict(
+            "SecurityGroupDefaultAlreadyExists",
+            "Default security group already exists.",
+        ));
     }
     let description = s(&spec, "description")?.unwrap_or_default();
     let stateful = b(&spec, "stateful")?.unwrap_or(true);
@@ -1600,14 +2123,26 @@ async fn create_sg(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiEr
         }
         let v = render_sg(&g, &c.network);
         c.network.security_groups.insert(id, g);
-        Ok(http::json(StatusCode::CREATED, json!({"security_group": v})))
+        Ok(http::json(
+            StatusCode::CREATED,
+            json!({"security_group": v}),
+        ))
     })
 }
 
-async fn update_sg(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_sg(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = body_of(&body, "security_group")?.clone();
     ctx.write(|c, _| {
-        let g = c.network.security_groups.get_mut(&id).filter(|g| visible(&ctx, &g.c.project_id)).ok_or_else(|| not_found("SecurityGroup", &id))?;
+        let g = c
+            .network
+            .security_groups
+            .get_mut(&id)
+            .filter(|g| visible(&ctx, &g.c.project_id))
+            .ok_or_else(|| not_found("SecurityGroup", &id))?;
         if let Some(v) = s(&spec, "name")? {
             g.c.name = v;
         }
@@ -1616,19 +2151,31 @@ async fn update_sg(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -
         }
         g.c.touch();
         let g = g.clone();
-        Ok(http::ok(json!({"security_group": render_sg(&g, &c.network)})))
+        Ok(http::ok(
+            json!({"security_group": render_sg(&g, &c.network)}),
+        ))
     })
 }
 
 async fn delete_sg(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
         let net = &mut c.network;
-        let g = net.security_groups.get(&id).filter(|g| visible(&ctx, &g.c.project_id)).ok_or_else(|| not_found("SecurityGroup", &id))?;
+        let g = net
+            .security_groups
+            .get(&id)
+            .filter(|g| visible(&ctx, &g.c.project_id))
+            .ok_or_else(|| not_found("SecurityGroup", &id))?;
         if g.c.name == "default" {
-            return Err(conflict("SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group."));
+            return Err(conflict(
+                "SecurityGroupCannotRemoveDefault",
+                "Insufficient rights for removing default security group.",
+            ));
         }
         if net.ports.values().any(|p| p.security_groups.contains(&id)) {
-            return Err(conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
+            return Err(conflict(
+                "SecurityGroupInUse",
+                format!("Security Group {id} in use."),
+            ));
         }
         net.security_groups.remove(&id);
         net.sg_rules.retain(|_, r| r.security_group_id != id);
@@ -1638,30 +2185,48 @@ async fn delete_sg(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiErro
 
 async fn list_rules(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let items = ctx.read(|c| {
-        sorted(c.network.sg_rules.values().filter(|r| visible(&ctx, &r.c.project_id)), |r| r.c.seq)
-            .into_iter()
-            .map(render_rule)
-            .collect::<Vec<_>>()
+        sorted(
+            c.network
+                .sg_rules
+                .values()
+                .filter(|r| visible(&ctx, &r.c.project_id)),
+            |r| r.c.seq,
+        )
+        .into_iter()
+        .map(render_rule)
+        .collect::<Vec<_>>()
     });
     list_response(&ctx, &q, "security_group_rules", items)
 }
 
 async fn show_rule(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let r = c.network.sg_rules.get(&id).ok_or_else(|| not_found("SecurityGroupRule", &id))?;
+        let r = c
+            .network
+            .sg_rules
+            .get(&id)
+            .ok_or_else(|| not_found("SecurityGroupRule", &id))?;
         Ok(http::ok(json!({"security_group_rule": render_rule(r)})))
     })
 }
 
 async fn create_rule(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let spec = body_of(&body, "security_group_rule")?.clone();
-    let sg = s(&spec, "security_group_id")?.ok_or_else(|| bad("Failed to parse request. Required attribute 'security_group_id' not specified"))?;
-    let direction = s(&spec, "direction")?.ok_or_else(|| bad("Failed to parse request. Required attribute 'direction' not specified"))?;
+    let sg = s(&spec, "security_group_id")?.ok_or_else(|| {
+        bad("Failed to parse request. Required attribute 'security_group_id' not specified")
+    })?;
+    let direction = s(&spec, "direction")?.ok_or_else(|| {
+        bad("Failed to parse request. Required attribute 'direction' not specified")
+    })?;
     if direction != "ingress" && direction != "egress" {
-        return Err(bad(format!("Invalid input for direction. Reason: {direction} is not in valid_values.")));
+        return Err(bad(format!(
+            "Invalid input for direction. Reason: {direction} is not in valid_values."
+        )));
     }
     let ethertype = s(&spec, "ethertype")?.unwrap_or_else(|| "IPv4".into());
-    let protocol = s(&spec, "protocol")?.map(|p| p.to_ascii_lowercase()).filter(|p| p != "any");
+    let protocol = s(&spec, "protocol")?
+        .map(|p| p.to_ascii_lowercase())
+        .filter(|p| p != "any");
     let min = n(&spec, "port_range_min")?;
     let max = n(&spec, "port_range_max")?;
     let prefix = s(&spec, "remote_ip_prefix")?;
@@ -1669,19 +2234,33 @@ async fn create_rule(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, Api
     let description = s(&spec, "description")?.unwrap_or_default();
     if let Some(p) = &prefix {
         if Cidr::parse(p).is_none() && p.parse::<IpAddr>().is_err() {
-            return Err(bad(format!("Invalid input for remote_ip_prefix. Reason: '{p}' is not a valid IP subnet.")));
+            return Err(bad(format!(
+                "Invalid input for remote_ip_prefix. Reason: '{p}' is not a valid IP subnet."
+            )));
         }
     }
     ctx.write(|c, seq| {
         let net = &mut c.network;
-        let group = net.security_groups.get(&sg).ok_or_else(|| not_found("SecurityGroup", &sg))?;
+        let group = net
+            .security_groups
+            .get(&sg)
+            .ok_or_else(|| not_found("SecurityGroup", &sg))?;
         let project = group.c.project_id.clone();
         let dup = net.sg_rules.values().find(|r| {
-            r.security_group_id == sg && r.direction == direction && r.ethertype == ethertype && r.protocol == protocol
-                && r.port_range_min == min && r.port_range_max == max && r.remote_ip_prefix == prefix && r.remote_group_id == remote_group
+            r.security_group_id == sg
+                && r.direction == direction
+                && r.ethertype == ethertype
+                && r.protocol == protocol
+                && r.port_range_min == min
+                && r.port_range_max == max
+                && r.remote_ip_prefix == prefix
+                && r.remote_group_id == remote_group
         });
         if let Some(d) = dup {
-            return Err(conflict("SecurityGroupRuleExists", format!("Security group rule already exists. Rule id is {}.", d.c.id)));
+            return Err(conflict(
+                "SecurityGroupRuleExists",
+                format!("Security group rule already exists. Rule id is {}.", d.c.id),
+            ));
         }
         let mut com = Common::new(seq, &project, String::new(), description);
         com.revision = 0;
@@ -1701,13 +2280,19 @@ async fn create_rule(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, Api
         if let Some(g) = net.security_groups.get_mut(&sg) {
             g.c.touch();
         }
-        Ok(http::json(StatusCode::CREATED, json!({"security_group_rule": v})))
+        Ok(http::json(
+            StatusCode::CREATED,
+            json!({"security_group_rule": v}),
+        ))
     })
 }
 
 async fn delete_rule(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        c.network.sg_rules.remove(&id).ok_or_else(|| not_found("SecurityGroupRule", &id))?;
+        c.network
+            .sg_rules
+            .remove(&id)
+            .ok_or_else(|| not_found("SecurityGroupRule", &id))?;
         Ok(http::empty(StatusCode::NO_CONTENT))
     })
 }
@@ -1716,36 +2301,63 @@ async fn delete_rule(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiEr
 
 async fn list_routers(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let items = ctx.read(|c| {
-        sorted(c.network.routers.values().filter(|r| visible(&ctx, &r.c.project_id)), |r| r.c.seq)
-            .into_iter()
-            .map(|r| render_router(r, &c.network))
-            .collect::<Vec<_>>()
+        sorted(
+            c.network
+                .routers
+                .values()
+                .filter(|r| visible(&ctx, &r.c.project_id)),
+            |r| r.c.seq,
+        )
+        .into_iter()
+        .map(|r| render_router(r, &c.network))
+        .collect::<Vec<_>>()
     });
     list_response(&ctx, &q, "routers", items)
 }
 
 async fn show_router(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let r = c.network.routers.get(&id).filter(|r| visible(&ctx, &r.c.project_id)).ok_or_else(|| not_found("Router", &id))?;
+        let r = c
+            .network
+            .routers
+            .get(&id)
+            .filter(|r| visible(&ctx, &r.c.project_id))
+            .ok_or_else(|| not_found("Router", &id))?;
         Ok(http::ok(json!({"router": render_router(r, &c.network)})))
     })
 }
 
 /// Sets (or clears, with `None`) a router's gateway, creating the gateway port.
-fn set_gateway(net: &mut NetworkData, seq: &mut u64, router_id: &str, info: Option<&Value>) -> Result<(), ApiError> {
+fn set_gateway(
+    net: &mut NetworkData,
+    seq: &mut u64,
+    router_id: &str,
+    info: Option<&Value>,
+) -> Result<(), ApiError> {
     let old = net.routers.get(router_id).and_then(|r| r.gateway.clone());
     let new = match info {
         None => None,
         Some(v) if v.is_null() || v.as_object().is_some_and(|m| m.is_empty()) => None,
         Some(v) => {
-            let net_id = s(v, "network_id")?.ok_or_else(|| bad("Invalid input for external_gateway_info: network_id is required"))?;
-            let ext = net.networks.get(&net_id).ok_or_else(|| not_found("Network", &net_id))?;
+            let net_id = s(v, "network_id")?.ok_or_else(|| {
+                bad("Invalid input for external_gateway_info: network_id is required")
+            })?;
+            let ext = net
+                .networks
+                .get(&net_id)
+                .ok_or_else(|| not_found("Network", &net_id))?;
             if !ext.external {
-                return Err(bad(format!("Bad router request: Network {net_id} is not an external network.")));
+                return Err(bad(format!(
+                    "Bad router request: Network {net_id} is not an external network."
+                )));
             }
             let snat = b(v, "enable_snat")?.unwrap_or(true);
             let ips = match v.get("external_fixed_ips") {
-                Some(Value::Array(a)) if !a.is_empty() => Some(a.iter().map(|i| Ok((s(i, "subnet_id")?, s(i, "ip_address")?))).collect::<Result<Vec<_>, ApiError>>()?),
+                Some(Value::Array(a)) if !a.is_empty() => Some(
+                    a.iter()
+                        .map(|i| Ok((s(i, "subnet_id")?, s(i, "ip_address")?)))
+                        .collect::<Result<Vec<_>, ApiError>>()?,
+                ),
                 _ => None,
             };
             Some((net_id, snat, ips))
@@ -1766,7 +2378,11 @@ fn set_gateway(net: &mut NetworkData, seq: &mut u64, router_id: &str, info: Opti
     let gateway = match new {
         None => None,
         Some((net_id, snat, ips)) => {
-            let project = net.routers.get(router_id).map(|r| r.c.project_id.clone()).unwrap_or_default();
+            let project = net
+                .routers
+                .get(router_id)
+                .map(|r| r.c.project_id.clone())
+                .unwrap_or_default();
             let port = create_port(
                 net,
                 seq,
@@ -1781,7 +2397,11 @@ fn set_gateway(net: &mut NetworkData, seq: &mut u64, router_id: &str, info: Opti
                 },
             )?;
             let _ = project;
-            Some(Gateway { network_id: net_id, enable_snat: snat, port_id: port })
+            Some(Gateway {
+                network_id: net_id,
+                enable_snat: snat,
+                port_id: port,
+            })
         }
     };
     if let Some(r) = net.routers.get_mut(router_id) {
@@ -1800,7 +2420,12 @@ async fn create_router(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     ctx.write(|c, seq| {
         let mut com = Common::new(seq, &project, name, description);
         com.revision = 1;
-        let r = Router { c: com, admin_state_up: admin, gateway: None, routes: vec![] };
+        let r = Router {
+            c: com,
+            admin_state_up: admin,
+            gateway: None,
+            routes: vec![],
+        };
         let id = r.c.id.clone();
         c.network.routers.insert(id.clone(), r);
         if let Err(e) = set_gateway(&mut c.network, seq, &id, spec.get("external_gateway_info")) {
@@ -1808,20 +2433,36 @@ async fn create_router(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
             return Err(e);
         }
         let r = &c.network.routers[&id];
-        Ok(http::json(StatusCode::CREATED, json!({"router": render_router(r, &c.network)})))
+        Ok(http::json(
+            StatusCode::CREATED,
+            json!({"router": render_router(r, &c.network)}),
+        ))
     })
 }
 
-async fn update_router(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_router(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = body_of(&body, "router")?.clone();
     ctx.write(|c, seq| {
-        if !c.network.routers.get(&id).is_some_and(|r| visible(&ctx, &r.c.project_id)) {
+        if !c
+            .network
+            .routers
+            .get(&id)
+            .is_some_and(|r| visible(&ctx, &r.c.project_id))
+        {
             return Err(not_found("Router", &id));
         }
         if spec.get("external_gateway_info").is_some() {
             set_gateway(&mut c.network, seq, &id, spec.get("external_gateway_info"))?;
         }
-        let r = c.network.routers.get_mut(&id).ok_or_else(|| not_found("Router", &id))?;
+        let r = c
+            .network
+            .routers
+            .get_mut(&id)
+            .ok_or_else(|| not_found("Router", &id))?;
         if let Some(v) = s(&spec, "name")? {
             r.c.name = v;
         }
@@ -1843,14 +2484,32 @@ async fn update_router(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
 async fn delete_router(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.write(|c, seq| {
         let net = &mut c.network;
-        if !net.routers.get(&id).is_some_and(|r| visible(&ctx, &r.c.project_id)) {
+        if !net
+            .routers
+            .get(&id)
+            .is_some_and(|r| visible(&ctx, &r.c.project_id))
+        {
             return Err(not_found("Router", &id));
         }
-        if net.ports.values().any(|p| p.device_id == id && p.device_owner == "network:router_interface") {
-            return Err(conflict("RouterInUse", format!("Router {id} still has ports")));
+        if net
+            .ports
+            .values()
+            .any(|p| p.device_id == id && p.device_owner == "network:router_interface")
+        {
+            return Err(conflict(
+                "RouterInUse",
+                format!("Router {id} still has ports"),
+            ));
         }
-        if net.floating_ips.values().any(|f| f.router_id.as_deref() == Some(id.as_str())) {
-            return Err(conflict("RouterInUse", format!("Router {id} still has floating IPs associated through it")));
+        if net
+            .floating_ips
+            .values()
+            .any(|f| f.router_id.as_deref() == Some(id.as_str()))
+        {
+            return Err(conflict(
+                "RouterInUse",
+                format!("Router {id} still has floating IPs associated through it"),
+            ));
         }
         set_gateway(net, seq, &id, None)?;
         net.routers.remove(&id);
@@ -1858,7 +2517,11 @@ async fn delete_router(ctx: Ctx, Path(id): Path<String>) -> Result<Response, Api
     })
 }
 
-async fn add_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn add_interface(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let subnet_id = s(&body, "subnet_id")?;
     let port_id = s(&body, "port_id")?;
     ctx.write(|c, seq| {
@@ -1871,7 +2534,7 @@ async fn add_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
                 if net.ports.values().any(|p| p.device_id == id && p.fixed_ips.iter().any(|f| f.subnet_id == sid)) {
                     return Err(bad(format!("Bad router request: Router already has a port on subnet {sid}.")));
                 }
-                let gw = sn.gateway_ip.clone().ok_or_else(|| bad(format!("Bad router request: Subnet for router interface must have a gateway IP.")))?;
+                let gw = sn.gateway_ip.clone().ok_or_else(|| bad("Bad router request: Subnet for router interface must have a gateway IP."))?;
                 create_port(
                     net,
                     seq,
@@ -1908,7 +2571,11 @@ async fn add_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
     })
 }
 
-async fn remove_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn remove_interface(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let subnet_id = s(&body, "subnet_id")?;
     let port_id = s(&body, "port_id")?;
     ctx.write(|c, _| {
@@ -1948,42 +2615,86 @@ async fn remove_interface(ctx: Ctx, Path(id): Path<String>, JsonBody(body): Json
 
 async fn list_fips(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let items = ctx.read(|c| {
-        sorted(c.network.floating_ips.values().filter(|f| visible(&ctx, &f.c.project_id)), |f| f.c.seq)
-            .into_iter()
-            .map(|f| render_fip(f, &c.network))
-            .collect::<Vec<_>>()
+        sorted(
+            c.network
+                .floating_ips
+                .values()
+                .filter(|f| visible(&ctx, &f.c.project_id)),
+            |f| f.c.seq,
+        )
+        .into_iter()
+        .map(|f| render_fip(f, &c.network))
+        .collect::<Vec<_>>()
     });
     list_response(&ctx, &q, "floatingips", items)
 }
 
 async fn show_fip(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let f = c.network.floating_ips.get(&id).filter(|f| visible(&ctx, &f.c.project_id)).ok_or_else(|| not_found("FloatingIP", &id))?;
+        let f = c
+            .network
+            .floating_ips
+            .get(&id)
+            .filter(|f| visible(&ctx, &f.c.project_id))
+            .ok_or_else(|| not_found("FloatingIP", &id))?;
         Ok(http::ok(json!({"floatingip": render_fip(f, &c.network)})))
     })
 }
 
 /// Checks that a port's fixed IP can be NATed to the external network and returns
 /// `(fixed ip, router id)`.
-fn association(net: &NetworkData, fip_id: &str, floating_net: &str, port_id: &str, fixed: Option<String>) -> Result<(String, String), ApiError> {
-    let port = net.ports.get(port_id).ok_or_else(|| not_found("Port", port_id))?;
+fn association(
+    net: &NetworkData,
+    fip_id: &str,
+    floating_net: &str,
+    port_id: &str,
+    fixed: Option<String>,
+) -> Result<(String, String), ApiError> {
+    let port = net
+        .ports
+        .get(port_id)
+        .ok_or_else(|| not_found("Port", port_id))?;
     let fixed_ip = match fixed {
-        Some(ip) => port.fixed_ips.iter().find(|f| f.ip_address == ip).cloned().ok_or_else(|| {
-            bad(format!("Bad floatingip request: Port {port_id} does not have fixed ip {ip}."))
-        })?,
-        None => port.fixed_ips.iter().find(|f| !f.ip_address.contains(':')).cloned().ok_or_else(|| {
-            bad(format!("Bad floatingip request: Port {port_id} does not have any IPv4 address."))
-        })?,
+        Some(ip) => port
+            .fixed_ips
+            .iter()
+            .find(|f| f.ip_address == ip)
+            .cloned()
+            .ok_or_else(|| {
+                bad(format!(
+                    "Bad floatingip request: Port {port_id} does not have fixed ip {ip}."
+                ))
+            })?,
+        None => port
+            .fixed_ips
+            .iter()
+            .find(|f| !f.ip_address.contains(':'))
+            .cloned()
+            .ok_or_else(|| {
+                bad(format!(
+                    "Bad floatingip request: Port {port_id} does not have any IPv4 address."
+                ))
+            })?,
     };
     if let Some(other) = net.floating_ips.values().find(|f| {
-        f.c.id != fip_id && f.port_id.as_deref() == Some(port_id) && f.fixed_ip_address.as_deref() == Some(fixed_ip.ip_address.as_str())
+        f.c.id != fip_id
+            && f.port_id.as_deref() == Some(port_id)
+            && f.fixed_ip_address.as_deref() == Some(fixed_ip.ip_address.as_str())
     }) {
         return Err(conflict("FloatingIPPortAlreadyAssociated", format!("Cannot associate floating IP {} ({fip_id}) with port {port_id} using fixed IP {}, as that fixed IP already has a floating IP on external network {floating_net}.", other.floating_ip_address, fixed_ip.ip_address)));
     }
     // A router with a gateway on the floating network and an interface on the port's subnet.
     let router = net.routers.values().find(|r| {
-        r.gateway.as_ref().is_some_and(|g| g.network_id == floating_net)
-            && net.ports.values().any(|p| p.device_id == r.c.id && p.device_owner == "network:router_interface" && p.fixed_ips.iter().any(|f| f.subnet_id == fixed_ip.subnet_id))
+        r.gateway
+            .as_ref()
+            .is_some_and(|g| g.network_id == floating_net)
+            && net.ports.values().any(|p| {
+                p.device_id == r.c.id
+                    && p.device_owner == "network:router_interface"
+                    && p.fixed_ips
+                        .iter()
+                        .any(|f| f.subnet_id == fixed_ip.subnet_id)
+            })
     });
     let router = router.ok_or_else(|| {
         ApiError::neutron(StatusCode::NOT_FOUND, "ExternalGatewayForFloatingIPNotFound", format!("External network {floating_net} is not reachable from subnet {}.  Therefore, cannot associate Port {port_id} with a Floating IP.", fixed_ip.subnet_id))
@@ -1993,12 +2704,16 @@ fn association(net: &NetworkData, fip_id: &str, floating_net: &str, port_id: &st
 
 fn server_of_port(net: &NetworkData, port_id: Option<&str>) -> Option<String> {
     let p = net.ports.get(port_id?)?;
-    p.device_owner.starts_with("compute:").then(|| p.device_id.clone())
+    p.device_owner
+        .starts_with("compute:")
+        .then(|| p.device_id.clone())
 }
 
 async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let spec = body_of(&body, "floatingip")?.clone();
-    let net_id = s(&spec, "floating_network_id")?.ok_or_else(|| bad("Failed to parse request. Required attribute 'floating_network_id' not specified"))?;
+    let net_id = s(&spec, "floating_network_id")?.ok_or_else(|| {
+        bad("Failed to parse request. Required attribute 'floating_network_id' not specified")
+    })?;
     let project = owner(&ctx, &spec)?;
     let want_ip = s(&spec, "floating_ip_address")?;
     let want_subnet = s(&spec, "subnet_id")?;
@@ -2009,9 +2724,14 @@ async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiE
     let dns_domain = s(&spec, "dns_domain")?.unwrap_or_default();
     let (resp, server) = ctx.write(|c, seq| {
         let net = &mut c.network;
-        let ext = net.networks.get(&net_id).ok_or_else(|| not_found("Network", &net_id))?;
+        let ext = net
+            .networks
+            .get(&net_id)
+            .ok_or_else(|| not_found("Network", &net_id))?;
         if !ext.external {
-            return Err(bad(format!("Bad floatingip request: Network {net_id} is not a valid external network.")));
+            return Err(bad(format!(
+                "Bad floatingip request: Network {net_id} is not a valid external network."
+            )));
         }
         let mut com = Common::new(seq, &project, String::new(), description);
         com.revision = 0;
@@ -2039,7 +2759,10 @@ async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiE
         let fp = &net.ports[&fip_port];
         let Some(addr) = fp.fixed_ips.first().cloned() else {
             delete_port_record(net, &fip_port);
-            return Err(conflict("ExternalIpAddressExhausted", format!("Unable to find any IP address on external network {net_id}.")));
+            return Err(conflict(
+                "ExternalIpAddressExhausted",
+                format!("Unable to find any IP address on external network {net_id}."),
+            ));
         };
         let fip = FloatingIp {
             c: com,
@@ -2055,7 +2778,10 @@ async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiE
         };
         let v = render_fip(&fip, net);
         net.floating_ips.insert(fip_id, fip);
-        Ok((http::json(StatusCode::CREATED, json!({"floatingip": v})), server_of_port(net, port_id.as_deref())))
+        Ok((
+            http::json(StatusCode::CREATED, json!({"floatingip": v})),
+            server_of_port(net, port_id.as_deref()),
+        ))
     })?;
     if let Some(sid) = server {
         crate::jobs::refresh_host(&ctx.sim, &ctx.cloud, &sid).await;
@@ -2063,11 +2789,20 @@ async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiE
     Ok(resp)
 }
 
-async fn update_fip(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_fip(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = body_of(&body, "floatingip")?.clone();
     let (resp, servers) = ctx.write(|c, _| {
         let net = &mut c.network;
-        let cur = net.floating_ips.get(&id).filter(|f| visible(&ctx, &f.c.project_id)).ok_or_else(|| not_found("FloatingIP", &id))?.clone();
+        let cur = net
+            .floating_ips
+            .get(&id)
+            .filter(|f| visible(&ctx, &f.c.project_id))
+            .ok_or_else(|| not_found("FloatingIP", &id))?
+            .clone();
         let mut servers = vec![server_of_port(net, cur.port_id.as_deref())];
         let mut next = cur.clone();
         if spec.get("port_id").is_some() {
@@ -2078,7 +2813,13 @@ async fn update_fip(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) 
                     next.router_id = None;
                 }
                 Some(p) => {
-                    let (ip, router) = association(net, &id, &cur.floating_network_id, &p, s(&spec, "fixed_ip_address")?)?;
+                    let (ip, router) = association(
+                        net,
+                        &id,
+                        &cur.floating_network_id,
+                        &p,
+                        s(&spec, "fixed_ip_address")?,
+                    )?;
                     next.port_id = Some(p);
                     next.fixed_ip_address = Some(ip);
                     next.router_id = Some(router);
@@ -2106,7 +2847,10 @@ async fn update_fip(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) 
 async fn delete_fip(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let server = ctx.write(|c, _| {
         let net = &mut c.network;
-        let f = net.floating_ips.remove(&id).ok_or_else(|| not_found("FloatingIP", &id))?;
+        let f = net
+            .floating_ips
+            .remove(&id)
+            .ok_or_else(|| not_found("FloatingIP", &id))?;
         net.ports.remove(&f.fip_port_id);
         Ok::<_, ApiError>(server_of_port(net, f.port_id.as_deref()))
     })?;
@@ -2118,7 +2862,11 @@ async fn delete_fip(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiErr
 
 // --- tags
 
-fn tags_mut<'a>(net: &'a mut NetworkData, collection: &str, id: &str) -> Result<&'a mut Common, ApiError> {
+fn tags_mut<'a>(
+    net: &'a mut NetworkData,
+    collection: &str,
+    id: &str,
+) -> Result<&'a mut Common, ApiError> {
     let c = match collection {
         "networks" => net.networks.get_mut(id).map(|x| &mut x.c),
         "subnets" => net.subnets.get_mut(id).map(|x| &mut x.c),
@@ -2128,18 +2876,33 @@ fn tags_mut<'a>(net: &'a mut NetworkData, collection: &str, id: &str) -> Result<
         "security-groups" | "security_groups" => net.security_groups.get_mut(id).map(|x| &mut x.c),
         _ => return Err(not_found("Resource", collection)),
     };
-    c.ok_or_else(|| ApiError::neutron(StatusCode::NOT_FOUND, "NotFound", format!("{collection} {id} could not be found.")))
+    c.ok_or_else(|| {
+        ApiError::neutron(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("{collection} {id} could not be found."),
+        )
+    })
 }
 
-async fn get_tags(ctx: Ctx, Path((collection, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn get_tags(
+    ctx: Ctx,
+    Path((collection, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let mut st = ctx.sim.lock();
     let (c, _) = http::cloud_and_seq(&mut st, &ctx.cloud);
     let com = tags_mut(&mut c.network, &collection, &id)?;
     Ok(http::ok(json!({"tags": com.tags})))
 }
 
-async fn replace_tags(ctx: Ctx, Path((collection, id)): Path<(String, String)>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let tags = util::opt_str_list(&body, "tags").map_err(|e| bad(e.message))?.ok_or_else(|| bad("Invalid input: tags is required"))?;
+async fn replace_tags(
+    ctx: Ctx,
+    Path((collection, id)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let tags = util::opt_str_list(&body, "tags")
+        .map_err(|e| bad(e.message))?
+        .ok_or_else(|| bad("Invalid input: tags is required"))?;
     ctx.write(|c, _| {
         let com = tags_mut(&mut c.network, &collection, &id)?;
         let mut uniq: Vec<String> = Vec::new();
@@ -2154,7 +2917,10 @@ async fn replace_tags(ctx: Ctx, Path((collection, id)): Path<(String, String)>, 
     })
 }
 
-async fn clear_tags(ctx: Ctx, Path((collection, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn clear_tags(
+    ctx: Ctx,
+    Path((collection, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
         let com = tags_mut(&mut c.network, &collection, &id)?;
         com.tags.clear();
@@ -2163,18 +2929,28 @@ async fn clear_tags(ctx: Ctx, Path((collection, id)): Path<(String, String)>) ->
     })
 }
 
-async fn check_tag(ctx: Ctx, Path((collection, id, tag)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+async fn check_tag(
+    ctx: Ctx,
+    Path((collection, id, tag)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     let mut st = ctx.sim.lock();
     let (c, _) = http::cloud_and_seq(&mut st, &ctx.cloud);
     let com = tags_mut(&mut c.network, &collection, &id)?;
     if com.tags.contains(&tag) {
         Ok(http::empty(StatusCode::NO_CONTENT))
     } else {
-        Err(ApiError::neutron(StatusCode::NOT_FOUND, "TagNotFound", format!("Tag {tag} could not be found for {collection} {id}.")))
+        Err(ApiError::neutron(
+            StatusCode::NOT_FOUND,
+            "TagNotFound",
+            format!("Tag {tag} could not be found for {collection} {id}."),
+        ))
     }
 }
 
-async fn add_tag(ctx: Ctx, Path((collection, id, tag)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+async fn add_tag(
+    ctx: Ctx,
+    Path((collection, id, tag)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
         let com = tags_mut(&mut c.network, &collection, &id)?;
         if !com.tags.contains(&tag) {
@@ -2185,11 +2961,18 @@ async fn add_tag(ctx: Ctx, Path((collection, id, tag)): Path<(String, String, St
     })
 }
 
-async fn remove_tag(ctx: Ctx, Path((collection, id, tag)): Path<(String, String, String)>) -> Result<Response, ApiError> {
+async fn remove_tag(
+    ctx: Ctx,
+    Path((collection, id, tag)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
         let com = tags_mut(&mut c.network, &collection, &id)?;
         if !com.tags.contains(&tag) {
-            return Err(ApiError::neutron(StatusCode::NOT_FOUND, "TagNotFound", format!("Tag {tag} could not be found for {collection} {id}.")));
+            return Err(ApiError::neutron(
+                StatusCode::NOT_FOUND,
+                "TagNotFound",
+                format!("Tag {tag} could not be found for {collection} {id}."),
+            ));
         }
         com.tags.retain(|t| *t != tag);
         com.touch();

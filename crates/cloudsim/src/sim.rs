@@ -82,7 +82,9 @@ impl Sim {
     /// Path of a data file: `DIR/clouds/<cloud>/<kind>/<id>` (`kind`: volumes, images,
     /// snapshots, disks).
     pub fn data_path(&self, cloud: &str, kind: &str, id: &str) -> PathBuf {
-        state::Cloud::data_dir(&self.cfg.state_dir, cloud).join(kind).join(id)
+        state::Cloud::data_dir(&self.cfg.state_dir, cloud)
+            .join(kind)
+            .join(id)
     }
 
     /// `DIR/hosts/<server id>`: a conversion host's directory.
@@ -164,7 +166,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     crate::jobs::resume_all(&sim).await;
     wait_until_answering(addr).await;
     write_clouds_yaml(&sim)?;
-    Ok(Running { addr, sim, shutdown: Some(tx), server })
+    Ok(Running {
+        addr,
+        sim,
+        shutdown: Some(tx),
+        server,
+    })
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down cleanly.
@@ -182,7 +189,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -257,7 +267,10 @@ pub fn clouds_yaml(sim: &Sim) -> String {
     let mut root = serde_yaml::Mapping::new();
     root.insert("clouds".into(), serde_yaml::Value::Mapping(clouds));
     let body = serde_yaml::to_string(&root).unwrap_or_default();
-    format!("# Written by osm-cloudsim for {}; rewritten at every start.\n{body}", sim.base_url)
+    format!(
+        "# Written by osm-cloudsim for {}; rewritten at every start.\n{body}",
+        sim.base_url
+    )
 }
 
 /// Makes a directory and its parents.

@@ -81,9 +81,16 @@ impl State {
         let mut seq = 0;
         let mut clouds = BTreeMap::new();
         for (i, name) in ["src", "dst"].iter().enumerate() {
-            clouds.insert(name.to_string(), Cloud::bootstrap(name, i as u8 + 1, &mut seq));
+            clouds.insert(
+                name.to_string(),
+                Cloud::bootstrap(name, i as u8 + 1, &mut seq),
+            );
         }
-        State { format: FORMAT, seq, clouds }
+        State {
+            format: FORMAT,
+            seq,
+            clouds,
+        }
     }
 
     /// The next creation sequence number.
@@ -107,8 +114,10 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(SimError::io(format!("reading {}", path.display()), e)),
         };
-        let state: State = serde_json::from_slice(&bytes)
-            .map_err(|source| SimError::BadState { path: path.display().to_string(), source })?;
+        let state: State = serde_json::from_slice(&bytes).map_err(|source| SimError::BadState {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Some(state))
     }
 

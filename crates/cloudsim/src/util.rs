@@ -49,19 +49,30 @@ pub fn request_id() -> String {
 pub fn random_string(len: usize) -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
+    (0..len)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 /// A MAC address in OpenStack's `fa:16:3e` range.
 pub fn random_mac() -> String {
     let mut rng = rand::thread_rng();
-    format!("fa:16:3e:{:02x}:{:02x}:{:02x}", rng.gen::<u8>(), rng.gen::<u8>(), rng.gen::<u8>())
+    format!(
+        "fa:16:3e:{:02x}:{:02x}:{:02x}",
+        rng.gen::<u8>(),
+        rng.gen::<u8>(),
+        rng.gen::<u8>()
+    )
 }
 
 /// The last path segment of a reference that may be an id or a URL (Nova accepts both for
 /// `imageRef` and `flavorRef`).
 pub fn ref_id(value: &str) -> &str {
-    value.trim_end_matches('/').rsplit('/').next().unwrap_or(value)
+    value
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(value)
 }
 
 /// Reads an optional string field; a non-string value is a client error.
@@ -95,9 +106,11 @@ pub fn opt_u64(obj: &Value, key: &str) -> Result<Option<u64>, ApiError> {
 pub fn opt_bool(obj: &Value, key: &str) -> Result<Option<bool>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => parse_bool(v)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("Invalid input for field/attribute {key}. Value: {v}. Not a boolean"))),
+        Some(v) => parse_bool(v).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "Invalid input for field/attribute {key}. Value: {v}. Not a boolean"
+            ))
+        }),
     }
 }
 
@@ -121,7 +134,10 @@ pub fn parse_bool_str(s: &str) -> Option<bool> {
 }
 
 /// Reads a `{"k": "v"}` object of strings (metadata, properties).
-pub fn opt_str_map(obj: &Value, key: &str) -> Result<Option<std::collections::BTreeMap<String, String>>, ApiError> {
+pub fn opt_str_map(
+    obj: &Value,
+    key: &str,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, ApiError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => {
@@ -131,13 +147,19 @@ pub fn opt_str_map(obj: &Value, key: &str) -> Result<Option<std::collections::BT
                     Value::String(s) => s.clone(),
                     Value::Null => String::new(),
                     Value::Bool(_) | Value::Number(_) => v.to_string(),
-                    _ => return Err(ApiError::bad_request(format!("Invalid input for field/attribute {key}. Value of {k} is not a string"))),
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "Invalid input for field/attribute {key}. Value of {k} is not a string"
+                        )))
+                    }
                 };
                 out.insert(k.clone(), s);
             }
             Ok(Some(out))
         }
-        Some(_) => Err(ApiError::bad_request(format!("Invalid input for field/attribute {key}. Not an object"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute {key}. Not an object"
+        ))),
     }
 }
 
@@ -148,13 +170,17 @@ pub fn opt_str_list(obj: &Value, key: &str) -> Result<Option<Vec<String>>, ApiEr
         Some(Value::Array(items)) => items
             .iter()
             .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::bad_request(format!("Invalid input for field/attribute {key}. {i} is not of type 'string'")))
+                i.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "Invalid input for field/attribute {key}. {i} is not of type 'string'"
+                    ))
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
-        Some(_) => Err(ApiError::bad_request(format!("Invalid input for field/attribute {key}. Not a list"))),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "Invalid input for field/attribute {key}. Not a list"
+        ))),
     }
 }
 
@@ -162,7 +188,9 @@ pub fn opt_str_list(obj: &Value, key: &str) -> Result<Option<Vec<String>>, ApiEr
 pub fn body_object<'a>(body: &'a Value, key: &str) -> Result<&'a Value, ApiError> {
     match body.get(key) {
         Some(v @ Value::Object(_)) => Ok(v),
-        _ => Err(ApiError::bad_request(format!("Missing or invalid '{key}' in request body."))),
+        _ => Err(ApiError::bad_request(format!(
+            "Missing or invalid '{key}' in request body."
+        ))),
     }
 }
 
@@ -186,7 +214,10 @@ impl Cidr {
             return None;
         }
         let c = Cidr { addr, prefix };
-        Some(Cidr { addr: c.from_int(c.to_int(addr) & c.mask()), prefix })
+        Some(Cidr {
+            addr: c.from_int(c.to_int(addr) & c.mask()),
+            prefix,
+        })
     }
 
     /// 4 or 6.
@@ -208,7 +239,11 @@ impl Cidr {
 
     fn mask(&self) -> u128 {
         let host = self.bits() - self.prefix as u32;
-        let all = if self.bits() == 32 { u32::MAX as u128 } else { u128::MAX };
+        let all = if self.bits() == 32 {
+            u32::MAX as u128
+        } else {
+            u128::MAX
+        };
         if host >= 128 {
             0
         } else {
@@ -237,7 +272,11 @@ impl Cidr {
     pub fn range(&self) -> (u128, u128) {
         let first = self.to_int(self.addr);
         let host = self.bits() - self.prefix as u32;
-        let size = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+        let size = if host >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << host) - 1
+        };
         (first, first.saturating_add(size))
     }
 

@@ -117,7 +117,13 @@ pub struct Volume {
 
 impl Volume {
     /// A new volume in status `creating`.
-    pub fn new(seq: u64, project_id: &str, user_id: &str, size: u64, source: VolumeSource) -> Volume {
+    pub fn new(
+        seq: u64,
+        project_id: &str,
+        user_id: &str,
+        size: u64,
+        source: VolumeSource,
+    ) -> Volume {
         let now = util::now();
         Volume {
             id: util::new_id(),
@@ -234,7 +240,9 @@ impl VolumeData {
 
     /// A type by name or id.
     pub fn find_type(&self, name_or_id: &str) -> Option<&VolumeType> {
-        self.types.get(name_or_id).or_else(|| self.types.values().find(|t| t.name == name_or_id))
+        self.types
+            .get(name_or_id)
+            .or_else(|| self.types.values().find(|t| t.name == name_or_id))
     }
 }
 
@@ -252,7 +260,12 @@ pub fn gib_ceil(bytes: u64) -> u64 {
 }
 
 /// Renders a volume (detail form) for microversion `mv`.
-pub fn render_volume(ctx_url: &dyn Fn(&str) -> String, cloud: &Cloud, v: &Volume, mv: http::Mv) -> Value {
+pub fn render_volume(
+    ctx_url: &dyn Fn(&str) -> String,
+    cloud: &Cloud,
+    v: &Volume,
+    mv: http::Mv,
+) -> Value {
     let type_id = cloud.volume.find_type(&v.volume_type).map(|t| t.id.clone());
     let attachments: Vec<Value> = v
         .attachments
@@ -275,8 +288,14 @@ pub fn render_volume(ctx_url: &dyn Fn(&str) -> String, cloud: &Cloud, v: &Volume
     m.insert("created_at".into(), json!(util::iso_micro(&v.created)));
     m.insert("updated_at".into(), json!(util::iso_micro(&v.updated)));
     m.insert("attachments".into(), json!(attachments));
-    m.insert("links".into(), json!([{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]));
-    m.insert("bootable".into(), json!(if v.bootable { "true" } else { "false" }));
+    m.insert(
+        "links".into(),
+        json!([{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}]),
+    );
+    m.insert(
+        "bootable".into(),
+        json!(if v.bootable { "true" } else { "false" }),
+    );
     m.insert("encrypted".into(), json!(false));
     m.insert("multiattach".into(), json!(v.multiattach));
     m.insert("metadata".into(), json!(v.metadata));
@@ -303,7 +322,10 @@ pub fn render_volume(ctx_url: &dyn Fn(&str) -> String, cloud: &Cloud, v: &Volume
         m.insert("backup_id".into(), Value::Null);
     }
     if mv.ge(3, 48) {
-        m.insert("service_uuid".into(), json!("c4a12e3e-0000-4000-8000-00000000c1d5"));
+        m.insert(
+            "service_uuid".into(),
+            json!("c4a12e3e-0000-4000-8000-00000000c1d5"),
+        );
         m.insert("shared_targets".into(), json!(false));
     }
     if mv.ge(3, 61) {
@@ -332,8 +354,18 @@ fn render_snapshot(s: &Snapshot, mv: http::Mv) -> Value {
     m.insert("created_at".into(), json!(util::iso_micro(&s.created)));
     m.insert("updated_at".into(), json!(util::iso_micro(&s.updated)));
     m.insert("metadata".into(), json!(s.metadata));
-    m.insert("os-extended-snapshot-attributes:progress".into(), json!(if s.status == "available" { "100%" } else { "0%" }));
-    m.insert("os-extended-snapshot-attributes:project_id".into(), json!(s.project_id));
+    m.insert(
+        "os-extended-snapshot-attributes:progress".into(),
+        json!(if s.status == "available" {
+            "100%"
+        } else {
+            "0%"
+        }),
+    );
+    m.insert(
+        "os-extended-snapshot-attributes:project_id".into(),
+        json!(s.project_id),
+    );
     if mv.ge(3, 14) {
         m.insert("group_snapshot_id".into(), Value::Null);
     }
@@ -360,12 +392,26 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/volume/v3", get(version))
         .route("/volume/v3/volumes", get(list_volumes).post(create_volume))
         .route("/volume/v3/volumes/detail", get(list_volumes_detail))
-        .route("/volume/v3/volumes/{id}", get(show_volume).put(update_volume).delete(delete_volume))
+        .route(
+            "/volume/v3/volumes/{id}",
+            get(show_volume).put(update_volume).delete(delete_volume),
+        )
         .route("/volume/v3/volumes/{id}/action", post(volume_action))
-        .route("/volume/v3/volumes/{id}/metadata", get(get_metadata).post(merge_metadata).put(replace_metadata))
-        .route("/volume/v3/snapshots", get(list_snapshots).post(create_snapshot))
+        .route(
+            "/volume/v3/volumes/{id}/metadata",
+            get(get_metadata).post(merge_metadata).put(replace_metadata),
+        )
+        .route(
+            "/volume/v3/snapshots",
+            get(list_snapshots).post(create_snapshot),
+        )
         .route("/volume/v3/snapshots/detail", get(list_snapshots_detail))
-        .route("/volume/v3/snapshots/{id}", get(show_snapshot).put(update_snapshot).delete(delete_snapshot))
+        .route(
+            "/volume/v3/snapshots/{id}",
+            get(show_snapshot)
+                .put(update_snapshot)
+                .delete(delete_snapshot),
+        )
         .route("/volume/v3/snapshots/{id}/action", post(snapshot_action))
         .route("/volume/v3/types", get(list_types).post(create_type))
         .route("/volume/v3/types/default", get(default_type))
@@ -388,11 +434,20 @@ fn version_doc(sim: &Sim, cloud: &str) -> Value {
     })
 }
 
-async fn versions(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
-    http::json(StatusCode::MULTIPLE_CHOICES, json!({"versions": [version_doc(&sim, &cc.cloud)]}))
+async fn versions(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
+    http::json(
+        StatusCode::MULTIPLE_CHOICES,
+        json!({"versions": [version_doc(&sim, &cc.cloud)]}),
+    )
 }
 
-async fn version(axum::extract::State(sim): axum::extract::State<Arc<Sim>>, cc: CloudCtx) -> Response {
+async fn version(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+) -> Response {
     http::ok(json!({"versions": [version_doc(&sim, &cc.cloud)]}))
 }
 
@@ -404,9 +459,16 @@ fn parse_metadata_filter(s: &str) -> Option<BTreeMap<String, String>> {
 }
 
 fn listed_volumes(ctx: &Ctx, q: &Q) -> Result<(Vec<Value>, Option<String>, usize), ApiError> {
-    let all = q.get("all_tenants").and_then(util::parse_bool_str).unwrap_or(false) && ctx.is_admin();
+    let all = q
+        .get("all_tenants")
+        .and_then(util::parse_bool_str)
+        .unwrap_or(false)
+        && ctx.is_admin();
     let meta = match q.get("metadata") {
-        Some(s) => Some(parse_metadata_filter(s).ok_or_else(|| ApiError::bad_request(format!("Invalid metadata filter: {s}")))?),
+        Some(s) => Some(
+            parse_metadata_filter(s)
+                .ok_or_else(|| ApiError::bad_request(format!("Invalid metadata filter: {s}")))?,
+        ),
         None => None,
     };
     let name_like = q.get("name~");
@@ -417,24 +479,52 @@ fn listed_volumes(ctx: &Ctx, q: &Q) -> Result<(Vec<Value>, Option<String>, usize
             .filter(|v| all || v.project_id == ctx.project_id)
             .filter(|v| q.get("name").is_none_or(|n| v.name.as_deref() == Some(n)))
             .filter(|v| name_like.is_none_or(|n| v.name.as_deref().is_some_and(|x| x.contains(n))))
-            .filter(|v| q.get("status").is_none_or(|s| v.status.eq_ignore_ascii_case(s)))
-            .filter(|v| q.get("bootable").and_then(util::parse_bool_str).is_none_or(|b| v.bootable == b))
-            .filter(|v| q.get("availability_zone").is_none_or(|a| v.availability_zone == a))
+            .filter(|v| {
+                q.get("status")
+                    .is_none_or(|s| v.status.eq_ignore_ascii_case(s))
+            })
+            .filter(|v| {
+                q.get("bootable")
+                    .and_then(util::parse_bool_str)
+                    .is_none_or(|b| v.bootable == b)
+            })
+            .filter(|v| {
+                q.get("availability_zone")
+                    .is_none_or(|a| v.availability_zone == a)
+            })
             .filter(|v| q.get("volume_type").is_none_or(|t| v.volume_type == t))
-            .filter(|v| meta.as_ref().is_none_or(|m| m.iter().all(|(k, val)| v.metadata.get(k) == Some(val))))
+            .filter(|v| {
+                meta.as_ref()
+                    .is_none_or(|m| m.iter().all(|(k, val)| v.metadata.get(k) == Some(val)))
+            })
             .cloned()
             .collect()
     });
-    sort_by_query(&mut vols, q, |v| (v.seq, v.name.clone().unwrap_or_default(), v.size, v.status.clone()));
+    sort_by_query(&mut vols, q, |v| {
+        (
+            v.seq,
+            v.name.clone().unwrap_or_default(),
+            v.size,
+            v.status.clone(),
+        )
+    });
     let count = vols.len();
     let page = http::paginate(vols, |v| v.id.clone(), q, 1000)?;
-    let items = ctx.read(|c| page.items.iter().map(|v| render_volume(&|p| ctx.url(p), c, v, ctx.mv)).collect());
+    let items = ctx.read(|c| {
+        page.items
+            .iter()
+            .map(|v| render_volume(&|p| ctx.url(p), c, v, ctx.mv))
+            .collect()
+    });
     Ok((items, page.next_marker, count))
 }
 
 /// Sorts by Cinder's `sort=key:dir` / `sort_key`+`sort_dir` (created_at desc by default).
 fn sort_by_query<T>(items: &mut [T], q: &Q, key: impl Fn(&T) -> (u64, String, u64, String)) {
-    let spec = q.get("sort").map(str::to_string).or_else(|| q.get("sort_key").map(|k| format!("{k}:{}", q.get("sort_dir").unwrap_or("desc"))));
+    let spec = q.get("sort").map(str::to_string).or_else(|| {
+        q.get("sort_key")
+            .map(|k| format!("{k}:{}", q.get("sort_dir").unwrap_or("desc")))
+    });
     let (k, dir) = match &spec {
         Some(s) => {
             let first = s.split(',').next().unwrap_or("created_at");
@@ -461,13 +551,25 @@ fn sort_by_query<T>(items: &mut [T], q: &Q, key: impl Fn(&T) -> (u64, String, u6
     });
 }
 
-fn list_body(ctx: &Ctx, q: &Q, key: &str, path: &str, items: Vec<Value>, next: Option<String>, count: usize) -> Response {
+fn list_body(
+    ctx: &Ctx,
+    q: &Q,
+    key: &str,
+    path: &str,
+    items: Vec<Value>,
+    next: Option<String>,
+    count: usize,
+) -> Response {
     let mut body = Map::new();
     body.insert(key.into(), Value::Array(items));
     if let Some(m) = next {
         body.insert(format!("{key}_links"), json!([{"rel": "next", "href": ctx.url(&format!("/volume/v3/{}/{path}?{}", ctx.project_id, http::next_query(q, &m)))}]));
     }
-    if ctx.mv.ge(3, 45) && q.get("with_count").and_then(util::parse_bool_str).unwrap_or(false) {
+    if ctx.mv.ge(3, 45)
+        && q.get("with_count")
+            .and_then(util::parse_bool_str)
+            .unwrap_or(false)
+    {
         body.insert("count".into(), json!(count));
     }
     http::ok(Value::Object(body))
@@ -475,23 +577,42 @@ fn list_body(ctx: &Ctx, q: &Q, key: &str, path: &str, items: Vec<Value>, next: O
 
 async fn list_volumes(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let (items, next, count) = listed_volumes(&ctx, &q)?;
-    let items = items.into_iter().map(|v| json!({"id": v["id"], "name": v["name"], "links": v["links"]})).collect();
-    Ok(list_body(&ctx, &q, "volumes", "volumes", items, next, count))
+    let items = items
+        .into_iter()
+        .map(|v| json!({"id": v["id"], "name": v["name"], "links": v["links"]}))
+        .collect();
+    Ok(list_body(
+        &ctx, &q, "volumes", "volumes", items, next, count,
+    ))
 }
 
 async fn list_volumes_detail(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let (items, next, count) = listed_volumes(&ctx, &q)?;
-    Ok(list_body(&ctx, &q, "volumes", "volumes/detail", items, next, count))
+    Ok(list_body(
+        &ctx,
+        &q,
+        "volumes",
+        "volumes/detail",
+        items,
+        next,
+        count,
+    ))
 }
 
 fn own_volume<'a>(ctx: &Ctx, c: &'a Cloud, id: &str) -> Result<&'a Volume, ApiError> {
-    c.volume.volumes.get(id).filter(|v| v.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| vol_not_found(id))
+    c.volume
+        .volumes
+        .get(id)
+        .filter(|v| v.project_id == ctx.project_id || ctx.is_admin())
+        .ok_or_else(|| vol_not_found(id))
 }
 
 async fn show_volume(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
         let v = own_volume(&ctx, c, &id)?;
-        Ok(http::ok(json!({"volume": render_volume(&|p| ctx.url(p), c, v, ctx.mv)})))
+        Ok(http::ok(
+            json!({"volume": render_volume(&|p| ctx.url(p), c, v, ctx.mv)}),
+        ))
     })
 }
 
@@ -508,10 +629,23 @@ async fn create_volume(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     let metadata = util::opt_str_map(spec, "metadata")?.unwrap_or_default();
     let multiattach = util::opt_bool(spec, "multiattach")?.unwrap_or(false);
     if util::opt_str(spec, "backup_id")?.is_some() {
-        return Err(ApiError::bad_request("Invalid input received: restoring from backups is not simulated."));
+        return Err(ApiError::bad_request(
+            "Invalid input received: restoring from backups is not simulated.",
+        ));
     }
     let id = ctx.write(|c, seq| {
-        let mut vol = build_volume(c, seq, &ctx.project_id, &ctx.user_id, size, snapshot_id, source_volid, image_ref, vtype, az)?;
+        let mut vol = build_volume(
+            c,
+            seq,
+            &ctx.project_id,
+            &ctx.user_id,
+            size,
+            snapshot_id,
+            source_volid,
+            image_ref,
+            vtype,
+            az,
+        )?;
         vol.name = name;
         vol.description = description;
         vol.metadata = metadata;
@@ -523,7 +657,10 @@ async fn create_volume(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     jobs::spawn_volume(&ctx.sim, &ctx.cloud, &id);
     ctx.read(|c| {
         let v = own_volume(&ctx, c, &id)?;
-        Ok(http::json(StatusCode::ACCEPTED, json!({"volume": render_volume(&|p| ctx.url(p), c, v, ctx.mv)})))
+        Ok(http::json(
+            StatusCode::ACCEPTED,
+            json!({"volume": render_volume(&|p| ctx.url(p), c, v, ctx.mv)}),
+        ))
     })
 }
 
@@ -544,7 +681,9 @@ pub fn build_volume(
 ) -> Result<Volume, ApiError> {
     if let Some(a) = &az {
         if a != "nova" {
-            return Err(ApiError::bad_request(format!("Invalid input received: Availability zone '{a}' is invalid.")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid input received: Availability zone '{a}' is invalid."
+            )));
         }
     }
     let vtype = match vtype {
@@ -553,10 +692,16 @@ pub fn build_volume(
             .volume
             .find_type(&t)
             .map(|x| x.name.clone())
-            .ok_or_else(|| ApiError::not_found(format!("Volume type with name {t} could not be found.")))?,
+            .ok_or_else(|| {
+                ApiError::not_found(format!("Volume type with name {t} could not be found."))
+            })?,
     };
     let (source, min_size, bootable, image_meta, snap, srcvol) = if let Some(sid) = snapshot_id {
-        let s = c.volume.snapshots.get(&sid).ok_or_else(|| snap_not_found(&sid))?;
+        let s = c
+            .volume
+            .snapshots
+            .get(&sid)
+            .ok_or_else(|| snap_not_found(&sid))?;
         if s.status != "available" {
             return Err(ApiError::bad_request(format!("Invalid snapshot: Originating snapshot status must be one of 'available' values (current status: {}).", s.status)));
         }
@@ -570,18 +715,38 @@ pub fn build_volume(
             None,
         )
     } else if let Some(vid) = source_volid {
-        let v = c.volume.volumes.get(&vid).ok_or_else(|| vol_not_found(&vid))?;
+        let v = c
+            .volume
+            .volumes
+            .get(&vid)
+            .ok_or_else(|| vol_not_found(&vid))?;
         if v.status != "available" && v.status != "in-use" {
             return Err(ApiError::bad_request(format!("Invalid volume: Volume {vid} status must be available or in-use, but current status is: {}.", v.status)));
         }
-        (VolumeSource::Volume { id: vid.clone() }, v.size, v.bootable, v.image_metadata.clone(), None, Some(vid))
+        (
+            VolumeSource::Volume { id: vid.clone() },
+            v.size,
+            v.bootable,
+            v.image_metadata.clone(),
+            None,
+            Some(vid),
+        )
     } else if let Some(iref) = image_ref {
         let iid = util::ref_id(&iref).to_string();
-        let img = c.image.images.get(&iid).filter(|i| i.visible_to(project_id, true)).ok_or_else(|| {
-            ApiError::bad_request(format!("Invalid image identifier or unable to access requested image. (image {iid})"))
-        })?;
+        let img = c
+            .image
+            .images
+            .get(&iid)
+            .filter(|i| i.visible_to(project_id, true))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Invalid image identifier or unable to access requested image. (image {iid})"
+                ))
+            })?;
         if img.status != "active" {
-            return Err(ApiError::bad_request(format!("Invalid input received: Image {iid} is not active.")));
+            return Err(ApiError::bad_request(format!(
+                "Invalid input received: Image {iid} is not active."
+            )));
         }
         let need = gib_ceil(img.size.unwrap_or(0)).max(img.min_disk);
         if let Some(sz) = size {
@@ -592,20 +757,37 @@ pub fn build_volume(
                 return Err(ApiError::bad_request(format!("Invalid input received: Volume size {sz}GB cannot be smaller than the image minDisk size {}GB.", img.min_disk)));
             }
         }
-        (VolumeSource::Image { id: iid }, need, true, img.volume_image_metadata(), None, None)
+        (
+            VolumeSource::Image { id: iid },
+            need,
+            true,
+            img.volume_image_metadata(),
+            None,
+            None,
+        )
     } else {
         (VolumeSource::Blank, 0, false, BTreeMap::new(), None, None)
     };
     let size = match size {
-        Some(s) if s == 0 => return Err(ApiError::bad_request("Invalid input received: Volume size '0' must be an integer and greater than 0.")),
+        Some(0) => {
+            return Err(ApiError::bad_request(
+                "Invalid input received: Volume size '0' must be an integer and greater than 0.",
+            ))
+        }
         Some(s) => {
-            if matches!(source, VolumeSource::Snapshot { .. } | VolumeSource::Volume { .. }) && s < min_size {
+            if matches!(
+                source,
+                VolumeSource::Snapshot { .. } | VolumeSource::Volume { .. }
+            ) && s < min_size
+            {
                 return Err(ApiError::bad_request(format!("Invalid input received: Volume size '{s}'GB cannot be smaller than the source size {min_size}GB. They must be >= original size.")));
             }
             s
         }
         None if min_size > 0 && !matches!(source, VolumeSource::Image { .. }) => min_size,
-        None => return Err(ApiError::bad_request("Invalid input received: Volume size must be specified (an integer greater than 0).")),
+        None => return Err(ApiError::bad_request(
+            "Invalid input received: Volume size must be specified (an integer greater than 0).",
+        )),
     };
     *seq += 1;
     let mut vol = Volume::new(*seq, project_id, user_id, size, source);
@@ -617,14 +799,23 @@ pub fn build_volume(
     Ok(vol)
 }
 
-async fn update_volume(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_volume(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "volume")?;
     let name = util::opt_str(spec, "name")?.or(util::opt_str(spec, "display_name")?);
-    let description = util::opt_str(spec, "description")?.or(util::opt_str(spec, "display_description")?);
+    let description =
+        util::opt_str(spec, "description")?.or(util::opt_str(spec, "display_description")?);
     let metadata = util::opt_str_map(spec, "metadata")?;
     ctx.write(|c, _| {
         own_volume(&ctx, c, &id)?;
-        let v = c.volume.volumes.get_mut(&id).ok_or_else(|| vol_not_found(&id))?;
+        let v = c
+            .volume
+            .volumes
+            .get_mut(&id)
+            .ok_or_else(|| vol_not_found(&id))?;
         if spec.get("name").is_some() || spec.get("display_name").is_some() {
             v.name = name;
         }
@@ -636,15 +827,29 @@ async fn update_volume(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
         }
         v.updated = util::now();
         let v = v.clone();
-        Ok(http::ok(json!({"volume": render_volume(&|p| ctx.url(p), c, &v, ctx.mv)})))
+        Ok(http::ok(
+            json!({"volume": render_volume(&|p| ctx.url(p), c, &v, ctx.mv)}),
+        ))
     })
 }
 
-const DELETABLE: &[&str] = &["available", "error", "error_restoring", "error_extending", "error_managing"];
+const DELETABLE: &[&str] = &[
+    "available",
+    "error",
+    "error_restoring",
+    "error_extending",
+    "error_managing",
+];
 
 async fn delete_volume(ctx: Ctx, Path(id): Path<String>, q: Q) -> Result<Response, ApiError> {
-    let cascade = q.get("cascade").and_then(util::parse_bool_str).unwrap_or(false);
-    let force = q.get("force").and_then(util::parse_bool_str).unwrap_or(false);
+    let cascade = q
+        .get("cascade")
+        .and_then(util::parse_bool_str)
+        .unwrap_or(false);
+    let force = q
+        .get("force")
+        .and_then(util::parse_bool_str)
+        .unwrap_or(false);
     let snaps = ctx.write(|c, _| {
         let v = own_volume(&ctx, c, &id)?;
         if v.status == "deleting" {
@@ -677,9 +882,18 @@ async fn delete_volume(ctx: Ctx, Path(id): Path<String>, q: Q) -> Result<Respons
     Ok(http::empty(StatusCode::ACCEPTED))
 }
 
-async fn volume_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let obj = body.as_object().ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
-    let (action, args) = obj.iter().next().ok_or_else(|| ApiError::bad_request("Malformed request body: no action"))?;
+async fn volume_action(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("Malformed request body"))?;
+    let (action, args) = obj
+        .iter()
+        .next()
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: no action"))?;
     let args = args.clone();
     let action = action.clone();
     let mut spawn = false;
@@ -757,24 +971,46 @@ async fn volume_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBod
 }
 
 async fn get_metadata(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    ctx.read(|c| Ok(http::ok(json!({"metadata": own_volume(&ctx, c, &id)?.metadata}))))
+    ctx.read(|c| {
+        Ok(http::ok(
+            json!({"metadata": own_volume(&ctx, c, &id)?.metadata}),
+        ))
+    })
 }
 
-async fn merge_metadata(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?.ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+async fn merge_metadata(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let m = util::opt_str_map(&body, "metadata")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
     ctx.write(|c, _| {
         own_volume(&ctx, c, &id)?;
-        let v = c.volume.volumes.get_mut(&id).ok_or_else(|| vol_not_found(&id))?;
+        let v = c
+            .volume
+            .volumes
+            .get_mut(&id)
+            .ok_or_else(|| vol_not_found(&id))?;
         v.metadata.extend(m);
         Ok(http::ok(json!({"metadata": v.metadata})))
     })
 }
 
-async fn replace_metadata(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?.ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+async fn replace_metadata(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let m = util::opt_str_map(&body, "metadata")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
     ctx.write(|c, _| {
         own_volume(&ctx, c, &id)?;
-        let v = c.volume.volumes.get_mut(&id).ok_or_else(|| vol_not_found(&id))?;
+        let v = c
+            .volume
+            .volumes
+            .get_mut(&id)
+            .ok_or_else(|| vol_not_found(&id))?;
         v.metadata = m;
         Ok(http::ok(json!({"metadata": v.metadata})))
     })
@@ -783,44 +1019,98 @@ async fn replace_metadata(ctx: Ctx, Path(id): Path<String>, JsonBody(body): Json
 // --- snapshots
 
 fn listed_snapshots(ctx: &Ctx, q: &Q) -> Result<(Vec<Value>, Option<String>, usize), ApiError> {
-    let all = q.get("all_tenants").and_then(util::parse_bool_str).unwrap_or(false) && ctx.is_admin();
+    let all = q
+        .get("all_tenants")
+        .and_then(util::parse_bool_str)
+        .unwrap_or(false)
+        && ctx.is_admin();
     let mut snaps: Vec<Snapshot> = ctx.read(|c| {
         c.volume
             .snapshots
             .values()
             .filter(|s| all || s.project_id == ctx.project_id)
             .filter(|s| q.get("name").is_none_or(|n| s.name.as_deref() == Some(n)))
-            .filter(|s| q.get("status").is_none_or(|x| s.status.eq_ignore_ascii_case(x)))
+            .filter(|s| {
+                q.get("status")
+                    .is_none_or(|x| s.status.eq_ignore_ascii_case(x))
+            })
             .filter(|s| q.get("volume_id").is_none_or(|x| s.volume_id == x))
             .cloned()
             .collect()
     });
-    sort_by_query(&mut snaps, q, |s| (s.seq, s.name.clone().unwrap_or_default(), s.size, s.status.clone()));
+    sort_by_query(&mut snaps, q, |s| {
+        (
+            s.seq,
+            s.name.clone().unwrap_or_default(),
+            s.size,
+            s.status.clone(),
+        )
+    });
     let count = snaps.len();
     let page = http::paginate(snaps, |s| s.id.clone(), q, 1000)?;
-    Ok((page.items.iter().map(|s| render_snapshot(s, ctx.mv)).collect(), page.next_marker, count))
+    Ok((
+        page.items
+            .iter()
+            .map(|s| render_snapshot(s, ctx.mv))
+            .collect(),
+        page.next_marker,
+        count,
+    ))
 }
 
 async fn list_snapshots(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let (items, next, count) = listed_snapshots(&ctx, &q)?;
-    Ok(list_body(&ctx, &q, "snapshots", "snapshots", items, next, count))
+    Ok(list_body(
+        &ctx,
+        &q,
+        "snapshots",
+        "snapshots",
+        items,
+        next,
+        count,
+    ))
 }
 
 async fn list_snapshots_detail(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
     let (items, next, count) = listed_snapshots(&ctx, &q)?;
-    Ok(list_body(&ctx, &q, "snapshots", "snapshots/detail", items, next, count))
+    Ok(list_body(
+        &ctx,
+        &q,
+        "snapshots",
+        "snapshots/detail",
+        items,
+        next,
+        count,
+    ))
 }
 
 async fn show_snapshot(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let s = c.volume.snapshots.get(&id).filter(|s| s.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| snap_not_found(&id))?;
+        let s = c
+            .volume
+            .snapshots
+            .get(&id)
+            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
+            .ok_or_else(|| snap_not_found(&id))?;
         Ok(http::ok(json!({"snapshot": render_snapshot(s, ctx.mv)})))
     })
 }
 
 /// Validates and records a snapshot (status `creating`); shared with Nova's createImage.
-pub fn build_snapshot(c: &Cloud, seq: &mut u64, project_id: &str, user_id: &str, volume_id: &str, force: Option<bool>, mv: http::Mv) -> Result<Snapshot, ApiError> {
-    let v = c.volume.volumes.get(volume_id).ok_or_else(|| vol_not_found(volume_id))?;
+pub fn build_snapshot(
+    c: &Cloud,
+    seq: &mut u64,
+    project_id: &str,
+    user_id: &str,
+    volume_id: &str,
+    force: Option<bool>,
+    mv: http::Mv,
+) -> Result<Snapshot, ApiError> {
+    let v = c
+        .volume
+        .volumes
+        .get(volume_id)
+        .ok_or_else(|| vol_not_found(volume_id))?;
     let in_use_ok = force.unwrap_or(false) || (mv.ge(3, 66) && force != Some(false));
     if !(v.status == "available" || (v.status == "in-use" && in_use_ok)) {
         return Err(ApiError::bad_request(format!("Invalid volume: Volume {volume_id} status must be available, but current status is: {}.", v.status)));
@@ -845,14 +1135,24 @@ pub fn build_snapshot(c: &Cloud, seq: &mut u64, project_id: &str, user_id: &str,
 
 async fn create_snapshot(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "snapshot")?;
-    let volume_id = util::opt_str(spec, "volume_id")?.ok_or_else(|| ApiError::bad_request("'volume_id' must be specified"))?;
+    let volume_id = util::opt_str(spec, "volume_id")?
+        .ok_or_else(|| ApiError::bad_request("'volume_id' must be specified"))?;
     let force = util::opt_bool(spec, "force")?;
     let name = util::opt_str(spec, "name")?.or(util::opt_str(spec, "display_name")?);
-    let description = util::opt_str(spec, "description")?.or(util::opt_str(spec, "display_description")?);
+    let description =
+        util::opt_str(spec, "description")?.or(util::opt_str(spec, "display_description")?);
     let metadata = util::opt_str_map(spec, "metadata")?.unwrap_or_default();
     let (id, v) = ctx.write(|c, seq| {
         own_volume(&ctx, c, &volume_id)?;
-        let mut s = build_snapshot(c, seq, &ctx.project_id, &ctx.user_id, &volume_id, force, ctx.mv)?;
+        let mut s = build_snapshot(
+            c,
+            seq,
+            &ctx.project_id,
+            &ctx.user_id,
+            &volume_id,
+            force,
+            ctx.mv,
+        )?;
         s.name = name;
         s.description = description;
         s.metadata = metadata;
@@ -865,12 +1165,21 @@ async fn create_snapshot(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response,
     Ok(http::json(StatusCode::ACCEPTED, json!({"snapshot": v})))
 }
 
-async fn update_snapshot(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+async fn update_snapshot(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let spec = util::body_object(&body, "snapshot")?;
     let name = util::opt_str(spec, "name")?;
     let description = util::opt_str(spec, "description")?;
     ctx.write(|c, _| {
-        let s = c.volume.snapshots.get_mut(&id).filter(|s| s.project_id == ctx.project_id || ctx.is_admin()).ok_or_else(|| snap_not_found(&id))?;
+        let s = c
+            .volume
+            .snapshots
+            .get_mut(&id)
+            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
+            .ok_or_else(|| snap_not_found(&id))?;
         if spec.get("name").is_some() {
             s.name = name;
         }
@@ -899,11 +1208,27 @@ async fn delete_snapshot(ctx: Ctx, Path(id): Path<String>) -> Result<Response, A
     Ok(http::empty(StatusCode::ACCEPTED))
 }
 
-async fn snapshot_action(ctx: Ctx, Path(id): Path<String>, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    let status = body.get("os-reset_status").and_then(|a| a.get("status")).and_then(Value::as_str).map(str::to_string);
-    let status = status.ok_or_else(|| ApiError::bad_request("There is no such action (only os-reset_status is simulated for snapshots)"))?;
+async fn snapshot_action(
+    ctx: Ctx,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let status = body
+        .get("os-reset_status")
+        .and_then(|a| a.get("status"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let status = status.ok_or_else(|| {
+        ApiError::bad_request(
+            "There is no such action (only os-reset_status is simulated for snapshots)",
+        )
+    })?;
     ctx.write(|c, _| {
-        let s = c.volume.snapshots.get_mut(&id).ok_or_else(|| snap_not_found(&id))?;
+        let s = c
+            .volume
+            .snapshots
+            .get_mut(&id)
+            .ok_or_else(|| snap_not_found(&id))?;
         s.status = status;
         s.updated = util::now();
         Ok(http::empty(StatusCode::ACCEPTED))
@@ -919,7 +1244,10 @@ async fn list_types(ctx: Ctx) -> Response {
 
 async fn show_type(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let t = c.volume.find_type(&id).ok_or_else(|| ApiError::not_found(format!("Volume type {id} could not be found.")))?;
+        let t = c
+            .volume
+            .find_type(&id)
+            .ok_or_else(|| ApiError::not_found(format!("Volume type {id} could not be found.")))?;
         Ok(http::ok(json!({"volume_type": render_type(t)})))
     })
 }
@@ -930,25 +1258,41 @@ async fn default_type(ctx: Ctx) -> Result<Response, ApiError> {
 
 async fn type_extra_specs(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let t = c.volume.find_type(&id).ok_or_else(|| ApiError::not_found(format!("Volume type {id} could not be found.")))?;
+        let t = c
+            .volume
+            .find_type(&id)
+            .ok_or_else(|| ApiError::not_found(format!("Volume type {id} could not be found.")))?;
         Ok(http::ok(json!({"extra_specs": t.extra_specs})))
     })
 }
 
 async fn create_type(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     if !ctx.is_admin() {
-        return Err(ApiError::forbidden("Policy doesn't allow volume_extension:types_manage to be performed."));
+        return Err(ApiError::forbidden(
+            "Policy doesn't allow volume_extension:types_manage to be performed.",
+        ));
     }
     let spec = util::body_object(&body, "volume_type")?;
-    let name = util::opt_str(spec, "name")?.ok_or_else(|| ApiError::bad_request("Volume type name can not be empty."))?;
+    let name = util::opt_str(spec, "name")?
+        .ok_or_else(|| ApiError::bad_request("Volume type name can not be empty."))?;
     let description = util::opt_str(spec, "description")?;
-    let is_public = util::opt_bool(spec, "os-volume-type-access:is_public")?.or(util::opt_bool(spec, "is_public")?).unwrap_or(true);
+    let is_public = util::opt_bool(spec, "os-volume-type-access:is_public")?
+        .or(util::opt_bool(spec, "is_public")?)
+        .unwrap_or(true);
     let extra_specs = util::opt_str_map(spec, "extra_specs")?.unwrap_or_default();
     ctx.write(|c, _| {
         if c.volume.types.values().any(|t| t.name == name) {
-            return Err(ApiError::conflict(format!("Volume Type {name} already exists.")));
+            return Err(ApiError::conflict(format!(
+                "Volume Type {name} already exists."
+            )));
         }
-        let t = VolumeType { id: util::new_id(), name, description, is_public, extra_specs };
+        let t = VolumeType {
+            id: util::new_id(),
+            name,
+            description,
+            is_public,
+            extra_specs,
+        };
         let v = render_type(&t);
         c.volume.types.insert(t.id.clone(), t);
         Ok(http::ok(json!({"volume_type": v})))
@@ -970,13 +1314,28 @@ async fn delete_type(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiEr
 }
 
 async fn availability_zones(_ctx: Ctx) -> Response {
-    http::ok(json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}}]}))
+    http::ok(
+        json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}}]}),
+    )
 }
 
 async fn limits(ctx: Ctx) -> Response {
     let (vols, gigs, snaps) = ctx.read(|c| {
-        let own: Vec<&Volume> = c.volume.volumes.values().filter(|v| v.project_id == ctx.project_id).collect();
-        (own.len(), own.iter().map(|v| v.size).sum::<u64>(), c.volume.snapshots.values().filter(|s| s.project_id == ctx.project_id).count())
+        let own: Vec<&Volume> = c
+            .volume
+            .volumes
+            .values()
+            .filter(|v| v.project_id == ctx.project_id)
+            .collect();
+        (
+            own.len(),
+            own.iter().map(|v| v.size).sum::<u64>(),
+            c.volume
+                .snapshots
+                .values()
+                .filter(|s| s.project_id == ctx.project_id)
+                .count(),
+        )
     });
     http::ok(json!({"limits": {"rate": [], "absolute": {
         "maxTotalVolumes": -1, "maxTotalSnapshots": -1, "maxTotalVolumeGigabytes": -1, "maxTotalBackups": -1,
@@ -986,8 +1345,17 @@ async fn limits(ctx: Ctx) -> Response {
 }
 
 async fn quota_set(_ctx: Ctx, Path(project): Path<String>, q: Q) -> Response {
-    let usage = q.get("usage").and_then(util::parse_bool_str).unwrap_or(false);
-    let v = |n: i64| if usage { json!({"limit": n, "in_use": 0, "reserved": 0, "allocated": 0}) } else { json!(n) };
+    let usage = q
+        .get("usage")
+        .and_then(util::parse_bool_str)
+        .unwrap_or(false);
+    let v = |n: i64| {
+        if usage {
+            json!({"limit": n, "in_use": 0, "reserved": 0, "allocated": 0})
+        } else {
+            json!(n)
+        }
+    };
     http::ok(json!({"quota_set": {
         "id": project, "volumes": v(-1), "snapshots": v(-1), "gigabytes": v(-1), "backups": v(-1),
         "backup_gigabytes": v(-1), "per_volume_gigabytes": v(-1), "groups": v(-1),

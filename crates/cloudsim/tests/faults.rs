@@ -19,11 +19,19 @@ fn http_fault_fails_nth_request_with_service_body() {
     assert_eq!(body["serviceUnavailable"]["message"], "nova is down");
     assert_eq!(body["serviceUnavailable"]["code"], 503);
     // Neutron and Cinder shapes.
-    sim.admin(Method::POST, "/faults", Some(json!({"kind": "http", "path": "^/network/v2.0/networks", "status": 409})));
+    sim.admin(
+        Method::POST,
+        "/faults",
+        Some(json!({"kind": "http", "path": "^/network/v2.0/networks", "status": 409})),
+    );
     let (st, body) = s.req(Method::GET, "network", "/networks", None);
     assert_eq!(st, 409);
     assert_eq!(body["NeutronError"]["type"], "Conflict");
-    sim.admin(Method::POST, "/faults", Some(json!({"kind": "http", "path": "^/volume/v3/volumes", "status": 500})));
+    sim.admin(
+        Method::POST,
+        "/faults",
+        Some(json!({"kind": "http", "path": "^/volume/v3/volumes", "status": 500})),
+    );
     let (st, body) = s.req(Method::GET, "volume", "/volumes", None);
     assert_eq!(st, 500);
     assert!(body["computeFault"]["message"].is_string());
@@ -32,7 +40,11 @@ fn http_fault_fails_nth_request_with_service_body() {
     assert_eq!(list["faults"][0]["matched"], 4);
     assert_eq!(sim.admin(Method::DELETE, "/faults", None).0, 204);
     assert_eq!(s.req(Method::GET, "network", "/networks", None).0, 200);
-    let (st, _) = sim.admin(Method::POST, "/faults", Some(json!({"kind": "http", "path": "("})));
+    let (st, _) = sim.admin(
+        Method::POST,
+        "/faults",
+        Some(json!({"kind": "http", "path": "("})),
+    );
     assert_eq!(st, 400);
 }
 
@@ -43,16 +55,38 @@ fn stuck_detaching_until_fault_removed_and_request_counts() {
     let b = s.basics(json!({}), b"x");
     let id = s.boot(&b, "vm", json!({}));
     s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
-    let vol = s.post("volume", "/volumes", json!({"volume": {"size": 1, "name": "osm-data"}}))["volume"]["id"].as_str().unwrap().to_string();
+    let vol = s.post(
+        "volume",
+        "/volumes",
+        json!({"volume": {"size": 1, "name": "osm-data"}}),
+    )["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.wait_status("volume", &format!("/volumes/{vol}"), "volume", "available");
-    s.post("compute", &format!("/servers/{id}/os-volume_attachments"), json!({"volumeAttachment": {"volumeId": vol}}));
+    s.post(
+        "compute",
+        &format!("/servers/{id}/os-volume_attachments"),
+        json!({"volumeAttachment": {"volumeId": vol}}),
+    );
     s.wait_status("volume", &format!("/volumes/{vol}"), "volume", "in-use");
     let (_, f) = sim.admin(Method::POST, "/faults", Some(json!({"kind": "stuck", "resource": "volume", "match": {"name": "^osm-"}, "status": "detaching"})));
     let fid = f["fault"]["id"].as_u64().unwrap();
-    s.req(Method::DELETE, "compute", &format!("/servers/{id}/os-volume_attachments/{vol}"), None);
+    s.req(
+        Method::DELETE,
+        "compute",
+        &format!("/servers/{id}/os-volume_attachments/{vol}"),
+        None,
+    );
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(s.get("volume", &format!("/volumes/{vol}"))["volume"]["status"], "detaching");
-    assert_eq!(sim.admin(Method::DELETE, &format!("/faults/{fid}"), None).0, 204);
+    assert_eq!(
+        s.get("volume", &format!("/volumes/{vol}"))["volume"]["status"],
+        "detaching"
+    );
+    assert_eq!(
+        sim.admin(Method::DELETE, &format!("/faults/{fid}"), None).0,
+        204
+    );
     s.wait_status("volume", &format!("/volumes/{vol}"), "volume", "available");
 
     sim.admin(Method::POST, "/requests/reset", None);
@@ -60,8 +94,14 @@ fn stuck_detaching_until_fault_removed_and_request_counts() {
     s.get("compute", &format!("/servers/{id}"));
     s.get("volume", "/volumes/detail");
     let (_, counts) = sim.admin(Method::GET, "/requests", None);
-    assert_eq!(counts["src"]["GET /compute/v2.1/servers/{id}"], 2, "{counts}");
-    assert_eq!(counts["src"]["GET /volume/v3/volumes/detail"], 1, "{counts}");
+    assert_eq!(
+        counts["src"]["GET /compute/v2.1/servers/{id}"], 2,
+        "{counts}"
+    );
+    assert_eq!(
+        counts["src"]["GET /volume/v3/volumes/detail"], 1,
+        "{counts}"
+    );
 }
 
 #[test]
@@ -78,16 +118,37 @@ fn slow_and_error_transitions() {
     s.req(Method::DELETE, "compute", &format!("/servers/{id}"), None);
     s.wait_gone("compute", &format!("/servers/{id}"));
 
-    sim.admin(Method::POST, "/faults", Some(json!({"kind": "slow", "resource": "volume", "seconds": 1.0})));
+    sim.admin(
+        Method::POST,
+        "/faults",
+        Some(json!({"kind": "slow", "resource": "volume", "seconds": 1.0})),
+    );
     let start = Instant::now();
-    let vol = s.post("volume", "/volumes", json!({"volume": {"size": 1}}))["volume"]["id"].as_str().unwrap().to_string();
+    let vol = s.post("volume", "/volumes", json!({"volume": {"size": 1}}))["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.wait_status("volume", &format!("/volumes/{vol}"), "volume", "available");
-    assert!(start.elapsed() >= Duration::from_millis(950), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        start.elapsed()
+    );
 
     // A failing volume makes a boot-from-volume server fail as Nova reports it.
     sim.admin(Method::DELETE, "/faults", None);
-    sim.admin(Method::POST, "/faults", Some(json!({"kind": "error", "resource": "volume", "status": "downloading"})));
+    sim.admin(
+        Method::POST,
+        "/faults",
+        Some(json!({"kind": "error", "resource": "volume", "status": "downloading"})),
+    );
     let id = s.boot(&b, "bfv", json!({"imageRef": "", "block_device_mapping_v2": [{"boot_index": 0, "uuid": b.image, "source_type": "image", "destination_type": "volume", "volume_size": 1}]}));
     let v = s.wait_status("compute", &format!("/servers/{id}"), "server", "ERROR");
-    assert!(v["server"]["fault"]["message"].as_str().unwrap().contains("did not finish being created"), "{v}");
+    assert!(
+        v["server"]["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not finish being created"),
+        "{v}"
+    );
 }

@@ -28,22 +28,47 @@ fn server_build_stop_start_delete() {
     assert_eq!(addrs[0]["OS-EXT-IPS:type"], "fixed");
     let ports = s.get("network", &format!("/ports?device_id={id}"));
     assert_eq!(ports["ports"].as_array().unwrap().len(), 2);
-    assert!(ports["ports"].as_array().unwrap().iter().all(|p| p["status"] == "ACTIVE" && p["device_owner"] == "compute:nova"));
+    assert!(ports["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["status"] == "ACTIVE" && p["device_owner"] == "compute:nova"));
     // Old microversions show the flavor by id.
-    let (_, v, h) = s.req_h(Method::GET, "compute", &format!("/servers/{id}"), None, &[("X-OpenStack-Nova-API-Version", "2.1")]);
+    let (_, v, h) = s.req_h(
+        Method::GET,
+        "compute",
+        &format!("/servers/{id}"),
+        None,
+        &[("X-OpenStack-Nova-API-Version", "2.1")],
+    );
     assert_eq!(v["server"]["flavor"]["id"], b.flavor.as_str());
     assert_eq!(h["x-openstack-nova-api-version"], "2.1");
 
-    let (st, _) = s.req(Method::POST, "compute", &format!("/servers/{id}/action"), Some(json!({"os-start": null})));
+    let (st, _) = s.req(
+        Method::POST,
+        "compute",
+        &format!("/servers/{id}/action"),
+        Some(json!({"os-start": null})),
+    );
     assert_eq!(st, 409);
-    let (st, _) = s.req(Method::POST, "compute", &format!("/servers/{id}/action"), Some(json!({"os-stop": null})));
+    let (st, _) = s.req(
+        Method::POST,
+        "compute",
+        &format!("/servers/{id}/action"),
+        Some(json!({"os-stop": null})),
+    );
     assert_eq!(st, 202);
     let v = s.get("compute", &format!("/servers/{id}"));
     assert_eq!(v["server"]["OS-EXT-STS:task_state"], "powering-off");
     assert_eq!(v["server"]["status"], "ACTIVE");
     let v = s.wait_status("compute", &format!("/servers/{id}"), "server", "SHUTOFF");
     assert_eq!(v["server"]["OS-EXT-STS:power_state"], 4);
-    s.req(Method::POST, "compute", &format!("/servers/{id}/action"), Some(json!({"os-start": null})));
+    s.req(
+        Method::POST,
+        "compute",
+        &format!("/servers/{id}/action"),
+        Some(json!({"os-start": null})),
+    );
     s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
 
     let (st, _) = s.req(Method::DELETE, "compute", &format!("/servers/{id}"), None);
@@ -53,7 +78,13 @@ fn server_build_stop_start_delete() {
     let kept = s.get("network", &format!("/ports/{port}"));
     assert_eq!(kept["port"]["device_id"], "");
     assert_eq!(kept["port"]["status"], "DOWN");
-    assert_eq!(s.get("network", "/ports?fixed_ips=ip_address=10.0.0.10")["ports"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        s.get("network", "/ports?fixed_ips=ip_address=10.0.0.10")["ports"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
 }
 
 #[test]
@@ -65,7 +96,10 @@ fn boot_from_volume_attach_detach_and_delete_on_termination() {
     let id = s.boot(&b, "bfv", json!({"imageRef": "", "block_device_mapping_v2": [{"boot_index": 0, "uuid": b.image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]}));
     let v = s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
     assert_eq!(v["server"]["image"], "");
-    let root = v["server"]["os-extended-volumes:volumes_attached"][0]["id"].as_str().unwrap().to_string();
+    let root = v["server"]["os-extended-volumes:volumes_attached"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let vol = s.get("volume", &format!("/volumes/{root}"))["volume"].clone();
     assert_eq!(vol["status"], "in-use");
     assert_eq!(vol["bootable"], "true");
@@ -77,24 +111,59 @@ fn boot_from_volume_attach_detach_and_delete_on_termination() {
     assert_eq!(&file[..data.len()], &data[..]);
 
     // A data volume: attaching -> in-use, detaching -> available.
-    let dv = s.post("volume", "/volumes", json!({"volume": {"size": 2, "name": "data"}}))["volume"]["id"].as_str().unwrap().to_string();
+    let dv = s.post(
+        "volume",
+        "/volumes",
+        json!({"volume": {"size": 2, "name": "data"}}),
+    )["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.wait_status("volume", &format!("/volumes/{dv}"), "volume", "available");
-    let a = s.post("compute", &format!("/servers/{id}/os-volume_attachments"), json!({"volumeAttachment": {"volumeId": dv}}));
+    let a = s.post(
+        "compute",
+        &format!("/servers/{id}/os-volume_attachments"),
+        json!({"volumeAttachment": {"volumeId": dv}}),
+    );
     assert_eq!(a["volumeAttachment"]["device"], "/dev/vdb");
-    assert_eq!(s.get("volume", &format!("/volumes/{dv}"))["volume"]["status"], "attaching");
+    assert_eq!(
+        s.get("volume", &format!("/volumes/{dv}"))["volume"]["status"],
+        "attaching"
+    );
     s.wait_status("volume", &format!("/volumes/{dv}"), "volume", "in-use");
     let (st, v) = s.req(Method::DELETE, "volume", &format!("/volumes/{dv}"), None);
     assert_eq!(st, 400, "{v}");
-    assert!(v["badRequest"]["message"].as_str().unwrap().contains("attached"));
-    let (st, _) = s.req(Method::DELETE, "compute", &format!("/servers/{id}/os-volume_attachments/{root}"), None);
+    assert!(v["badRequest"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("attached"));
+    let (st, _) = s.req(
+        Method::DELETE,
+        "compute",
+        &format!("/servers/{id}/os-volume_attachments/{root}"),
+        None,
+    );
     assert_eq!(st, 400, "root volume cannot be detached");
-    let (st, _) = s.req(Method::DELETE, "compute", &format!("/servers/{id}/os-volume_attachments/{dv}"), None);
+    let (st, _) = s.req(
+        Method::DELETE,
+        "compute",
+        &format!("/servers/{id}/os-volume_attachments/{dv}"),
+        None,
+    );
     assert_eq!(st, 202);
-    assert_eq!(s.get("volume", &format!("/volumes/{dv}"))["volume"]["status"], "detaching");
+    assert_eq!(
+        s.get("volume", &format!("/volumes/{dv}"))["volume"]["status"],
+        "detaching"
+    );
     s.wait_status("volume", &format!("/volumes/{dv}"), "volume", "available");
 
     // createImage of a volume-backed server: snapshots plus a mapping image of size 0.
-    let (st, v) = s.req(Method::POST, "compute", &format!("/servers/{id}/action"), Some(json!({"createImage": {"name": "snap"}})));
+    let (st, v) = s.req(
+        Method::POST,
+        "compute",
+        &format!("/servers/{id}/action"),
+        Some(json!({"createImage": {"name": "snap"}})),
+    );
     assert_eq!(st, 202);
     let image = v["image_id"].as_str().unwrap().to_string();
     let img = s.wait(" snapshot image", || {
@@ -102,20 +171,33 @@ fn boot_from_volume_attach_detach_and_delete_on_termination() {
         (v["status"] == "active").then_some(v)
     });
     assert_eq!(img["size"], 0);
-    let bdm: serde_json::Value = serde_json::from_str(img["block_device_mapping"].as_str().unwrap()).unwrap();
+    let bdm: serde_json::Value =
+        serde_json::from_str(img["block_device_mapping"].as_str().unwrap()).unwrap();
     let snap = bdm[0]["snapshot_id"].as_str().unwrap().to_string();
-    assert_eq!(s.get("volume", &format!("/snapshots/{snap}"))["snapshot"]["status"], "available");
+    assert_eq!(
+        s.get("volume", &format!("/snapshots/{snap}"))["snapshot"]["status"],
+        "available"
+    );
     // ... and booting from that image makes a volume from the snapshot.
     let id2 = s.boot(&b, "from-snap", json!({"imageRef": image}));
     let v = s.wait_status("compute", &format!("/servers/{id2}"), "server", "ACTIVE");
-    let root2 = v["server"]["os-extended-volumes:volumes_attached"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(s.get("volume", &format!("/volumes/{root2}"))["volume"]["snapshot_id"], snap.as_str());
+    let root2 = v["server"]["os-extended-volumes:volumes_attached"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.get("volume", &format!("/volumes/{root2}"))["volume"]["snapshot_id"],
+        snap.as_str()
+    );
 
     // Deleting the server deletes the root volume (delete_on_termination).
     s.req(Method::DELETE, "compute", &format!("/servers/{id}"), None);
     s.wait_gone("compute", &format!("/servers/{id}"));
     s.wait_gone("volume", &format!("/volumes/{root}"));
-    assert!(!sim.state_dir().join(format!("clouds/dst/volumes/{root}")).exists());
+    assert!(!sim
+        .state_dir()
+        .join(format!("clouds/dst/volumes/{root}"))
+        .exists());
 }
 
 #[test]
@@ -127,11 +209,19 @@ fn create_image_copies_the_root_disk_and_volumes_copy_bytes() {
     let b = s.basics(json!({"os_distro": "debian"}), &data);
     let id = s.boot(&b, "vm", json!({}));
     s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
-    let (st, v) = s.req(Method::POST, "compute", &format!("/servers/{id}/action"), Some(json!({"createImage": {"name": "vm-snap", "metadata": {"k": "v"}}})));
+    let (st, v) = s.req(
+        Method::POST,
+        "compute",
+        &format!("/servers/{id}/action"),
+        Some(json!({"createImage": {"name": "vm-snap", "metadata": {"k": "v"}}})),
+    );
     assert_eq!(st, 202);
     let image = v["image_id"].as_str().unwrap().to_string();
     let (_, first) = s.req(Method::GET, "image", &format!("/images/{image}"), None);
-    assert!(["queued", "saving"].contains(&first["status"].as_str().unwrap()), "{first}");
+    assert!(
+        ["queued", "saving"].contains(&first["status"].as_str().unwrap()),
+        "{first}"
+    );
     let img = s.wait("image active", || {
         let (_, v) = s.req(Method::GET, "image", &format!("/images/{image}"), None);
         (v["status"] == "active").then_some(v)
@@ -143,17 +233,60 @@ fn create_image_copies_the_root_disk_and_volumes_copy_bytes() {
     assert_eq!(img["instance_uuid"], id.as_str());
     assert_eq!(img["os_hash_algo"], "sha512");
     let server = s.get("compute", &format!("/servers/{id}"));
-    assert_eq!(server["server"]["OS-EXT-STS:task_state"], serde_json::Value::Null);
+    assert_eq!(
+        server["server"]["OS-EXT-STS:task_state"],
+        serde_json::Value::Null
+    );
     // Download returns the same bytes.
-    let bytes = sim.client.get(s.url("image", &format!("/images/{image}/file"))).header("X-Auth-Token", &s.token).send().unwrap().bytes().unwrap();
+    let bytes = sim
+        .client
+        .get(s.url("image", &format!("/images/{image}/file")))
+        .header("X-Auth-Token", &s.token)
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
     assert_eq!(&bytes[..], &data[..]);
     // A volume from it, a snapshot of that, a volume from the snapshot and a clone: same bytes.
-    let v1 = s.post("volume", "/volumes", json!({"volume": {"size": 1, "imageRef": image}}))["volume"]["id"].as_str().unwrap().to_string();
+    let v1 = s.post(
+        "volume",
+        "/volumes",
+        json!({"volume": {"size": 1, "imageRef": image}}),
+    )["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.wait_status("volume", &format!("/volumes/{v1}"), "volume", "available");
-    let snap = s.post("volume", "/snapshots", json!({"snapshot": {"volume_id": v1, "name": "s"}}))["snapshot"]["id"].as_str().unwrap().to_string();
-    s.wait_status("volume", &format!("/snapshots/{snap}"), "snapshot", "available");
-    let v2 = s.post("volume", "/volumes", json!({"volume": {"snapshot_id": snap}}))["volume"]["id"].as_str().unwrap().to_string();
-    let v3 = s.post("volume", "/volumes", json!({"volume": {"source_volid": v1}}))["volume"]["id"].as_str().unwrap().to_string();
+    let snap = s.post(
+        "volume",
+        "/snapshots",
+        json!({"snapshot": {"volume_id": v1, "name": "s"}}),
+    )["snapshot"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_status(
+        "volume",
+        &format!("/snapshots/{snap}"),
+        "snapshot",
+        "available",
+    );
+    let v2 = s.post(
+        "volume",
+        "/volumes",
+        json!({"volume": {"snapshot_id": snap}}),
+    )["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v3 = s.post(
+        "volume",
+        "/volumes",
+        json!({"volume": {"source_volid": v1}}),
+    )["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     for v in [&v2, &v3] {
         let vol = s.wait_status("volume", &format!("/volumes/{v}"), "volume", "available");
         assert_eq!(vol["volume"]["size"], 1);
@@ -161,12 +294,23 @@ fn create_image_copies_the_root_disk_and_volumes_copy_bytes() {
         let f = std::fs::read(sim.state_dir().join(format!("clouds/src/volumes/{v}"))).unwrap();
         assert_eq!(&f[..data.len()], &data[..]);
         use std::os::unix::fs::MetadataExt;
-        let blocks = std::fs::metadata(sim.state_dir().join(format!("clouds/src/volumes/{v}"))).unwrap().blocks();
-        assert!(blocks * 512 < 4 << 20, "volume copy is not sparse: {} bytes allocated", blocks * 512);
+        let blocks = std::fs::metadata(sim.state_dir().join(format!("clouds/src/volumes/{v}")))
+            .unwrap()
+            .blocks();
+        assert!(
+            blocks * 512 < 4 << 20,
+            "volume copy is not sparse: {} bytes allocated",
+            blocks * 512
+        );
     }
     let (st, v) = s.req(Method::DELETE, "volume", &format!("/volumes/{v1}"), None);
     assert_eq!(st, 400, "volume with snapshots: {v}");
-    let (st, _) = s.req(Method::DELETE, "volume", &format!("/volumes/{v1}?cascade=true"), None);
+    let (st, _) = s.req(
+        Method::DELETE,
+        "volume",
+        &format!("/volumes/{v1}?cascade=true"),
+        None,
+    );
     assert_eq!(st, 202);
     s.wait_gone("volume", &format!("/volumes/{v1}"));
     s.wait_gone("volume", &format!("/snapshots/{snap}"));
@@ -179,31 +323,72 @@ fn conversion_host_sshd_and_device_links() {
     let b = s.basics(json!({"osm_sim_conversion_host": "true"}), b"host");
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("k");
-    let out = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).output().unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    s.post("compute", "/os-keypairs", json!({"keypair": {"name": "k", "public_key": pubkey}}));
+    s.post(
+        "compute",
+        "/os-keypairs",
+        json!({"keypair": {"name": "k", "public_key": pubkey}}),
+    );
     let id = s.boot(&b, "conv", json!({"key_name": "k"}));
     let v = s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
     let addr = v["server"]["accessIPv4"].as_str().unwrap().to_string();
     assert!(addr.starts_with("127.201."), "{addr}");
     let hostdir = sim.state_dir().join("hosts").join(&id);
-    assert_eq!(std::fs::read_to_string(hostdir.join("home/.ssh/authorized_keys")).unwrap().trim(), pubkey.trim());
-    std::net::TcpStream::connect((addr.as_str(), sim.ssh_port)).expect("sshd listens on the host address");
-    let vol = s.post("volume", "/volumes", json!({"volume": {"size": 1}}))["volume"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(hostdir.join("home/.ssh/authorized_keys"))
+            .unwrap()
+            .trim(),
+        pubkey.trim()
+    );
+    std::net::TcpStream::connect((addr.as_str(), sim.ssh_port))
+        .expect("sshd listens on the host address");
+    let vol = s.post("volume", "/volumes", json!({"volume": {"size": 1}}))["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     s.wait_status("volume", &format!("/volumes/{vol}"), "volume", "available");
-    s.post("compute", &format!("/servers/{id}/os-volume_attachments"), json!({"volumeAttachment": {"volumeId": vol}}));
+    s.post(
+        "compute",
+        &format!("/servers/{id}/os-volume_attachments"),
+        json!({"volumeAttachment": {"volumeId": vol}}),
+    );
     s.wait_status("volume", &format!("/volumes/{vol}"), "volume", "in-use");
-    let link = hostdir.join("dev/disk/by-id").join(format!("virtio-{}", &vol[..20]));
-    assert_eq!(std::fs::read_link(&link).unwrap(), sim.state_dir().join(format!("clouds/src/volumes/{vol}")));
-    s.req(Method::DELETE, "compute", &format!("/servers/{id}/os-volume_attachments/{vol}"), None);
+    let link = hostdir
+        .join("dev/disk/by-id")
+        .join(format!("virtio-{}", &vol[..20]));
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        sim.state_dir().join(format!("clouds/src/volumes/{vol}"))
+    );
+    s.req(
+        Method::DELETE,
+        "compute",
+        &format!("/servers/{id}/os-volume_attachments/{vol}"),
+        None,
+    );
     s.wait_status("volume", &format!("/volumes/{vol}"), "volume", "available");
     assert!(std::fs::symlink_metadata(&link).is_err());
     // Stopping the server stops its sshd; starting brings it back.
-    s.req(Method::POST, "compute", &format!("/servers/{id}/action"), Some(json!({"os-stop": null})));
+    s.req(
+        Method::POST,
+        "compute",
+        &format!("/servers/{id}/action"),
+        Some(json!({"os-stop": null})),
+    );
     s.wait_status("compute", &format!("/servers/{id}"), "server", "SHUTOFF");
     assert!(std::net::TcpStream::connect((addr.as_str(), sim.ssh_port)).is_err());
-    s.req(Method::POST, "compute", &format!("/servers/{id}/action"), Some(json!({"os-start": null})));
+    s.req(
+        Method::POST,
+        "compute",
+        &format!("/servers/{id}/action"),
+        Some(json!({"os-start": null})),
+    );
     s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
     std::net::TcpStream::connect((addr.as_str(), sim.ssh_port)).expect("sshd back after start");
     s.req(Method::DELETE, "compute", &format!("/servers/{id}"), None);

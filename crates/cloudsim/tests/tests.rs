@@ -3,8 +3,8 @@
 
 mod util;
 
+mod api;
+mod faults;
 mod identity;
 mod lifecycle;
-mod faults;
 mod persistence;
-mod api;

@@ -29,7 +29,11 @@ pub struct Session<'a> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Sim {
@@ -40,7 +44,17 @@ impl Sim {
 
     pub fn start_with(transition_ms: u64) -> Sim {
         let dir = tempfile::tempdir().unwrap();
-        let mut sim = Sim { dir, child: None, base: String::new(), ssh_port: free_port(), transition_ms, client: Client::builder().timeout(Duration::from_secs(30)).build().unwrap() };
+        let mut sim = Sim {
+            dir,
+            child: None,
+            base: String::new(),
+            ssh_port: free_port(),
+            transition_ms,
+            client: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
         sim.spawn();
         sim
     }
@@ -56,7 +70,12 @@ impl Sim {
         let child = Command::new(env!("CARGO_BIN_EXE_osm-cloudsim"))
             .args(["serve", "--state-dir"])
             .arg(self.dir.path())
-            .args(["--ssh-port", &self.ssh_port.to_string(), "--transition-ms", &self.transition_ms.to_string()])
+            .args([
+                "--ssh-port",
+                &self.ssh_port.to_string(),
+                "--transition-ms",
+                &self.transition_ms.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -99,11 +118,15 @@ impl Sim {
     }
 
     pub fn clouds_yaml(&self) -> serde_yaml::Value {
-        serde_yaml::from_str(&std::fs::read_to_string(self.dir.path().join("clouds.yaml")).unwrap()).unwrap()
+        serde_yaml::from_str(&std::fs::read_to_string(self.dir.path().join("clouds.yaml")).unwrap())
+            .unwrap()
     }
 
     pub fn password(&self, cloud: &str) -> String {
-        self.clouds_yaml()["clouds"][cloud]["auth"]["password"].as_str().unwrap().to_string()
+        self.clouds_yaml()["clouds"][cloud]["auth"]["password"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// Raw request without token.
@@ -124,7 +147,11 @@ impl Sim {
     /// Logs in to a cloud with the password from clouds.yaml.
     pub fn login(&self, cloud: &str) -> Session<'_> {
         let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": format!("{cloud}-user"), "domain": {"name": "Default"}, "password": self.password(cloud)}}}, "scope": {"project": {"name": format!("{cloud}-project"), "domain": {"id": "default"}}}}});
-        let r = self.raw(Method::POST, &format!("/{cloud}/identity/v3/auth/tokens"), Some(body));
+        let r = self.raw(
+            Method::POST,
+            &format!("/{cloud}/identity/v3/auth/tokens"),
+            Some(body),
+        );
         assert_eq!(r.status().as_u16(), 201);
         let token = r.headers()["x-subject-token"].to_str().unwrap().to_string();
         let v: Value = r.json().unwrap();
@@ -176,12 +203,31 @@ impl Session<'_> {
         (s, v)
     }
 
-    pub fn req_h(&self, method: Method, svc: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> (u16, Value, reqwest::header::HeaderMap) {
-        let mut r = self.sim.client.request(method, self.url(svc, path)).header("X-Auth-Token", &self.token);
-        if svc == "compute" && !headers.iter().any(|(k, _)| k.to_ascii_lowercase().contains("version")) {
+    pub fn req_h(
+        &self,
+        method: Method,
+        svc: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut r = self
+            .sim
+            .client
+            .request(method, self.url(svc, path))
+            .header("X-Auth-Token", &self.token);
+        if svc == "compute"
+            && !headers
+                .iter()
+                .any(|(k, _)| k.to_ascii_lowercase().contains("version"))
+        {
             r = r.header("OpenStack-API-Version", "compute 2.96");
         }
-        if svc == "volume" && !headers.iter().any(|(k, _)| k.to_ascii_lowercase().contains("version")) {
+        if svc == "volume"
+            && !headers
+                .iter()
+                .any(|(k, _)| k.to_ascii_lowercase().contains("version"))
+        {
             r = r.header("OpenStack-API-Version", "volume 3.70");
         }
         for (k, v) in headers {
@@ -228,19 +274,34 @@ impl Session<'_> {
             if s != 200 {
                 return None;
             }
-            let status = v[key]["status"].as_str().or(v["status"].as_str()).unwrap_or("");
-            assert!(!(status.eq_ignore_ascii_case("error") && !want.eq_ignore_ascii_case("error")), "{path} went to error: {v}");
+            let status = v[key]["status"]
+                .as_str()
+                .or(v["status"].as_str())
+                .unwrap_or("");
+            assert!(
+                !status.eq_ignore_ascii_case("error") || want.eq_ignore_ascii_case("error"),
+                "{path} went to error: {v}"
+            );
             (status == want).then_some(v)
         })
     }
 
     pub fn wait_gone(&self, svc: &str, path: &str) {
-        self.wait(&format!("{path} to disappear"), || (self.req(Method::GET, svc, path, None).0 == 404).then_some(()))
+        self.wait(&format!("{path} to disappear"), || {
+            (self.req(Method::GET, svc, path, None).0 == 404).then_some(())
+        })
     }
 
     /// A flavor, a raw image with `data`, a network with a subnet: what most tests need.
     pub fn basics(&self, image_props: Value, data: &[u8]) -> Basics {
-        let flavor = self.post("compute", "/flavors", json!({"flavor": {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 1}}))["flavor"]["id"].as_str().unwrap().to_string();
+        let flavor = self.post(
+            "compute",
+            "/flavors",
+            json!({"flavor": {"name": "m1.small", "ram": 512, "vcpus": 1, "disk": 1}}),
+        )["flavor"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let mut img = json!({"name": "base", "disk_format": "raw", "container_format": "bare", "visibility": "public"});
         if let (Some(m), Some(p)) = (img.as_object_mut(), image_props.as_object()) {
             for (k, v) in p {
@@ -250,11 +311,28 @@ impl Session<'_> {
         let (s, v) = self.req(Method::POST, "image", "/images", Some(img));
         assert_eq!(s, 201, "{v}");
         let image = v["id"].as_str().unwrap().to_string();
-        let r = self.sim.client.put(self.url("image", &format!("/images/{image}/file"))).header("X-Auth-Token", &self.token).header("Content-Type", "application/octet-stream").body(data.to_vec()).send().unwrap();
+        let r = self
+            .sim
+            .client
+            .put(self.url("image", &format!("/images/{image}/file")))
+            .header("X-Auth-Token", &self.token)
+            .header("Content-Type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .unwrap();
         assert_eq!(r.status().as_u16(), 204);
-        let net = self.post("network", "/networks", json!({"network": {"name": "net1"}}))["network"]["id"].as_str().unwrap().to_string();
+        let net = self.post("network", "/networks", json!({"network": {"name": "net1"}}))
+            ["network"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let subnet = self.post("network", "/subnets", json!({"subnet": {"name": "sub1", "network_id": net, "cidr": "10.0.0.0/24", "ip_version": 4}}))["subnet"]["id"].as_str().unwrap().to_string();
-        Basics { flavor, image, net, subnet }
+        Basics {
+            flavor,
+            image,
+            net,
+            subnet,
+        }
     }
 
     pub fn boot(&self, b: &Basics, name: &str, extra: Value) -> String {
@@ -275,4 +353,3 @@ pub struct Basics {
     pub net: String,
     pub subnet: String,
 }
-
