@@ -14,19 +14,25 @@ else
   flags=(--config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static"]')
 fi
 say "building module binaries and osm-agent (release, $target)"
-cargo build -q --release --target "$target" "${flags[@]}" -p osm-modules -p osm-agent
+cargo build -q --release --target "$target" "${flags[@]}" -p osm-modules -p osm-agent --bin osm-modules --bin osm-agent
 out=target/$target/release
 
-modules=()
-for src in crates/modules/src/bin/*.rs; do
-  modules+=("$(basename "$src" .rs)")
-done
 mkdir -p plugins/modules files target/release
-for m in "${modules[@]}"; do
-  install -m 0755 "$out/$m" "plugins/modules/$m"
-done
+install -m 0755 "$out/osm-modules" files/osm-modules
 install -m 0755 "$out/osm-agent" files/osm-agent
 install -m 0755 "$out/osm-agent" target/release/osm-agent
+
+# Every module is a symlink to the one multi-call binary (see crates/modules/src/main.rs).
+modules=()
+for doc in plugins/modules/*.yml; do
+  m=$(basename "$doc" .yml)
+  modules+=("$m")
+  ln -sfn ../../files/osm-modules "plugins/modules/$m"
+done
+for link in plugins/modules/*; do
+  case "$link" in *.yml) continue ;; esac
+  [ -f "$link.yml" ] || rm -f "$link"
+done
 
 if [ -d crates/cloudsim ]; then
   say "building osm-cloudsim (release)"

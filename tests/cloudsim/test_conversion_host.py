@@ -85,6 +85,13 @@ def test_conversion_host_over_ssh(sim, conn, sshkey, tmp_path):
         f.seek(3 << 20)
         assert f.read(12) == b"osm-was-here"
 
+    # A session open while the host gains a floating IP survives (sshd reloads, not restarts).
+    session = subprocess.Popen(
+        ["ssh", "-i", str(sshkey), "-p", str(sim.ssh_port), "-o", f"UserKnownHostsFile={known_hosts}",
+         "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"root@{addr}", "echo started; sleep 120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert session.stdout.readline().strip() == "started"
+
     # A floating IP on a loopback external network reaches the same sshd.
     ext = conn.network.create_network(name="conv-public", is_router_external=True)
     conn.network.create_subnet(network_id=ext.id, cidr="127.99.0.0/24", ip_version=4, is_dhcp_enabled=False)
@@ -102,13 +109,16 @@ def test_conversion_host_over_ssh(sim, conn, sshkey, tmp_path):
     conn.block_storage.wait_for_status(volume, "available", wait=60, interval=0.2)
     assert ssh(sim, sshkey, known_hosts, addr, 'ls "$OSM_DEV_ROOT/dev/disk/by-id"').stdout.split() == []
 
-    # Delete: sshd stops, the host directory goes.
+    # Delete: sshd and its sessions stop, the host directory goes.
     config = host_dir / "etc" / "sshd_config"
     assert sshd_running(config)
+    assert session.poll() is None, "the session was cut by the floating IP association"
     conn.network.delete_ip(fip)
     conn.compute.delete_server(server)
     conn.compute.wait_for_delete(server, wait=60, interval=0.2)
     wait_until("sshd to stop", lambda: not sshd_running(config), timeout=20)
+    session.wait(timeout=20)
+    assert session.returncode != 0
     assert not host_dir.exists()
     assert ssh(sim, sshkey, known_hosts, addr, "true", check=False).returncode != 0
     conn.block_storage.delete_volume(volume)

@@ -139,6 +139,12 @@ impl Spec {
         self
     }
 
+    /// Drops options (a shared set that one module only partly needs).
+    pub fn without(mut self, names: &[&str]) -> Spec {
+        self.options.retain(|o| !names.contains(&o.name));
+        self
+    }
+
     /// The module cannot predict its changes: in check mode it returns `skipped` and does nothing.
     pub fn no_check_mode(mut self) -> Spec {
         self.supports_check_mode = false;

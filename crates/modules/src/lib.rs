@@ -1,9 +1,14 @@
 /*!
-Pieces shared by the module binaries of the `osm.workloads` collection (one `src/bin/<module>.rs` per
-Ansible module; each `main` parses options, calls the `osm-workload` library and returns its result):
-the OpenStack connection options every cloud module takes, as openstack.cloud's modules do.
+The Ansible modules of the `osm.workloads` collection: one file per module under `modules/`, whose
+`main` parses options, calls the `osm-workload` library and returns its result; and the pieces they
+share (the OpenStack connection options every cloud module takes, as openstack.cloud's modules do,
+and the options of the import steps). The `osm-modules` binary runs the module named by `argv[0]`.
 */
 #![deny(missing_docs)]
+
+mod modules;
+
+pub use crate::modules::MODULES;
 
 use osm_module::{Failure, Opt, Type};
 use osm_openstack::{CloudOptions, Connection};
@@ -30,9 +35,20 @@ const CLOUD_KEYS: &[&str] =
     &["cloud", "auth", "auth_type", "region_name", "interface", "validate_certs", "ca_cert", "client_cert", "client_key", "api_timeout"];
 
 /// Connects with the connection options among `params`.
+///
+/// `cloud` may also be a connection mapping as the roles build it (`{cloud: NAME, auth: ..., ...}`,
+/// recognised by its `cloud` key): its keys are used, and the module's own options override them.
 pub fn connect(params: &Map<String, Value>) -> Result<Connection, Failure> {
     let mut m = Map::new();
+    if let Some(Value::Object(inner)) = params.get("cloud") {
+        if inner.contains_key("cloud") || inner.keys().all(|k| CLOUD_KEYS.contains(&k.as_str())) {
+            m.extend(inner.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
     for k in CLOUD_KEYS {
+        if *k == "cloud" && m.contains_key("cloud") && params.get("cloud").is_some_and(Value::is_object) {
+            continue;
+        }
         if let Some(v) = params.get(*k).filter(|v| !v.is_null()) {
             m.insert((*k).to_string(), v.clone());
         }

@@ -20,6 +20,7 @@ assert!(file.resources.iter().all(|s| filter.matches(s.name())));
 */
 #![deny(missing_docs)]
 
+pub mod conversion;
 pub mod export;
 mod file;
 mod filter;

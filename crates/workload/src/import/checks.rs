@@ -175,7 +175,7 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
 }
 
 /// Fails unless the source server is SHUTOFF and its attached volumes are the ones serialized.
-pub fn src_check(job: &mut Job, src: &Connection) -> Result<(), ImportError> {
+pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportError> {
     let id = job.server.info.id.clone();
     let srv = src.compute().get_server(&id).map_err(job.cloud_err(Side::Src, format!("reading server {id}")))?;
     let source = |message: String| ImportError::Source { workload: job.name().to_string(), message };
@@ -197,5 +197,5 @@ pub fn src_check(job: &mut Job, src: &Connection) -> Result<(), ImportError> {
         )));
     }
     job.log(&format!("source server {id} is SHUTOFF with its {} volumes", attached.len()));
-    Ok(())
+    Ok(attached.into_iter().map(str::to_string).collect())
 }

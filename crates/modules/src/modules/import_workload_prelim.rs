@@ -1,10 +1,10 @@
 //! `osm.workloads.import_workload_prelim`: the workload's log and state files, and whether to migrate it.
 
 use osm_module::{run, Opt, Outcome, Type};
-use osm_modules::{connect_value, settings, step_spec, workload, StepParts};
+use crate::{connect_value, settings, step_spec, workload, StepParts};
 use osm_workload::import::prelim;
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = step_spec("import_workload_prelim", StepParts { dst: true, ..StepParts::default() })
         .opt(Opt::new("src_conversion_host", Type::Dict));
     run(&spec, |ctx| {

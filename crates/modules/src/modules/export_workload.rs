@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use osm_module::{run, Opt, Outcome, Spec, Type};
-use osm_modules::{cloud_options, connect};
+use crate::{cloud_options, connect};
 use osm_workload::export::{export, ExportSettings, Selection};
 use osm_workload::Filter;
 
@@ -15,7 +15,7 @@ struct Options {
     boot_disk_copy: bool,
 }
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("export_workload")
         .opts(cloud_options())
         .opt(Opt::new("path", Type::Path).required())

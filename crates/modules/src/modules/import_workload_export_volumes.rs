@@ -1,10 +1,10 @@
 //! `osm.workloads.import_workload_export_volumes`: the source disks, exported read-only on the source conversion host.
 
 use osm_module::{run, Opt, Outcome, Type};
-use osm_modules::{connect_value, hosts, job, step_spec, StepParts};
+use crate::{connect_value, hosts, job, step_spec, StepParts};
 use osm_workload::import::export_volumes;
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = step_spec("import_workload_export_volumes", StepParts { src: true, hosts: true, ..StepParts::default() })
         .opt(Opt::new("sparsify", Type::Bool))
         .no_check_mode();

@@ -1,11 +1,11 @@
 //! `osm.workloads.os_workloads_info`: list the servers of the source project that a filter selects.
 
 use osm_module::{run, Opt, Outcome, Spec, Type};
-use osm_modules::{cloud_options, connect};
+use crate::{cloud_options, connect};
 use osm_workload::export::list_servers;
 use osm_workload::Filter;
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_workloads_info")
         .opts(cloud_options())
         .opt(Opt::new("filters", Type::Raw).aliases(&["os_migrate_workloads_filter"]));

@@ -1,10 +1,10 @@
 //! `osm.workloads.import_workload_dst_check`: every reference of the workload must exist in the destination.
 
 use osm_module::{run, Outcome};
-use osm_modules::{connect_value, job, step_spec, StepParts};
+use crate::{connect_value, job, step_spec, StepParts};
 use osm_workload::import::dst_check;
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = step_spec("import_workload_dst_check", StepParts { dst: true, ..StepParts::default() });
     run(&spec, |ctx| {
         let mut job = job(ctx.params(), "dst_check")?;

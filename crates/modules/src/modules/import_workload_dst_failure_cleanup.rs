@@ -1,10 +1,10 @@
 //! `osm.workloads.import_workload_dst_failure_cleanup`: after a failure, remove what the run made in the destination.
 
 use osm_module::{run, Opt, Outcome, Type};
-use osm_modules::{connect_value, hosts, settings, step_spec, workload, StepParts};
+use crate::{connect_value, hosts, settings, step_spec, workload, StepParts};
 use osm_workload::import::{dst_failure_cleanup, Job};
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = step_spec("import_workload_dst_failure_cleanup", StepParts { dst: true, hosts: true, ..StepParts::default() })
         .opt(Opt::new("failure", Type::Str))
         .no_check_mode();

@@ -1,10 +1,10 @@
 //! `osm.workloads.import_workload_create_instance`: the destination server.
 
 use osm_module::{run, Outcome};
-use osm_modules::{connect_value, job, step_spec, StepParts};
+use crate::{connect_value, job, step_spec, StepParts};
 use osm_workload::import::create_instance;
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = step_spec("import_workload_create_instance", StepParts { dst: true, ..StepParts::default() }).no_check_mode();
     run(&spec, |ctx| {
         let mut job = job(ctx.params(), "create_instance")?;

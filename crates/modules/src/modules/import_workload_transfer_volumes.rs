@@ -1,10 +1,10 @@
 //! `osm.workloads.import_workload_transfer_volumes`: destination volumes and the copy of the source disks.
 
 use osm_module::{run, Outcome};
-use osm_modules::{connect_value, hosts, job, step_spec, StepParts};
+use crate::{connect_value, hosts, job, step_spec, StepParts};
 use osm_workload::import::transfer_volumes;
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = step_spec("import_workload_transfer_volumes", StepParts { src: true, dst: true, hosts: true }).no_check_mode();
     run(&spec, |ctx| {
         let mut job = job(ctx.params(), "transfer_volumes")?;

@@ -11,7 +11,7 @@ struct Options {
     filters: serde_json::Value,
 }
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("read_workloads")
         .opt(Opt::new("path", Type::Path).required())
         .opt(Opt::new("filters", Type::Raw).aliases(&["os_migrate_workloads_filter"]));

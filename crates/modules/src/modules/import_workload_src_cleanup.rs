@@ -1,10 +1,10 @@
 //! `osm.workloads.import_workload_src_cleanup`: remove the source side of a transfer, whatever happened.
 
 use osm_module::{run, Opt, Outcome, Type};
-use osm_modules::{connect_value, hosts, settings, step_spec, workload, StepParts};
+use crate::{connect_value, hosts, settings, step_spec, workload, StepParts};
 use osm_workload::import::{src_cleanup, Job};
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = step_spec("import_workload_src_cleanup", StepParts { src: true, hosts: true, ..StepParts::default() })
         .opt(Opt::new("restart_source", Type::Bool).default(false))
         .no_check_mode();

@@ -1,9 +1,9 @@
 //! `osm.workloads.os_server_action`: stop or start a server and wait for it.
 
 use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
-use osm_modules::{cloud_options, connect};
+use crate::{cloud_options, connect};
 
-fn main() -> std::process::ExitCode {
+pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_server_action")
         .opts(cloud_options())
         .opt(Opt::new("server", Type::Str).required().aliases(&["name", "id"]))

@@ -1,0 +1,58 @@
+//! `osm.workloads.os_conversion_host`: create or delete a conversion host and its network, security group, keypair and floating IP.
+
+use std::time::Duration;
+
+use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
+use crate::{cloud_options, connect};
+use osm_workload::conversion::{delete, deploy, HostSettings};
+
+pub fn main() -> std::process::ExitCode {
+    let spec = Spec::new("os_conversion_host")
+        .opts(cloud_options())
+        .opt(Opt::new("name", Type::Str).required())
+        .opt(Opt::new("state", Type::Str).choices(&["present", "absent"]).default("present"))
+        .opt(Opt::new("image", Type::Str))
+        .opt(Opt::new("flavor", Type::Str))
+        .opt(Opt::new("keypair_name", Type::Str).default("os_migrate_conv"))
+        .opt(Opt::new("public_key_path", Type::Path))
+        .opt(Opt::new("manage_network", Type::Bool).default(true))
+        .opt(Opt::new("network_name", Type::Str).default("os_migrate_conv"))
+        .opt(Opt::new("subnet_name", Type::Str).default("os_migrate_conv"))
+        .opt(Opt::new("subnet_cidr", Type::Str).default("192.168.199.0/24"))
+        .opt(Opt::new("dns_nameservers", Type::List).elements(Type::Str))
+        .opt(Opt::new("router_name", Type::Str).default("os_migrate_conv"))
+        .opt(Opt::new("external_network", Type::Str))
+        .opt(Opt::new("security_group_name", Type::Str).default("os_migrate_conv"))
+        .opt(Opt::new("ssh_cidr", Type::Str).default("0.0.0.0/0"))
+        .opt(Opt::new("ssh_port", Type::Int).default(22))
+        .opt(Opt::new("boot_volume_size", Type::Int))
+        .opt(Opt::new("availability_zone", Type::Str))
+        .opt(Opt::new("floating_ip", Type::Bool).default(true))
+        .opt(Opt::new("floating_ip_address", Type::Str))
+        .opt(Opt::new("timeout", Type::Int).default(900))
+        .required_if("state", "present", &["image", "flavor", "public_key_path"]);
+    run(&spec, |ctx| {
+        let mut p = ctx.params().clone();
+        if let Some(path) = p["public_key_path"].as_str().map(str::to_string) {
+            let key = std::fs::read_to_string(&path).map_err(|e| Failure::new(format!("option 'public_key_path': cannot read {path}: {e}")))?;
+            p.insert("public_key".into(), key.trim().into());
+        }
+        if p["dns_nameservers"].is_null() {
+            p.insert("dns_nameservers".into(), serde_json::json!([]));
+        }
+        let settings: HostSettings = serde_json::from_value(serde_json::Value::Object(p.clone()))
+            .map_err(|e| Failure::new(format!("conversion host options: {e}")))?;
+        let conn = connect(&p)?;
+        let timeout = Duration::from_secs(p["timeout"].as_u64().unwrap_or(900));
+        let report = if p["state"].as_str() == Some("absent") {
+            delete(&conn, &settings, ctx.check_mode(), timeout)?
+        } else {
+            deploy(&conn, &settings, ctx.check_mode(), timeout)?
+        };
+        let mut out = Outcome::changed(!report.changes.is_empty()).with("changes", &report.changes);
+        if let Some(h) = &report.host {
+            out = out.with("openstack_conversion_host", h).msg(format!("conversion host '{}' is {} at {}", h.name, h.status, h.address));
+        }
+        Ok(out)
+    })
+}

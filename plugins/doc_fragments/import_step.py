@@ -1,0 +1,30 @@
+# Documentation only: the options shared by the import step modules.
+
+
+class ModuleDocFragment(object):
+    DOCUMENTATION = r'''
+options:
+  data:
+    description:
+      - The workload, one server entry of the workloads file as C(read_workloads) returns it.
+    type: dict
+    required: true
+  data_dir:
+    description:
+      - C(os_migrate_data_dir). The workload's log and state files are C(workload_logs/<name>.log) and
+        C(workload_logs/<name>.state) under it.
+    type: path
+    required: true
+    aliases: [os_migrate_data_dir]
+  resume:
+    description:
+      - After a failure in the copy, keep (and then reuse) the destination volumes and the copy checkpoints,
+        so that the next run copies only what is missing (C(os_migrate_workload_resume)).
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for one cloud resource (volume, snapshot, image, server) to reach a status.
+    type: int
+    default: 1800
+'''

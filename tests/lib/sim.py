@@ -1,0 +1,120 @@
+"""The OpenStack simulator (osm-cloudsim) as a test fixture, and its two clouds through openstacksdk."""
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import openstack
+import yaml
+
+from lib.ansible import REPO
+
+
+def binary():
+    """The built simulator (`make build` puts it in target/release)."""
+    path = Path(os.environ.get("OSM_CLOUDSIM", REPO / "target" / "release" / "osm-cloudsim"))
+    if not path.exists():
+        subprocess.run(["cargo", "build", "-q", "--release", "-p", "osm-cloudsim"], cwd=REPO, check=True)
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what, fn, timeout=120, interval=0.1):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class Sim:
+    """One running simulator with clouds `src` and `dst`, state in `state_dir`."""
+
+    def __init__(self, state_dir, transition_ms=50, ssh_port=None):
+        self.state_dir = Path(state_dir)
+        self.transition_ms = transition_ms
+        self.ssh_port = ssh_port or free_port()
+        self.proc = None
+        self._conns = {}
+
+    @property
+    def clouds_yaml(self):
+        return self.state_dir / "clouds.yaml"
+
+    def start(self):
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.clouds_yaml.exists():
+            self.clouds_yaml.unlink()
+        log = open(self.state_dir / "cloudsim.log", "ab")
+        self.proc = subprocess.Popen(
+            [str(binary()), "serve", "--state-dir", str(self.state_dir), "--ssh-port", str(self.ssh_port),
+             "--transition-ms", str(self.transition_ms)],
+            stdout=log, stderr=subprocess.STDOUT)
+        wait_until("cloudsim's clouds.yaml", lambda: self.clouds_yaml.exists() or self.proc.poll() is not None)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"osm-cloudsim exited: {(self.state_dir / 'cloudsim.log').read_text()[-3000:]}")
+        clouds = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]
+        auth_url = clouds["src"]["auth"]["auth_url"]
+        self.base = auth_url.split("/src/")[0]
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    @property
+    def env(self):
+        return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
+
+    def conn(self, cloud):
+        if cloud not in self._conns:
+            config = openstack.config.OpenStackConfig(config_files=[str(self.clouds_yaml)])
+            region = config.get_one(cloud=cloud)
+            self._conns[cloud] = openstack.connection.Connection(config=region)
+        return self._conns[cloud]
+
+    def admin(self, path, method="GET", body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            text = r.read()
+        return json.loads(text) if text else None
+
+    def fault(self, **spec):
+        return self.admin("/_sim/faults", "POST", spec)
+
+    def clear_faults(self):
+        self.admin("/_sim/faults", "DELETE")
+
+    def volume_path(self, cloud, volume_id):
+        return self.state_dir / "clouds" / cloud / "volumes" / volume_id
+
+    def volume_sha256(self, cloud, volume_id):
+        h = hashlib.sha256()
+        with open(self.volume_path(cloud, volume_id), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def hosts(self):
+        return self.admin("/_sim/hosts")
