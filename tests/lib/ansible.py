@@ -39,8 +39,14 @@ class PlaybookRun:
         self.output = output
         self.results = results
 
+    def failures(self):
+        """The lines that say what failed (Ansible's fatal results and failed-task messages)."""
+        lines = self.output.splitlines()
+        keep = [i for i, l in enumerate(lines) if l.startswith(("fatal:", "failed:", "[ERROR]")) or '"msg":' in l]
+        return "\n".join(lines[i][:3000] for i in keep)
+
     def __repr__(self):
-        return f"PlaybookRun(rc={self.rc})\n{self.output[-6000:]}"
+        return f"PlaybookRun(rc={self.rc})\n--- failures ---\n{self.failures()}\n--- end of output ---\n{self.output[-3000:]}"
 
 
 def run_tasks(tmp_path, tasks, registers=(), extra_vars=None, env=None, check=False, timeout=900, args=()):
@@ -82,6 +88,7 @@ def run_playbook(tmp_path, playbook, extra_vars=None, env=None, check=False, tim
     cmd += list(args)
     proc = subprocess.run(cmd, cwd=tmp_path, env=ansible_env(tmp_path, env), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    (tmp_path / f"{Path(playbook).stem}.out").write_text(proc.stdout)
     results = {}
     if results_file and Path(results_file).exists():
         results = json.loads(Path(results_file).read_text())

@@ -19,7 +19,10 @@ EXTERNAL_CIDR = {"src": "127.60.0.0/16", "dst": "127.61.0.0/16"}
 
 
 def make_fs_image(path, fs="ext4", size=64 * MIB, files=8, seed=1):
-    """A raw disk image holding a real filesystem with random files; returns {name: sha256}."""
+    """A raw disk image holding a real filesystem with random files; returns {name: sha256}. XFS needs
+    at least 300 MiB."""
+    if fs == "xfs":
+        size = max(size, 320 * MIB)
     rnd = random.Random(seed)
     root = Path(str(path) + ".d")
     root.mkdir(parents=True, exist_ok=True)
@@ -33,7 +36,6 @@ def make_fs_image(path, fs="ext4", size=64 * MIB, files=8, seed=1):
     if fs == "ext4":
         subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(path)], check=True)
     elif fs == "xfs":
-        subprocess.run(["mkfs.xfs", "-q", "-f", str(path)], check=True)
         subprocess.run(["mkfs.xfs", "-q", "-f", "-p", _xfs_proto(root), str(path)], check=True)
     else:
         raise ValueError(fs)
@@ -57,7 +59,7 @@ def upload_image(conn, name, path, properties=None, visibility="public"):
         return existing
     img = conn.image.create_image(name=name, disk_format="raw", container_format="bare", visibility=visibility,
                                   data=open(path, "rb"), **(properties or {}))
-    return conn.image.wait_for_status(conn.image.get_image(img.id), "active", failures=["killed"], wait=120)
+    return wait_until(f"image {name} active", lambda: (i := conn.image.get_image(img.id)).status == "active" and i)
 
 
 def ensure_keypair_file(path):

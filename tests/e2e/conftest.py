@@ -1,0 +1,34 @@
+"""Fixtures of the end-to-end suite: a simulator with two clouds, their base resources, and deployed
+conversion hosts (real sshd processes on 127.0.0.x), shared by the tests of a module."""
+
+import pytest
+
+from lib.scenario import CloudBase, deploy_conversion_hosts, leftovers
+from lib.sim import Sim
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    sim = Sim(root / "sim").start()
+    try:
+        data_dir = root / "data"
+        src = CloudBase(sim, "src", root).build()
+        dst = CloudBase(sim, "dst", root).build()
+        run = deploy_conversion_hosts(root, sim, data_dir)
+        assert run.rc == 0, run
+        yield World(sim, root, data_dir, src, dst)
+    finally:
+        sim.stop()
+
+
+class World:
+    def __init__(self, sim, root, data_dir, src, dst):
+        self.sim = sim
+        self.root = root
+        self.data_dir = data_dir
+        self.src = src
+        self.dst = dst
+
+    def leftovers(self):
+        return leftovers(self.sim)
