@@ -74,7 +74,7 @@ def test_conversion_host_over_ssh(sim, conn, sshkey, tmp_path):
     volume = conn.block_storage.create_volume(size=1, name="conv-vol")
     volume = conn.block_storage.wait_for_status(volume, "available", wait=60, interval=0.2)
     serial = "virtio-" + volume.id[:20]
-    conn.compute.create_volume_attachment(server, volume_id=volume.id)
+    conn.compute.create_volume_attachment(server, volume=volume)
     conn.block_storage.wait_for_status(volume, "in-use", wait=60, interval=0.2)
     listing = ssh(sim, sshkey, known_hosts, addr, 'ls "$OSM_DEV_ROOT/dev/disk/by-id"').stdout.split()
     assert listing == [serial]
@@ -150,3 +150,4 @@ def test_two_hosts_do_not_share_files(sim, sshkey, tmp_path):
     for c, server in hosts:
         c.compute.delete_server(server)
         c.compute.wait_for_delete(server, wait=60, interval=0.2)
+

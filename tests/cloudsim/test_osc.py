@@ -307,12 +307,12 @@ def test_volumes_and_snapshots(sim, image, image_file):
 
 def test_request_counts_and_injected_fault(sim):
     sim.admin("POST", "/requests/reset")
-    sim.osc("dst", "server", "list")
+    sim.osc("dst", "server", "list", "--name", "^no-such-server$")
     counts = sim.admin("GET", "/requests")
     assert counts["dst"]["GET /compute/v2.1/servers/detail"] == 1, counts
     sim.admin("POST", "/faults", {"kind": "http", "method": "GET", "path": "^/compute/v2.1/servers/detail$", "cloud": "dst", "status": 503, "message": "nova is away"})
     with pytest.raises(OscError) as e:
-        sim.osc("dst", "server", "list")
+        sim.osc("dst", "server", "list", "--name", "^no-such-server$")
     assert "nova is away" in e.value.stderr
-    assert sim.osc("dst", "server", "list") == []
+    assert sim.osc("dst", "server", "list", "--name", "^no-such-server$") == []
     sim.admin("DELETE", "/faults")

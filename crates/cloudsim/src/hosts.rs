@@ -104,44 +104,114 @@ impl HostManager {
     }
 }
 
+/// A running sshd and the addresses it listens on.
+struct Running {
+    child: Child,
+    listen: Vec<SocketAddr>,
+}
+
 fn owner(rx: mpsc::Receiver<Cmd>) {
-    let mut procs: HashMap<String, Child> = HashMap::new();
+    let mut procs: HashMap<String, Running> = HashMap::new();
     while let Ok(cmd) = rx.recv() {
         match cmd {
             Cmd::Start(spec, reply) => {
-                if let Some(child) = procs.remove(&spec.server_id) {
-                    kill(child);
-                }
-                let r = start_sshd(&spec).map(|child| {
-                    procs.insert(spec.server_id.clone(), child);
-                });
+                let r = match procs.remove(&spec.server_id) {
+                    // Already running: reload with the new addresses so open sessions survive.
+                    Some(mut running) => match reload_sshd(&spec, &mut running) {
+                        Ok(()) => {
+                            procs.insert(spec.server_id.clone(), running);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            kill(running.child);
+                            Err(e)
+                        }
+                    },
+                    None => start_sshd(&spec).map(|child| {
+                        procs.insert(
+                            spec.server_id.clone(),
+                            Running {
+                                child,
+                                listen: listen_addrs(&spec),
+                            },
+                        );
+                    }),
+                };
                 let _ = reply.send(r);
             }
             Cmd::Stop(id, reply) => {
-                if let Some(child) = procs.remove(&id) {
-                    kill(child);
+                if let Some(r) = procs.remove(&id) {
+                    kill(r.child);
                 }
                 let _ = reply.send(());
             }
             Cmd::StopAll(reply) => {
-                for (_, child) in procs.drain() {
-                    kill(child);
+                for (_, r) in procs.drain() {
+                    kill(r.child);
                 }
                 let _ = reply.send(());
             }
         }
     }
-    for (_, child) in procs.drain() {
-        kill(child);
+    for (_, r) in procs.drain() {
+        kill(r.child);
     }
 }
 
-/// Terminates sshd's whole process group (the listener and the sessions it forked), then reaps it.
+fn listen_addrs(spec: &HostSpec) -> Vec<SocketAddr> {
+    spec.addrs
+        .iter()
+        .map(|a| SocketAddr::new(*a, spec.port))
+        .collect()
+}
+
+/// Processes descended from `pid` (sshd's per-connection children call setsid(), so they are
+/// not in its process group).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // The command may contain spaces and parentheses; fields resume after the last ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            if let Some(ppid) = rest
+                .split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<i32>().ok())
+            {
+                parent_of.push((p, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(p) = frontier.pop() {
+        for (child, _) in parent_of.iter().filter(|(_, pp)| *pp == p) {
+            out.push(*child);
+            frontier.push(*child);
+        }
+    }
+    out
+}
+
+/// Stops an sshd like a powered-off machine: the listener, its process group and every session
+/// it forked; then reaps it.
 fn kill(mut child: Child) {
     let pid = child.id() as i32;
-    // SAFETY: plain signal syscalls on a process group we created.
+    let sessions = descendants(pid);
+    // SAFETY: plain signal syscalls on processes we started (and their children).
     unsafe {
         libc::kill(-pid, libc::SIGTERM);
+        for s in &sessions {
+            libc::kill(*s, libc::SIGTERM);
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
@@ -158,8 +228,60 @@ fn kill(mut child: Child) {
             }
         }
     }
-    // Sessions that called setsid() left the group; SIGTERM reached them through sshd's own
-    // cleanup (it closes their channels), which is what a powered-off VM looks like to clients.
+    for s in sessions {
+        // SAFETY: as above; a session that already ended makes this a no-op (ESRCH).
+        unsafe {
+            libc::kill(s, libc::SIGKILL);
+        }
+    }
+}
+
+/// Rewrites the config and sends SIGHUP: sshd re-executes itself with the new listen addresses
+/// and keeps its pid, and established sessions (separate processes) are untouched.
+fn reload_sshd(spec: &HostSpec, running: &mut Running) -> Result<(), SimError> {
+    let err = |m: String| SimError::Sshd {
+        server: spec.server_id.clone(),
+        message: m,
+    };
+    prepare_dir(&spec.dir, &spec.authorized_keys)?;
+    let cfg = spec.dir.join("etc/sshd_config");
+    std::fs::write(&cfg, sshd_config(spec))
+        .map_err(|e| err(format!("writing {}: {e}", cfg.display())))?;
+    let wanted = listen_addrs(spec);
+    if wanted == running.listen {
+        return Ok(());
+    }
+    // SAFETY: signal to the sshd we started.
+    unsafe {
+        libc::kill(running.child.id() as i32, libc::SIGHUP);
+    }
+    let dropped: Vec<SocketAddr> = running
+        .listen
+        .iter()
+        .filter(|a| !wanted.contains(a))
+        .copied()
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(Some(status)) = running.child.try_wait() {
+            return Err(err(format!("sshd exited on reload ({status})")));
+        }
+        let up = wanted
+            .iter()
+            .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok());
+        let down = dropped
+            .iter()
+            .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_err());
+        if up && down {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(err(format!("sshd did not move to {wanted:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.listen = wanted;
+    Ok(())
 }
 
 /// Creates the host directory layout (idempotent).

@@ -522,7 +522,7 @@ async fn power(sim: &Arc<Sim>, cloud: &str, id: &str, task: &str) {
         }
         Outcome::Proceed => {}
     }
-    let Some((vm, t)) = server_phase(sim, cloud, id) else {
+    let Some((_, t)) = server_phase(sim, cloud, id) else {
         return;
     };
     if t.as_deref() != Some(task) {
@@ -537,16 +537,17 @@ async fn power(sim: &Arc<Sim>, cloud: &str, id: &str, task: &str) {
             .is_some_and(|s| s.is_host)
     };
     if is_host {
+        if task != "powering-on" {
+            // A reboot or a stop ends every session, as it does on a real machine.
+            sim.hosts.stop(id).await;
+        }
         if running {
             if let Err(e) = start_host(sim, cloud, id).await {
                 set_server_error(sim, cloud, id, &e);
                 return;
             }
-        } else {
-            sim.hosts.stop(id).await;
         }
     }
-    let _ = vm;
     with_state(sim, |st| {
         if let Some(s) = st
             .clouds
