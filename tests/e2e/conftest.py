@@ -8,7 +8,21 @@ from lib.sim import Sim
 
 
 @pytest.fixture(scope="module")
+def clouds(tmp_path_factory):
+    """Both clouds with their base resources, no conversion hosts."""
+    root = tmp_path_factory.mktemp("clouds")
+    sim = Sim(root / "sim").start()
+    try:
+        src = CloudBase(sim, "src", root).build()
+        dst = CloudBase(sim, "dst", root).build()
+        yield World(sim, root, root / "data", src, dst)
+    finally:
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
 def world(tmp_path_factory):
+    """Both clouds with their base resources and deployed conversion hosts."""
     root = tmp_path_factory.mktemp("world")
     sim = Sim(root / "sim").start()
     try:
