@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmarks (never timed tests): results in target/bench/*.json and printed tables.
+#   copy      data plane: osm-agent vs nbdcopy vs qemu-img over ssh -L (bench/copy)
+#   export    500 servers exported from the simulator: seconds and API requests (bench/export)
+# `make bench` runs them all; `scripts/bench.sh export` runs one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=("${@:-copy export}")
+for b in ${which[*]}; do
+  case "$b" in
+    copy) echo "==> benchmark: data plane copy"; bench/copy/run.sh ;;
+    export) echo "==> benchmark: export of 500 servers"; .venv/bin/python bench/export/run.py 500 ;;
+    *) echo "unknown benchmark $b" >&2; exit 2 ;;
+  esac
+done
