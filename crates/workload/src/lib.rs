@@ -26,6 +26,7 @@ mod file;
 mod filter;
 pub mod hosts;
 pub mod import;
+pub mod leftovers;
 pub mod state;
 pub mod model;
 

@@ -12,6 +12,7 @@ mod import_workload_transfer_volumes;
 mod os_conversion_host;
 mod os_conversion_host_info;
 mod os_conversion_host_link;
+mod os_migrate_leftovers;
 mod os_server_action;
 mod os_workloads_info;
 mod read_workloads;
@@ -30,6 +31,7 @@ pub const MODULES: &[(&str, fn() -> std::process::ExitCode)] = &[
     ("os_conversion_host", os_conversion_host::main),
     ("os_conversion_host_info", os_conversion_host_info::main),
     ("os_conversion_host_link", os_conversion_host_link::main),
+    ("os_migrate_leftovers", os_migrate_leftovers::main),
     ("os_server_action", os_server_action::main),
     ("os_workloads_info", os_workloads_info::main),
     ("read_workloads", read_workloads::main),
