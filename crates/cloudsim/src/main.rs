@@ -52,14 +52,20 @@ fn main() -> ExitCode {
         transition: Duration::from_millis(transition_ms),
         verbose,
     };
-    let result = tokio::runtime::Runtime::new()
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(osm_cloudsim::run(cfg)));
-    match result {
+    match serve(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("osm-cloudsim: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn serve(cfg: osm_cloudsim::Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(osm_cloudsim::run(cfg));
+    // A file copy still running on a blocking thread must not hold up the exit: the state on
+    // disk already says what to redo.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    result
 }

@@ -115,11 +115,20 @@ impl Running {
             let _ = tx.send(());
         }
         self.sim.stopping.store(true, Ordering::SeqCst);
+        let started = std::time::Instant::now();
         // Requests in flight get a moment to finish; a client stuck on a long download does not
         // hold up the exit.
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.server).await;
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.server)
+            .await
+            .is_err()
+        {
+            eprintln!("osm-cloudsim: requests still open after 5 s; stopping anyway");
+        }
         self.sim.hosts.stop_all().await;
         self.sim.save_now()?;
+        if started.elapsed() > Duration::from_secs(2) {
+            eprintln!("osm-cloudsim: shutdown took {:?}", started.elapsed());
+        }
         Ok(())
     }
 }
