@@ -733,14 +733,12 @@ async fn create_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
     .await;
     if let Err(e) = copied {
         eprintln!("osm-cloudsim: creating volume {id}: {e}");
-        set_volume_status(sim, cloud, id, &["creating", "downloading"], "error");
+        fail_volume(sim, cloud, id, &source, "An unknown error occurred.");
         return;
     }
     match transition(sim, ResourceKind::Volume, cloud, id).await {
         Outcome::Abort => {}
-        Outcome::Fail(_) => {
-            set_volume_status(sim, cloud, id, &["creating", "downloading"], "error");
-        }
+        Outcome::Fail(m) => fail_volume(sim, cloud, id, &source, &m),
         Outcome::Proceed => {
             with_state(sim, |st| {
                 if let Some(v) = st
@@ -757,6 +755,30 @@ async fn create_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
             });
         }
     }
+}
+
+/// A volume that could not be created: status `error` and a user message saying why.
+fn fail_volume(sim: &Sim, cloud: &str, id: &str, source: &VolumeSource, detail: &str) {
+    let action = match source {
+        VolumeSource::Image { .. } => "create volume from image",
+        VolumeSource::Snapshot { .. } => "create volume from snapshot",
+        VolumeSource::Volume { .. } => "create volume from volume",
+        VolumeSource::Blank => "create volume",
+    };
+    with_state(sim, |st| {
+        let Some(c) = st.clouds.get_mut(cloud) else {
+            return;
+        };
+        let Some(v) = c.volume.volumes.get_mut(id) else {
+            return;
+        };
+        if v.status != "creating" && v.status != "downloading" {
+            return;
+        }
+        v.status = "error".into();
+        v.updated = util::now();
+        c.volume.add_message("VOLUME", id, action, detail);
+    });
 }
 
 /// Whether a server is a conversion host, and its directory.
@@ -961,13 +983,20 @@ async fn drive_snapshot(sim: Arc<Sim>, cloud: String, id: String) {
     let set = |to: &str| {
         let to = to.to_string();
         with_state(&sim, |st| {
-            if let Some(s) = st
-                .clouds
-                .get_mut(&cloud)
-                .and_then(|c| c.volume.snapshots.get_mut(&id))
-            {
-                s.status = to;
+            let Some(c) = st.clouds.get_mut(&cloud) else {
+                return;
+            };
+            if let Some(s) = c.volume.snapshots.get_mut(&id) {
+                s.status = to.clone();
                 s.updated = util::now();
+            }
+            if to == "error" {
+                c.volume.add_message(
+                    "SNAPSHOT",
+                    &id,
+                    "create snapshot",
+                    "Snapshot failed to create.",
+                );
             }
         })
     };

@@ -209,9 +209,31 @@ pub struct VolumeType {
     pub extra_specs: BTreeMap<String, String>,
 }
 
+/// A user message (Cinder's messages API, 3.3+): why a volume or snapshot went to error.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    /// UUID.
+    pub id: String,
+    /// The volume or snapshot.
+    pub resource_uuid: String,
+    /// VOLUME or SNAPSHOT.
+    pub resource_type: String,
+    /// Text for the user.
+    pub user_message: String,
+    /// Cinder event id.
+    pub event_id: String,
+    /// Owner.
+    pub project_id: String,
+    /// When.
+    pub created: Ts,
+}
+
 /// One cloud's Cinder data.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct VolumeData {
+    /// User messages, oldest first.
+    #[serde(default)]
+    pub messages: Vec<Message>,
     /// Volumes.
     pub volumes: BTreeMap<String, Volume>,
     /// Snapshots.
@@ -236,6 +258,41 @@ impl VolumeData {
         };
         d.types.insert(t.id.clone(), t);
         d
+    }
+
+    /// Records a user message about a resource that failed.
+    pub fn add_message(
+        &mut self,
+        resource_type: &str,
+        resource_uuid: &str,
+        action: &str,
+        detail: &str,
+    ) {
+        let project_id = match resource_type {
+            "SNAPSHOT" => self
+                .snapshots
+                .get(resource_uuid)
+                .map(|s| s.project_id.clone()),
+            _ => self
+                .volumes
+                .get(resource_uuid)
+                .map(|v| v.project_id.clone()),
+        }
+        .unwrap_or_default();
+        let event_id = if resource_type == "SNAPSHOT" {
+            "SNAPSHOT_001_001"
+        } else {
+            "VOLUME_VOLUME_001_002"
+        };
+        self.messages.push(Message {
+            id: util::new_id(),
+            resource_uuid: resource_uuid.to_string(),
+            resource_type: resource_type.to_string(),
+            user_message: format!("{action}: {detail}"),
+            event_id: event_id.to_string(),
+            project_id,
+            created: util::now(),
+        });
     }
 
     /// A type by name or id.
@@ -400,6 +457,17 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route(
             "/volume/v3/volumes/{id}/metadata",
             get(get_metadata).post(merge_metadata).put(replace_metadata),
+        )
+        .route(
+            "/volume/v3/volumes/{id}/metadata/{key}",
+            get(get_meta_item)
+                .put(put_meta_item)
+                .delete(delete_meta_item),
+        )
+        .route("/volume/v3/messages", get(list_messages))
+        .route(
+            "/volume/v3/messages/{id}",
+            get(show_message).delete(delete_message),
         )
         .route(
             "/volume/v3/snapshots",
@@ -1368,4 +1436,130 @@ async fn extensions(_ctx: Ctx) -> Response {
 
 async fn empty_backups(_ctx: Ctx) -> Response {
     http::ok(json!({"backups": []}))
+}
+
+async fn get_meta_item(
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    ctx.read(|c| {
+        let v = own_volume(&ctx, c, &id)?;
+        let val = v.metadata.get(&key).ok_or_else(|| {
+            ApiError::not_found(format!("Volume {id} has no metadata with key {key}."))
+        })?;
+        Ok(http::ok(json!({"meta": {key.clone(): val}})))
+    })
+}
+
+async fn put_meta_item(
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let m = util::opt_str_map(&body, "meta")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: meta missing"))?;
+    let val = m
+        .get(&key)
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
+    if m.len() != 1 {
+        return Err(ApiError::bad_request(
+            "Request body contains too many items",
+        ));
+    }
+    ctx.write(|c, _| {
+        own_volume(&ctx, c, &id)?;
+        let v = c
+            .volume
+            .volumes
+            .get_mut(&id)
+            .ok_or_else(|| vol_not_found(&id))?;
+        v.metadata.insert(key.clone(), val.clone());
+        v.updated = util::now();
+        Ok(http::ok(json!({"meta": {key.clone(): val}})))
+    })
+}
+
+async fn delete_meta_item(
+    ctx: Ctx,
+    Path((id, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    ctx.write(|c, _| {
+        own_volume(&ctx, c, &id)?;
+        let v = c
+            .volume
+            .volumes
+            .get_mut(&id)
+            .ok_or_else(|| vol_not_found(&id))?;
+        v.metadata.remove(&key).ok_or_else(|| {
+            ApiError::not_found(format!("Volume {id} has no metadata with key {key}."))
+        })?;
+        v.updated = util::now();
+        Ok(http::empty(StatusCode::OK))
+    })
+}
+
+fn need_messages(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.mv.ge(3, 3) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("The resource could not be found."))
+    }
+}
+
+fn render_message(ctx: &Ctx, m: &Message) -> Value {
+    json!({
+        "id": m.id, "resource_uuid": m.resource_uuid, "resource_type": m.resource_type,
+        "user_message": m.user_message, "event_id": m.event_id, "message_level": "ERROR",
+        "request_id": ctx.request_id, "created_at": util::iso_micro(&m.created),
+        "guaranteed_until": util::iso_micro(&(m.created + chrono::Duration::days(30))),
+        "links": [{"rel": "self", "href": ctx.url(&format!("/volume/v3/{}/messages/{}", m.project_id, m.id))}],
+    })
+}
+
+async fn list_messages(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
+    need_messages(&ctx)?;
+    let items: Vec<Value> = ctx.read(|c| {
+        c.volume
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| m.project_id == ctx.project_id || ctx.is_admin())
+            .filter(|m| q.get("resource_uuid").is_none_or(|r| m.resource_uuid == r))
+            .filter(|m| {
+                q.get("resource_type")
+                    .is_none_or(|r| m.resource_type.eq_ignore_ascii_case(r))
+            })
+            .filter(|m| q.get("event_id").is_none_or(|e| m.event_id == e))
+            .map(|m| render_message(&ctx, m))
+            .collect()
+    });
+    Ok(http::ok(json!({"messages": items})))
+}
+
+async fn show_message(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    need_messages(&ctx)?;
+    ctx.read(|c| {
+        let m = c
+            .volume
+            .messages
+            .iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| ApiError::not_found(format!("Message {id} could not be found.")))?;
+        Ok(http::ok(json!({"message": render_message(&ctx, m)})))
+    })
+}
+
+async fn delete_message(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    need_messages(&ctx)?;
+    ctx.write(|c, _| {
+        let before = c.volume.messages.len();
+        c.volume.messages.retain(|m| m.id != id);
+        if c.volume.messages.len() == before {
+            return Err(ApiError::not_found(format!(
+                "Message {id} could not be found."
+            )));
+        }
+        Ok(http::empty(StatusCode::NO_CONTENT))
+    })
 }

@@ -151,4 +151,18 @@ fn slow_and_error_transitions() {
             .contains("did not finish being created"),
         "{v}"
     );
+    // Cinder says why in its user messages.
+    let root = v["server"]["os-extended-volumes:volumes_attached"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let msgs = s.get("volume", &format!("/messages?resource_uuid={root}"));
+    assert_eq!(msgs["messages"][0]["resource_type"], "VOLUME");
+    assert!(
+        msgs["messages"][0]["user_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("create volume from image: "),
+        "{msgs}"
+    );
 }
