@@ -149,7 +149,11 @@ pub fn run(cli: Cli) -> Result<()> {
             verify,
             checkpoint,
             resume,
-            progress_interval: Duration::from_secs_f64(progress_interval.clamp(0.05, 3600.0)),
+            progress_interval: Duration::from_secs_f64(if progress_interval.is_finite() {
+                progress_interval.clamp(0.05, 3600.0)
+            } else {
+                2.0
+            }),
         }),
         Command::Device { serial, timeout } => {
             let p = device::wait(&serial, Duration::from_secs(timeout))?;

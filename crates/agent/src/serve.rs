@@ -25,7 +25,7 @@ pub enum ZeroDetection {
 }
 
 /// The most a single block status reply scans, so one query never stalls the connection long.
-const SCAN_LIMIT: u64 = 32 << 20;
+const SCAN_LIMIT: u64 = 16 << 20;
 /// Offsets, lengths and buffers of `O_DIRECT` reads are aligned to this (any device's logical
 /// block size divides it).
 const DIRECT_ALIGN: u64 = 4096;
@@ -84,8 +84,9 @@ struct Cached {
     unread: u64,
 }
 
-/// How many scanned chunks (of up to `BOUNCE_LEN` bytes) the cache holds.
-const CACHE_CHUNKS: usize = 32;
+/// How many scanned chunks (of up to `BOUNCE_LEN` bytes) the cache holds: enough for four
+/// connections of `osm-agent copy`, which reads what it mapped right away.
+const CACHE_CHUNKS: usize = 48;
 
 impl ScanCache {
     /// An aligned buffer of `n` bytes: (the vector, where the aligned part starts).

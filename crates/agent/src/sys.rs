@@ -43,6 +43,13 @@ pub fn blkzeroout(f: &File, offset: u64, len: u64) -> io::Result<()> {
     check(unsafe { libc::ioctl(f.as_raw_fd(), BLKZEROOUT as _, range.as_ptr()) }).map(drop)
 }
 
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)` over the whole file: starts writing dirty pages back
+/// without waiting for them.
+pub fn start_writeback(f: &File) -> io::Result<()> {
+    // SAFETY: no memory effects.
+    check(unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) }).map(drop)
+}
+
 /// `fdatasync(2)`.
 pub fn fdatasync(f: &File) -> io::Result<()> {
     // SAFETY: no memory effects.

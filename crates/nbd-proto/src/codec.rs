@@ -43,11 +43,6 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.pos
     }
 
-    /// How many bytes were consumed.
-    pub fn used(&self) -> usize {
-        self.pos
-    }
-
     /// Fails unless every byte was consumed.
     pub fn expect_empty(&self, what: &'static str) -> Result<()> {
         match self.left() {

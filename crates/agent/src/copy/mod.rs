@@ -35,6 +35,9 @@ const RANGE: u64 = 128 << 20;
 const MIN_ZERO_RUN: u64 = 64 << 10;
 /// The most bytes one connection keeps in flight, whatever `requests x request_size` says.
 const MAX_BYTES_IN_FLIGHT: u64 = 64 << 20;
+/// Ask for the next extents once fewer bytes than this wait to be read. Small, because a server
+/// that scans for zeros reads the data then, and may keep it only briefly for the reads.
+const LOOKAHEAD: u64 = 16 << 20;
 
 /// What `copy` was asked to do.
 #[derive(Debug, Clone)]
@@ -313,8 +316,8 @@ fn worker(conn: &mut dyn SourceConn, plan: &Plan<'_>, sh: &Shared) -> Result<()>
         if sh.abort.load(Ordering::Relaxed) {
             return Ok(());
         }
-        // Map the next range ahead of time, so reads never wait for extents.
-        if !extents_pending && todo_bytes < plan.max_bytes {
+        // Map the next range a little ahead of time, so reads never wait for extents.
+        if !extents_pending && todo_bytes < LOOKAHEAD {
             if mapping.is_none() && !exhausted {
                 mapping = sh.next_range();
                 exhausted = mapping.is_none();

@@ -5,7 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 
@@ -44,7 +44,13 @@ pub struct LocalTarget {
     known_zero: bool,
     /// Set once the cheap method failed, so later calls go straight to writing zeros.
     fallback: AtomicBool,
+    /// Bytes written since writeback was last started.
+    dirty: AtomicU64,
 }
+
+/// Start writeback after this many bytes: a copy then never builds up gigabytes of dirty pages,
+/// and the final flush has little left to wait for.
+const WRITEBACK_EVERY: u64 = 64 << 20;
 
 static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
 
@@ -79,7 +85,7 @@ impl LocalTarget {
         }
         // A file with no data extent at all reads as zeros: as good as freshly created.
         let empty_file = kind == Kind::File && matches!(sys::seek(&file, 0, true), Ok(None));
-        Ok(LocalTarget { file, kind, size, known_zero: created || empty_file, fallback: AtomicBool::new(false) })
+        Ok(LocalTarget { file, kind, size, known_zero: created || empty_file, fallback: AtomicBool::new(false), dirty: AtomicU64::new(0) })
     }
 
     fn write_zeros(&self, mut offset: u64, len: u64) -> io::Result<()> {
@@ -114,7 +120,14 @@ impl Target for LocalTarget {
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.file.write_all_at(buf, offset)
+        self.file.write_all_at(buf, offset)?;
+        let n = buf.len() as u64;
+        if self.dirty.fetch_add(n, Ordering::Relaxed) + n >= WRITEBACK_EVERY {
+            self.dirty.store(0, Ordering::Relaxed);
+            // Only a hint: the final flush still makes everything durable.
+            let _ = sys::start_writeback(&self.file);
+        }
+        Ok(())
     }
 
     /// The zeroing policy: the device's own zeroing (BLKZEROOUT) or a punched hole (falling back
