@@ -1130,6 +1130,13 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
                 "Flavor's disk is too small for requested image.",
             ));
         }
+        if flavor.disk > 0 && flavor.disk < img.min_disk {
+            return Err(ApiError::bad_request(format!(
+                "Flavor's disk is smaller than the minimum size specified in image metadata. Flavor disk is {} bytes, minimum size is {} bytes.",
+                flavor.disk << 30,
+                img.min_disk << 30
+            )));
+        }
         if flavor.ram < img.min_ram {
             return Err(ApiError::bad_request(
                 "Flavor's memory is too small for requested image.",

@@ -696,6 +696,8 @@ async fn create_volume(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
     let image_ref = util::opt_str(spec, "imageRef")?.or(util::opt_str(spec, "image_id")?);
     let metadata = util::opt_str_map(spec, "metadata")?.unwrap_or_default();
     let multiattach = util::opt_bool(spec, "multiattach")?.unwrap_or(false);
+    // Not in Cinder's schema, but some clients send it; honour it instead of dropping it.
+    let bootable = util::opt_bool(spec, "bootable")?;
     if util::opt_str(spec, "backup_id")?.is_some() {
         return Err(ApiError::bad_request(
             "Invalid input received: restoring from backups is not simulated.",
@@ -718,6 +720,9 @@ async fn create_volume(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
         vol.description = description;
         vol.metadata = metadata;
         vol.multiattach = multiattach;
+        if let Some(b) = bootable {
+            vol.bootable = b;
+        }
         let id = vol.id.clone();
         c.volume.volumes.insert(id.clone(), vol);
         Ok::<_, ApiError>(id)
