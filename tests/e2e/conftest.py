@@ -4,14 +4,14 @@ conversion hosts (real sshd processes on 127.0.0.x), shared by the tests of a mo
 import pytest
 
 from lib.scenario import CloudBase, deploy_conversion_hosts, leftovers
-from lib.sim import Sim
+from lib import backend
 
 
 @pytest.fixture(scope="module")
 def clouds(tmp_path_factory):
     """Both clouds with their base resources, no conversion hosts."""
     root = tmp_path_factory.mktemp("clouds")
-    sim = Sim(root / "sim").start()
+    sim = backend.start(root)
     try:
         src = CloudBase(sim, "src", root).build()
         dst = CloudBase(sim, "dst", root).build()
@@ -24,7 +24,7 @@ def clouds(tmp_path_factory):
 def world(tmp_path_factory):
     """Both clouds with their base resources and deployed conversion hosts."""
     root = tmp_path_factory.mktemp("world")
-    sim = Sim(root / "sim").start()
+    sim = backend.start(root)
     try:
         data_dir = root / "data"
         src = CloudBase(sim, "src", root).build()

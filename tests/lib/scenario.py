@@ -13,10 +13,6 @@ from lib.sim import wait_until
 MIB = 1 << 20
 GIB = 1 << 30
 
-# Each cloud's external network is a loopback range: a floating IP associated with a simulated
-# conversion host is where its sshd listens.
-EXTERNAL_CIDR = {"src": "127.60.0.0/16", "dst": "127.61.0.0/16"}
-
 
 def make_fs_image(path, fs="ext4", size=64 * MIB, files=8, seed=1):
     """A raw disk image holding a real filesystem with random files; returns {name: sha256}. XFS needs
@@ -86,7 +82,7 @@ class CloudBase:
         self.public = c.network.find_network("public") or c.network.create_network(name="public", is_router_external=True)
         if not c.network.find_subnet("public-subnet"):
             c.network.create_subnet(name="public-subnet", network_id=self.public.id, ip_version=4,
-                                    cidr=EXTERNAL_CIDR[self.cloud], enable_dhcp=False)
+                                    cidr=self.sim.external_cidr(self.cloud), enable_dhcp=False)
         self.app_net = c.network.find_network("app-net") or c.network.create_network(name="app-net")
         self.app_subnet = c.network.find_subnet("app-subnet") or c.network.create_subnet(
             name="app-subnet", network_id=self.app_net.id, ip_version=4, cidr="192.168.10.0/24")

@@ -44,6 +44,8 @@ def wait_until(what, fn, timeout=120, interval=0.1):
 class Sim:
     """One running simulator with clouds `src` and `dst`, state in `state_dir`."""
 
+    supports_faults = True
+
     def __init__(self, state_dir, transition_ms=50, ssh_port=None):
         self.state_dir = Path(state_dir)
         self.transition_ms = transition_ms
@@ -105,6 +107,11 @@ class Sim:
 
     def clear_faults(self):
         self.admin("/_sim/faults", "DELETE")
+
+    def external_cidr(self, cloud):
+        """The external network's range: loopback, so that a floating IP associated with a simulated
+        conversion host is where its sshd listens."""
+        return {"src": "127.60.0.0/16", "dst": "127.61.0.0/16"}[cloud]
 
     def volume_path(self, cloud, volume_id):
         return self.state_dir / "clouds" / cloud / "volumes" / volume_id

@@ -1,0 +1,23 @@
+"""Which OpenStack the end-to-end suite runs against.
+
+`OSM_E2E_BACKEND=cloudsim` (default) starts the simulator; `OSM_E2E_BACKEND=openstack` uses the real
+control plane of tests/openstack-aio (see its README), brought up by `make test-openstack`.
+Both backends offer the same interface as `lib.sim.Sim`: `start()`, `stop()`, `clouds_yaml`, `env`,
+`conn(cloud)`, `ssh_port`, `volume_sha256(cloud, volume_id)`, `external_cidr(cloud)`, and
+`supports_faults` (only the simulator can inject faults; tests that need it skip otherwise).
+"""
+
+import os
+
+from lib.sim import Sim
+
+
+def name():
+    return os.environ.get("OSM_E2E_BACKEND", "cloudsim")
+
+
+def start(root):
+    if name() == "openstack":
+        from lib.aio import Aio  # noqa: PLC0415 (only present with the real test bed)
+        return Aio(root).start()
+    return Sim(root / "sim").start()
