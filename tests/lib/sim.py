@@ -3,9 +3,11 @@
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -52,6 +54,8 @@ class Sim:
         self.ssh_port = ssh_port or free_port()
         self.proc = None
         self._conns = {}
+        # Conversion hosts' homes hold NBD sockets, whose paths must fit in 108 bytes: keep them short.
+        self.hosts_dir = Path(tempfile.mkdtemp(prefix="osmh-", dir="/tmp"))
 
     @property
     def clouds_yaml(self):
@@ -64,7 +68,7 @@ class Sim:
         log = open(self.state_dir / "cloudsim.log", "ab")
         self.proc = subprocess.Popen(
             [str(binary()), "serve", "--state-dir", str(self.state_dir), "--ssh-port", str(self.ssh_port),
-             "--transition-ms", str(self.transition_ms)],
+             "--transition-ms", str(self.transition_ms), "--hosts-dir", str(self.hosts_dir)],
             stdout=log, stderr=subprocess.STDOUT)
         wait_until("cloudsim's clouds.yaml", lambda: self.clouds_yaml.exists() or self.proc.poll() is not None)
         if self.proc.poll() is not None:
@@ -82,6 +86,7 @@ class Sim:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        shutil.rmtree(self.hosts_dir, ignore_errors=True)
 
     @property
     def env(self):

@@ -37,6 +37,10 @@ pub enum Command {
         /// Where the background process writes its pid (with --daemon).
         #[arg(long, requires = "daemon")]
         pid_file: Option<PathBuf>,
+        /// Serve the free space of recognised filesystems (ext2/3/4, XFS, swap, inside MBR/GPT
+        /// partitions and LVM) as holes; prints what was recognised as a JSON line first.
+        #[arg(long)]
+        sparsify: bool,
     },
     /// Stop a background serve or tunnel and wait for it to exit.
     Stop {
@@ -124,8 +128,8 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { device, socket, export, daemon: _, pid_file } => {
-            serve::run(serve::ServeOptions { device, socket, export, daemon: pid_file })
+        Command::Serve { device, socket, export, daemon: _, pid_file, sparsify } => {
+            serve::run(serve::ServeOptions { device, socket, export, daemon: pid_file, sparsify })
         }
         Command::Stop { pid_file, timeout } => daemon::stop(&pid_file, Duration::from_secs(timeout)),
         Command::Copy {

@@ -410,6 +410,8 @@ pub struct ServeOptions {
     pub export: String,
     /// Detach and write this pid file once listening.
     pub daemon: Option<PathBuf>,
+    /// Serve free filesystem space as holes.
+    pub sparsify: bool,
 }
 
 /// The signals that end `serve` cleanly.
@@ -420,7 +422,10 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     // Blocked before the socket exists (a caller may signal as soon as it sees it) and before
     // any thread starts, so every thread inherits the mask and only the waiter receives them.
     sys::block_signals(&STOP_SIGNALS).context("blocking signals")?;
-    let device = Device::open(&opts.device)?;
+    let mut device = Device::open(&opts.device)?;
+    if opts.sparsify {
+        device = sparsify(device, &opts.device)?;
+    }
     let export = Export {
         name: opts.export.clone(),
         description: format!("{} (read-only)", opts.device.display()),
@@ -441,6 +446,24 @@ pub fn run(opts: ServeOptions) -> Result<()> {
             daemon::daemonize(pid_file, move |ready| serve_until_signal(server, listener, socket, Some((pf, ready))))
         }
     }
+}
+
+/// Reads the device's allocation maps (partition tables, LVM, ext2/3/4, XFS, swap) and serves the
+/// free space as holes. Prints what was recognised as one JSON line on stdout, for the caller's log.
+fn sparsify(device: Device, path: &std::path::Path) -> Result<Device> {
+    // A second handle without O_DIRECT: the scan's reads are small and unaligned.
+    let file = std::fs::File::open(path).with_context(|| format!("opening {} for the free-space scan", path.display()))?;
+    let map = osm_fsmap::scan(&file, device.size());
+    let findings: Vec<serde_json::Value> = map
+        .findings
+        .iter()
+        .map(|f| serde_json::json!({"offset": f.offset, "length": f.length, "kind": f.kind, "detail": f.detail, "free_bytes": f.free_bytes}))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({"event": "sparsify", "size": device.size(), "free_bytes": map.free_bytes(), "summary": map.summary(), "findings": findings})
+    );
+    Ok(device.with_free_ranges(map.free))
 }
 
 /// Daemon mode: the pid file, and the call that tells the waiting parent we are ready.

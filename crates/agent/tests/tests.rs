@@ -7,4 +7,5 @@ mod content;
 mod failure;
 mod interop;
 mod lifecycle;
+mod sparsify;
 mod ssh;

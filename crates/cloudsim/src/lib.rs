@@ -23,6 +23,7 @@ let cfg = osm_cloudsim::Config {
     ssh_port: 2222,
     transition: std::time::Duration::from_millis(50),
     verbose: false,
+    hosts_dir: None,
 };
 let running = osm_cloudsim::start(cfg).await?;
 println!("clouds.yaml for {}", running.sim.base_url);

@@ -34,6 +34,10 @@ enum Command {
         /// Log every request to stderr.
         #[arg(long, short)]
         verbose: bool,
+        /// Directory of the conversion hosts' directories (default STATE_DIR/hosts); keep it short,
+        /// since NBD socket paths under a host's home must fit in 108 bytes.
+        #[arg(long)]
+        hosts_dir: Option<PathBuf>,
     },
 }
 
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         ssh_port,
         transition_ms,
         verbose,
+        hosts_dir,
     } = Cli::parse().command;
     let cfg = osm_cloudsim::Config {
         state_dir,
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         ssh_port,
         transition: Duration::from_millis(transition_ms),
         verbose,
+        hosts_dir,
     };
     match serve(cfg) {
         Ok(()) => ExitCode::SUCCESS,

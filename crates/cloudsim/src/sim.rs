@@ -28,6 +28,9 @@ pub struct Config {
     pub transition: Duration,
     /// Log every request to stderr.
     pub verbose: bool,
+    /// Where conversion host directories live (default `DIR/hosts`). Their sockets' paths must stay
+    /// under the 108 bytes a Unix socket path may have, so a deep state directory needs a short one.
+    pub hosts_dir: Option<PathBuf>,
 }
 
 /// Everything the request handlers and background jobs share.
@@ -87,9 +90,12 @@ impl Sim {
             .join(id)
     }
 
-    /// `DIR/hosts/<server id>`: a conversion host's directory.
+    /// `DIR/hosts/<server id>` (or `--hosts-dir`/<server id>): a conversion host's directory.
     pub fn host_dir(&self, server_id: &str) -> PathBuf {
-        self.cfg.state_dir.join("hosts").join(server_id)
+        match &self.cfg.hosts_dir {
+            Some(d) => d.join(server_id),
+            None => self.cfg.state_dir.join("hosts").join(server_id),
+        }
     }
 
     /// How long a transition takes when no fault changes it.

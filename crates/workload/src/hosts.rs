@@ -201,10 +201,11 @@ impl ConvHost {
     }
 
     /// Starts a read-only NBD export of `device` in the background, unless its pid file shows it is
-    /// already running.
-    pub fn serve(&self, device: &str, socket: &str, export: &str, pid_file: &str, sparsify: bool) -> Result<(), HostError> {
+    /// already running. With `sparsify`, returns the agent's account of what it recognised on the
+    /// disk and how many bytes of free space it will not send.
+    pub fn serve(&self, device: &str, socket: &str, export: &str, pid_file: &str, sparsify: bool) -> Result<Option<String>, HostError> {
         if self.running(pid_file)? {
-            return Ok(());
+            return Ok(None);
         }
         let mut argv = vec![
             self.agent(),
@@ -222,7 +223,15 @@ impl ConvHost {
         if sparsify {
             argv.push("--sparsify".into());
         }
-        self.conn.run(&argv).map(|_| ()).map_err(|e| self.ssh(e))
+        let out = self.conn.run(&argv).map_err(|e| self.ssh(e))?;
+        Ok(out.stdout.lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            (v["event"] == "sparsify").then(|| {
+                let free = v["free_bytes"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
+                let size = v["size"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
+                format!("sparsify: {} ({free:.1} of {size:.1} MiB free, not copied)", v["summary"].as_str().unwrap_or("nothing recognised"))
+            })
+        }))
     }
 
     /// Whether the process of a pid file is alive.
