@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-.PHONY: build collection test test-rust test-e2e demo bench clean setup-build setup-test
+.PHONY: build collection test test-rust test-e2e test-openstack demo bench clean setup-build setup-test
 
 setup-build:
 	@scripts/bootstrap.sh build
@@ -27,6 +27,11 @@ test-rust: setup-test
 
 test-e2e: setup-test build
 	.venv/bin/pytest -q tests
+
+## The end-to-end suite against real Keystone, Nova, Cinder, Glance, Neutron and Placement
+## (installed from PyPI into build/openstack-aio; needs root).
+test-openstack: setup-test build
+	@tests/openstack-aio/run-tests.sh
 
 demo: setup-test build
 	@.venv/bin/python tests/demo.py

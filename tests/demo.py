@@ -72,7 +72,11 @@ def main():
         started = time.monotonic()
         run = import_(root, sim, data_dir, os_migrate_workloads_filter=["demo-app"])
         show(run)
-        print(f"    took {time.monotonic() - started:.0f} s; log: {data_dir / 'workload_logs' / 'demo-app.log'}")
+        log = data_dir / "workload_logs" / "demo-app.log"
+        print(f"    took {time.monotonic() - started:.0f} s; from the workload's log ({log}):")
+        for line in log.read_text().splitlines():
+            if any(k in line for k in ("sparsify", "copied", "created destination server", "migrated")):
+                print(f"      {line}")
 
         step("checking the result")
         d = dst.conn
@@ -113,7 +117,8 @@ def main():
 def show(run):
     recap = run.output.split("PLAY RECAP")[-1].strip().splitlines()
     for line in recap:
-        print(f"    {line}")
+        if line.strip() and not line.startswith("*"):
+            print(f"    {line}")
     if run.rc != 0:
         print(run.failures())
         raise RuntimeError(f"ansible-playbook exited with {run.rc}")
