@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 which=("${@:-copy export}")
 for b in ${which[*]}; do
   case "$b" in
-    copy) echo "==> benchmark: data plane copy"; bench/copy/run.sh ;;
+    copy) echo "==> benchmark: data plane copy (and sparsify on image a2)"; python3 bench/copy/run.py --runs 3 ;;
     export) echo "==> benchmark: export of 500 servers"; .venv/bin/python bench/export/run.py 500 ;;
     *) echo "unknown benchmark $b" >&2; exit 2 ;;
   esac
