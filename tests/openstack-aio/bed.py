@@ -325,7 +325,7 @@ def write_configs():
     (etc / "neutron" / "neutron.conf").write_text(ini({
         "DEFAULT": {"debug": False, "core_plugin": "ml2", "service_plugins": "router", "auth_strategy": "keystone",
                     "transport_url": transport_url(), "allow_overlapping_ips": True,
-                    "notify_nova_on_port_status_changes": False, "notify_nova_on_port_data_changes": False,
+                    "notify_nova_on_port_status_changes": True, "notify_nova_on_port_data_changes": True,
                     "dhcp_agent_notification": False, "state_path": p("neutron"),
                     "api_paste_config": etc / "neutron" / "api-paste.ini", "api_workers": 1, "rpc_workers": 0},
         "database": {"connection": db_url("neutron")},
@@ -358,7 +358,8 @@ def write_configs():
                     "my_ip": HOST, "osapi_volume_listen": HOST, "osapi_volume_listen_port": PORTS["cinder"],
                     "osapi_volume_workers": 1, "api_paste_config": etc / "cinder" / "api-paste.ini",
                     "rootwrap_config": VENV / "etc" / "cinder" / "rootwrap.conf",
-                    "image_conversion_dir": p("cinder", "conversion"), "glance_api_servers": url("glance"),
+                    "image_conversion_dir": p("cinder", "conversion"),
+                    "resource_query_filters_file": VENV / "etc" / "cinder" / "resource_filters.json", "glance_api_servers": url("glance"),
                     "quota_volumes": -1, "quota_snapshots": -1, "quota_gigabytes": -1, "quota_backups": -1,
                     "quota_backup_gigabytes": -1, "scheduler_driver": "cinder.scheduler.filter_scheduler.FilterScheduler",
                     "report_interval": 5, "periodic_interval": 10, "service_down_time": 60},
@@ -389,13 +390,16 @@ def write_configs():
         "  *) break ;;\n"
         "esac; done\nexec \"$@\"\n")
     os.chmod(shims / "sudo", 0o755)
+    # The NFS driver wants mount.nfs to exist; the share is already there (the bind mount above).
+    (shims / "mount.nfs").write_text("#!/bin/sh\n# test bed: the share is a bind-mounted local directory\nexit 0\n")
+    os.chmod(shims / "mount.nfs", 0o755)
 
     # Nova
     shutil.copy(VENV / "etc" / "nova" / "api-paste.ini", etc / "nova" / "api-paste.ini")
     for d in ("instances", "state"):
         p("nova", d).mkdir(parents=True, exist_ok=True)
     (etc / "nova" / "nova.conf").write_text(ini({
-        "DEFAULT": {"debug": False, "transport_url": transport_url(), "compute_driver": "osm_aio.virt.OsmAioDriver",
+        "DEFAULT": {"debug": False, "transport_url": transport_url(), "compute_driver": "osm_aio.OsmAioDriver",
                     "state_path": p("nova", "state"), "instances_path": p("nova", "instances"), "host": "osm-aio",
                     "my_ip": HOST, "enabled_apis": "osapi_compute", "use_rootwrap_daemon": False,
                     "instance_usage_audit": False, "heal_instance_info_cache_interval": -1,
@@ -638,10 +642,10 @@ def up():
     if fresh:
         say("creating the databases (keystone, placement, glance, neutron, cinder, nova)")
         sync_databases()
+        p("initialised").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     say("starting Keystone, Placement, Glance, Neutron, Cinder, Nova")
     start_services()
     write_admin_clouds()
-    p("initialised").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     say(f"up in {time.time() - t0:.0f} s; admin credentials in {p('admin-clouds.yaml')}")
 
 

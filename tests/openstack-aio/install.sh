@@ -48,6 +48,15 @@ pstamp=$venv/.osm-aio-plugins.sha256
 pwant=$(cd "$here/plugins" && find . -type f -name '*.py' -o -type f -name '*.toml' | sort | xargs cat | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$pstamp" 2>/dev/null)" != "$pwant" ]; then
   say "installing the test bed's plugins (osm-aio-plugins)"
-  "$venv/bin/pip" install -q --no-deps --force-reinstall "$here/plugins" >&2
+  # Built from a copy, so that no build/ or *.egg-info lands in the checkout.
+  tmp=$(mktemp -d); cp -r "$here/plugins" "$tmp/"
+  "$venv/bin/pip" install -q --no-deps --force-reinstall "$tmp/plugins" >&2
+  rm -rf "$tmp"
   echo "$pwant" > "$pstamp"
+fi
+# Nova loads virt drivers only from its own package (compute_driver = X means nova.virt.X).
+shim=$("$venv/bin/python" -c 'import nova.virt, os; print(os.path.dirname(nova.virt.__file__))' 2>/dev/null)/osm_aio.py
+if [ ! -f "$shim" ]; then
+  say "linking the fake virt driver into nova.virt (compute_driver = osm_aio.OsmAioDriver)"
+  printf '# Installed by tests/openstack-aio/install.sh: nova imports virt drivers from nova.virt only.\nfrom osm_aio.virt import OsmAioDriver  # noqa: F401\n' > "$shim"
 fi

@@ -11,7 +11,8 @@
   libvirt: creating one needs nothing from us (Cinder made the qcow2 overlay); deleting one merges the
   files with qemu-img while the "guest" is stopped, as libvirt's blockRebase/blockCommit would.
 
-Configured as `compute_driver = osm_aio.virt.OsmAioDriver` (nova falls back to a full import path).
+Configured as `compute_driver = osm_aio.OsmAioDriver`: install.sh puts a module nova/virt/osm_aio.py that
+imports it (nova loads drivers from nova.virt only).
 """
 
 import json
