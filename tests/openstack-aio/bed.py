@@ -36,6 +36,9 @@ SITE = next((VENV / "lib").glob("python3*/site-packages"), None) if (VENV / "lib
 HOST = "127.0.0.1"
 REGION = "RegionOne"
 SSH_PORT = int(os.environ.get("OSM_AIO_SSH_PORT", "2222"))
+# Conversion hosts' directories (their HOME): short paths, since the agent's Unix sockets live there
+# and a socket path must stay under 108 bytes.
+HOSTS = Path(os.environ.get("OSM_AIO_HOSTS_DIR", "/run/osm-aio/hosts"))
 
 PORTS = {"keystone": 5000, "placement": 8778, "glance": 9292, "neutron": 9696, "cinder": 8776, "nova": 8774}
 RABBIT_PORT = 5672
@@ -109,7 +112,7 @@ def start(name, argv, env=None, cwd=None):
     p("run").mkdir(parents=True, exist_ok=True)
     p("log").mkdir(parents=True, exist_ok=True)
     e = dict(os.environ)
-    e.update({"OSM_AIO_STATE": str(STATE), "OSM_AIO_HOSTS_DIR": str(p("hosts")),
+    e.update({"OSM_AIO_STATE": str(STATE), "OSM_AIO_HOSTS_DIR": str(HOSTS),
               "OSM_AIO_SSH_PORT": str(SSH_PORT), "OSM_AIO_VOLUMES_DIR": str(p("cinder", "exports")),
               "PATH": f"{p('shims')}:{BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
               "PYTHONDONTWRITEBYTECODE": "1"})
@@ -120,11 +123,16 @@ def start(name, argv, env=None, cwd=None):
     pidfile(name).write_text(f"{proc.pid}\n")
 
 
+UWSGI_APPS = ("keystone", "placement", "glance", "neutron", "nova")
+
+
 def stop(name, timeout=20):
     pid = running(name)
     if pid:
+        # uwsgi: SIGINT ends master and workers at once (glance's worker ignores a graceful stop).
+        sig = signal.SIGINT if name in UWSGI_APPS else signal.SIGTERM
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, sig)
         except ProcessLookupError:
             pass
         deadline = time.time() + timeout
@@ -615,7 +623,7 @@ def write_admin_clouds():
     f = p("admin-clouds.yaml")
     f.write_text(text)
     os.chmod(f, 0o600)
-    (p("bed.json")).write_text(json.dumps({"ssh_port": SSH_PORT, "hosts_dir": str(p("hosts")),
+    (p("bed.json")).write_text(json.dumps({"ssh_port": SSH_PORT, "hosts_dir": str(HOSTS),
                                            "volumes_dir": str(p("cinder", "exports")),
                                            "external_cidr": "127.70.0.0/16"}))
 
@@ -650,10 +658,13 @@ def up():
 
 
 def down():
-    for name in ORDER:
+    # API and compute/volume services together, then the message queue and the database.
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        list(ex.map(stop, ORDER[:-2]))
+    for name in ORDER[-2:]:
         stop(name)
     # Conversion hosts' sshd (started by nova-compute, in sessions of their own).
-    hosts = p("hosts")
+    hosts = HOSTS
     if hosts.exists() and SITE:
         env = dict(os.environ, OSM_AIO_HOSTS_DIR=str(hosts), OSM_AIO_SSH_PORT=str(SSH_PORT))
         subprocess.run([str(BIN / "python"), "-c", "from osm_aio import hosts; hosts.stop_all()"], env=env,
@@ -676,6 +687,7 @@ def reset():
     down()
     if STATE.exists():
         shutil.rmtree(STATE)
+    shutil.rmtree(HOSTS, ignore_errors=True)
     say(f"removed {STATE}")
 
 

@@ -38,7 +38,7 @@ ADDRESS_BASE = ipaddress.ip_address("127.72.0.0")
 
 
 def hosts_dir():
-    return Path(os.environ.get("OSM_AIO_HOSTS_DIR", "/var/lib/osm-aio/hosts"))
+    return Path(os.environ.get("OSM_AIO_HOSTS_DIR", "/run/osm-aio/hosts"))
 
 
 def ssh_port():
