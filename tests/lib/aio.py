@@ -205,6 +205,44 @@ class Aio:
                                             migration_status=None)
 
 
+def purge(root):
+    """Deletes what earlier, interrupted runs left: every `osm-src-*`/`osm-dst-*` project with its
+    resources (their users get a new password so that the cleanup can act as them)."""
+    probe = Aio(root)
+    a = probe.admin()
+    groups = {}
+    for project in a.identity.projects():
+        parts = project.name.split("-")
+        if len(parts) == 3 and parts[0] == "osm" and parts[1] in ("src", "dst"):
+            groups.setdefault(parts[2], {})[parts[1]] = project
+    for suffix, projects in groups.items():
+        bed = Aio(Path(root) / suffix)
+        bed.root.mkdir(parents=True, exist_ok=True)
+        clouds = {}
+        auth_url = a.session.get_endpoint(service_type="identity", interface="public")
+        for cloud, project in projects.items():
+            user = a.identity.find_user(project.name)
+            bed.projects[cloud] = project
+            if not user:
+                continue
+            bed.users[cloud] = user
+            password = secrets.token_urlsafe(16)
+            a.identity.update_user(user, password=password)
+            clouds[cloud] = {"auth": {"auth_url": auth_url, "username": project.name, "password": password,
+                                      "project_name": project.name, "user_domain_name": "Default",
+                                      "project_domain_name": "Default"},
+                             "region_name": "RegionOne", "identity_api_version": 3, "interface": "public"}
+        bed.projects = {c: p for c, p in bed.projects.items() if c in clouds} or bed.projects
+        bed.clouds_yaml.write_text(yaml.safe_dump({"clouds": clouds}, sort_keys=False))
+        os.chmod(bed.clouds_yaml, 0o600)
+        if clouds:
+            bed.stop()
+        else:
+            for project in projects.values():
+                a.identity.delete_project(project)
+    return sorted(groups)
+
+
 def _sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

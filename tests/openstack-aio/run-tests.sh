@@ -47,6 +47,17 @@ fi
 up=$(date +%s)
 say "bed up after $((up - installed)) s"
 
+# Projects that an interrupted run left behind (their public images would be found by name).
+purge_dir=$(mktemp -d)
+(cd tests && ../.venv/bin/python -c '
+import sys
+from lib.aio import purge
+left = purge(sys.argv[1])
+if left:
+    print("==> openstack-aio: removed the projects of earlier runs:", " ".join(left), file=sys.stderr)
+' "$purge_dir")
+rm -rf "$purge_dir"
+
 # The scenarios of issue 8 live in the import and export suites; tests that need the simulator's
 # fault injection skip themselves on this backend (`not sim.supports_faults`).
 if [ $# -gt 0 ]; then

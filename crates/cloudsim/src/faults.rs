@@ -49,6 +49,9 @@ pub enum FaultSpec {
         /// Regex searched in the path after the cloud prefix, e.g. `^/compute/v2.1/servers$`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
+        /// Regex searched in the query string as sent (percent-encoded), e.g. `name=web`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
         /// Cloud name or `*`.
         #[serde(default = "star")]
         cloud: String,
@@ -146,6 +149,8 @@ pub struct Fault {
     #[serde(skip)]
     path_re: Option<Regex>,
     #[serde(skip)]
+    query_re: Option<Regex>,
+    #[serde(skip)]
     name_re: Option<Regex>,
 }
 
@@ -187,9 +192,10 @@ impl Faults {
     pub fn add(&self, body: Value) -> Result<Fault, ApiError> {
         let spec: FaultSpec = serde_json::from_value(body)
             .map_err(|e| ApiError::bad_request(format!("invalid fault: {e}")))?;
-        let (path_re, name_re) = match &spec {
+        let (path_re, query_re, name_re) = match &spec {
             FaultSpec::Http {
                 path,
+                query,
                 nth,
                 count,
                 status,
@@ -203,11 +209,11 @@ impl Faults {
                         "status must be an HTTP error status (400-599)",
                     ));
                 }
-                (compile(path, "path")?, None)
+                (compile(path, "path")?, compile(query, "query")?, None)
             }
             FaultSpec::Stuck { matcher, .. }
             | FaultSpec::Slow { matcher, .. }
-            | FaultSpec::Error { matcher, .. } => (None, compile(&matcher.name, "name")?),
+            | FaultSpec::Error { matcher, .. } => (None, None, compile(&matcher.name, "name")?),
         };
         let mut g = self.lock();
         g.0 += 1;
@@ -217,6 +223,7 @@ impl Faults {
             matched: 0,
             fired: 0,
             path_re,
+            query_re,
             name_re,
         };
         g.1.push(fault.clone());
@@ -242,7 +249,7 @@ impl Faults {
     }
 
     /// Counts the request against every HTTP fault; returns `(status, message)` if one fires.
-    pub fn http_fault(&self, cloud: &str, method: &str, path: &str) -> Option<(u16, String)> {
+    pub fn http_fault(&self, cloud: &str, method: &str, path: &str, query: &str) -> Option<(u16, String)> {
         let mut g = self.lock();
         let mut result = None;
         for f in g.1.iter_mut() {
@@ -261,6 +268,7 @@ impl Faults {
             if !cloud_matches(c, cloud)
                 || m.as_ref().is_some_and(|m| !m.eq_ignore_ascii_case(method))
                 || f.path_re.as_ref().is_some_and(|re| !re.is_match(path))
+                || f.query_re.as_ref().is_some_and(|re| !re.is_match(query))
             {
                 continue;
             }
@@ -389,19 +397,19 @@ mod tests {
     fn http_fault_fires_on_nth_for_count() {
         let f = Faults::default();
         f.add(json!({"kind": "http", "method": "POST", "path": "^/compute/v2.1/servers$", "nth": 2, "count": 2, "status": 503})).unwrap();
-        assert_eq!(f.http_fault("src", "GET", "/compute/v2.1/servers"), None);
-        assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers"), None);
+        assert_eq!(f.http_fault("src", "GET", "/compute/v2.1/servers", ""), None);
+        assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers", ""), None);
         assert_eq!(
-            f.http_fault("dst", "POST", "/compute/v2.1/servers")
+            f.http_fault("dst", "POST", "/compute/v2.1/servers", "")
                 .map(|x| x.0),
             Some(503)
         );
         assert_eq!(
-            f.http_fault("src", "POST", "/compute/v2.1/servers")
+            f.http_fault("src", "POST", "/compute/v2.1/servers", "")
                 .map(|x| x.0),
             Some(503)
         );
-        assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers"), None);
+        assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers", ""), None);
         assert_eq!(f.list()[0].fired, 2);
     }
 
@@ -409,8 +417,17 @@ mod tests {
     fn cloud_selector() {
         let f = Faults::default();
         f.add(json!({"kind": "http", "cloud": "dst"})).unwrap();
-        assert_eq!(f.http_fault("src", "GET", "/x"), None);
-        assert!(f.http_fault("dst", "GET", "/x").is_some());
+        assert_eq!(f.http_fault("src", "GET", "/x", ""), None);
+        assert!(f.http_fault("dst", "GET", "/x", "").is_some());
+    }
+
+    #[test]
+    fn http_fault_can_match_the_query() {
+        let f = Faults::default();
+        f.add(json!({"kind": "http", "path": "^/compute/v2.1/servers/detail$", "query": "name=%5Eweb", "count": 5, "status": 500}))
+            .unwrap();
+        assert_eq!(f.http_fault("src", "GET", "/compute/v2.1/servers/detail", "name=%5Edb"), None);
+        assert!(f.http_fault("src", "GET", "/compute/v2.1/servers/detail", "name=%5Eweb-01%24").is_some());
     }
 
     #[test]

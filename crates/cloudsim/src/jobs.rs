@@ -38,6 +38,11 @@ fn current(sim: &Sim, kind: ResourceKind, cloud: &str, id: &str) -> Option<(Stri
     let c = st.clouds.get(cloud)?;
     match kind {
         ResourceKind::Server => c.compute.servers.get(id).map(|s| {
+            // A delete is its own transition: a fault holding the status the server had (BUILD,
+            // say) must not hold its deletion, as Nova deletes a server stuck in BUILD.
+            if s.task_state.as_deref() == Some("deleting") {
+                return (s.name.clone(), vec!["deleting".to_string()]);
+            }
             let mut v = vec![s.status().to_string()];
             if let Some(t) = &s.task_state {
                 v.push(t.clone());

@@ -830,6 +830,11 @@ impl<'a> ComputeApi<'a> {
             timeout,
             || {
                 let s = self.get_server(id)?;
+                // A server that was in ERROR before the delete keeps that status while Nova deletes
+                // it; only an ERROR with the delete no longer under way means the delete failed.
+                if s.task_state.as_deref() == Some("deleting") {
+                    return Ok(("deleting".to_string(), None));
+                }
                 Ok((s.status, s.fault.map(|f| f.message)))
             },
         )

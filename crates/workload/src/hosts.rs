@@ -340,6 +340,13 @@ impl ConvHost {
             argv.push("--verify".into());
         }
         argv.extend(["--progress-interval".into(), "5".into()]);
+        // The copy gets a pid file like the exports and tunnels, so that a cleanup after a crash of
+        // the migrator can stop it before it detaches the volume being written.
+        let pid_file = format!("{}.copy.pid", checkpoint.trim_end_matches(".ckpt"));
+        let mut wrapped: Vec<String> =
+            vec!["sh".into(), "-c".into(), "echo $$ > \"$1\" && shift && exec \"$@\"".into(), "sh".into(), pid_file];
+        wrapped.extend(argv);
+        let argv = wrapped;
         let mut last = CopyEvent::default();
         let mut error: Option<String> = None;
         let result = self.conn.stream(&argv, |line| {

@@ -46,9 +46,13 @@ fn gone(e: &os::Error) -> bool {
 fn delete(job: &mut Job, conn: &Connection, side: Side, kind: Kind, id: &str, name: &str, report: &mut CleanupReport) -> Result<(), ImportError> {
     let t = job.settings.timeout;
     let r = match kind {
-        Kind::Snapshot => conn.block_storage().delete_snapshot(id).and_then(|()| conn.block_storage().wait_for_snapshot_deleted(id, t)),
+        Kind::Snapshot => settle(conn, kind, id, t)
+            .and_then(|()| conn.block_storage().delete_snapshot(id))
+            .and_then(|()| conn.block_storage().wait_for_snapshot_deleted(id, t)),
         Kind::Image => conn.image().delete_image(id),
-        Kind::Volume => conn.block_storage().delete_volume(id, false).and_then(|()| conn.block_storage().wait_for_volume_deleted(id, t)),
+        Kind::Volume => settle(conn, kind, id, t)
+            .and_then(|()| conn.block_storage().delete_volume(id, false))
+            .and_then(|()| conn.block_storage().wait_for_volume_deleted(id, t)),
         Kind::Port => conn.network().delete_port(id),
         Kind::FloatingIp => conn.network().delete_floating_ip(id),
         Kind::Server => conn.compute().delete_server(id).and_then(|()| conn.compute().wait_for_server_deleted(id, t)),
@@ -65,6 +69,34 @@ fn delete(job: &mut Job, conn: &Connection, side: Side, kind: Kind, id: &str, na
         c.deleted = true;
     }
     job.save()
+}
+
+/// Cinder refuses to delete a volume or snapshot while it is being created (a run killed while it
+/// waited for one); wait until it settles.
+fn settle(conn: &Connection, kind: Kind, id: &str, timeout: Duration) -> Result<(), os::Error> {
+    const SETTLED: &[&str] = &["available", "error", "in-use"];
+    match kind {
+        Kind::Snapshot => match conn.block_storage().get_snapshot(id) {
+            Ok(s) if !SETTLED.contains(&s.status.as_str()) => {
+                conn.block_storage().wait_for_snapshot(id, SETTLED, timeout).map(drop).or_else(|e| match e {
+                    os::Error::ErrorState { .. } => Ok(()),
+                    e => Err(e),
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
+        _ => match conn.block_storage().get_volume(id) {
+            Ok(v) if !SETTLED.contains(&v.status.as_str()) => {
+                conn.block_storage().wait_for_volume(id, SETTLED, timeout).map(drop).or_else(|e| match e {
+                    os::Error::ErrorState { .. } => Ok(()),
+                    e => Err(e),
+                })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// What carries this transfer's marks, besides what the state records.

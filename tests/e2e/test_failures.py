@@ -1,0 +1,275 @@
+"""Failure handling: a fault injected at each step of the import sequence. Whatever failed, the source
+server keeps its volumes, no temporary resource is left in the source, the destination holds nothing of
+the failed workload (unless the copy failed with resume on: then the next run completes), and the
+playbook's message names the workload and the step.
+
+The matrix in README.md ("What happens when a step fails") lists these cases."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from lib.ansible import REPO, VENV_BIN, ansible_env
+from lib.scenario import (boot_from_image, boot_from_volume, export, import_, make_fs_image, migration_vars,
+                          upload_image, volume_from_image, wait_server, wait_volume)
+from lib.sim import wait_until
+
+pytestmark = pytest.mark.faults
+
+SHORT = 12  # os_migrate_timeout for the stuck-status cases, in seconds
+
+
+@pytest.fixture(autouse=True)
+def only_with_faults(world):
+    if not world.sim.supports_faults:
+        pytest.skip("fault injection needs the simulator")
+    world.sim.clear_faults()
+    yield
+    world.sim.clear_faults()
+
+
+def source_vm(world, name, data_gib=1, random_boot=False, stop=True):
+    """A volume-booted source server with one data volume; returns (server, boot, data)."""
+    c = world.src.conn
+    if random_boot:
+        path = world.root / "random-1g.raw"
+        if not path.exists():
+            with open(path, "wb") as f:
+                for _ in range(1024):
+                    f.write(os.urandom(1 << 20))
+        boot = volume_from_image(c, f"{name}-boot", upload_image(c, "random-1g", path))
+    else:
+        path = world.root / "fail-boot.raw"
+        if not path.exists():
+            make_fs_image(path, "ext4", size=64 << 20, files=4, seed=5)
+        boot = volume_from_image(c, f"{name}-boot", upload_image(c, "fail-ext4", path))
+    data = wait_volume(c, c.block_storage.create_volume(name=f"{name}-data", size=data_gib).id, "available")
+    server = boot_from_volume(c, name, world.src, boot, [{"uuid": world.src.app_net.id}], extra_volumes=[data], stop=stop)
+    return server, boot, data
+
+
+def assert_recovered(world, name, server, volumes):
+    """The source is intact and neither cloud holds anything of the workload."""
+    src, dst = world.src.conn, world.dst.conn
+    attached = sorted(a["id"] for a in src.compute.get_server(server.id).attached_volumes)
+    assert attached == sorted(v.id for v in volumes), "the source server has its volumes attached again"
+    assert dst.compute.find_server(name) is None, "no destination server"
+    dst_vols = [v.name for v in dst.block_storage.volumes() if v.name.startswith(name)]
+    assert dst_vols == [], f"destination volumes left: {dst_vols}"
+    assert world.leftovers() == []
+
+
+def failed_step(run, name, step):
+    assert run.rc != 0, run
+    assert f"Workload '{name}' failed in step {step}" in run.output, run.failures()
+
+
+def export_only(world, tmp_path, name):
+    run = export(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
+    assert run.rc == 0, run
+
+
+HTTP_CASES = [
+    # (case, step the failure must be reported in, fault)
+    ("prelim", "import_workload_prelim",
+     dict(method="GET", path=r"^/compute/v2\.1/servers/detail$", query="prelim", cloud="dst", nth=1, count=20,
+          status=500)),
+    ("dst_check", "import_workload_dst_check",
+     dict(method="GET", path=r"^/compute/v2\.1/flavors/detail$", cloud="dst", nth=1, count=20, status=500)),
+    ("stop", "stop_source_server",
+     dict(method="POST", path=r"^/compute/v2\.1/servers/[^/]+/action$", cloud="src", nth=1, count=1, status=500)),
+    ("src_check", "import_workload_src_check",
+     dict(method="GET", path=r"^/compute/v2\.1/servers/[0-9a-f-]+$", cloud="src", nth=1, count=20, status=500)),
+    ("export_volumes", "import_workload_export_volumes",
+     dict(method="POST", path=r"^/volume/v3/volumes$", cloud="src", nth=1, count=1, status=500)),
+    ("transfer_volumes", "import_workload_transfer_volumes",
+     dict(method="POST", path=r"^/volume/v3/volumes$", cloud="dst", nth=2, count=1, status=500)),
+    ("create_instance", "import_workload_create_instance",
+     dict(method="POST", path=r"^/compute/v2\.1/servers$", cloud="dst", nth=1, count=1, status=500)),
+]
+
+
+@pytest.mark.parametrize("case,step,fault", HTTP_CASES, ids=[c[0] for c in HTTP_CASES])
+def test_http_500_at_each_step(world, tmp_path, case, step, fault):
+    name = f"f500-{case.replace('_', '-')}"
+    stop = case == "stop"
+    server, boot, data = source_vm(world, name, stop=not stop)
+    export_only(world, tmp_path, name)
+    world.sim.fault(kind="http", message=f"injected failure for {case}", **fault)
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name],
+                  os_migrate_workload_stop_before_migration=stop, os_migrate_workload_resume=False)
+    failed_step(run, name, step)
+    assert "HTTP 500" in run.output and f"injected failure for {case}" in run.output
+    world.sim.clear_faults()
+    assert_recovered(world, name, server, [boot, data])
+
+
+def test_a_failure_after_the_copy_with_resume_on_removes_the_destination_volumes(world, tmp_path):
+    name = "f500-create-resume"
+    server, boot, data = source_vm(world, name)
+    export_only(world, tmp_path, name)
+    world.sim.fault(kind="http", method="POST", path=r"^/compute/v2\.1/servers$", cloud="dst", nth=1, count=1, status=500)
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
+    failed_step(run, name, "import_workload_create_instance")
+    world.sim.clear_faults()
+    assert_recovered(world, name, server, [boot, data])
+
+
+def test_stop_stuck_powering_off_times_out_and_leaves_the_source_alone(world, tmp_path):
+    name = "fstuck-stop"
+    server, boot, data = source_vm(world, name, stop=False)
+    export_only(world, tmp_path, name)
+    world.sim.fault(kind="stuck", resource="server", match={"id": server.id}, status="powering-off")
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name],
+                  os_migrate_workload_stop_before_migration=True, os_migrate_timeout=SHORT)
+    failed_step(run, name, "stop_source_server")
+    assert "timed out" in run.output
+    world.sim.clear_faults()
+    wait_until("the source server settles", lambda: world.src.conn.compute.get_server(server.id).status in ("ACTIVE", "SHUTOFF"))
+    assert_recovered(world, name, server, [boot, data])
+
+
+def test_image_stuck_saving_times_out_in_export(world, tmp_path):
+    name = "fstuck-image"
+    c = world.src.conn
+    data = wait_volume(c, c.block_storage.create_volume(name=f"{name}-data", size=1).id, "available")
+    server = boot_from_image(c, name, world.src, world.src.cirros, [{"uuid": world.src.app_net.id}], extra_volumes=[data])
+    run = export(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name], os_migrate_workloads_boot_disk_copy=True)
+    assert run.rc == 0, run
+    world.sim.fault(kind="stuck", resource="image", match={"name": "^osm-"}, status="saving")
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name], os_migrate_timeout=SHORT)
+    failed_step(run, name, "import_workload_export_volumes")
+    assert "timed out" in run.output and "image" in run.output
+    world.sim.clear_faults()
+    assert_recovered(world, name, server, [data])
+
+
+def test_server_stuck_building_times_out_in_create_instance(world, tmp_path):
+    name = "fstuck-build"
+    server, boot, data = source_vm(world, name)
+    export_only(world, tmp_path, name)
+    world.sim.fault(kind="stuck", resource="server", match={"name": f"^{name}$"}, cloud="dst", status="BUILD")
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name], os_migrate_timeout=SHORT)
+    failed_step(run, name, "import_workload_create_instance")
+    assert "timed out" in run.output
+    world.sim.clear_faults()
+    assert_recovered(world, name, server, [boot, data])
+
+
+def test_server_error_in_create_instance(world, tmp_path):
+    name = "ferror-build"
+    server, boot, data = source_vm(world, name)
+    export_only(world, tmp_path, name)
+    world.sim.fault(kind="error", resource="server", match={"name": f"^{name}$"}, cloud="dst", message="No valid host was found.")
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
+    failed_step(run, name, "import_workload_create_instance")
+    assert "No valid host was found." in run.output
+    world.sim.clear_faults()
+    assert_recovered(world, name, server, [boot, data])
+
+
+# --- failures during the copy: the agent, the tunnel, the migrator's module process -----------------
+
+def start_import(world, tmp_path, name, **extra):
+    """ansible-playbook import_workloads in the background."""
+    import json
+    ev = migration_vars(world.sim, world.data_dir, os_migrate_workloads_filter=[name], **extra)
+    vars_file = tmp_path / "bg-vars.json"
+    vars_file.write_text(json.dumps(ev))
+    out = open(tmp_path / "bg-import.out", "w")
+    proc = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                             str(REPO / "playbooks" / "import_workloads.yml"), "-e", f"@{vars_file}"],
+                            cwd=tmp_path, env=ansible_env(tmp_path, world.sim.env), stdout=out, stderr=subprocess.STDOUT)
+    return proc, tmp_path / "bg-import.out"
+
+
+def copying(world, dst_volume_name, total):
+    """True once the destination volume's file holds some, but not all, of the data."""
+    for v in world.dst.conn.block_storage.volumes():
+        if v.name == dst_volume_name:
+            p = world.sim.volume_path("dst", v.id)
+            if p.exists():
+                written = p.stat().st_blocks * 512
+                return 0 < written < total
+    return False
+
+
+def pids(pattern):
+    out = subprocess.run(["pgrep", "-f", pattern], stdout=subprocess.PIPE, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workload_transfer_volumes"):
+    server, boot, data = source_vm(world, name, random_boot=True)
+    want = world.sim.volume_sha256("src", boot.id)
+    export_only(world, tmp_path, name)
+    proc, out = start_import(world, tmp_path, name)
+    try:
+        wait_until("the copy to be under way", lambda: copying(world, f"{name}-boot", 1 << 30) or proc.poll() is not None,
+                   timeout=300, interval=0.02)
+        assert proc.poll() is None, f"the import ended before the copy could be interrupted: {out.read_text()[-3000:]}"
+        kill()
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert proc.returncode != 0
+    assert f"Workload '{name}' failed in step {step}" in text, text[-4000:]
+    src = world.src.conn
+    assert sorted(a["id"] for a in src.compute.get_server(server.id).attached_volumes) == sorted([boot.id, data.id])
+    kept = [v for v in world.dst.conn.block_storage.volumes() if v.name == f"{name}-boot"]
+    assert len(kept) == 1, "resume keeps the destination volume of the failed copy"
+    state = yaml.safe_load((world.data_dir / "workload_logs" / f"{name}.state").read_text())
+    assert state["status"] == "failed" and state["step"] == "transfer_volumes"
+
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
+    assert run.rc == 0, run
+    log = (world.data_dir / "workload_logs" / f"{name}.log").read_text()
+    assert "resuming transfer" in log and "already copied by the failed run" in log
+    new = world.dst.conn.compute.find_server(name)
+    vols = {world.dst.conn.block_storage.get_volume(a["id"]).name: a["id"] for a in world.dst.conn.compute.get_server(new.id).attached_volumes}
+    assert vols[f"{name}-boot"] == kept[0].id, "the resumed run reused the kept volume"
+    assert world.sim.volume_sha256("dst", vols[f"{name}-boot"]) == want, "byte-identical after the resumed copy"
+    assert world.leftovers() == []
+
+
+def test_agent_killed_during_the_copy_then_resumed(world, tmp_path):
+    interrupt_copy_then_resume(world, tmp_path, "fkill-agent",
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids("osm-agent serve .*boot")])
+
+
+def test_tunnel_killed_during_the_copy_then_resumed(world, tmp_path):
+    interrupt_copy_then_resume(world, tmp_path, "fkill-ssh",
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(r"^ssh .*-L .*boot\.sock")])
+
+
+def test_module_process_killed_during_the_copy_then_resumed(world, tmp_path):
+    interrupt_copy_then_resume(world, tmp_path, "fkill-module",
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids("AnsiballZ_import_workload_transfer_volumes")])
+
+
+def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_path):
+    name = "fkill-export"
+    server, boot, data = source_vm(world, name)
+    export_only(world, tmp_path, name)
+    world.sim.fault(kind="slow", resource="snapshot", match={"name": "^osm-"}, seconds=30)
+    proc, out = start_import(world, tmp_path, name, os_migrate_workload_resume=False)
+    try:
+        wait_until("the snapshot to be created",
+                   lambda: any(s.name.startswith("osm-") for s in world.src.conn.block_storage.snapshots()) or proc.poll() is not None,
+                   timeout=300, interval=0.05)
+        for p in pids("AnsiballZ_import_workload_export_volumes"):
+            os.kill(p, signal.SIGKILL)
+        world.sim.clear_faults()
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert f"Workload '{name}' failed in step import_workload_export_volumes" in text, text[-4000:]
+    assert_recovered(world, name, server, [boot, data])
