@@ -65,5 +65,7 @@ if [ $# -gt 0 ]; then
 else
   TESTS=(tests/e2e -m "not faults")
 fi
-OSM_E2E_BACKEND=openstack .venv/bin/pytest -q -p no:cacheprovider "${TESTS[@]}"
+# A base temp dir of our own: other pytest runs of root on this machine do not mix with ours.
+OSM_E2E_BACKEND=openstack .venv/bin/pytest -q -p no:cacheprovider --basetemp=/tmp/osm-aio-e2e -rfE \
+  --durations=15 "${TESTS[@]}"
 say "tests took $(( $(date +%s) - up )) s"
