@@ -37,6 +37,10 @@ pub enum Command {
         /// Where the background process writes its pid (with --daemon).
         #[arg(long, requires = "daemon")]
         pid_file: Option<PathBuf>,
+        /// Refuse unless --device is the disk attached with this serial (a volume id), found as
+        /// ${OSM_DEV_ROOT}/dev/disk/by-id/virtio-<first 20 characters>.
+        #[arg(long)]
+        expect_serial: Option<String>,
         /// Serve the free space of recognised filesystems (ext2/3/4, XFS, swap, inside MBR/GPT
         /// partitions and LVM) as holes; prints what was recognised as a JSON line first.
         #[arg(long)]
@@ -128,7 +132,10 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { device, socket, export, daemon: _, pid_file, sparsify } => {
+        Command::Serve { device, socket, export, daemon: _, pid_file, sparsify, expect_serial } => {
+            if let Some(serial) = &expect_serial {
+                device::check_expected(&device, serial)?;
+            }
             serve::run(serve::ServeOptions { device, socket, export, daemon: pid_file, sparsify })
         }
         Command::Stop { pid_file, timeout } => daemon::stop(&pid_file, Duration::from_secs(timeout)),

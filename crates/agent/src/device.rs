@@ -32,3 +32,22 @@ pub fn wait(serial: &str, timeout: Duration) -> Result<PathBuf> {
         sleep(Duration::from_millis(100));
     }
 }
+
+/// Checks that `device` is the disk attached with `serial`: the path the by-id link resolves to.
+/// Guards `serve` against exporting anything else (a wrong path, a file of the host), since what it
+/// exports is read by another host.
+pub fn check_expected(device: &std::path::Path, serial: &str) -> Result<PathBuf> {
+    let link = by_id_path(serial);
+    let expected = std::fs::canonicalize(&link)
+        .map_err(|e| anyhow::anyhow!("no attached device with serial {serial} ({}): {e}", link.display()))?;
+    let actual = std::fs::canonicalize(device).map_err(|e| anyhow::anyhow!("{}: {e}", device.display()))?;
+    if actual != expected {
+        bail!(
+            "refusing to export {}: it is not the device attached with serial {serial} ({} -> {})",
+            device.display(),
+            link.display(),
+            expected.display()
+        );
+    }
+    Ok(actual)
+}

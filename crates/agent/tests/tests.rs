@@ -7,5 +7,6 @@ mod content;
 mod failure;
 mod interop;
 mod lifecycle;
+mod security;
 mod sparsify;
 mod ssh;

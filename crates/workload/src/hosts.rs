@@ -203,7 +203,7 @@ impl ConvHost {
     /// Starts a read-only NBD export of `device` in the background, unless its pid file shows it is
     /// already running. With `sparsify`, returns the agent's account of what it recognised on the
     /// disk and how many bytes of free space it will not send.
-    pub fn serve(&self, device: &str, socket: &str, export: &str, pid_file: &str, sparsify: bool) -> Result<Option<String>, HostError> {
+    pub fn serve(&self, device: &str, serial: &str, socket: &str, export: &str, pid_file: &str, sparsify: bool) -> Result<Option<String>, HostError> {
         if self.running(pid_file)? {
             return Ok(None);
         }
@@ -212,6 +212,8 @@ impl ConvHost {
             "serve".into(),
             "--device".into(),
             device.into(),
+            "--expect-serial".into(),
+            serial.into(),
             "--socket".into(),
             socket.into(),
             "--export".into(),

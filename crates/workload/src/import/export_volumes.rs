@@ -57,7 +57,7 @@ pub fn export_volumes(job: &mut Job, src: &Connection, hosts: &Hosts, sparsify: 
         };
         let device = host.find_device(&export_id, timeout.min(Duration::from_secs(300))).map_err(job.host_err())?;
         let socket = format!("{dir}/{role}.sock");
-        let found = host.serve(&device, &socket, role, &format!("{dir}/{role}.pid"), sparsify).map_err(job.host_err())?;
+        let found = host.serve(&device, &export_id, &socket, role, &format!("{dir}/{role}.pid"), sparsify).map_err(job.host_err())?;
         job.log(&format!("exporting {role} (volume {export_id}, {device}) on the source conversion host"));
         if let Some(found) = found {
             job.log(&format!("{role}: {found}"));
