@@ -23,7 +23,8 @@ def test_tarball_installs_and_runs(tmp_path):
 
     install = tmp_path / "collections"
     subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "-p", str(install), str(tarball)],
-                   check=True, timeout=300, env=ansible_env(tmp_path), stdout=subprocess.PIPE)
+                   check=True, timeout=300, env=ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(install)}),
+                   stdout=subprocess.PIPE)
     assert (install / "ansible_collections" / "osm" / "workloads" / "plugins" / "modules" / "read_workloads").exists()
     run = run_tasks(tmp_path, f"""
         - osm.workloads.read_workloads:

@@ -7,7 +7,7 @@ import subprocess
 import yaml
 from ansible_builder.ee_schema import validate_schema
 
-from lib.ansible import REPO, VENV_BIN
+from lib.ansible import REPO, VENV_BIN, ansible_env
 
 
 def test_definition_validates_against_the_v3_schema():
@@ -35,7 +35,7 @@ def test_collection_declares_its_system_dependencies(tmp_path):
     assert meta["dependencies"]["system"] == "bindep.txt"
     installed = tmp_path / "collections"
     subprocess.run([str(VENV_BIN / "ansible-galaxy"), "collection", "install", "-p", str(installed), str(REPO)],
-                   check=True, stdout=subprocess.PIPE)
+                   check=True, stdout=subprocess.PIPE, env=ansible_env(tmp_path, {"ANSIBLE_COLLECTIONS_PATH": str(installed)}))
     out = subprocess.run([str(VENV_BIN / "ansible-builder"), "introspect", "--sanitize", str(installed)],
                          check=True, stdout=subprocess.PIPE, text=True).stdout
     assert "openssh-clients [platform:rpm]" in out

@@ -107,3 +107,23 @@ def test_missing_file_is_reported(tmp_path):
         """, registers=["bad"])
     assert run.results["bad"]["failed"] is True
     assert "nope.yml" in run.results["bad"]["msg"]
+
+
+def test_secrets_given_to_a_module_never_appear_in_its_output(tmp_path):
+    # The password is also a piece of the error message (the unreachable auth URL's host and port),
+    # so the message shows it unless masking replaces it wherever it appears, as Ansible does.
+    secret = "127.0.0.1:9"
+    run = run_tasks(tmp_path, f"""
+        - osm.workloads.os_workloads_info:
+            auth:
+              auth_url: http://{secret}/v3
+              username: alice
+              password: "{secret}"
+              project_name: p
+          register: failed_auth
+          ignore_errors: true
+        """, registers=["failed_auth"], args=("-vvv",))
+    r = run.results["failed_auth"]
+    assert r["failed"] is True
+    assert "********" in r["msg"], r["msg"]
+    assert secret not in run.output and secret not in str(r)

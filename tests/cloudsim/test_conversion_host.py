@@ -3,7 +3,6 @@
 import os
 import subprocess
 
-import openstack
 import pytest
 
 from cloudsim_helpers import wait_until
@@ -11,7 +10,7 @@ from cloudsim_helpers import wait_until
 
 @pytest.fixture(scope="module")
 def conn(sim):
-    c = openstack.connect(cloud="src")
+    c = sim.conn("src")
     yield c
     c.close()
 
@@ -62,7 +61,7 @@ def test_conversion_host_over_ssh(sim, conn, sshkey, tmp_path):
     addr = server.access_ipv4
     assert addr.startswith("127.")
     assert addr in [a["addr"] for a in server.addresses["conv-net"]]
-    host_dir = sim.state_dir / "hosts" / server.id
+    host_dir = sim.hosts_dir / server.id
 
     known_hosts = tmp_path / "known_hosts"
     keyscan(sim, addr, known_hosts)
@@ -128,7 +127,7 @@ def test_two_hosts_do_not_share_files(sim, sshkey, tmp_path):
     """A host in each cloud: separate addresses, homes and device directories."""
     hosts = []
     for cloud in ("src", "dst"):
-        c = openstack.connect(cloud=cloud)
+        c = sim.conn(cloud)
         flavor = c.compute.find_flavor("conv.flavor") or c.compute.create_flavor(name="conv.flavor", ram=512, vcpus=1, disk=1)
         image = c.image.create_image(name=f"h-{cloud}", data=b"x", disk_format="raw", container_format="bare",
                                      osm_sim_conversion_host="true")

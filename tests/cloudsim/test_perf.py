@@ -2,14 +2,13 @@
 
 import time
 
-import openstack
 
 from cloudsim_helpers import wait_until
 
 
 def test_listing_500_servers_with_detail_is_fast(sim):
     """500 servers with detail come back in under a second (the state lock is not a bottleneck)."""
-    c = openstack.connect(cloud="dst")
+    c = sim.conn("dst")
     flavor = c.compute.create_flavor(name="bulk", ram=64, vcpus=1, disk=0)
     image = c.image.create_image(name="bulk", data=b"x", disk_format="raw", container_format="bare")
     net = c.network.create_network(name="bulk")

@@ -79,14 +79,17 @@ class Sim:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        """Stops the simulator (SIGTERM); returns its exit code (None if it had to be killed)."""
+        code = self.proc.poll() if self.proc else None
+        if self.proc and code is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=30)
+                code = self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.hosts_dir, ignore_errors=True)
+        return code
 
     @property
     def env(self):

@@ -112,7 +112,7 @@ def start(name, argv, env=None, cwd=None):
     p("run").mkdir(parents=True, exist_ok=True)
     p("log").mkdir(parents=True, exist_ok=True)
     e = dict(os.environ)
-    e.update({"OSM_AIO_STATE": str(STATE), "OSM_AIO_HOSTS_DIR": str(HOSTS),
+    e.update({"OSM_AIO_STATE": str(STATE), "OSM_AIO_OWNER": str(STATE), "OSM_AIO_HOSTS_DIR": str(HOSTS),
               "OSM_AIO_SSH_PORT": str(SSH_PORT), "OSM_AIO_VOLUMES_DIR": str(p("cinder", "exports")),
               "PATH": f"{p('shims')}:{BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
               "PYTHONDONTWRITEBYTECODE": "1"})
@@ -672,12 +672,46 @@ def down():
         env = dict(os.environ, OSM_AIO_HOSTS_DIR=str(hosts), OSM_AIO_SSH_PORT=str(SSH_PORT))
         subprocess.run([str(BIN / "python"), "-c", "from osm_aio import hosts; hosts.stop_all()"], env=env,
                        check=False)
+    # Whatever our services forked into sessions of their own (epmd, privsep daemons): every process
+    # started here carries OSM_AIO_OWNER=<this state dir> in its environment (only those: it is set for
+    # the services, never for the shell that runs bed.py).
+    for pid in ours():
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + 5
+    while time.time() < deadline and ours():
+        time.sleep(0.1)
+    for pid in ours():
+        say(f"killing leftover process {pid}")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     mp = p("cinder", "mnt")
     if mp.exists():
         for d in mp.iterdir():
             if str(d) in Path("/proc/mounts").read_text():
                 subprocess.run(["umount", str(d)], check=False)
     say("stopped")
+
+
+def ours():
+    """Pids of live processes whose environment names this state dir (all that the bed started)."""
+    marker = f"OSM_AIO_OWNER={STATE}\0".encode()
+    me = os.getpid()
+    found = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit() or int(e) == me:
+            continue
+        try:
+            if marker in Path(f"/proc/{e}/environ").read_bytes():
+                if Path(f"/proc/{e}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+                    found.append(int(e))
+        except OSError:
+            continue
+    return found
 
 
 def status():

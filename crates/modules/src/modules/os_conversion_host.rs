@@ -34,8 +34,17 @@ pub fn main() -> std::process::ExitCode {
     run(&spec, |ctx| {
         let mut p = ctx.params().clone();
         if let Some(path) = p["public_key_path"].as_str().map(str::to_string) {
-            let key = std::fs::read_to_string(&path).map_err(|e| Failure::new(format!("option 'public_key_path': cannot read {path}: {e}")))?;
-            p.insert("public_key".into(), key.trim().into());
+            match std::fs::read_to_string(&path) {
+                Ok(key) => {
+                    p.insert("public_key".into(), key.trim().into());
+                }
+                // In check mode the key pair may not have been generated yet (the task that would
+                // generate it did not run); the keypair is then reported as to be created.
+                Err(_) if ctx.check_mode() => {
+                    p.insert("public_key".into(), "ssh-ed25519 (generated at deploy)".into());
+                }
+                Err(e) => return Err(Failure::new(format!("option 'public_key_path': cannot read {path}: {e}"))),
+            }
         }
         if p["dns_nameservers"].is_null() {
             p.insert("dns_nameservers".into(), serde_json::json!([]));
