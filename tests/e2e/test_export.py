@@ -36,17 +36,21 @@ def test_export_scenario(clouds, tmp_path):
                             [{"uuid": w.src.app_net.id, "fixed_ip": "192.168.10.77"}, {"port": port.id}])
     fip = c.network.create_ip(floating_network_id=w.src.public.id, port_id=port.id, fixed_ip_address="192.168.20.50")
 
-    w.sim.fault(kind="error", resource="server", match={"name": "^exp-broken$"}, message="No valid host was found.")
-    broken = c.compute.create_server(name="exp-broken", flavor_id=w.src.flavor.id, image_id=w.src.cirros.id,
-                                     networks=[{"uuid": w.src.app_net.id}])
-    wait_server(c, broken.id, "ERROR")
+    # A server in ERROR is exported too; the real test bed cannot be told to fail a boot.
+    expected = {"exp-web", "exp-vol", "exp-multi", NASTY}
+    if w.sim.supports_faults:
+        w.sim.fault(kind="error", resource="server", match={"name": "^exp-broken$"}, message="No valid host was found.")
+        broken = c.compute.create_server(name="exp-broken", flavor_id=w.src.flavor.id, image_id=w.src.cirros.id,
+                                         networks=[{"uuid": w.src.app_net.id}])
+        wait_server(c, broken.id, "ERROR")
+        expected.add("exp-broken")
     nasty = boot_from_image(c, NASTY, w.src, w.src.cirros, [{"uuid": w.src.app_net.id}])
 
     run = export(tmp_path, w.sim, data_dir, os_migrate_workloads_filter=[{"regex": "^exp-"}, NASTY])
     assert run.rc == 0, run
     text = (data_dir / "workloads.yml").read_text()
     e = entries(data_dir)
-    assert set(e) == {"exp-web", "exp-vol", "exp-multi", "exp-broken", NASTY}
+    assert set(e) == expected
     assert (data_dir / "workloads.yml").stat().st_mode & 0o777 == 0o640
 
     s = e["exp-web"]
@@ -79,7 +83,10 @@ def test_export_scenario(clouds, tmp_path):
     assert vols["exp-vol-x2"]["_info"]["size"] == 2
     assert vols["exp-vol-x2"]["params"]["volume_type"] == "__DEFAULT__"
     assert vols["exp-vol-boot"]["_info"]["attachments"][0]["server_id"] == vol.id
-    assert vols["exp-vol-boot"]["_info"]["attachments"][0]["device"] == "/dev/vda"
+    # The device name is the cloud's choice (cloudsim: /dev/vda; Nova's fake driver: /dev/sda).
+    device = c.block_storage.get_volume(boot.id).attachments[0]["device"]
+    assert device in ("/dev/vda", "/dev/sda")
+    assert vols["exp-vol-boot"]["_info"]["attachments"][0]["device"] == device
 
     m = e["exp-multi"]
     nets = [x["params"]["network_ref"]["name"] for x in m["params"]["ports"]]
@@ -93,7 +100,8 @@ def test_export_scenario(clouds, tmp_path):
     assert f["params"]["floating_network_ref"]["name"] == "public"
     assert f["_info"]["port_id"] == port.id
 
-    assert e["exp-broken"]["_info"]["status"] == "ERROR"
+    if "exp-broken" in expected:
+        assert e["exp-broken"]["_info"]["status"] == "ERROR"
     assert e[NASTY]["params"]["name"] == NASTY
 
     for secret in ("password", "token"):

@@ -132,13 +132,29 @@ pub enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { device, socket, export, daemon: _, pid_file, sparsify, expect_serial } => {
+        Command::Serve {
+            device,
+            socket,
+            export,
+            daemon: _,
+            pid_file,
+            sparsify,
+            expect_serial,
+        } => {
             if let Some(serial) = &expect_serial {
                 device::check_expected(&device, serial)?;
             }
-            serve::run(serve::ServeOptions { device, socket, export, daemon: pid_file, sparsify })
+            serve::run(serve::ServeOptions {
+                device,
+                socket,
+                export,
+                daemon: pid_file,
+                sparsify,
+            })
         }
-        Command::Stop { pid_file, timeout } => daemon::stop(&pid_file, Duration::from_secs(timeout)),
+        Command::Stop { pid_file, timeout } => {
+            daemon::stop(&pid_file, Duration::from_secs(timeout))
+        }
         Command::Copy {
             from,
             to,
@@ -171,8 +187,25 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("{}", p.display());
             Ok(())
         }
-        Command::Tunnel { remote_socket, local_socket, host, port, user, identity, known_hosts, daemon: _, pid_file } => {
-            tunnel::run(tunnel::TunnelOptions { remote_socket, local_socket, host, port, user, identity, known_hosts, daemon: pid_file })
-        }
+        Command::Tunnel {
+            remote_socket,
+            local_socket,
+            host,
+            port,
+            user,
+            identity,
+            known_hosts,
+            daemon: _,
+            pid_file,
+        } => tunnel::run(tunnel::TunnelOptions {
+            remote_socket,
+            local_socket,
+            host,
+            port,
+            user,
+            identity,
+            known_hosts,
+            daemon: pid_file,
+        }),
     }
 }

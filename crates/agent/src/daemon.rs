@@ -15,14 +15,18 @@ use crate::sys;
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, format!("{pid}\n")).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 /// Forks; the parent waits until the child calls `ready` (then exits 0) or dies (then fails).
 /// The child, detached from the terminal, runs `child` and exits with its result.
 ///
 /// Must be called while the process has one thread.
-pub fn daemonize(pid_file: &Path, child: impl FnOnce(Box<dyn FnOnce() -> Result<()>>) -> Result<()>) -> Result<()> {
+pub fn daemonize(
+    pid_file: &Path,
+    child: impl FnOnce(Box<dyn FnOnce() -> Result<()>>) -> Result<()>,
+) -> Result<()> {
     let (mut parent_end, child_end) = UnixStream::pair().context("creating the readiness pipe")?;
     match sys::fork().context("fork")? {
         sys::Forked::Parent(pid) => {
@@ -69,7 +73,12 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<()> {
         .parse()
         .ok()
         .filter(|&p| p > 1)
-        .with_context(|| format!("{} does not hold a process id: {text:?}", pid_file.display()))?;
+        .with_context(|| {
+            format!(
+                "{} does not hold a process id: {text:?}",
+                pid_file.display()
+            )
+        })?;
     // A stale pid file may name a recycled pid: only signal what this tool started.
     let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     let ours = matches!(comm.trim(), "osm-agent" | "ssh");
@@ -79,7 +88,10 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<()> {
         while sys::alive(pid) {
             if start.elapsed() > timeout {
                 sys::kill(pid, libc::SIGKILL).with_context(|| format!("killing process {pid}"))?;
-                bail!("process {pid} did not exit within {}s of SIGTERM; sent SIGKILL", timeout.as_secs());
+                bail!(
+                    "process {pid} did not exit within {}s of SIGTERM; sent SIGKILL",
+                    timeout.as_secs()
+                );
             }
             sleep(Duration::from_millis(20));
         }

@@ -27,7 +27,11 @@ pub fn wait(serial: &str, timeout: Duration) -> Result<PathBuf> {
             return Ok(p);
         }
         if start.elapsed() >= timeout {
-            bail!("no device {} after {}s (is volume {serial} attached to this host?)", path.display(), timeout.as_secs());
+            bail!(
+                "no device {} after {}s (is volume {serial} attached to this host?)",
+                path.display(),
+                timeout.as_secs()
+            );
         }
         sleep(Duration::from_millis(100));
     }
@@ -38,9 +42,14 @@ pub fn wait(serial: &str, timeout: Duration) -> Result<PathBuf> {
 /// exports is read by another host.
 pub fn check_expected(device: &std::path::Path, serial: &str) -> Result<PathBuf> {
     let link = by_id_path(serial);
-    let expected = std::fs::canonicalize(&link)
-        .map_err(|e| anyhow::anyhow!("no attached device with serial {serial} ({}): {e}", link.display()))?;
-    let actual = std::fs::canonicalize(device).map_err(|e| anyhow::anyhow!("{}: {e}", device.display()))?;
+    let expected = std::fs::canonicalize(&link).map_err(|e| {
+        anyhow::anyhow!(
+            "no attached device with serial {serial} ({}): {e}",
+            link.display()
+        )
+    })?;
+    let actual =
+        std::fs::canonicalize(device).map_err(|e| anyhow::anyhow!("{}: {e}", device.display()))?;
     if actual != expected {
         bail!(
             "refusing to export {}: it is not the device attached with serial {serial} ({} -> {})",

@@ -1,12 +1,14 @@
 //! `osm-agent serve`: a device exported read-only over NBD on a private Unix socket.
 
+use std::collections::VecDeque;
 use std::fs::{self, DirBuilder, File};
 use std::io::{self, ErrorKind};
 use std::ops::Range;
-use std::os::unix::fs::{DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{
+    DirBuilderExt, FileExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt,
+};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -91,7 +93,12 @@ const CACHE_CHUNKS: usize = 48;
 impl ScanCache {
     /// An aligned buffer of `n` bytes: (the vector, where the aligned part starts).
     fn buffer(&self, n: usize) -> (Vec<u8>, usize) {
-        let mut v = self.spare.lock().ok().and_then(|mut s| s.pop()).unwrap_or_default();
+        let mut v = self
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut s| s.pop())
+            .unwrap_or_default();
         v.resize(n + DIRECT_ALIGN as usize, 0);
         let base = v.as_ptr().align_offset(DIRECT_ALIGN as usize);
         (v, base)
@@ -110,7 +117,11 @@ impl ScanCache {
             Ok(mut q) => {
                 q.retain(|x| x.start != c.start);
                 q.push_back(c);
-                if q.len() > CACHE_CHUNKS { q.pop_front() } else { None }
+                if q.len() > CACHE_CHUNKS {
+                    q.pop_front()
+                } else {
+                    None
+                }
             }
             Err(_) => None,
         };
@@ -121,9 +132,16 @@ impl ScanCache {
 
     /// Fills `buf` from a cached chunk holding all of `offset..offset+buf.len()`.
     fn take(&self, offset: u64, buf: &mut [u8]) -> bool {
-        let Ok(mut q) = self.chunks.lock() else { return false };
+        let Ok(mut q) = self.chunks.lock() else {
+            return false;
+        };
         let end = offset + buf.len() as u64;
-        let Some(i) = q.iter().position(|c| c.start <= offset && end <= c.start + c.len as u64) else { return false };
+        let Some(i) = q
+            .iter()
+            .position(|c| c.start <= offset && end <= c.start + c.len as u64)
+        else {
+            return false;
+        };
         let c = &mut q[i];
         let at = c.base + (offset - c.start) as usize;
         buf.copy_from_slice(&c.bytes[at..at + buf.len()]);
@@ -142,36 +160,59 @@ impl Device {
     /// Opens `path` read-only and picks how to find zeros in it.
     pub fn open(path: &Path) -> Result<Device> {
         let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let meta = file.metadata().with_context(|| format!("inspecting {}", path.display()))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("inspecting {}", path.display()))?;
         let ft = meta.file_type();
         let size = if ft.is_block_device() {
             // Block devices report 0 in st_size; their end is their size.
-            io::Seek::seek(&mut &file, io::SeekFrom::End(0)).with_context(|| format!("sizing {}", path.display()))?
+            io::Seek::seek(&mut &file, io::SeekFrom::End(0))
+                .with_context(|| format!("sizing {}", path.display()))?
         } else if ft.is_file() {
             meta.len()
         } else {
-            bail!("{} is neither a block device nor a regular file", path.display());
+            bail!(
+                "{} is neither a block device nor a regular file",
+                path.display()
+            );
         };
         // SEEK_HOLE is only useful if the file has holes: on a fully allocated file (or a
         // filesystem that reports no holes) it says "all data" and scanning finds the zeros.
-        let detection = if ft.is_file() && size > 0 && matches!(sys::seek(&file, 0, false), Ok(Some(h)) if h < size) {
+        let detection = if ft.is_file()
+            && size > 0
+            && matches!(sys::seek(&file, 0, false), Ok(Some(h)) if h < size)
+        {
             ZeroDetection::SeekHole
         } else {
             ZeroDetection::Scan
         };
         let direct = if ft.is_block_device() {
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path).ok()
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(path)
+                .ok()
         } else {
             None
         };
-        Ok(Device { file, direct, size, detection, free: Vec::new(), cache: ScanCache::default() })
+        Ok(Device {
+            file,
+            direct,
+            size,
+            detection,
+            free: Vec::new(),
+            cache: ScanCache::default(),
+        })
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`, directly from the device where alignment
     /// allows (through an aligned bounce buffer), else through the page cache.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let Some(direct) = &self.direct else { return self.file.read_exact_at(buf, offset) };
-        let aligned = offset.is_multiple_of(DIRECT_ALIGN) && (buf.len() as u64).is_multiple_of(DIRECT_ALIGN);
+        let Some(direct) = &self.direct else {
+            return self.file.read_exact_at(buf, offset);
+        };
+        let aligned =
+            offset.is_multiple_of(DIRECT_ALIGN) && (buf.len() as u64).is_multiple_of(DIRECT_ALIGN);
         if !aligned {
             return self.file.read_exact_at(buf, offset);
         }
@@ -232,14 +273,27 @@ impl Device {
             ZeroDetection::SeekHole => {
                 let mut at = range.start;
                 while at < range.end {
-                    let data = sys::seek(&self.file, at, true)?.unwrap_or(self.size).min(range.end);
+                    let data = sys::seek(&self.file, at, true)?
+                        .unwrap_or(self.size)
+                        .min(range.end);
                     if data > at {
-                        out.push(Extent { offset: at, length: data - at, flags: AllocFlags::HOLE | AllocFlags::ZERO });
+                        out.push(Extent {
+                            offset: at,
+                            length: data - at,
+                            flags: AllocFlags::HOLE | AllocFlags::ZERO,
+                        });
                         at = data;
                         continue;
                     }
-                    let hole = sys::seek(&self.file, at, false)?.unwrap_or(self.size).min(range.end).max(at + 1);
-                    out.push(Extent { offset: at, length: hole - at, flags: AllocFlags::default() });
+                    let hole = sys::seek(&self.file, at, false)?
+                        .unwrap_or(self.size)
+                        .min(range.end)
+                        .max(at + 1);
+                    out.push(Extent {
+                        offset: at,
+                        length: hole - at,
+                        flags: AllocFlags::default(),
+                    });
                     at = hole;
                 }
             }
@@ -253,18 +307,37 @@ impl Device {
                     self.read_exact_at(buf, at)?;
                     let mut pos = 0usize;
                     let mut data = 0u64;
-                    for z in zero::zero_runs(at, buf).into_iter().chain(std::iter::once(n..n)) {
+                    for z in zero::zero_runs(at, buf)
+                        .into_iter()
+                        .chain(std::iter::once(n..n))
+                    {
                         if z.start > pos {
-                            push_extent(&mut out, at + pos as u64, (z.start - pos) as u64, AllocFlags::default());
+                            push_extent(
+                                &mut out,
+                                at + pos as u64,
+                                (z.start - pos) as u64,
+                                AllocFlags::default(),
+                            );
                             data += (z.start - pos) as u64;
                         }
                         if z.end > z.start {
-                            push_extent(&mut out, at + z.start as u64, (z.end - z.start) as u64, AllocFlags::ZERO);
+                            push_extent(
+                                &mut out,
+                                at + z.start as u64,
+                                (z.end - z.start) as u64,
+                                AllocFlags::ZERO,
+                            );
                         }
                         pos = z.end;
                     }
                     if data > 0 {
-                        self.cache.insert(Cached { start: at, base, len: n, bytes, unread: data });
+                        self.cache.insert(Cached {
+                            start: at,
+                            base,
+                            len: n,
+                            bytes,
+                            unread: data,
+                        });
                     } else {
                         self.cache.recycle(bytes);
                     }
@@ -279,7 +352,11 @@ impl Device {
 fn push_extent(out: &mut Vec<Extent>, offset: u64, length: u64, flags: AllocFlags) {
     match out.last_mut() {
         Some(l) if l.flags == flags && l.end() == offset => l.length += length,
-        _ => out.push(Extent { offset, length, flags }),
+        _ => out.push(Extent {
+            offset,
+            length,
+            flags,
+        }),
     }
 }
 
@@ -295,7 +372,10 @@ impl Backend for Device {
         }
         let mut runs = zero::zero_runs(offset, buf);
         if !free.is_empty() {
-            runs.extend(free.iter().map(|f| (f.start - offset) as usize..(f.end - offset) as usize));
+            runs.extend(
+                free.iter()
+                    .map(|f| (f.start - offset) as usize..(f.end - offset) as usize),
+            );
             runs.sort_by_key(|r| r.start);
             let mut merged: Vec<Range<usize>> = Vec::new();
             for r in runs {
@@ -345,10 +425,17 @@ impl Backend for Device {
 
 /// Checks (or creates, mode 0700) the directory that will hold a private socket.
 pub fn private_dir(socket: &Path) -> Result<PathBuf> {
-    let dir = socket.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     match fs::metadata(dir) {
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir).with_context(|| format!("creating {}", dir.display()))?;
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
             // The parents take the umask's mode; the last component must be exactly 0700.
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
         }
@@ -377,12 +464,15 @@ pub fn clear_stale_socket(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("inspecting {}", path.display())),
-        Ok(m) if !m.file_type().is_socket() => bail!("{} exists and is not a socket", path.display()),
+        Ok(m) if !m.file_type().is_socket() => {
+            bail!("{} exists and is not a socket", path.display())
+        }
         Ok(_) => {
             if UnixStream::connect(path).is_ok() {
                 bail!("{} is in use by another server", path.display());
             }
-            fs::remove_file(path).with_context(|| format!("removing stale socket {}", path.display()))
+            fs::remove_file(path)
+                .with_context(|| format!("removing stale socket {}", path.display()))
         }
     }
 }
@@ -431,8 +521,14 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         description: format!("{} (read-only)", opts.device.display()),
         size: device.size(),
         // Read-only, so any number of connections see the same bytes: multi-conn is safe.
-        flags: TransmissionFlags::READ_ONLY | TransmissionFlags::CAN_MULTI_CONN | TransmissionFlags::SEND_DF,
-        block_size: Some(BlockSize { min: 1, preferred: zero::BLOCK as u32, max: osm_nbd::MAX_PAYLOAD }),
+        flags: TransmissionFlags::READ_ONLY
+            | TransmissionFlags::CAN_MULTI_CONN
+            | TransmissionFlags::SEND_DF,
+        block_size: Some(BlockSize {
+            min: 1,
+            preferred: zero::BLOCK as u32,
+            max: osm_nbd::MAX_PAYLOAD,
+        }),
     };
     let mut server = Server::new();
     server.add_export(export, Arc::new(device));
@@ -443,7 +539,9 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         None => serve_until_signal(server, listener, socket, None),
         Some(pid_file) => {
             let pf = pid_file.clone();
-            daemon::daemonize(pid_file, move |ready| serve_until_signal(server, listener, socket, Some((pf, ready))))
+            daemon::daemonize(pid_file, move |ready| {
+                serve_until_signal(server, listener, socket, Some((pf, ready)))
+            })
         }
     }
 }
@@ -452,7 +550,8 @@ pub fn run(opts: ServeOptions) -> Result<()> {
 /// free space as holes. Prints what was recognised as one JSON line on stdout, for the caller's log.
 fn sparsify(device: Device, path: &std::path::Path) -> Result<Device> {
     // A second handle without O_DIRECT: the scan's reads are small and unaligned.
-    let file = std::fs::File::open(path).with_context(|| format!("opening {} for the free-space scan", path.display()))?;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("opening {} for the free-space scan", path.display()))?;
     let map = osm_fsmap::scan(&file, device.size());
     let findings: Vec<serde_json::Value> = map
         .findings
@@ -469,7 +568,12 @@ fn sparsify(device: Device, path: &std::path::Path) -> Result<Device> {
 /// Daemon mode: the pid file, and the call that tells the waiting parent we are ready.
 type Detached = (PathBuf, Box<dyn FnOnce() -> Result<()>>);
 
-fn serve_until_signal(server: Server, listener: UnixListener, socket: PathBuf, detached: Option<Detached>) -> Result<()> {
+fn serve_until_signal(
+    server: Server,
+    listener: UnixListener,
+    socket: PathBuf,
+    detached: Option<Detached>,
+) -> Result<()> {
     let pid_file = match detached {
         Some((pid_file, ready)) => {
             ready()?;
@@ -524,9 +628,21 @@ mod tests {
         assert_eq!(
             e,
             vec![
-                Extent { offset: 0, length: 4096, flags: AllocFlags::default() },
-                Extent { offset: 4096, length: 8192, flags: AllocFlags::ZERO },
-                Extent { offset: 12288, length: 4096, flags: AllocFlags::default() },
+                Extent {
+                    offset: 0,
+                    length: 4096,
+                    flags: AllocFlags::default()
+                },
+                Extent {
+                    offset: 4096,
+                    length: 8192,
+                    flags: AllocFlags::ZERO
+                },
+                Extent {
+                    offset: 12288,
+                    length: 4096,
+                    flags: AllocFlags::default()
+                },
             ]
         );
         let mut buf = vec![0u8; 16384];
@@ -536,9 +652,19 @@ mod tests {
     #[test]
     fn free_ranges_are_holes_whatever_their_bytes() {
         let f = image(&[1, 3, 3, 2]);
-        let d = Device::open(f.path()).unwrap().with_free_ranges(vec![8192..12288, 4096..8192, 0..0]);
+        let d =
+            Device::open(f.path())
+                .unwrap()
+                .with_free_ranges(vec![8192..12288, 4096..8192, 0..0]);
         let e = d.extents(0, 16384).unwrap();
-        assert_eq!(e[1], Extent { offset: 4096, length: 8192, flags: AllocFlags::HOLE | AllocFlags::ZERO });
+        assert_eq!(
+            e[1],
+            Extent {
+                offset: 4096,
+                length: 8192,
+                flags: AllocFlags::HOLE | AllocFlags::ZERO
+            }
+        );
         assert_eq!(e.len(), 3);
         let mut buf = vec![0u8; 8192];
         assert_eq!(d.read(4096, &mut buf).unwrap(), vec![0..8192]);
@@ -555,7 +681,9 @@ mod tests {
         assert_eq!(d.detection(), ZeroDetection::SeekHole);
         let e = d.extents(0, 1 << 20).unwrap();
         assert_eq!(e[0].flags, AllocFlags::HOLE | AllocFlags::ZERO);
-        assert!(e.iter().any(|x| x.flags == AllocFlags::default() && x.offset <= 65536 && x.end() >= 69632));
+        assert!(e
+            .iter()
+            .any(|x| x.flags == AllocFlags::default() && x.offset <= 65536 && x.end() >= 69632));
         assert_eq!(e.last().unwrap().end(), 1 << 20);
     }
 

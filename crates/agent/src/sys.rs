@@ -14,7 +14,11 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 /// `lseek(SEEK_DATA)`/`lseek(SEEK_HOLE)`: `None` when there is no data (or hole) at or after `at`.
 pub fn seek(f: &File, at: u64, data: bool) -> io::Result<Option<u64>> {
-    let whence = if data { libc::SEEK_DATA } else { libc::SEEK_HOLE };
+    let whence = if data {
+        libc::SEEK_DATA
+    } else {
+        libc::SEEK_HOLE
+    };
     // SAFETY: lseek on a valid descriptor has no memory effects.
     let r = unsafe { libc::lseek(f.as_raw_fd(), at as libc::off_t, whence) };
     if r < 0 {
@@ -30,8 +34,15 @@ pub fn seek(f: &File, at: u64, data: bool) -> io::Result<Option<u64>> {
 /// `fallocate(2)` with `mode`.
 pub fn fallocate(f: &File, mode: libc::c_int, offset: u64, len: u64) -> io::Result<()> {
     // SAFETY: fallocate on a valid descriptor has no memory effects.
-    check(unsafe { libc::fallocate(f.as_raw_fd(), mode, offset as libc::off_t, len as libc::off_t) })
-        .map(drop)
+    check(unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            mode,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    })
+    .map(drop)
 }
 
 /// `ioctl(BLKZEROOUT)`: the device zeroes the range itself (offset and length 512-aligned).
@@ -47,7 +58,8 @@ pub fn blkzeroout(f: &File, offset: u64, len: u64) -> io::Result<()> {
 /// without waiting for them.
 pub fn start_writeback(f: &File) -> io::Result<()> {
     // SAFETY: no memory effects.
-    check(unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) }).map(drop)
+    check(unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) })
+        .map(drop)
 }
 
 /// `fdatasync(2)`.
@@ -73,7 +85,9 @@ pub fn alive(pid: i32) -> bool {
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name, which may itself contain spaces.
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => true,
     }
 }
@@ -139,7 +153,11 @@ pub enum Forked {
 pub fn fork() -> io::Result<Forked> {
     // SAFETY: see above; the child continues with a copy of the single thread.
     let pid = check(unsafe { libc::fork() })?;
-    Ok(if pid == 0 { Forked::Child } else { Forked::Parent(pid) })
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid)
+    })
 }
 
 /// `setsid(2)`: leaves the caller's session and terminal.
@@ -150,7 +168,10 @@ pub fn setsid() -> io::Result<()> {
 
 /// Points stdin, stdout and stderr at /dev/null, so a daemon holds no terminal or pipe open.
 pub fn stdio_to_null() -> io::Result<()> {
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
     for fd in 0..3 {
         // SAFETY: dup2 onto the standard descriptors; `null` stays open across the calls.
         check(unsafe { libc::dup2(null.as_raw_fd(), fd) })?;

@@ -52,7 +52,11 @@ pub fn ssh_command(o: &TunnelOptions) -> Command {
         .args(["-o", "ServerAliveCountMax=4"])
         .args(["-c", "aes128-gcm@openssh.com"])
         .arg("-L")
-        .arg(format!("{}:{}", o.local_socket.display(), o.remote_socket.display()))
+        .arg(format!(
+            "{}:{}",
+            o.local_socket.display(),
+            o.remote_socket.display()
+        ))
         .arg("-i")
         .arg(&o.identity)
         .arg("-p")
@@ -90,7 +94,11 @@ pub fn run(o: TunnelOptions) -> Result<()> {
     loop {
         if let Some(status) = child.try_wait()? {
             let msg = fs::read_to_string(&log).unwrap_or_default();
-            bail!("ssh exited ({status}) before forwarding {}: {}", o.local_socket.display(), msg.trim());
+            bail!(
+                "ssh exited ({status}) before forwarding {}: {}",
+                o.local_socket.display(),
+                msg.trim()
+            );
         }
         if o.local_socket.exists() {
             daemon::write_pid_file(pid_file, child.id() as i32)?;
@@ -99,7 +107,11 @@ pub fn run(o: TunnelOptions) -> Result<()> {
         if start.elapsed() > START_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("ssh did not create {} within {}s", o.local_socket.display(), START_TIMEOUT.as_secs());
+            bail!(
+                "ssh did not create {} within {}s",
+                o.local_socket.display(),
+                START_TIMEOUT.as_secs()
+            );
         }
         sleep(Duration::from_millis(50));
     }

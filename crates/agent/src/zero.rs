@@ -35,7 +35,9 @@ fn chunk_is_zero(c: &[u8]) -> bool {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn chunk_is_zero(c: &[u8]) -> bool {
-    c.chunks_exact(8).fold(0u64, |a, w| a | u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])) == 0
+    c.chunks_exact(8).fold(0u64, |a, w| {
+        a | u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+    }) == 0
 }
 
 /// The runs of all-zero blocks in `buf`, which holds the bytes from `offset` on. Blocks are
@@ -67,7 +69,10 @@ mod tests {
         let mut b = vec![0u8; 5 * 4096];
         b[4096 + 7] = 1;
         b[3 * 4096] = 1;
-        assert_eq!(zero_runs(0, &b), vec![0..4096, 2 * 4096..3 * 4096, 4 * 4096..5 * 4096]);
+        assert_eq!(
+            zero_runs(0, &b),
+            vec![0..4096, 2 * 4096..3 * 4096, 4 * 4096..5 * 4096]
+        );
         // Unaligned start: the first partial block is bytes 0..96 of buf.
         assert_eq!(zero_runs(4000, &b[..200]), vec![0..200]);
         assert!(zero_runs(0, &[]).is_empty());

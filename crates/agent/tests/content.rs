@@ -15,8 +15,16 @@ fn round_trip(dir: &Dir, img: &Path, extra: &[&str]) -> Value {
     let dst = dir.path("copy.img");
     let _ = fs::remove_file(&dst);
     let ev = copy(&srv.uri(), &dst, extra);
-    assert_eq!(fs::metadata(&dst).unwrap().len(), fs::metadata(img).unwrap().len());
-    assert_eq!(sha256(&dst), sha256(img), "copy of {} differs", img.display());
+    assert_eq!(
+        fs::metadata(&dst).unwrap().len(),
+        fs::metadata(img).unwrap().len()
+    );
+    assert_eq!(
+        sha256(&dst),
+        sha256(img),
+        "copy of {} differs",
+        img.display()
+    );
     ev.last().cloned().unwrap()
 }
 
@@ -30,11 +38,20 @@ fn ext4_with_files() {
     fs::write(tree.join("etc/hosts"), "127.0.0.1 localhost\n").unwrap();
     fs::write(tree.join("etc/deep/odd.bin"), random_bytes(123_457, 12)).unwrap();
     let img = dir.path("ext4.img");
-    run_ok(Command::new("mkfs.ext4").args(["-q", "-F", "-d"]).arg(&tree).arg(&img).arg("64M"));
+    run_ok(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-d"])
+            .arg(&tree)
+            .arg(&img)
+            .arg("64M"),
+    );
     let done = round_trip(&dir, &img, &["--verify"]);
     assert_eq!(done["sha256"], sha256(&img));
     let moved = done["bytes_transferred"].as_u64().unwrap();
-    assert!(moved < 32 << 20, "free space must not cross the wire: {done}");
+    assert!(
+        moved < 32 << 20,
+        "free space must not cross the wire: {done}"
+    );
 }
 
 #[test]
@@ -53,7 +70,11 @@ fn random_data_of_an_odd_size() {
     let dir = Dir::new();
     let img = dir.path("random.img");
     write_at(&img, 0, 0, &random_bytes((5 << 20) + 123, 21));
-    let done = round_trip(&dir, &img, &["--verify", "--request-size", "65536", "--requests", "8"]);
+    let done = round_trip(
+        &dir,
+        &img,
+        &["--verify", "--request-size", "65536", "--requests", "8"],
+    );
     assert_eq!(done["bytes_transferred"], (5 << 20) + 123);
 }
 
@@ -74,7 +95,10 @@ fn data_only_in_the_last_sector() {
     let img = dir.path("last.img");
     write_at(&img, 8 << 20, (8 << 20) - 512, &random_bytes(512, 31));
     let done = round_trip(&dir, &img, &["--verify"]);
-    assert!(done["bytes_transferred"].as_u64().unwrap() <= 4096, "{done}");
+    assert!(
+        done["bytes_transferred"].as_u64().unwrap() <= 4096,
+        "{done}"
+    );
 }
 
 #[test]
@@ -107,9 +131,18 @@ fn four_connections() {
     let dir = Dir::new();
     let img = dir.path("wide.img");
     for i in 0..8u64 {
-        write_at(&img, 1 << 30, i * (128 << 20) + 4096 * i, &random_bytes(300_000, 50 + i));
+        write_at(
+            &img,
+            1 << 30,
+            i * (128 << 20) + 4096 * i,
+            &random_bytes(300_000, 50 + i),
+        );
     }
-    let done = round_trip(&dir, &img, &["--connections", "4", "--progress-interval", "0.1"]);
+    let done = round_trip(
+        &dir,
+        &img,
+        &["--connections", "4", "--progress-interval", "0.1"],
+    );
     assert_eq!(done["bytes_done"], 1u64 << 30);
 }
 
@@ -123,13 +156,20 @@ fn block_devices() {
     write_at(&img, 32 << 20, 5 << 20, &random_bytes(2 << 20, 61));
     let dst_img = dir.path("dst.img");
     fs::write(&dst_img, vec![0x5au8; 32 << 20]).unwrap();
-    let Some(src) = Loop::attach(&img, true) else { return };
-    let Some(dst) = Loop::attach(&dst_img, false) else { return };
+    let Some(src) = Loop::attach(&img, true) else {
+        return;
+    };
+    let Some(dst) = Loop::attach(&dst_img, false) else {
+        return;
+    };
     let srv = Served::start(&dir, &src.dev);
     let ev = copy(&srv.uri(), &dst.dev, &["--verify"]);
     assert_eq!(ev[0]["zero_method"], "blkzeroout");
     let done = ev.last().unwrap();
-    assert!(done["bytes_transferred"].as_u64().unwrap() <= 2 << 20, "zeros on a block device must not cross: {done}");
+    assert!(
+        done["bytes_transferred"].as_u64().unwrap() <= 2 << 20,
+        "zeros on a block device must not cross: {done}"
+    );
     drop(srv);
     drop(dst);
     assert_eq!(sha256(&dst_img), sha256(&img));
@@ -149,10 +189,15 @@ impl Loop {
         }
         let out = cmd.arg(file).output().ok()?;
         if !out.status.success() {
-            eprintln!("\n*** SKIPPED block_devices: losetup failed: {} ***\n", String::from_utf8_lossy(&out.stderr).trim());
+            eprintln!(
+                "\n*** SKIPPED block_devices: losetup failed: {} ***\n",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
             return None;
         }
-        Some(Loop { dev: String::from_utf8_lossy(&out.stdout).trim().into() })
+        Some(Loop {
+            dev: String::from_utf8_lossy(&out.stdout).trim().into(),
+        })
     }
 }
 

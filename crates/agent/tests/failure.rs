@@ -16,14 +16,29 @@ fn killed_server_fails_the_copy_and_resume_finishes_it() {
     // Every read takes 100 ms: the copy needs over 10 s, so it is surely still running when the
     // server dies a moment after the first checkpoint.
     let slow = spawn_server(
-        Command::new("nbdkit").args(["-f", "-U"]).arg(&sock).args(["--filter=delay", "file"]).arg(&img).arg("rdelay=100ms"),
+        Command::new("nbdkit")
+            .args(["-f", "-U"])
+            .arg(&sock)
+            .args(["--filter=delay", "file"])
+            .arg(&img)
+            .arg("rdelay=100ms"),
         &sock,
     );
     let dst = dir.path("dst.img");
     let ck = dir.path("copy.checkpoint");
     let uri = format!("nbd+unix:///?socket={}", sock.display());
     let copying = agent()
-        .args(["copy", "--from", &uri, "--request-size", "65536", "--requests", "2", "--progress-interval", "0.05"])
+        .args([
+            "copy",
+            "--from",
+            &uri,
+            "--request-size",
+            "65536",
+            "--requests",
+            "2",
+            "--progress-interval",
+            "0.05",
+        ])
         .arg("--to")
         .arg(&dst)
         .arg("--checkpoint")
@@ -41,12 +56,18 @@ fn killed_server_fails_the_copy_and_resume_finishes_it() {
     });
     drop(slow);
     let out = copying.wait_with_output().unwrap();
-    assert!(!out.status.success(), "the copy must fail when its server dies");
+    assert!(
+        !out.status.success(),
+        "the copy must fail when its server dies"
+    );
     let ev = events(&out);
     let last = ev.last().unwrap();
     assert_eq!(last["event"], "error", "{ev:?}");
     let msg = last["message"].as_str().unwrap();
-    assert!(msg.contains("connection to the source") || msg.contains("closed"), "unclear error: {msg}");
+    assert!(
+        msg.contains("connection to the source") || msg.contains("closed"),
+        "unclear error: {msg}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("osm-agent:"));
 
     let saved: serde_json::Value = serde_json::from_str(&fs::read_to_string(&ck).unwrap()).unwrap();
@@ -54,10 +75,17 @@ fn killed_server_fails_the_copy_and_resume_finishes_it() {
     assert!((256 << 10..16 << 20).contains(&saved_bytes), "{saved}");
 
     let srv = Served::start(&dir, &img);
-    let ev = copy(&srv.uri(), &dst, &["--checkpoint", ck.to_str().unwrap(), "--resume"]);
+    let ev = copy(
+        &srv.uri(),
+        &dst,
+        &["--checkpoint", ck.to_str().unwrap(), "--resume"],
+    );
     assert_eq!(ev[0]["resumed_bytes"], saved_bytes);
     let done = ev.last().unwrap();
-    assert!(done["bytes_transferred"].as_u64().unwrap() <= (16 << 20) - saved_bytes, "resume copied finished ranges again: {done}");
+    assert!(
+        done["bytes_transferred"].as_u64().unwrap() <= (16 << 20) - saved_bytes,
+        "resume copied finished ranges again: {done}"
+    );
     assert_eq!(sha256(&dst), sha256(&img));
 }
 
@@ -71,7 +99,11 @@ fn resume_after_a_finished_copy_moves_nothing() {
     let ck = dir.path("ck");
     let ck_arg = ck.to_str().unwrap();
     copy(&srv.uri(), &dst, &["--checkpoint", ck_arg]);
-    let ev = copy(&srv.uri(), &dst, &["--checkpoint", ck_arg, "--resume", "--verify"]);
+    let ev = copy(
+        &srv.uri(),
+        &dst,
+        &["--checkpoint", ck_arg, "--resume", "--verify"],
+    );
     assert_eq!(ev.last().unwrap()["bytes_transferred"], 0);
     assert_eq!(ev.last().unwrap()["sha256"], sha256(&img));
 }
@@ -84,7 +116,13 @@ fn clear_errors_for_bad_requests() {
     let srv = Served::start(&dir, &img);
 
     let fail = |uri: &str, to: &std::path::Path, extra: &[&str]| -> String {
-        let out = agent().args(["copy", "--from", uri]).arg("--to").arg(to).args(extra).output().unwrap();
+        let out = agent()
+            .args(["copy", "--from", uri])
+            .arg("--to")
+            .arg(to)
+            .args(extra)
+            .output()
+            .unwrap();
         assert!(!out.status.success());
         let ev = events(&out);
         assert_eq!(ev.last().unwrap()["event"], "error");
@@ -97,10 +135,25 @@ fn clear_errors_for_bad_requests() {
     fs::write(&small, [0u8; 512]).unwrap();
     let m = fail(&srv.uri(), &small, &[]);
     assert!(m.contains("less than the source"), "{m}");
-    let m = fail(&format!("nbd+unix:///disk?socket={}", dir.path("missing.sock").display()), &dir.path("y.img"), &[]);
+    let m = fail(
+        &format!(
+            "nbd+unix:///disk?socket={}",
+            dir.path("missing.sock").display()
+        ),
+        &dir.path("y.img"),
+        &[],
+    );
     assert!(m.contains("missing.sock"), "{m}");
     let ck = dir.path("foreign.ck");
-    fs::write(&ck, r#"{"version":1,"source_size":5,"target_was_zero":true,"done":[]}"#).unwrap();
-    let m = fail(&srv.uri(), &dir.path("z.img"), &["--checkpoint", ck.to_str().unwrap(), "--resume"]);
+    fs::write(
+        &ck,
+        r#"{"version":1,"source_size":5,"target_was_zero":true,"done":[]}"#,
+    )
+    .unwrap();
+    let m = fail(
+        &srv.uri(),
+        &dir.path("z.img"),
+        &["--checkpoint", ck.to_str().unwrap(), "--resume"],
+    );
     assert!(m.contains("source of 5 bytes"), "{m}");
 }

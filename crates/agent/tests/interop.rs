@@ -28,11 +28,20 @@ fn nbdinfo_map_shows_holes_and_data() {
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[3..].join(" "))
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[3..].join(" "),
+            )
         })
         .collect();
     assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 16 << 20, "{map}");
-    let at = |off: u64| rows.iter().find(|r| r.0 <= off && off < r.0 + r.1).map(|r| r.2.clone()).unwrap();
+    let at = |off: u64| {
+        rows.iter()
+            .find(|r| r.0 <= off && off < r.0 + r.1)
+            .map(|r| r.2.clone())
+            .unwrap()
+    };
     assert_eq!(at(0), "data", "{map}");
     assert_eq!(at(4 << 20), "hole,zero", "{map}");
     assert_eq!(at(8 << 20), "data", "{map}");
@@ -40,10 +49,19 @@ fn nbdinfo_map_shows_holes_and_data() {
 
     let out = run_ok(Command::new("nbdinfo").arg(srv.uri()));
     let info = String::from_utf8_lossy(&out.stdout);
-    for want in ["base:allocation", "is_read_only: true", "can_multi_conn: true", "export-size: 16777216"] {
+    for want in [
+        "base:allocation",
+        "is_read_only: true",
+        "can_multi_conn: true",
+        "export-size: 16777216",
+    ] {
         assert!(info.contains(want), "nbdinfo lacks {want:?}:\n{info}");
     }
-    let out = run_ok(Command::new("nbdinfo").arg("--list").arg(format!("nbd+unix:///?socket={}", srv.socket.display())));
+    let out = run_ok(
+        Command::new("nbdinfo")
+            .arg("--list")
+            .arg(format!("nbd+unix:///?socket={}", srv.socket.display())),
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("export=\"disk\""));
 }
 
@@ -56,10 +74,20 @@ fn nbdcopy_and_qemu_img_read_from_serve() {
     let dst = dir.path("nbdcopy.img");
     run_ok(Command::new("nbdcopy").arg(srv.uri()).arg(&dst));
     assert_eq!(sha256(&dst), sha256(&img));
-    let out = run_ok(Command::new("qemu-img").args(["compare", "-f", "raw"]).arg(&img).arg(srv.uri()));
+    let out = run_ok(
+        Command::new("qemu-img")
+            .args(["compare", "-f", "raw"])
+            .arg(&img)
+            .arg(srv.uri()),
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("identical"));
     let conv = dir.path("qemu.img");
-    run_ok(Command::new("qemu-img").args(["convert", "-O", "raw"]).arg(srv.uri()).arg(&conv));
+    run_ok(
+        Command::new("qemu-img")
+            .args(["convert", "-O", "raw"])
+            .arg(srv.uri())
+            .arg(&conv),
+    );
     assert_eq!(sha256(&conv), sha256(&img));
 }
 
@@ -89,10 +117,24 @@ fn copy_from_qemu_nbd() {
     let dir = Dir::new();
     let img = sparse_image(&dir);
     let sock = dir.path("q.sock");
-    let _q = spawn_server(Command::new("qemu-nbd").arg("-k").arg(&sock).args(["-r", "-f", "raw"]).arg(&img), &sock);
+    let _q = spawn_server(
+        Command::new("qemu-nbd")
+            .arg("-k")
+            .arg(&sock)
+            .args(["-r", "-f", "raw"])
+            .arg(&img),
+        &sock,
+    );
     let dst = dir.path("out.img");
-    let ev = copy(&format!("nbd+unix:///?socket={}", sock.display()), &dst, &["--verify"]);
-    assert_eq!(ev[0]["connections"], 1, "qemu-nbd without --shared does not offer multi-conn");
+    let ev = copy(
+        &format!("nbd+unix:///?socket={}", sock.display()),
+        &dst,
+        &["--verify"],
+    );
+    assert_eq!(
+        ev[0]["connections"], 1,
+        "qemu-nbd without --shared does not offer multi-conn"
+    );
     assert_eq!(ev.last().unwrap()["sha256"], sha256(&img));
     assert_eq!(sha256(&dst), sha256(&img));
 }
@@ -103,17 +145,35 @@ fn copy_from_nbdkit_over_unix_and_tcp() {
     let dir = Dir::new();
     let img = sparse_image(&dir);
     let sock = dir.path("k.sock");
-    let _k = spawn_server(Command::new("nbdkit").args(["-f", "-U"]).arg(&sock).arg("file").arg(&img), &sock);
+    let _k = spawn_server(
+        Command::new("nbdkit")
+            .args(["-f", "-U"])
+            .arg(&sock)
+            .arg("file")
+            .arg(&img),
+        &sock,
+    );
     let dst = dir.path("out.img");
-    let ev = copy(&format!("nbd+unix:///?socket={}", sock.display()), &dst, &["--connections", "2"]);
+    let ev = copy(
+        &format!("nbd+unix:///?socket={}", sock.display()),
+        &dst,
+        &["--connections", "2"],
+    );
     assert_eq!(sha256(&dst), sha256(&img));
     let done = ev.last().unwrap();
-    assert!(done["bytes_transferred"].as_u64().unwrap() < 2 << 20, "holes must not cross: {done}");
+    assert!(
+        done["bytes_transferred"].as_u64().unwrap() < 2 << 20,
+        "holes must not cross: {done}"
+    );
 
     let port = free_port();
     let pidf = dir.path("k.pid");
     let _t = spawn_server(
-        Command::new("nbdkit").args(["-f", "-i", "127.0.0.1", "-p", &port.to_string(), "-P"]).arg(&pidf).arg("file").arg(&img),
+        Command::new("nbdkit")
+            .args(["-f", "-i", "127.0.0.1", "-p", &port.to_string(), "-P"])
+            .arg(&pidf)
+            .arg("file")
+            .arg(&img),
         &pidf,
     );
     let dst = dir.path("tcp.img");

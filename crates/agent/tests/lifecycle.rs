@@ -21,7 +21,13 @@ fn socket_is_private() {
     let open = dir.path("open");
     fs::create_dir(&open).unwrap();
     fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
-    let out = agent().args(["serve", "--export", "e", "--device"]).arg(&img).arg("--socket").arg(open.join("s.sock")).output().unwrap();
+    let out = agent()
+        .args(["serve", "--export", "e", "--device"])
+        .arg(&img)
+        .arg("--socket")
+        .arg(open.join("s.sock"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refusing") && err.contains("0700"), "{err}");
@@ -35,7 +41,12 @@ fn foreground_serve_exits_cleanly_on_sigterm() {
     write_at(&img, 1 << 20, 0, b"x");
     let sock = dir.path("fg/s.sock");
     let mut p = spawn_server(
-        agent().args(["serve", "--export", "e", "--device"]).arg(&img).arg("--socket").arg(&sock).stderr(Stdio::piped()),
+        agent()
+            .args(["serve", "--export", "e", "--device"])
+            .arg(&img)
+            .arg("--socket")
+            .arg(&sock)
+            .stderr(Stdio::piped()),
         &sock,
     );
     // SAFETY: plain kill(2) of our own child.
@@ -51,11 +62,23 @@ fn stop_is_idempotent_and_serves_concurrent_clients() {
     let img = dir.path("img");
     write_at(&img, 4 << 20, 0, &random_bytes(1 << 20, 5));
     let srv = Served::start(&dir, &img);
-    let pid: i32 = fs::read_to_string(&srv.pid_file).unwrap().trim().parse().unwrap();
+    let pid: i32 = fs::read_to_string(&srv.pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // Two copies at once over the same export.
     let a = dir.path("a.img");
     let b = dir.path("b.img");
-    let spawn = |to: &std::path::Path| agent().args(["copy", "--from", &srv.uri()]).arg("--to").arg(to).stdout(Stdio::null()).spawn().unwrap();
+    let spawn = |to: &std::path::Path| {
+        agent()
+            .args(["copy", "--from", &srv.uri()])
+            .arg("--to")
+            .arg(to)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
     let (mut ca, mut cb) = (spawn(&a), spawn(&b));
     assert!(ca.wait().unwrap().success() && cb.wait().unwrap().success());
     assert_eq!(sha256(&a), sha256(&img));
@@ -66,7 +89,13 @@ fn stop_is_idempotent_and_serves_concurrent_clients() {
     assert!(!srv.pid_file.exists());
     // Gone, or a zombie waiting for whichever process adopted the detached server.
     let state = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(state.is_empty() || state.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')), "{state}");
+    assert!(
+        state.is_empty()
+            || state
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        "{state}"
+    );
     run_ok(agent().arg("stop").arg("--pid-file").arg(&srv.pid_file));
 }
 
@@ -80,21 +109,38 @@ fn device_waits_for_the_serial_link() {
     fs::write(&vol, b"").unwrap();
     let id = "0123456789abcdef0123456789abcdef";
     let link = by_id.join("virtio-0123456789abcdef0123");
-    let child = agent().args(["device", "--serial", id, "--timeout", "120"]).env("OSM_DEV_ROOT", &root).stdout(Stdio::piped()).spawn().unwrap();
+    let child = agent()
+        .args(["device", "--serial", id, "--timeout", "120"])
+        .env("OSM_DEV_ROOT", &root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     std::os::unix::fs::symlink(&vol, &link).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), fs::canonicalize(&vol).unwrap().to_str().unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        fs::canonicalize(&vol).unwrap().to_str().unwrap()
+    );
 
     let out = Command::new(env!("CARGO_BIN_EXE_osm-agent"))
-        .args(["device", "--serial", "ffffffffffffffffffffffff", "--timeout", "0"])
+        .args([
+            "device",
+            "--serial",
+            "ffffffffffffffffffffffff",
+            "--timeout",
+            "0",
+        ])
         .env("OSM_DEV_ROOT", &root)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("virtio-ffffffffffffffffffff") && err.contains("attached"), "{err}");
+    assert!(
+        err.contains("virtio-ffffffffffffffffffff") && err.contains("attached"),
+        "{err}"
+    );
 }
 
 #[test]

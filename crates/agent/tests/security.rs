@@ -10,10 +10,22 @@ const OTHER_USER: &str = "osm-test-other";
 
 /// A second local account for the test (created once; needs root).
 fn other_user() -> bool {
-    if Command::new("id").arg(OTHER_USER).output().is_ok_and(|o| o.status.success()) {
+    if Command::new("id")
+        .arg(OTHER_USER)
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return true;
     }
-    let made = Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER]).status();
+    let made = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            OTHER_USER,
+        ])
+        .status();
     if !made.is_ok_and(|s| s.success()) {
         eprintln!("\n*** SKIPPED: cannot create the user {OTHER_USER} (needs root) ***\n");
         return false;
@@ -34,20 +46,36 @@ fn another_local_user_cannot_open_the_export() {
     let img = dir.path("disk.img");
     write_at(&img, 0, 0, &random_bytes(1 << 20, 3));
     let srv = Served::start(&dir, &img);
-    let as_other = |args: &[&str]| Command::new("runuser").args(["-u", OTHER_USER, "--"]).args(args).output().expect("runuser");
+    let as_other = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", OTHER_USER, "--"])
+            .args(args)
+            .output()
+            .expect("runuser")
+    };
     let probe = as_other(&["nbdinfo", &srv.uri()]);
-    assert!(!probe.status.success(), "another user read the export: {}", String::from_utf8_lossy(&probe.stdout));
+    assert!(
+        !probe.status.success(),
+        "another user read the export: {}",
+        String::from_utf8_lossy(&probe.stdout)
+    );
     let err = String::from_utf8_lossy(&probe.stderr);
     assert!(err.contains("ermission denied"), "{err}");
     // The same command as the owner works, so the refusal above is about permissions.
     run_ok(Command::new("nbdinfo").arg(srv.uri()));
     let socket_dir = srv.socket.parent().expect("dir").to_path_buf();
     let open_dir = as_other(&["ls", &socket_dir.display().to_string()]);
-    assert!(!open_dir.status.success(), "another user listed the socket directory");
+    assert!(
+        !open_dir.status.success(),
+        "another user listed the socket directory"
+    );
     // Even with its directory opened up by mistake, the socket itself (0600) refuses the other user.
     fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o755)).expect("chmod");
     let probe = as_other(&["nbdinfo", &srv.uri()]);
-    assert!(!probe.status.success(), "another user read the export through an open directory");
+    assert!(
+        !probe.status.success(),
+        "another user read the export through an open directory"
+    );
     assert!(String::from_utf8_lossy(&probe.stderr).contains("ermission denied"));
 }
 
@@ -66,7 +94,14 @@ fn serve_refuses_a_path_that_is_not_the_attached_device() {
     let serve = |device: &std::path::Path| {
         agent()
             .env("OSM_DEV_ROOT", &root)
-            .args(["serve", "--export", "disk", "--daemon", "--expect-serial", serial])
+            .args([
+                "serve",
+                "--export",
+                "disk",
+                "--daemon",
+                "--expect-serial",
+                serial,
+            ])
             .arg("--device")
             .arg(device)
             .arg("--socket")
@@ -79,9 +114,21 @@ fn serve_refuses_a_path_that_is_not_the_attached_device() {
     let refused = serve(&secret);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("refusing to export") && err.contains("not the device attached with serial"), "{err}");
+    assert!(
+        err.contains("refusing to export") && err.contains("not the device attached with serial"),
+        "{err}"
+    );
     assert!(!dir.path("srv/nbd.sock").exists(), "nothing was exported");
     let ok = serve(&volume);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    run_ok(agent().arg("stop").arg("--pid-file").arg(dir.path("serve.pid")));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    run_ok(
+        agent()
+            .arg("stop")
+            .arg("--pid-file")
+            .arg(dir.path("serve.pid")),
+    );
 }

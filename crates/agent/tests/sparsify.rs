@@ -50,15 +50,25 @@ fn sparse_copy(dir: &Dir, img: &Path, dst: &Path) -> (Value, Value) {
             .arg("--pid-file")
             .arg(&pid),
     );
-    let line = events(&out).into_iter().find(|e| e["event"] == "sparsify").expect("serve --sparsify prints what it found");
-    let ev = copy(&format!("nbd+unix:///disk?socket={}", socket.display()), dst, &[]);
+    let line = events(&out)
+        .into_iter()
+        .find(|e| e["event"] == "sparsify")
+        .expect("serve --sparsify prints what it found");
+    let ev = copy(
+        &format!("nbd+unix:///disk?socket={}", socket.display()),
+        dst,
+        &[],
+    );
     run_ok(agent().arg("stop").arg("--pid-file").arg(&pid));
     (line, ev.last().cloned().expect("done"))
 }
 
 fn field(text: &str, name: &str) -> u64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(name).map(|v| v.trim_start_matches(':').trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .map(|v| v.trim_start_matches(':').trim().to_string())
+        })
         .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
         .unwrap_or_else(|| panic!("no {name} in {text}"))
 }
@@ -70,27 +80,60 @@ fn ext4_free_space_is_not_copied_and_the_copy_is_clean() {
     let (root, sums) = tree(&dir, 12, 3 << 20);
     let img = dir.path("ext4.img");
     garbage_image(&img, 256 << 20, 1);
-    run_ok(Command::new("mkfs.ext4").args(["-q", "-F", "-E", "nodiscard", "-d"]).arg(&root).arg(&img));
+    run_ok(
+        Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-E", "nodiscard", "-d"])
+            .arg(&root)
+            .arg(&img),
+    );
     // Delete two thirds of the files: their blocks keep their bytes but are free.
-    for (name, _) in sums.iter().filter(|(n, _)| !n.ends_with("0.bin") && !n.ends_with("3.bin")) {
-        run_ok(Command::new("debugfs").args(["-w", "-R", &format!("rm /{name}")]).arg(&img));
+    for (name, _) in sums
+        .iter()
+        .filter(|(n, _)| !n.ends_with("0.bin") && !n.ends_with("3.bin"))
+    {
+        run_ok(
+            Command::new("debugfs")
+                .args(["-w", "-R", &format!("rm /{name}")])
+                .arg(&img),
+        );
     }
-    let kept: Vec<_> = sums.iter().filter(|(n, _)| n.ends_with("0.bin") || n.ends_with("3.bin")).collect();
+    let kept: Vec<_> = sums
+        .iter()
+        .filter(|(n, _)| n.ends_with("0.bin") || n.ends_with("3.bin"))
+        .collect();
     let dst = dir.path("copy.img");
     let (line, done) = sparse_copy(&dir, &img, &dst);
-    assert!(line["summary"].as_str().unwrap_or("").contains("ext4"), "{line}");
+    assert!(
+        line["summary"].as_str().unwrap_or("").contains("ext4"),
+        "{line}"
+    );
     run_ok(Command::new("e2fsck").args(["-fn"]).arg(&dst));
     for (name, sum) in kept {
         let out = dir.path(name);
-        run_ok(Command::new("debugfs").args(["-R", &format!("dump /{name} {}", out.display())]).arg(&dst));
+        run_ok(
+            Command::new("debugfs")
+                .args(["-R", &format!("dump /{name} {}", out.display())])
+                .arg(&dst),
+        );
         assert_eq!(&sha256(&out), sum, "{name} differs after the copy");
         fs::remove_file(&out).expect("rm");
     }
-    let info = String::from_utf8_lossy(&run_ok(Command::new("dumpe2fs").arg("-h").arg(&img)).stdout).into_owned();
-    let used = (field(&info, "Block count") - field(&info, "Free blocks")) * field(&info, "Block size");
-    let sent = done["bytes_transferred"].as_u64().expect("bytes_transferred");
-    assert!(sent <= used + used / 10, "sent {sent} bytes for {used} used bytes");
-    assert!(sent >= used / 2, "sent {sent} bytes cannot hold {used} used bytes");
+    let info =
+        String::from_utf8_lossy(&run_ok(Command::new("dumpe2fs").arg("-h").arg(&img)).stdout)
+            .into_owned();
+    let used =
+        (field(&info, "Block count") - field(&info, "Free blocks")) * field(&info, "Block size");
+    let sent = done["bytes_transferred"]
+        .as_u64()
+        .expect("bytes_transferred");
+    assert!(
+        sent <= used + used / 10,
+        "sent {sent} bytes for {used} used bytes"
+    );
+    assert!(
+        sent >= used / 2,
+        "sent {sent} bytes cannot hold {used} used bytes"
+    );
 }
 
 #[test]
@@ -101,16 +144,27 @@ fn xfs_free_space_is_not_copied_and_the_copy_is_clean() {
     let proto = dir.path("proto");
     let mut p = String::from("/dev/null\n0 0\nd--755 0 0\n");
     for (name, _) in &sums {
-        p.push_str(&format!("{name} ---644 0 0 {}\n", root.join(name).display()));
+        p.push_str(&format!(
+            "{name} ---644 0 0 {}\n",
+            root.join(name).display()
+        ));
     }
     p.push_str("$\n$\n");
     fs::write(&proto, p).expect("proto");
     let img = dir.path("xfs.img");
     garbage_image(&img, 400 << 20, 2);
-    run_ok(Command::new("mkfs.xfs").args(["-q", "-f", "-K", "-p"]).arg(&proto).arg(&img));
+    run_ok(
+        Command::new("mkfs.xfs")
+            .args(["-q", "-f", "-K", "-p"])
+            .arg(&proto)
+            .arg(&img),
+    );
     let dst = dir.path("copy.img");
     let (line, done) = sparse_copy(&dir, &img, &dst);
-    assert!(line["summary"].as_str().unwrap_or("").contains("xfs"), "{line}");
+    assert!(
+        line["summary"].as_str().unwrap_or("").contains("xfs"),
+        "{line}"
+    );
     run_ok(Command::new("xfs_repair").args(["-n", "-f"]).arg(&dst));
     for (name, sum) in &sums {
         let out = dir.path(name);
@@ -119,17 +173,34 @@ fn xfs_free_space_is_not_copied_and_the_copy_is_clean() {
             assert_eq!(&sha256(&out), sum, "{name} differs after the copy");
         }
     }
-    let sb = String::from_utf8_lossy(&run_ok(Command::new("xfs_db").args(["-r", "-c", "sb 0", "-c", "p dblocks fdblocks blocksize"]).arg(&img)).stdout)
-        .replace(" = ", ":");
+    let sb = String::from_utf8_lossy(
+        &run_ok(
+            Command::new("xfs_db")
+                .args(["-r", "-c", "sb 0", "-c", "p dblocks fdblocks blocksize"])
+                .arg(&img),
+        )
+        .stdout,
+    )
+    .replace(" = ", ":");
     let used = (field(&sb, "dblocks") - field(&sb, "fdblocks")) * field(&sb, "blocksize");
-    let sent = done["bytes_transferred"].as_u64().expect("bytes_transferred");
-    assert!(sent <= used + used / 10, "sent {sent} bytes for {used} used bytes");
+    let sent = done["bytes_transferred"]
+        .as_u64()
+        .expect("bytes_transferred");
+    assert!(
+        sent <= used + used / 10,
+        "sent {sent} bytes for {used} used bytes"
+    );
 }
 
 fn read_xfs_file(img: &Path, name: &str, out: &Path) -> bool {
     let mnt = out.with_extension("mnt");
     fs::create_dir_all(&mnt).expect("mountpoint");
-    let mounted = Command::new("mount").args(["-o", "ro,loop,norecovery"]).arg(img).arg(&mnt).status().is_ok_and(|s| s.success());
+    let mounted = Command::new("mount")
+        .args(["-o", "ro,loop,norecovery"])
+        .arg(img)
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
     if !mounted {
         eprintln!("\n*** SKIPPED reading {name} back: cannot loop-mount XFS here (needs root and loop devices) ***\n");
         return false;

@@ -19,7 +19,11 @@ struct Sshd {
 }
 
 fn keygen(path: &Path) {
-    run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(path));
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path),
+    );
 }
 
 impl Sshd {
@@ -46,23 +50,55 @@ impl Sshd {
         .unwrap();
         // sshd insists on its privilege separation directory.
         let _ = fs::create_dir_all("/run/sshd");
-        let proc = Proc(Command::new(SSHD).arg("-D").arg("-e").arg("-f").arg(&config).stderr(Stdio::inherit()).spawn().unwrap());
-        wait_until("sshd to listen", || TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let proc = Proc(
+            Command::new(SSHD)
+                .arg("-D")
+                .arg("-e")
+                .arg("-f")
+                .arg(&config)
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until("sshd to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         let known_hosts = dir.path("known_hosts");
         let pubkey = fs::read_to_string(dir.path("host_key.pub")).unwrap();
         fs::write(&known_hosts, format!("[127.0.0.1]:{port} {pubkey}")).unwrap();
-        let user = String::from_utf8_lossy(&run_ok(Command::new("id").arg("-un")).stdout).trim().to_string();
-        Sshd { _proc: proc, port, user_key, known_hosts, user }
+        let user = String::from_utf8_lossy(&run_ok(Command::new("id").arg("-un")).stdout)
+            .trim()
+            .to_string();
+        Sshd {
+            _proc: proc,
+            port,
+            user_key,
+            known_hosts,
+            user,
+        }
     }
 
-    fn tunnel(&self, remote: &Path, local: &Path, known_hosts: &Path, pid_file: &Path) -> std::process::Output {
+    fn tunnel(
+        &self,
+        remote: &Path,
+        local: &Path,
+        known_hosts: &Path,
+        pid_file: &Path,
+    ) -> std::process::Output {
         agent()
             .arg("tunnel")
             .arg("--remote-socket")
             .arg(remote)
             .arg("--local-socket")
             .arg(local)
-            .args(["--host", "127.0.0.1", "--port", &self.port.to_string(), "--user", &self.user])
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--user",
+                &self.user,
+            ])
             .arg("--identity")
             .arg(&self.user_key)
             .arg("--known-hosts")
@@ -88,14 +124,28 @@ fn copy_through_the_tunnel() {
     let local = dir.path("dst/fwd.sock");
     let pid_file = dir.path("tunnel.pid");
     let out = sshd.tunnel(&srv.socket, &local, &sshd.known_hosts, &pid_file);
-    assert!(out.status.success(), "tunnel failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(local.exists(), "the local socket exists once tunnel --daemon returns");
+    assert!(
+        out.status.success(),
+        "tunnel failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        local.exists(),
+        "the local socket exists once tunnel --daemon returns"
+    );
 
     let dst = dir.path("dst.img");
-    let ev = copy(&format!("nbd+unix:///disk?socket={}", local.display()), &dst, &["--verify"]);
+    let ev = copy(
+        &format!("nbd+unix:///disk?socket={}", local.display()),
+        &dst,
+        &["--verify"],
+    );
     assert_eq!(sha256(&dst), sha256(&img));
     let done = ev.last().unwrap();
-    assert!(done["bytes_transferred"].as_u64().unwrap() <= 6 << 20, "{done}");
+    assert!(
+        done["bytes_transferred"].as_u64().unwrap() <= 6 << 20,
+        "{done}"
+    );
 
     run_ok(agent().arg("stop").arg("--pid-file").arg(&pid_file));
     assert!(!pid_file.exists());
@@ -116,6 +166,9 @@ fn tunnel_refuses_an_unknown_host_key() {
     let out = sshd.tunnel(&dir.path("remote.sock"), &local, &wrong, &dir.path("t.pid"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("ssh exited") && err.to_lowercase().contains("host key"), "{err}");
+    assert!(
+        err.contains("ssh exited") && err.to_lowercase().contains("host key"),
+        "{err}"
+    );
     assert!(!local.exists());
 }

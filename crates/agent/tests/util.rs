@@ -44,7 +44,10 @@ pub struct Dir(tempfile::TempDir);
 
 impl Dir {
     pub fn new() -> Dir {
-        let t = tempfile::Builder::new().prefix("osm-agent-test").tempdir().expect("tempdir");
+        let t = tempfile::Builder::new()
+            .prefix("osm-agent-test")
+            .tempdir()
+            .expect("tempdir");
         fs::set_permissions(t.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
         Dir(t)
     }
@@ -68,13 +71,18 @@ impl Drop for Proc {
 pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ok() {
-        assert!(start.elapsed() < Duration::from_secs(120), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out waiting for {what}"
+        );
         sleep(Duration::from_millis(20));
     }
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
@@ -88,7 +96,11 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 /// SHA-256 of a file, by coreutils (fast even when this test is built without optimisation).
 pub fn sha256(path: &Path) -> String {
     let out = run_ok(Command::new("sha256sum").arg(path));
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
@@ -108,7 +120,12 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 /// Writes `data` at `offset` of `path`, creating it with `size` (sparse) if needed.
 pub fn write_at(path: &Path, size: u64, offset: u64, data: &[u8]) {
     use std::os::unix::fs::FileExt;
-    let f = fs::OpenOptions::new().create(true).write(true).truncate(false).open(path).expect("open image");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .expect("open image");
     if f.metadata().expect("stat").len() < size {
         f.set_len(size).expect("set_len");
     }
@@ -126,19 +143,43 @@ impl Served {
     pub fn start(dir: &Dir, image: &Path) -> Served {
         let socket = dir.path("srv/nbd.sock");
         let pid_file = dir.path("serve.pid");
-        run_ok(agent().args(["serve", "--export", "disk", "--daemon"]).arg("--device").arg(image).arg("--socket").arg(&socket).arg("--pid-file").arg(&pid_file));
-        assert!(socket.exists(), "the socket exists once serve --daemon returns");
-        Served { socket, pid_file, export: "disk".into() }
+        run_ok(
+            agent()
+                .args(["serve", "--export", "disk", "--daemon"])
+                .arg("--device")
+                .arg(image)
+                .arg("--socket")
+                .arg(&socket)
+                .arg("--pid-file")
+                .arg(&pid_file),
+        );
+        assert!(
+            socket.exists(),
+            "the socket exists once serve --daemon returns"
+        );
+        Served {
+            socket,
+            pid_file,
+            export: "disk".into(),
+        }
     }
 
     pub fn uri(&self) -> String {
-        format!("nbd+unix:///{}?socket={}", self.export, self.socket.display())
+        format!(
+            "nbd+unix:///{}?socket={}",
+            self.export,
+            self.socket.display()
+        )
     }
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = agent().arg("stop").arg("--pid-file").arg(&self.pid_file).status();
+        let _ = agent()
+            .arg("stop")
+            .arg("--pid-file")
+            .arg(&self.pid_file)
+            .status();
     }
 }
 
@@ -152,21 +193,43 @@ pub fn events(out: &Output) -> Vec<Value> {
 
 /// Runs `osm-agent copy --from URI --to DST [extra]` and returns its events; asserts success.
 pub fn copy(uri: &str, dst: &Path, extra: &[&str]) -> Vec<Value> {
-    let out = run_ok(agent().args(["copy", "--from", uri]).arg("--to").arg(dst).args(extra));
+    let out = run_ok(
+        agent()
+            .args(["copy", "--from", uri])
+            .arg("--to")
+            .arg(dst)
+            .args(extra),
+    );
     let ev = events(&out);
-    assert_eq!(ev.first().map(|e| e["event"].clone()), Some("start".into()), "{ev:?}");
-    assert_eq!(ev.last().map(|e| e["event"].clone()), Some("done".into()), "{ev:?}");
+    assert_eq!(
+        ev.first().map(|e| e["event"].clone()),
+        Some("start".into()),
+        "{ev:?}"
+    );
+    assert_eq!(
+        ev.last().map(|e| e["event"].clone()),
+        Some("done".into()),
+        "{ev:?}"
+    );
     ev
 }
 
 /// A TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Starts `cmd` and waits until `socket` exists.
 pub fn spawn_server(cmd: &mut Command, socket: &Path) -> Proc {
-    let p = Proc(cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}")));
+    let p = Proc(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}")),
+    );
     wait_until(&format!("{}", socket.display()), || socket.exists());
     p
 }

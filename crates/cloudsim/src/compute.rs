@@ -1104,7 +1104,20 @@ async fn create_server(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, A
             image = None;
         }
     }
-    // OSC sends an image->local mapping with boot index 0 alongside imageRef: that is image boot.
+    // Nova's boot sequence rule: once block_device_mapping_v2 is given, the boot indexes (image and
+    // volume mappings alike) must run 0, 1, 2... An imageRef alone does not count: clients add an
+    // image->local mapping with boot index 0 for it, as OSC and novaclient do.
+    if !bdm_reqs.is_empty() {
+        let mut idx: Vec<i64> = bdm_reqs
+            .iter()
+            .filter_map(|b| b.boot_index)
+            .filter(|i| *i >= 0)
+            .collect();
+        idx.sort_unstable();
+        if idx.is_empty() || idx.iter().enumerate().any(|(n, i)| *i != n as i64) {
+            return Err(bdm_invalid("Boot sequence for the instance and image/block device mapping combination is not valid."));
+        }
+    }
     let image_local_root = bdm_reqs
         .iter()
         .position(|b| b.source == "image" && b.dest == "local" && b.boot_index == Some(0));

@@ -249,7 +249,13 @@ impl Faults {
     }
 
     /// Counts the request against every HTTP fault; returns `(status, message)` if one fires.
-    pub fn http_fault(&self, cloud: &str, method: &str, path: &str, query: &str) -> Option<(u16, String)> {
+    pub fn http_fault(
+        &self,
+        cloud: &str,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> Option<(u16, String)> {
         let mut g = self.lock();
         let mut result = None;
         for f in g.1.iter_mut() {
@@ -397,8 +403,14 @@ mod tests {
     fn http_fault_fires_on_nth_for_count() {
         let f = Faults::default();
         f.add(json!({"kind": "http", "method": "POST", "path": "^/compute/v2.1/servers$", "nth": 2, "count": 2, "status": 503})).unwrap();
-        assert_eq!(f.http_fault("src", "GET", "/compute/v2.1/servers", ""), None);
-        assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers", ""), None);
+        assert_eq!(
+            f.http_fault("src", "GET", "/compute/v2.1/servers", ""),
+            None
+        );
+        assert_eq!(
+            f.http_fault("src", "POST", "/compute/v2.1/servers", ""),
+            None
+        );
         assert_eq!(
             f.http_fault("dst", "POST", "/compute/v2.1/servers", "")
                 .map(|x| x.0),
@@ -409,7 +421,10 @@ mod tests {
                 .map(|x| x.0),
             Some(503)
         );
-        assert_eq!(f.http_fault("src", "POST", "/compute/v2.1/servers", ""), None);
+        assert_eq!(
+            f.http_fault("src", "POST", "/compute/v2.1/servers", ""),
+            None
+        );
         assert_eq!(f.list()[0].fired, 2);
     }
 
@@ -426,8 +441,18 @@ mod tests {
         let f = Faults::default();
         f.add(json!({"kind": "http", "path": "^/compute/v2.1/servers/detail$", "query": "name=%5Eweb", "count": 5, "status": 500}))
             .unwrap();
-        assert_eq!(f.http_fault("src", "GET", "/compute/v2.1/servers/detail", "name=%5Edb"), None);
-        assert!(f.http_fault("src", "GET", "/compute/v2.1/servers/detail", "name=%5Eweb-01%24").is_some());
+        assert_eq!(
+            f.http_fault("src", "GET", "/compute/v2.1/servers/detail", "name=%5Edb"),
+            None
+        );
+        assert!(f
+            .http_fault(
+                "src",
+                "GET",
+                "/compute/v2.1/servers/detail",
+                "name=%5Eweb-01%24"
+            )
+            .is_some());
     }
 
     #[test]

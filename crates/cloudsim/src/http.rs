@@ -258,7 +258,10 @@ async fn pipeline(
 
     // Injected HTTP faults fire before any handler runs, as a failing service would.
     let query = req.uri().query().unwrap_or("").to_string();
-    if let Some(fault) = sim.faults.http_fault(&cloud, method.as_str(), &inner_path, &query) {
+    if let Some(fault) = sim
+        .faults
+        .http_fault(&cloud, method.as_str(), &inner_path, &query)
+    {
         let mut resp = ApiError::new(
             StatusCode::from_u16(fault.0).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             fault.1,

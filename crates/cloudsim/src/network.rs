@@ -2716,6 +2716,13 @@ async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiE
     })?;
     let project = owner(&ctx, &spec)?;
     let want_ip = s(&spec, "floating_ip_address")?;
+    if want_ip.is_some() && !ctx.is_admin() {
+        return Err(ApiError::neutron(
+            StatusCode::FORBIDDEN,
+            "PolicyNotAuthorized",
+            "(rule:create_floatingip and rule:create_floatingip:floating_ip_address) is disallowed by policy",
+        ));
+    }
     let want_subnet = s(&spec, "subnet_id")?;
     let port_id = s(&spec, "port_id")?;
     let fixed = s(&spec, "fixed_ip_address")?;

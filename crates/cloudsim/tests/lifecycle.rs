@@ -396,3 +396,44 @@ fn conversion_host_sshd_and_device_links() {
     assert!(!hostdir.exists());
     assert!(std::net::TcpStream::connect((addr.as_str(), sim.ssh_port)).is_err());
 }
+
+#[test]
+fn image_boot_with_a_volume_mapping_needs_the_image_at_boot_index_0() {
+    let sim = Sim::start_with(50);
+    let s = sim.login("dst");
+    let b = s.basics(json!({}), &[1u8; 4096]);
+    let data = s.post(
+        "volume",
+        "/volumes",
+        json!({"volume": {"size": 1, "name": "extra"}}),
+    )["volume"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_status("volume", &format!("/volumes/{data}"), "volume", "available");
+    let volume_only = json!({"boot_index": -1, "uuid": data, "source_type": "volume", "destination_type": "volume"});
+    let server = json!({"server": {"name": "x", "flavorRef": b.flavor, "imageRef": b.image, "networks": "none",
+        "block_device_mapping_v2": [volume_only.clone()]}});
+    let (st, v) = s.req(Method::POST, "compute", "/servers", Some(server));
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Boot sequence"),
+        "{v}"
+    );
+
+    let image_local = json!({"boot_index": 0, "uuid": b.image, "source_type": "image", "destination_type": "local", "delete_on_termination": true});
+    let id = s.boot(
+        &b,
+        "ok",
+        json!({"block_device_mapping_v2": [image_local, volume_only]}),
+    );
+    let v = s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
+    assert_eq!(v["server"]["image"]["id"], b.image.as_str());
+    assert_eq!(
+        v["server"]["os-extended-volumes:volumes_attached"][0]["id"],
+        data.as_str()
+    );
+}

@@ -86,7 +86,9 @@ pub enum ArgError {
         names: String,
     },
     /// A conditional requirement failed.
-    #[error("{option} is {value} but all of the following are missing for ({module}) module: {names}")]
+    #[error(
+        "{option} is {value} but all of the following are missing for ({module}) module: {names}"
+    )]
     RequiredIf {
         /// The module.
         module: &'static str,
@@ -141,9 +143,17 @@ pub fn parse(spec: &Spec, raw: &Map<String, Value>) -> Result<Params, ArgError> 
         }
     }
 
-    let unknown: Vec<&str> = given.iter().filter(|(k, _)| spec.find(k).is_none()).map(|(k, _)| *k).collect();
+    let unknown: Vec<&str> = given
+        .iter()
+        .filter(|(k, _)| spec.find(k).is_none())
+        .map(|(k, _)| *k)
+        .collect();
     if !unknown.is_empty() {
-        return Err(ArgError::Unknown { module: spec.module, unknown: unknown.join(", "), supported: spec.supported() });
+        return Err(ArgError::Unknown {
+            module: spec.module,
+            unknown: unknown.join(", "),
+            supported: spec.supported(),
+        });
     }
 
     let mut values = Map::new();
@@ -164,10 +174,17 @@ pub fn parse(spec: &Spec, raw: &Map<String, Value>) -> Result<Params, ArgError> 
         }
     }
 
-    let missing: Vec<&str> =
-        spec.options.iter().filter(|o| o.required && !values.contains_key(o.name)).map(|o| o.name).collect();
+    let missing: Vec<&str> = spec
+        .options
+        .iter()
+        .filter(|o| o.required && !values.contains_key(o.name))
+        .map(|o| o.name)
+        .collect();
     if !missing.is_empty() {
-        return Err(ArgError::Missing { module: spec.module, names: missing.join(", ") });
+        return Err(ArgError::Missing {
+            module: spec.module,
+            names: missing.join(", "),
+        });
     }
     check_relations(spec, &values)?;
 
@@ -188,12 +205,18 @@ fn check_relations(spec: &Spec, values: &Map<String, Value>) -> Result<(), ArgEr
     for set in &spec.mutually_exclusive {
         let both: Vec<&str> = set.iter().copied().filter(|n| given(n)).collect();
         if both.len() > 1 {
-            return Err(ArgError::MutuallyExclusive { module: spec.module, names: both.join("|") });
+            return Err(ArgError::MutuallyExclusive {
+                module: spec.module,
+                names: both.join("|"),
+            });
         }
     }
     for set in &spec.required_one_of {
         if !set.iter().any(|n| given(n)) {
-            return Err(ArgError::RequiredOneOf { module: spec.module, names: set.join(", ") });
+            return Err(ArgError::RequiredOneOf {
+                module: spec.module,
+                names: set.join(", "),
+            });
         }
     }
     for (name, value, required) in &spec.required_if {
@@ -224,7 +247,10 @@ fn coerce_opt(spec: &Spec, opt: &Opt, value: &Value) -> Result<Value, ArgError> 
         (Value::Array(items), Some(et)) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                out.push(coerce(et, item).ok_or_else(|| wrong(format!("{}[{i}]", opt.name), et, item))?);
+                out.push(
+                    coerce(et, item)
+                        .ok_or_else(|| wrong(format!("{}[{i}]", opt.name), et, item))?,
+                );
             }
             Value::Array(out)
         }
@@ -314,19 +340,31 @@ fn coerce(ty: Type, v: &Value) -> Option<Value> {
         Type::Bool => coerce_bool(v).map(Value::Bool),
         Type::Int => match v {
             Value::Number(n) if n.is_i64() || n.is_u64() => Some(v.clone()),
-            Value::Number(n) => n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| Value::from(f as i64)),
+            Value::Number(n) => n
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| Value::from(f as i64)),
             Value::String(s) => s.trim().parse::<i64>().ok().map(Value::from),
             _ => None,
         },
         Type::Float => match v {
             Value::Number(_) => Some(v.clone()),
-            Value::String(s) => s.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map(Value::Number),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number),
             _ => None,
         },
         Type::List => match v {
             Value::Array(_) => Some(v.clone()),
             Value::String(s) if s.is_empty() => Some(Value::Array(vec![])),
-            Value::String(s) => Some(Value::Array(s.split(',').map(|p| Value::String(p.trim().to_string())).collect())),
+            Value::String(s) => Some(Value::Array(
+                s.split(',')
+                    .map(|p| Value::String(p.trim().to_string()))
+                    .collect(),
+            )),
             Value::Number(_) | Value::Bool(_) => Some(Value::Array(vec![v.clone()])),
             _ => None,
         },
@@ -341,7 +379,9 @@ fn coerce(ty: Type, v: &Value) -> Option<Value> {
 fn parse_dict_string(s: &str) -> Option<Value> {
     let t = s.trim();
     if t.starts_with('{') {
-        return serde_json::from_str::<Value>(t).ok().filter(Value::is_object);
+        return serde_json::from_str::<Value>(t)
+            .ok()
+            .filter(Value::is_object);
     }
     let mut m = Map::new();
     for part in t.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -409,11 +449,19 @@ mod tests {
 
     fn spec() -> Spec {
         Spec::new("demo")
-            .opt(Opt::new("name", Type::Str).required().aliases(&["display_name"]))
+            .opt(
+                Opt::new("name", Type::Str)
+                    .required()
+                    .aliases(&["display_name"]),
+            )
             .opt(Opt::new("count", Type::Int).default(3))
             .opt(Opt::new("ratio", Type::Float))
             .opt(Opt::new("enabled", Type::Bool).default(false))
-            .opt(Opt::new("state", Type::Str).choices(&["present", "absent"]).default("present"))
+            .opt(
+                Opt::new("state", Type::Str)
+                    .choices(&["present", "absent"])
+                    .default("present"),
+            )
             .opt(Opt::new("tags", Type::List).elements(Type::Str))
             .opt(Opt::new("ports", Type::List).elements(Type::Int))
             .opt(Opt::new("extra", Type::Dict))
@@ -430,8 +478,13 @@ mod tests {
 
     #[test]
     fn defaults_and_coercion() {
-        let p = parse(&spec(), &obj(json!({"name": "a", "count": "7", "enabled": "yes", "ratio": "0.5",
-            "tags": "x, y", "ports": ["22", 80], "extra": "k=v,l=w"})))
+        let p = parse(
+            &spec(),
+            &obj(
+                json!({"name": "a", "count": "7", "enabled": "yes", "ratio": "0.5",
+            "tags": "x, y", "ports": ["22", 80], "extra": "k=v,l=w"}),
+            ),
+        )
         .expect("valid");
         assert_eq!(p.values["count"], json!(7));
         assert_eq!(p.values["enabled"], json!(true));
@@ -445,7 +498,13 @@ mod tests {
 
     #[test]
     fn bool_spellings() {
-        for (v, want) in [("on", true), ("No", false), ("1", true), ("f", false), ("TRUE", true)] {
+        for (v, want) in [
+            ("on", true),
+            ("No", false),
+            ("1", true),
+            ("f", false),
+            ("TRUE", true),
+        ] {
             assert_eq!(coerce_bool(&json!(v)), Some(want), "{v}");
         }
         assert_eq!(coerce_bool(&json!("maybe")), None);
@@ -457,7 +516,10 @@ mod tests {
         let p = parse(&spec(), &obj(json!({"display_name": "a"}))).expect("alias");
         assert_eq!(p.values["name"], json!("a"));
         let e = parse(&spec(), &obj(json!({"display_name": "a", "name": "b"}))).unwrap_err();
-        assert!(matches!(e, ArgError::Duplicate { option: "name", .. }), "{e}");
+        assert!(
+            matches!(e, ArgError::Duplicate { option: "name", .. }),
+            "{e}"
+        );
     }
 
     #[test]
@@ -472,7 +534,10 @@ mod tests {
     #[test]
     fn wrong_type_names_the_option() {
         let e = parse(&spec(), &obj(json!({"name": "a", "count": "many"}))).unwrap_err();
-        assert_eq!(e.to_string(), "option 'count' of module demo must be an integer, got string \"many\"");
+        assert_eq!(
+            e.to_string(),
+            "option 'count' of module demo must be an integer, got string \"many\""
+        );
         let e = parse(&spec(), &obj(json!({"name": "a", "ports": [22, "ssh"]}))).unwrap_err();
         assert!(e.to_string().contains("'ports[1]'"), "{e}");
         let e = parse(&spec(), &obj(json!({"name": {"a": 1}}))).unwrap_err();
@@ -489,7 +554,13 @@ mod tests {
     #[test]
     fn required_and_choices() {
         let e = parse(&spec(), &obj(json!({"count": 1}))).unwrap_err();
-        assert_eq!(e, ArgError::Missing { module: "demo", names: "name".into() });
+        assert_eq!(
+            e,
+            ArgError::Missing {
+                module: "demo",
+                names: "name".into()
+            }
+        );
         let e = parse(&spec(), &obj(json!({"name": null}))).unwrap_err();
         assert!(matches!(e, ArgError::Missing { .. }));
         let e = parse(&spec(), &obj(json!({"name": "a", "state": "gone"}))).unwrap_err();
@@ -498,10 +569,23 @@ mod tests {
 
     #[test]
     fn internal_keys_are_read_and_not_options() {
-        let p = parse(&spec(), &obj(json!({"name": "a", "_ansible_check_mode": true, "_ansible_diff": "yes",
-            "_ansible_inject_invocation": true, "_ansible_verbosity": 3, "_ansible_new_thing": 1})))
+        let p = parse(
+            &spec(),
+            &obj(
+                json!({"name": "a", "_ansible_check_mode": true, "_ansible_diff": "yes",
+            "_ansible_inject_invocation": true, "_ansible_verbosity": 3, "_ansible_new_thing": 1}),
+            ),
+        )
         .expect("valid");
-        assert_eq!(p.internal, Internal { check_mode: true, diff: true, inject_invocation: true, verbosity: 3 });
+        assert_eq!(
+            p.internal,
+            Internal {
+                check_mode: true,
+                diff: true,
+                inject_invocation: true,
+                verbosity: 3
+            }
+        );
         assert!(!p.values.contains_key("_ansible_check_mode"));
     }
 
@@ -514,9 +598,18 @@ mod tests {
             .mutually_exclusive(&["a", "b"])
             .required_one_of(&["a", "b"])
             .required_if("state", "absent", &["b"]);
-        assert!(matches!(parse(&s, &obj(json!({"a": "1", "b": "2"}))), Err(ArgError::MutuallyExclusive { .. })));
-        assert!(matches!(parse(&s, &obj(json!({}))), Err(ArgError::RequiredOneOf { .. })));
-        assert!(matches!(parse(&s, &obj(json!({"a": "1", "state": "absent"}))), Err(ArgError::RequiredIf { .. })));
+        assert!(matches!(
+            parse(&s, &obj(json!({"a": "1", "b": "2"}))),
+            Err(ArgError::MutuallyExclusive { .. })
+        ));
+        assert!(matches!(
+            parse(&s, &obj(json!({}))),
+            Err(ArgError::RequiredOneOf { .. })
+        ));
+        assert!(matches!(
+            parse(&s, &obj(json!({"a": "1", "state": "absent"}))),
+            Err(ArgError::RequiredIf { .. })
+        ));
         assert!(parse(&s, &obj(json!({"b": "1", "state": "absent"}))).is_ok());
     }
 

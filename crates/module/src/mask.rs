@@ -11,8 +11,15 @@ use crate::spec::Spec;
 pub const MASK: &str = "********";
 
 /// Keys that hold a secret inside any dictionary option (a `cloud` or `auth` dict given inline).
-const SECRET_KEYS: &[&str] =
-    &["password", "token", "application_credential_secret", "secret", "private_key", "passphrase", "auth_token"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "token",
+    "application_credential_secret",
+    "secret",
+    "private_key",
+    "passphrase",
+    "auth_token",
+];
 
 /// The set of secret strings of one module run.
 #[derive(Debug, Default, Clone)]
@@ -70,7 +77,8 @@ impl Secrets {
 
     /// Longest first, so that a secret containing another is masked whole.
     fn finish(&mut self) {
-        self.values.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        self.values
+            .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         self.values.dedup();
     }
 
@@ -93,7 +101,11 @@ impl Secrets {
         match v {
             Value::String(s) => Value::String(self.mask_str(&s)),
             Value::Array(items) => Value::Array(items.into_iter().map(|i| self.mask(i)).collect()),
-            Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (self.mask_str(&k), self.mask(v))).collect()),
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .map(|(k, v)| (self.mask_str(&k), self.mask(v)))
+                    .collect(),
+            ),
             other => other,
         }
     }
@@ -114,11 +126,18 @@ mod tests {
         let params = json!({"auth": {"username": "alice", "password": "s3cret"},
             "cloud": {"auth": {"application_credential_secret": "appsecret", "project_name": "p"}},
             "name": "web"});
-        let Value::Object(params) = params else { unreachable!("object literal") };
+        let Value::Object(params) = params else {
+            unreachable!("object literal")
+        };
         let s = Secrets::from_params(&spec, &params);
-        let out = s.mask(json!({"msg": "login s3cret failed for alice (appsecret)", "name": "web",
-            "nested": [{"s3cret": "p"}]}));
-        assert_eq!(out["msg"], json!("login ******** failed for ******** (********)"));
+        let out = s.mask(
+            json!({"msg": "login s3cret failed for alice (appsecret)", "name": "web",
+            "nested": [{"s3cret": "p"}]}),
+        );
+        assert_eq!(
+            out["msg"],
+            json!("login ******** failed for ******** (********)")
+        );
         assert_eq!(out["name"], json!("web"));
         assert_eq!(out["nested"][0], json!({"********": "p"}));
     }

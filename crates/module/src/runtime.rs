@@ -32,12 +32,18 @@ pub struct Outcome {
 impl Outcome {
     /// An outcome with the given `changed`.
     pub fn changed(changed: bool) -> Outcome {
-        Outcome { changed, ..Outcome::default() }
+        Outcome {
+            changed,
+            ..Outcome::default()
+        }
     }
 
     /// Adds a result field; a value that cannot be serialized becomes null (it is the module's own data).
     pub fn with(mut self, key: &str, value: impl Serialize) -> Outcome {
-        self.data.insert(key.to_string(), serde_json::to_value(value).unwrap_or(Value::Null));
+        self.data.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
         self
     }
 
@@ -66,12 +72,18 @@ pub struct Failure {
 impl Failure {
     /// A failure with that message.
     pub fn new(msg: impl Into<String>) -> Failure {
-        Failure { msg: msg.into(), data: Map::new() }
+        Failure {
+            msg: msg.into(),
+            data: Map::new(),
+        }
     }
 
     /// Adds a result field.
     pub fn with(mut self, key: &str, value: impl Serialize) -> Failure {
-        self.data.insert(key.to_string(), serde_json::to_value(value).unwrap_or(Value::Null));
+        self.data.insert(
+            key.to_string(),
+            serde_json::to_value(value).unwrap_or(Value::Null),
+        );
         self
     }
 }
@@ -108,7 +120,10 @@ impl Ctx {
     /// (null when not given and without default), so `Option<T>` fields map to optional options.
     pub fn options<T: DeserializeOwned>(&self) -> Result<T, Failure> {
         serde_json::from_value(Value::Object(self.params.clone())).map_err(|e| {
-            Failure::new(format!("module {}: options do not match the module's option types: {e}", self.module))
+            Failure::new(format!(
+                "module {}: options do not match the module's option types: {e}",
+                self.module
+            ))
         })
     }
 
@@ -155,7 +170,14 @@ where
     F: FnOnce(&mut Ctx) -> Result<Outcome, Failure>,
 {
     let Some(path) = std::env::args().nth(1) else {
-        return emit(&Secrets::default(), fail_value("no arguments file given: Ansible runs a binary module as `module ARGS_FILE`".into()), false);
+        return emit(
+            &Secrets::default(),
+            fail_value(
+                "no arguments file given: Ansible runs a binary module as `module ARGS_FILE`"
+                    .into(),
+            ),
+            false,
+        );
     };
     if path == "--print-argspec" {
         let mut out = std::io::stdout().lock();
@@ -221,9 +243,10 @@ where
         Err(e) => return (fail_value(e.to_string()), false, raw_secrets),
     };
     let secrets = Secrets::from_params(spec, &params.values);
-    let invocation = params.internal.inject_invocation.then(|| {
-        serde_json::json!({"module_args": Value::Object(params.values.clone())})
-    });
+    let invocation = params
+        .internal
+        .inject_invocation
+        .then(|| serde_json::json!({"module_args": Value::Object(params.values.clone())}));
 
     if params.internal.check_mode && !spec.supports_check_mode {
         let mut v = Map::new();
@@ -231,7 +254,10 @@ where
         v.insert("skipped".into(), Value::Bool(true));
         v.insert(
             "msg".into(),
-            Value::String(format!("module {} does not support check mode: it changed nothing", spec.module)),
+            Value::String(format!(
+                "module {} does not support check mode: it changed nothing",
+                spec.module
+            )),
         );
         if let Some(inv) = invocation {
             v.insert("invocation".into(), inv);
@@ -249,7 +275,10 @@ where
     let diff_mode = ctx.internal.diff;
     let previous_hook = panic::take_hook();
     panic::set_hook(Box::new(|info| {
-        let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         if let Ok(mut slot) = PANIC_MESSAGE.lock() {
             *slot = Some(format!("{}{location}", panic_text(info.payload())));
         }
@@ -276,7 +305,10 @@ where
         Ok(Err(failure)) => {
             out.extend(failure.data);
             out.insert("failed".into(), Value::Bool(true));
-            out.insert("changed".into(), out.get("changed").cloned().unwrap_or(Value::Bool(false)));
+            out.insert(
+                "changed".into(),
+                out.get("changed").cloned().unwrap_or(Value::Bool(false)),
+            );
             out.insert("msg".into(), Value::String(failure.msg));
             false
         }
@@ -288,7 +320,10 @@ where
                 .unwrap_or_else(|| panic_text(payload.as_ref()));
             out.insert("failed".into(), Value::Bool(true));
             out.insert("changed".into(), Value::Bool(false));
-            out.insert("msg".into(), Value::String(format!("module {} crashed: {text}", spec.module)));
+            out.insert(
+                "msg".into(),
+                Value::String(format!("module {} crashed: {text}", spec.module)),
+            );
             false
         }
     };
@@ -316,19 +351,30 @@ fn fail_value(msg: String) -> Value {
 }
 
 fn read_args(path: &str) -> Result<Map<String, Value>, ArgError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ArgError::ArgsFile { path: path.to_string(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|e| ArgError::ArgsFile {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ArgError::ArgsFile { path: path.to_string(), reason: "not a JSON object".into() }),
-        Err(e) => Err(ArgError::ArgsFile { path: path.to_string(), reason: format!("not JSON: {e}") }),
+        Ok(_) => Err(ArgError::ArgsFile {
+            path: path.to_string(),
+            reason: "not a JSON object".into(),
+        }),
+        Err(e) => Err(ArgError::ArgsFile {
+            path: path.to_string(),
+            reason: format!("not JSON: {e}"),
+        }),
     }
 }
 
 fn emit(secrets: &Secrets, value: Value, ok: bool) -> ExitCode {
     let value = secrets.mask(value);
     let text = serde_json::to_string(&value).unwrap_or_else(|e| {
-        format!(r#"{{"failed": true, "msg": "module result could not be serialized: {}"}}"#, e.to_string().replace('"', "'"))
+        format!(
+            r#"{{"failed": true, "msg": "module result could not be serialized: {}"}}"#,
+            e.to_string().replace('"', "'")
+        )
     });
     let mut out = std::io::stdout().lock();
     let written = writeln!(out, "{text}").and_then(|()| out.flush());
@@ -358,14 +404,20 @@ mod tests {
         }
     }
 
-    fn masked(spec: &Spec, raw: Value, body: impl FnOnce(&mut Ctx) -> Result<Outcome, Failure>) -> (Value, bool) {
+    fn masked(
+        spec: &Spec,
+        raw: Value,
+        body: impl FnOnce(&mut Ctx) -> Result<Outcome, Failure>,
+    ) -> (Value, bool) {
         let (v, ok, s) = execute(spec, &obj(raw), body);
         (s.mask(v), ok)
     }
 
     #[test]
     fn success_merges_data() {
-        let (v, ok) = masked(&spec(), json!({"name": "a"}), |_| Ok(Outcome::changed(true).with("x", 1).msg("done")));
+        let (v, ok) = masked(&spec(), json!({"name": "a"}), |_| {
+            Ok(Outcome::changed(true).with("x", 1).msg("done"))
+        });
         assert!(ok);
         assert_eq!(v, json!({"changed": true, "x": 1, "msg": "done"}));
     }
@@ -374,7 +426,10 @@ mod tests {
     fn failure_and_secret_masked_in_message() {
         let (v, ok) = masked(&spec(), json!({"name": "a", "password": "pw-123"}), |ctx| {
             let o: Map<String, Value> = ctx.options()?;
-            Err(Failure::new(format!("login with {} refused", o["password"].as_str().unwrap_or(""))))
+            Err(Failure::new(format!(
+                "login with {} refused",
+                o["password"].as_str().unwrap_or("")
+            )))
         });
         assert!(!ok);
         assert_eq!(v["failed"], json!(true));
@@ -383,7 +438,11 @@ mod tests {
 
     #[test]
     fn secret_in_unknown_option_error_is_masked() {
-        let (v, ok) = masked(&spec(), json!({"name": "a", "password": "pw-123", "pw-123": 1}), |_| Ok(Outcome::default()));
+        let (v, ok) = masked(
+            &spec(),
+            json!({"name": "a", "password": "pw-123", "pw-123": 1}),
+            |_| Ok(Outcome::default()),
+        );
         assert!(!ok);
         let msg = v["msg"].as_str().unwrap_or_default();
         assert!(msg.contains("unsupported parameters"), "{msg}");
@@ -392,7 +451,9 @@ mod tests {
 
     #[test]
     fn panic_becomes_failure() {
-        let (v, ok) = masked(&spec(), json!({"name": "a", "password": "pw-123"}), |_| panic!("boom pw-123"));
+        let (v, ok) = masked(&spec(), json!({"name": "a", "password": "pw-123"}), |_| {
+            panic!("boom pw-123")
+        });
         assert!(!ok);
         assert_eq!(v["failed"], json!(true));
         let msg = v["msg"].as_str().unwrap_or_default();
@@ -403,10 +464,14 @@ mod tests {
     fn check_mode_unsupported_is_skipped_without_running() {
         let s = spec().no_check_mode();
         let mut ran = false;
-        let (v, ok) = masked(&s, json!({"name": "a", "_ansible_check_mode": true}), |_| {
-            ran = true;
-            Ok(Outcome::changed(true))
-        });
+        let (v, ok) = masked(
+            &s,
+            json!({"name": "a", "_ansible_check_mode": true}),
+            |_| {
+                ran = true;
+                Ok(Outcome::changed(true))
+            },
+        );
         assert!(ok && !ran);
         assert_eq!(v["skipped"], json!(true));
         assert_eq!(v["changed"], json!(false));
@@ -414,9 +479,11 @@ mod tests {
 
     #[test]
     fn check_mode_is_visible_to_supporting_module() {
-        let (v, _) = masked(&spec(), json!({"name": "a", "_ansible_check_mode": true}), |ctx| {
-            Ok(Outcome::changed(true).with("check", ctx.check_mode()))
-        });
+        let (v, _) = masked(
+            &spec(),
+            json!({"name": "a", "_ansible_check_mode": true}),
+            |ctx| Ok(Outcome::changed(true).with("check", ctx.check_mode())),
+        );
         assert_eq!(v["check"], json!(true));
     }
 
@@ -431,14 +498,19 @@ mod tests {
 
     #[test]
     fn invocation_only_when_injected_and_masked() {
-        let (v, _) = masked(&spec(), json!({"name": "a", "password": "pw"}), |_| Ok(Outcome::default()));
+        let (v, _) = masked(&spec(), json!({"name": "a", "password": "pw"}), |_| {
+            Ok(Outcome::default())
+        });
         assert!(v.get("invocation").is_none());
         let (v, _) = masked(
             &spec(),
             json!({"name": "a", "password": "pw-9", "_ansible_inject_invocation": true}),
             |_| Ok(Outcome::default()),
         );
-        assert_eq!(v["invocation"]["module_args"]["password"], json!("********"));
+        assert_eq!(
+            v["invocation"]["module_args"]["password"],
+            json!("********")
+        );
         assert_eq!(v["invocation"]["module_args"]["name"], json!("a"));
     }
 

@@ -57,7 +57,16 @@ pub struct Opt {
 impl Opt {
     /// An optional option of the given type, without default.
     pub fn new(name: &'static str, ty: Type) -> Opt {
-        Opt { name, ty, elements: None, required: false, default: None, aliases: &[], choices: &[], secret: false }
+        Opt {
+            name,
+            ty,
+            elements: None,
+            required: false,
+            default: None,
+            aliases: &[],
+            choices: &[],
+            secret: false,
+        }
     }
 
     /// The option must be given (and not null).
@@ -164,7 +173,12 @@ impl Spec {
     }
 
     /// When option `name` equals `value`, all of `required` must be given.
-    pub fn required_if(mut self, name: &'static str, value: &'static str, required: &'static [&'static str]) -> Spec {
+    pub fn required_if(
+        mut self,
+        name: &'static str,
+        value: &'static str,
+        required: &'static [&'static str],
+    ) -> Spec {
         self.required_if.push((name, value, required));
         self
     }
@@ -175,7 +189,9 @@ impl Spec {
     }
 
     pub(crate) fn find(&self, key: &str) -> Option<&Opt> {
-        self.options.iter().find(|o| o.name == key || o.aliases.contains(&key))
+        self.options
+            .iter()
+            .find(|o| o.name == key || o.aliases.contains(&key))
     }
 
     /// Every accepted name, aliases in parentheses, sorted: the list an error about an unknown option

@@ -22,7 +22,10 @@ pub fn cloud_options() -> Vec<Opt> {
         Opt::new("auth", Type::Dict),
         Opt::new("auth_type", Type::Str),
         Opt::new("region_name", Type::Str),
-        Opt::new("interface", Type::Str).choices(&["admin", "internal", "public"]).aliases(&["endpoint_type"]).default("public"),
+        Opt::new("interface", Type::Str)
+            .choices(&["admin", "internal", "public"])
+            .aliases(&["endpoint_type"])
+            .default("public"),
         Opt::new("validate_certs", Type::Bool).aliases(&["verify"]),
         Opt::new("ca_cert", Type::Path).aliases(&["cacert"]),
         Opt::new("client_cert", Type::Path).aliases(&["cert"]),
@@ -31,29 +34,51 @@ pub fn cloud_options() -> Vec<Opt> {
     ]
 }
 
-const CLOUD_KEYS: &[&str] =
-    &["cloud", "auth", "auth_type", "region_name", "interface", "validate_certs", "ca_cert", "client_cert", "client_key", "api_timeout"];
+const CLOUD_KEYS: &[&str] = &[
+    "cloud",
+    "auth",
+    "auth_type",
+    "region_name",
+    "interface",
+    "validate_certs",
+    "ca_cert",
+    "client_cert",
+    "client_key",
+    "api_timeout",
+];
 
 /// Connects with the connection options among `params`.
 ///
 /// `cloud` may also be a connection mapping as the roles build it (`{cloud: NAME, auth: ..., ...}`,
 /// recognised by its `cloud` key): its keys are used, and the module's own options override them.
 pub fn connect(params: &Map<String, Value>) -> Result<Connection, Failure> {
+    connect_value(&Value::Object(connection_options(params)), "cloud")
+}
+
+/// The connection options of `params`, with a connection mapping given as `cloud` unpacked.
+fn connection_options(params: &Map<String, Value>) -> Map<String, Value> {
     let mut m = Map::new();
+    let mut unpacked = false;
     if let Some(Value::Object(inner)) = params.get("cloud") {
         if inner.contains_key("cloud") || inner.keys().all(|k| CLOUD_KEYS.contains(&k.as_str())) {
-            m.extend(inner.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())));
+            m.extend(
+                inner
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            unpacked = true;
         }
     }
     for k in CLOUD_KEYS {
-        if *k == "cloud" && m.contains_key("cloud") && params.get("cloud").is_some_and(Value::is_object) {
+        if *k == "cloud" && unpacked {
             continue;
         }
         if let Some(v) = params.get(*k).filter(|v| !v.is_null()) {
             m.insert((*k).to_string(), v.clone());
         }
     }
-    connect_value(&Value::Object(m), "cloud")
+    m
 }
 
 /// Connects with a cloud given as one value: a clouds.yaml cloud name, or a mapping of the connection
@@ -89,7 +114,11 @@ pub struct StepParts {
 pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
     let mut spec = osm_module::Spec::new(module)
         .opt(Opt::new("data", Type::Dict).required())
-        .opt(Opt::new("data_dir", Type::Path).required().aliases(&["os_migrate_data_dir"]))
+        .opt(
+            Opt::new("data_dir", Type::Path)
+                .required()
+                .aliases(&["os_migrate_data_dir"]),
+        )
         .opt(Opt::new("timeout", Type::Int).default(1800))
         .opt(Opt::new("resume", Type::Bool).default(true));
     if parts.src {
@@ -114,22 +143,47 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
 /// The workload given as `data`.
 pub fn workload(params: &Map<String, Value>) -> Result<osm_workload::Server, Failure> {
     let data = params.get("data").cloned().unwrap_or(Value::Null);
-    let name = data.pointer("/params/name").and_then(Value::as_str).unwrap_or("?").to_string();
-    serde_json::from_value(data).map_err(|e| Failure::new(format!("option 'data': not a workload (server '{name}'): {e}")))
+    let name = data
+        .pointer("/params/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
+        .to_string();
+    serde_json::from_value(data).map_err(|e| {
+        Failure::new(format!(
+            "option 'data': not a workload (server '{name}'): {e}"
+        ))
+    })
 }
 
 /// The shared step settings.
 pub fn settings(params: &Map<String, Value>) -> osm_workload::import::Settings {
     osm_workload::import::Settings {
-        data_dir: params.get("data_dir").and_then(Value::as_str).unwrap_or(".").into(),
-        timeout: std::time::Duration::from_secs(params.get("timeout").and_then(Value::as_u64).unwrap_or(1800).max(1)),
-        resume: params.get("resume").and_then(Value::as_bool).unwrap_or(true),
+        data_dir: params
+            .get("data_dir")
+            .and_then(Value::as_str)
+            .unwrap_or(".")
+            .into(),
+        timeout: std::time::Duration::from_secs(
+            params
+                .get("timeout")
+                .and_then(Value::as_u64)
+                .unwrap_or(1800)
+                .max(1),
+        ),
+        resume: params
+            .get("resume")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
     }
 }
 
 /// The conversion hosts and the login, from the step options.
 pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts, Failure> {
-    let port = params.get("ssh_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(22);
+    let port = params
+        .get("ssh_port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(22);
     let host = |key: &str| -> Result<osm_workload::hosts::HostSpec, Failure> {
         let mut v = params.get(key).cloned().unwrap_or(Value::Null);
         if let Value::Object(m) = &mut v {
@@ -150,17 +204,74 @@ pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts,
         src: host("src_conversion_host")?,
         dst: host("dst_conversion_host")?,
         login: osm_workload::hosts::Login {
-            user: params.get("ssh_user").and_then(Value::as_str).unwrap_or("cloud-user").to_string(),
-            key: params.get("ssh_key").and_then(Value::as_str).unwrap_or_default().into(),
+            user: params
+                .get("ssh_user")
+                .and_then(Value::as_str)
+                .unwrap_or("cloud-user")
+                .to_string(),
+            key: params
+                .get("ssh_key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .into(),
             known_hosts,
             policy: osm_ssh::HostKeyPolicy::Verify,
             timeout: timeout.min(std::time::Duration::from_secs(300)),
         },
-        agent: params.get("agent_path").and_then(Value::as_str).unwrap_or_default().into(),
+        agent: params
+            .get("agent_path")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .into(),
     })
 }
 
 /// Opens a step's job; prelim must have run.
 pub fn job(params: &Map<String, Value>, step: &str) -> Result<osm_workload::import::Job, Failure> {
-    Ok(osm_workload::import::Job::open(workload(params)?, settings(params), step)?)
+    Ok(osm_workload::import::Job::open(
+        workload(params)?,
+        settings(params),
+        step,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::connection_options;
+    use serde_json::{json, Map, Value};
+
+    fn opts(v: Value) -> Map<String, Value> {
+        let Value::Object(m) = v else {
+            unreachable!("a test literal is an object")
+        };
+        connection_options(&m)
+    }
+
+    #[test]
+    fn a_role_connection_without_a_cloud_name_is_unpacked() {
+        let auth = json!({"auth_url": "https://keystone:5000/v3", "application_credential_id": "x", "application_credential_secret": "y"});
+        let m = opts(
+            json!({"cloud": {"auth": auth, "auth_type": "v3applicationcredential", "interface": "public"}}),
+        );
+        assert!(!m.contains_key("cloud"), "{m:?}");
+        assert_eq!(m["auth"], auth);
+        assert_eq!(m["auth_type"], "v3applicationcredential");
+    }
+
+    #[test]
+    fn a_role_connection_with_a_cloud_name_keeps_the_name_and_module_options_win() {
+        let m = opts(
+            json!({"cloud": {"cloud": "src", "region_name": "r1", "validate_certs": null}, "region_name": "r2"}),
+        );
+        assert_eq!(m["cloud"], "src");
+        assert_eq!(m["region_name"], "r2");
+        assert!(!m.contains_key("validate_certs"));
+    }
+
+    #[test]
+    fn a_plain_cloud_name_passes_through() {
+        let m = opts(json!({"cloud": "dst", "api_timeout": 30}));
+        assert_eq!(m["cloud"], "dst");
+        assert_eq!(m["api_timeout"], 30);
+    }
 }

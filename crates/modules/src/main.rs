@@ -10,7 +10,10 @@ use osm_modules::MODULES;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args().next().unwrap_or_default();
-    let base = std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let base = std::path::Path::new(&argv0)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let name = base.strip_prefix("AnsiballZ_").unwrap_or(base);
     let name = name.split('.').next().unwrap_or(name);
     if std::env::args().nth(1).as_deref() == Some("--list") && name == "osm-modules" {

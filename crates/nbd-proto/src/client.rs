@@ -132,8 +132,18 @@ impl Client {
         &self.writer
     }
 
-    fn submit(&mut self, command: Command, flags: CmdFlags, offset: u64, length: u32, payload: &[u8], buf: Vec<u8>) -> Result<u64> {
-        let end = offset.checked_add(length.into()).filter(|&e| e <= self.size());
+    fn submit(
+        &mut self,
+        command: Command,
+        flags: CmdFlags,
+        offset: u64,
+        length: u32,
+        payload: &[u8],
+        buf: Vec<u8>,
+    ) -> Result<u64> {
+        let end = offset
+            .checked_add(length.into())
+            .filter(|&e| e <= self.size());
         if end.is_none() && !matches!(command, Command::Flush | Command::Disc) {
             return Err(Error::Protocol(format!(
                 "{command:?} of {length} bytes at {offset} is beyond the export's size {}",
@@ -141,12 +151,23 @@ impl Client {
             )));
         }
         if matches!(command, Command::Read | Command::Write) && length > MAX_PAYLOAD {
-            return Err(Error::TooLarge { what: "request payload", len: length.into(), max: MAX_PAYLOAD.into() });
+            return Err(Error::TooLarge {
+                what: "request payload",
+                len: length.into(),
+                max: MAX_PAYLOAD.into(),
+            });
         }
         let cookie = self.next_cookie;
         self.next_cookie += 1;
         let mut msg = Vec::with_capacity(Request::LEN);
-        Request { flags, command, cookie, offset, length }.encode(&mut msg);
+        Request {
+            flags,
+            command,
+            cookie,
+            offset,
+            length,
+        }
+        .encode(&mut msg);
         if payload.is_empty() {
             self.writer.write_all(&msg)?;
         } else {
@@ -156,7 +177,16 @@ impl Client {
         if command != Command::Disc {
             self.pending.insert(
                 cookie,
-                Pending { command, offset, length, buf, holes: Vec::new(), extents: Vec::new(), covered: 0, error: None },
+                Pending {
+                    command,
+                    offset,
+                    length,
+                    buf,
+                    holes: Vec::new(),
+                    extents: Vec::new(),
+                    covered: 0,
+                    error: None,
+                },
             );
         }
         Ok(cookie)
@@ -171,12 +201,26 @@ impl Client {
     /// Writes `data` at `offset`.
     pub fn submit_write(&mut self, offset: u64, data: &[u8]) -> Result<u64> {
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.submit(Command::Write, CmdFlags::default(), offset, len, data, Vec::new())
+        self.submit(
+            Command::Write,
+            CmdFlags::default(),
+            offset,
+            len,
+            data,
+            Vec::new(),
+        )
     }
 
     /// Writes `length` zero bytes at `offset`.
     pub fn submit_write_zeroes(&mut self, offset: u64, length: u32) -> Result<u64> {
-        self.submit(Command::WriteZeroes, CmdFlags::default(), offset, length, &[], Vec::new())
+        self.submit(
+            Command::WriteZeroes,
+            CmdFlags::default(),
+            offset,
+            length,
+            &[],
+            Vec::new(),
+        )
     }
 
     /// Flushes the server's caches.
@@ -190,7 +234,14 @@ impl Client {
         if self.session.base_allocation.is_none() {
             return Err(Error::Protocol("base:allocation was not negotiated".into()));
         }
-        self.submit(Command::BlockStatus, CmdFlags::default(), offset, length, &[], Vec::new())
+        self.submit(
+            Command::BlockStatus,
+            CmdFlags::default(),
+            offset,
+            length,
+            &[],
+            Vec::new(),
+        )
     }
 
     /// Sends `NBD_CMD_DISC` and closes the connection; requests still in flight are dropped.
@@ -215,7 +266,10 @@ impl Client {
     fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
         self.reader.read_exact(buf).map_err(|e| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::Closed(format!("while reading {what}, with {} requests in flight", self.pending.len()))
+                Error::Closed(format!(
+                    "while reading {what}, with {} requests in flight",
+                    self.pending.len()
+                ))
             } else {
                 Error::Io(e)
             }
@@ -233,7 +287,10 @@ impl Client {
                     Error::Protocol(format!("simple reply for unknown cookie {}", s.cookie))
                 })?;
                 if let Some(code) = s.error {
-                    return Ok(Some(Completion { cookie: s.cookie, result: Err(command_error(&p, code, String::new())) }));
+                    return Ok(Some(Completion {
+                        cookie: s.cookie,
+                        result: Err(command_error(&p, code, String::new())),
+                    }));
                 }
                 if p.command == Command::Read {
                     let mut buf = std::mem::take(&mut p.buf);
@@ -249,13 +306,19 @@ impl Client {
 
     fn on_chunk(&mut self, c: ChunkHeader) -> Result<Option<Completion>> {
         if c.length > MAX_PAYLOAD + 64 {
-            return Err(Error::TooLarge { what: "reply chunk", len: c.length.into(), max: (MAX_PAYLOAD + 64).into() });
+            return Err(Error::TooLarge {
+                what: "reply chunk",
+                len: c.length.into(),
+                max: (MAX_PAYLOAD + 64).into(),
+            });
         }
         let mut p = self.pending.remove(&c.cookie).ok_or_else(|| {
             Error::Protocol(format!("reply chunk for unknown cookie {}", c.cookie))
         })?;
         let range = p.offset..p.offset + u64::from(p.length);
-        let within = |off: u64, len: u64| off >= range.start && off.checked_add(len).is_some_and(|e| e <= range.end);
+        let within = |off: u64, len: u64| {
+            off >= range.start && off.checked_add(len).is_some_and(|e| e <= range.end)
+        };
         match c.kind {
             ReplyType::OffsetData if p.command == Command::Read && c.length >= 8 => {
                 let mut o = [0u8; 8];
@@ -263,7 +326,9 @@ impl Client {
                 let off = u64::from_be_bytes(o);
                 let len = u64::from(c.length - 8);
                 if !within(off, len) {
-                    return Err(Error::Protocol(format!("data chunk {off}+{len} outside read {range:?}")));
+                    return Err(Error::Protocol(format!(
+                        "data chunk {off}+{len} outside read {range:?}"
+                    )));
                 }
                 let at = (off - p.offset) as usize;
                 let mut buf = std::mem::take(&mut p.buf);
@@ -276,7 +341,10 @@ impl Client {
                 self.read_exact(&mut b, "hole chunk")?;
                 let h = OffsetHole::from_bytes(&b)?;
                 if !within(h.offset, h.length.into()) {
-                    return Err(Error::Protocol(format!("hole chunk {}+{} outside read {range:?}", h.offset, h.length)));
+                    return Err(Error::Protocol(format!(
+                        "hole chunk {}+{} outside read {range:?}",
+                        h.offset, h.length
+                    )));
                 }
                 let at = (h.offset - p.offset) as usize;
                 p.buf[at..at + h.length as usize].fill(0);
@@ -290,9 +358,15 @@ impl Client {
                     let mut at = p.offset;
                     for d in bs.descriptors {
                         if d.length == 0 {
-                            return Err(Error::Protocol("block status descriptor of length 0".into()));
+                            return Err(Error::Protocol(
+                                "block status descriptor of length 0".into(),
+                            ));
                         }
-                        p.extents.push(Extent { offset: at, length: d.length.into(), flags: d.flags });
+                        p.extents.push(Extent {
+                            offset: at,
+                            length: d.length.into(),
+                            flags: d.flags,
+                        });
                         at += u64::from(d.length);
                     }
                 }
@@ -333,10 +407,15 @@ impl Client {
                     "read of {} bytes at {} answered for {} bytes",
                     p.length, p.offset, p.covered
                 ))),
-                Command::Read => Ok(Reply::Read { offset: p.offset, buf: p.buf, holes: p.holes }),
-                Command::BlockStatus if p.extents.is_empty() => {
-                    Err(Error::Protocol(format!("block status at {} returned no extents", p.offset)))
-                }
+                Command::Read => Ok(Reply::Read {
+                    offset: p.offset,
+                    buf: p.buf,
+                    holes: p.holes,
+                }),
+                Command::BlockStatus if p.extents.is_empty() => Err(Error::Protocol(format!(
+                    "block status at {} returned no extents",
+                    p.offset
+                ))),
                 Command::BlockStatus => Ok(Reply::BlockStatus(p.extents)),
                 _ => Ok(Reply::Done),
             },
@@ -348,7 +427,9 @@ impl Client {
     fn call(&mut self, cookie: Result<u64>) -> Result<Reply> {
         let cookie = cookie?;
         if self.pending.len() != 1 {
-            return Err(Error::Protocol("synchronous call with other requests in flight".into()));
+            return Err(Error::Protocol(
+                "synchronous call with other requests in flight".into(),
+            ));
         }
         let c = self.recv()?;
         debug_assert_eq!(c.cookie, cookie);
@@ -360,7 +441,9 @@ impl Client {
         let c = self.submit_read(offset, vec![0; len]);
         match self.call(c)? {
             Reply::Read { buf, .. } => Ok(buf),
-            other => Err(Error::Protocol(format!("unexpected reply {other:?} to a read"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected reply {other:?} to a read"
+            ))),
         }
     }
 
@@ -387,13 +470,19 @@ impl Client {
         let c = self.submit_block_status(offset, length);
         match self.call(c)? {
             Reply::BlockStatus(e) => Ok(e),
-            other => Err(Error::Protocol(format!("unexpected reply {other:?} to block status"))),
+            other => Err(Error::Protocol(format!(
+                "unexpected reply {other:?} to block status"
+            ))),
         }
     }
 }
 
 fn command_error(p: &Pending, code: crate::types::ErrorCode, message: String) -> Error {
-    Error::Command { what: format!("{:?} of {} bytes at {}", p.command, p.length, p.offset), code, message }
+    Error::Command {
+        what: format!("{:?} of {} bytes at {}", p.command, p.length, p.offset),
+        code,
+        message,
+    }
 }
 
 fn write_all_vectored(w: &mut Stream, mut bufs: &mut [std::io::IoSlice<'_>]) -> Result<()> {

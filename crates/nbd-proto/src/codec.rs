@@ -28,7 +28,9 @@ impl<'a> Reader<'a> {
 
     /// Returns the next `n` bytes without consuming them, or fails naming `what`.
     pub fn peek(&self, n: usize, what: &'static str) -> Result<&'a [u8]> {
-        self.buf.get(self.pos..self.pos + n).ok_or(Error::MissingData(what))
+        self.buf
+            .get(self.pos..self.pos + n)
+            .ok_or(Error::MissingData(what))
     }
 
     /// Takes everything that is left.
@@ -138,12 +140,18 @@ mod tests {
             Err(Error::MissingData(w)) => assert_eq!(w, "request.length"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(r.expect_empty("x"), Err(Error::TrailingData { len: 1, .. })));
+        assert!(matches!(
+            r.expect_empty("x"),
+            Err(Error::TrailingData { len: 1, .. })
+        ));
     }
 
     #[test]
     fn reader_rejects_bad_utf8() {
         let mut r = Reader::new(&[0, 0, 0, 1, 0xff]);
-        assert!(matches!(r.string32("name"), Err(Error::InvalidUtf8("name"))));
+        assert!(matches!(
+            r.string32("name"),
+            Err(Error::InvalidUtf8("name"))
+        ));
     }
 }

@@ -1,6 +1,6 @@
 use std::io;
 
-use crate::types::{ErrorCode, OptReplyType, Opt};
+use crate::types::{ErrorCode, Opt, OptReplyType};
 
 /// Everything that can go wrong while speaking NBD.
 ///

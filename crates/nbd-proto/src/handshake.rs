@@ -175,10 +175,16 @@ impl ClientHandshake {
             ),
             Opt::Go | Opt::Info => OptionRequest::new(
                 opt,
-                &ExportRequest { name: self.config.export.clone(), info: vec![InfoType::BlockSize, InfoType::Description] },
+                &ExportRequest {
+                    name: self.config.export.clone(),
+                    info: vec![InfoType::BlockSize, InfoType::Description],
+                },
             ),
             Opt::ExportName => OptionRequest::new(opt, &ExportName(self.config.export.clone())),
-            _ => OptionRequest { opt, data: Vec::new() },
+            _ => OptionRequest {
+                opt,
+                data: Vec::new(),
+            },
         };
         req.encode(&mut self.out);
     }
@@ -198,7 +204,10 @@ impl ClientHandshake {
         if !g.flags.contains(HandshakeFlags::FIXED_NEWSTYLE) {
             // A plain newstyle server may drop the connection on any option it does not know, so
             // only EXPORT_NAME is safe.
-            ClientGreeting { flags: ClientFlags::default() }.encode(&mut self.out);
+            ClientGreeting {
+                flags: ClientFlags::default(),
+            }
+            .encode(&mut self.out);
             self.send_option(Opt::ExportName);
             self.state = ClientState::ExportName { zeroes: true };
             return;
@@ -214,7 +223,10 @@ impl ClientHandshake {
 
     fn on_reply(&mut self, opt: Opt, reply: OptionReply) -> Result<()> {
         if reply.opt != opt {
-            return Err(Error::Protocol(format!("reply for {:?} while waiting for {opt:?}", reply.opt)));
+            return Err(Error::Protocol(format!(
+                "reply for {:?} while waiting for {opt:?}",
+                reply.opt
+            )));
         }
         let refused = |reply: &OptionReply| Error::OptionRefused {
             option: opt,
@@ -227,7 +239,9 @@ impl ClientHandshake {
                     Opt::StructuredReply => self.structured = true,
                     Opt::Go => {
                         if self.export.is_none() {
-                            return Err(Error::Protocol("GO acknowledged without NBD_INFO_EXPORT".into()));
+                            return Err(Error::Protocol(
+                                "GO acknowledged without NBD_INFO_EXPORT".into(),
+                            ));
                         }
                         self.state = ClientState::Done;
                         return Ok(());
@@ -236,7 +250,9 @@ impl ClientHandshake {
                 }
                 self.next_step();
             }
-            (Opt::List, OptReplyType::Server) => self.exports.push(ServerEntry::from_bytes(&reply.data)?),
+            (Opt::List, OptReplyType::Server) => {
+                self.exports.push(ServerEntry::from_bytes(&reply.data)?)
+            }
             (Opt::SetMetaContext, OptReplyType::MetaContext) => {
                 let m = MetaContext::from_bytes(&reply.data)?;
                 if m.name == BASE_ALLOCATION {
@@ -251,7 +267,9 @@ impl ClientHandshake {
             },
             (Opt::Go, OptReplyType::ErrUnsup) => {
                 self.send_option(Opt::ExportName);
-                self.state = ClientState::ExportName { zeroes: !self.no_zeroes };
+                self.state = ClientState::ExportName {
+                    zeroes: !self.no_zeroes,
+                };
             }
             (Opt::Go, t) if t.is_error() => return Err(refused(&reply)),
             // Optional features: a refusal only means going on without them.
@@ -259,12 +277,13 @@ impl ClientHandshake {
                 self.next_step()
             }
             (_, t) => {
-                return Err(Error::Protocol(format!("unexpected reply {t:?} to {opt:?}")));
+                return Err(Error::Protocol(format!(
+                    "unexpected reply {t:?} to {opt:?}"
+                )));
             }
         }
         Ok(())
     }
-
 }
 
 impl Handshake for ClientHandshake {
@@ -282,7 +301,9 @@ impl Handshake for ClientHandshake {
                     ServerGreeting::LEN
                 }
                 ClientState::Replies(opt) => {
-                    let Some(len) = OptionReply::peek_length(&self.inbuf) else { return Ok(()) };
+                    let Some(len) = OptionReply::peek_length(&self.inbuf) else {
+                        return Ok(());
+                    };
                     let total = OptionReply::HEADER_LEN.saturating_add(len as usize);
                     if self.inbuf.len() < total {
                         // Decode the header now so an oversized or garbled reply fails early.
@@ -347,7 +368,10 @@ impl ServerHandshake {
     /// A server offering `exports`; the greeting is ready in [`Handshake::take_output`] at once.
     pub fn new(exports: Vec<Export>) -> Self {
         let mut out = Vec::new();
-        ServerGreeting { flags: HandshakeFlags::FIXED_NEWSTYLE | HandshakeFlags::NO_ZEROES }.encode(&mut out);
+        ServerGreeting {
+            flags: HandshakeFlags::FIXED_NEWSTYLE | HandshakeFlags::NO_ZEROES,
+        }
+        .encode(&mut out);
         ServerHandshake {
             exports,
             state: ServerState::ClientFlags,
@@ -393,7 +417,12 @@ impl ServerHandshake {
     }
 
     fn ack(&mut self, opt: Opt) {
-        OptionReply { opt, reply: OptReplyType::Ack, data: Vec::new() }.encode(&mut self.out);
+        OptionReply {
+            opt,
+            reply: OptReplyType::Ack,
+            data: Vec::new(),
+        }
+        .encode(&mut self.out);
     }
 
     fn refuse(&mut self, opt: Opt, kind: OptReplyType, message: &str) {
@@ -430,7 +459,14 @@ impl ServerHandshake {
                     return Ok(());
                 }
                 for e in self.exports.clone() {
-                    self.reply(opt, OptReplyType::Server, &ServerEntry { name: e.name, description: e.description });
+                    self.reply(
+                        opt,
+                        OptReplyType::Server,
+                        &ServerEntry {
+                            name: e.name,
+                            description: e.description,
+                        },
+                    );
                 }
                 self.ack(opt);
             }
@@ -443,17 +479,32 @@ impl ServerHandshake {
                     }
                 };
                 let Some(i) = self.find(&req.name) else {
-                    self.refuse(opt, OptReplyType::ErrUnknown, &format!("no export named {:?}", req.name));
+                    self.refuse(
+                        opt,
+                        OptReplyType::ErrUnknown,
+                        &format!("no export named {:?}", req.name),
+                    );
                     return Ok(());
                 };
                 let e = self.exports[i].clone();
-                self.reply(opt, OptReplyType::Info, &Info::Export { size: e.size, flags: self.flags_of(i) });
+                self.reply(
+                    opt,
+                    OptReplyType::Info,
+                    &Info::Export {
+                        size: e.size,
+                        flags: self.flags_of(i),
+                    },
+                );
                 for want in req.info {
                     match want {
-                        InfoType::Name => self.reply(opt, OptReplyType::Info, &Info::Name(e.name.clone())),
-                        InfoType::Description if !e.description.is_empty() => {
-                            self.reply(opt, OptReplyType::Info, &Info::Description(e.description.clone()))
+                        InfoType::Name => {
+                            self.reply(opt, OptReplyType::Info, &Info::Name(e.name.clone()))
                         }
+                        InfoType::Description if !e.description.is_empty() => self.reply(
+                            opt,
+                            OptReplyType::Info,
+                            &Info::Description(e.description.clone()),
+                        ),
                         InfoType::BlockSize => {
                             if let Some(b) = e.block_size {
                                 self.reply(opt, OptReplyType::Info, &Info::BlockSize(b));
@@ -469,21 +520,33 @@ impl ServerHandshake {
             }
             Opt::StructuredReply => {
                 if !data.is_empty() {
-                    self.refuse(opt, OptReplyType::ErrInvalid, "STRUCTURED_REPLY takes no payload");
+                    self.refuse(
+                        opt,
+                        OptReplyType::ErrInvalid,
+                        "STRUCTURED_REPLY takes no payload",
+                    );
                     return Ok(());
                 }
                 self.structured = true;
                 self.ack(opt);
             }
             Opt::ListMetaContext | Opt::SetMetaContext => self.on_meta_context(opt, data),
-            _ => self.refuse(opt, OptReplyType::ErrUnsup, &format!("option {opt:?} is not supported")),
+            _ => self.refuse(
+                opt,
+                OptReplyType::ErrUnsup,
+                &format!("option {opt:?} is not supported"),
+            ),
         }
         Ok(())
     }
 
     fn on_meta_context(&mut self, opt: Opt, data: &[u8]) {
         if !self.structured {
-            self.refuse(opt, OptReplyType::ErrInvalid, "negotiate structured replies first");
+            self.refuse(
+                opt,
+                OptReplyType::ErrInvalid,
+                "negotiate structured replies first",
+            );
             return;
         }
         let req = match MetaContextRequest::from_bytes(data) {
@@ -494,16 +557,30 @@ impl ServerHandshake {
             }
         };
         if self.find(&req.export).is_none() {
-            self.refuse(opt, OptReplyType::ErrUnknown, &format!("no export named {:?}", req.export));
+            self.refuse(
+                opt,
+                OptReplyType::ErrUnknown,
+                &format!("no export named {:?}", req.export),
+            );
             return;
         }
         let list = opt == Opt::ListMetaContext;
         // LIST with no query, or with the namespace query "base:", lists every base context.
-        let wanted = req.queries.iter().any(|q| q == BASE_ALLOCATION || (list && q == "base:"))
+        let wanted = req
+            .queries
+            .iter()
+            .any(|q| q == BASE_ALLOCATION || (list && q == "base:"))
             || (list && req.queries.is_empty());
         if wanted {
             let id = if list { 0 } else { ALLOCATION_CONTEXT_ID };
-            self.reply(opt, OptReplyType::MetaContext, &MetaContext { id, name: BASE_ALLOCATION.into() });
+            self.reply(
+                opt,
+                OptReplyType::MetaContext,
+                &MetaContext {
+                    id,
+                    name: BASE_ALLOCATION.into(),
+                },
+            );
         }
         if !list {
             self.base_allocation = wanted.then_some(ALLOCATION_CONTEXT_ID);
@@ -524,7 +601,10 @@ impl Handshake for ServerHandshake {
                     }
                     let g = ClientGreeting::read(&mut Reader::new(&self.inbuf))?;
                     if g.flags.unknown_bits() != 0 {
-                        return Err(Error::Protocol(format!("unknown client flags {:?}", g.flags)));
+                        return Err(Error::Protocol(format!(
+                            "unknown client flags {:?}",
+                            g.flags
+                        )));
                     }
                     self.client_flags = g.flags;
                     self.state = ServerState::Options;
@@ -536,7 +616,10 @@ impl Handshake for ServerHandshake {
                     }
                     let h = OptionHeader::read(&mut Reader::new(&self.inbuf))?;
                     if h.length > MAX_OPTION_DATA {
-                        self.state = ServerState::Discard { opt: h.opt, left: h.length as usize };
+                        self.state = ServerState::Discard {
+                            opt: h.opt,
+                            left: h.length as usize,
+                        };
                         OptionHeader::LEN
                     } else {
                         let total = OptionHeader::LEN + h.length as usize;
@@ -554,7 +637,10 @@ impl Handshake for ServerHandshake {
                         self.refuse(opt, OptReplyType::ErrTooBig, "option payload too large");
                         self.state = ServerState::Options;
                     } else {
-                        self.state = ServerState::Discard { opt, left: left - n };
+                        self.state = ServerState::Discard {
+                            opt,
+                            left: left - n,
+                        };
                     }
                     if n == 0 {
                         return Ok(());
@@ -585,7 +671,11 @@ mod tests {
             description: "test disk".into(),
             size: 1 << 20,
             flags: TransmissionFlags::READ_ONLY | TransmissionFlags::CAN_MULTI_CONN,
-            block_size: Some(BlockSize { min: 1, preferred: 4096, max: 32 << 20 }),
+            block_size: Some(BlockSize {
+                min: 1,
+                preferred: 4096,
+                max: 32 << 20,
+            }),
         }
     }
 
@@ -618,7 +708,13 @@ mod tests {
             let mut c = ClientHandshake::new(cfg);
             let mut s = ServerHandshake::new(vec![export("other"), export("disk")]);
             pump(&mut c, &mut s, chunk).unwrap();
-            assert_eq!(c.exports().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["other", "disk"]);
+            assert_eq!(
+                c.exports()
+                    .iter()
+                    .map(|e| e.name.as_str())
+                    .collect::<Vec<_>>(),
+                ["other", "disk"]
+            );
             let cs = c.finish().unwrap();
             let (ss, rest) = s.finish().unwrap();
             assert!(rest.is_empty());
@@ -626,7 +722,10 @@ mod tests {
             assert!(cs.structured_replies);
             assert_eq!(cs.base_allocation, Some(ALLOCATION_CONTEXT_ID));
             assert_eq!(cs.export.block_size.unwrap().preferred, 4096);
-            assert!(cs.export.flags.contains(TransmissionFlags::HAS_FLAGS | TransmissionFlags::CAN_MULTI_CONN));
+            assert!(cs
+                .export
+                .flags
+                .contains(TransmissionFlags::HAS_FLAGS | TransmissionFlags::CAN_MULTI_CONN));
         }
     }
 
@@ -649,7 +748,11 @@ mod tests {
         let mut s = ServerHandshake::new(vec![export("disk")]);
         let err = pump(&mut c, &mut s, 64).unwrap_err();
         match err {
-            Error::OptionRefused { option: Opt::Go, reply: OptReplyType::ErrUnknown, message } => {
+            Error::OptionRefused {
+                option: Opt::Go,
+                reply: OptReplyType::ErrUnknown,
+                message,
+            } => {
                 assert!(message.contains("nope"), "{message}")
             }
             other => panic!("{other:?}"),
@@ -661,11 +764,17 @@ mod tests {
     fn client_falls_back_to_export_name() {
         let mut c = ClientHandshake::new(ClientConfig::new("disk"));
         let mut greeting = Vec::new();
-        ServerGreeting { flags: HandshakeFlags::FIXED_NEWSTYLE }.encode(&mut greeting);
+        ServerGreeting {
+            flags: HandshakeFlags::FIXED_NEWSTYLE,
+        }
+        .encode(&mut greeting);
         c.received(&greeting).unwrap();
         let sent = c.take_output();
         let mut r = Reader::new(&sent);
-        assert_eq!(ClientGreeting::read(&mut r).unwrap().flags, ClientFlags::FIXED_NEWSTYLE);
+        assert_eq!(
+            ClientGreeting::read(&mut r).unwrap().flags,
+            ClientFlags::FIXED_NEWSTYLE
+        );
         let opt = OptionRequest::read(&mut r).unwrap();
         assert_eq!(opt.opt, Opt::StructuredReply);
         let mut back = Vec::new();
@@ -677,9 +786,17 @@ mod tests {
         OptionReply::error(Opt::Go, OptReplyType::ErrUnsup, "").encode(&mut back);
         c.received(&back).unwrap();
         let en = OptionRequest::from_bytes(&c.take_output()).unwrap();
-        assert_eq!((en.opt, en.data.as_slice()), (Opt::ExportName, &b"disk"[..]));
+        assert_eq!(
+            (en.opt, en.data.as_slice()),
+            (Opt::ExportName, &b"disk"[..])
+        );
         let mut back = Vec::new();
-        ExportNameReply { size: 4096, flags: TransmissionFlags::HAS_FLAGS, zeroes: true }.encode(&mut back);
+        ExportNameReply {
+            size: 4096,
+            flags: TransmissionFlags::HAS_FLAGS,
+            zeroes: true,
+        }
+        .encode(&mut back);
         c.received(&back).unwrap();
         let cs = c.finish().unwrap();
         assert_eq!(cs.export.size, 4096);
@@ -690,14 +807,45 @@ mod tests {
     fn server_answers_export_name_info_list_meta_and_abort() {
         let mut s = ServerHandshake::new(vec![export("disk")]);
         let g = s.take_output();
-        assert_eq!(ServerGreeting::from_bytes(&g).unwrap().flags, HandshakeFlags::FIXED_NEWSTYLE | HandshakeFlags::NO_ZEROES);
+        assert_eq!(
+            ServerGreeting::from_bytes(&g).unwrap().flags,
+            HandshakeFlags::FIXED_NEWSTYLE | HandshakeFlags::NO_ZEROES
+        );
         let mut msg = Vec::new();
-        ClientGreeting { flags: ClientFlags::FIXED_NEWSTYLE }.encode(&mut msg);
-        OptionRequest::new(Opt::SetMetaContext, &MetaContextRequest { export: "disk".into(), queries: vec![BASE_ALLOCATION.into()] }).encode(&mut msg);
+        ClientGreeting {
+            flags: ClientFlags::FIXED_NEWSTYLE,
+        }
+        .encode(&mut msg);
+        OptionRequest::new(
+            Opt::SetMetaContext,
+            &MetaContextRequest {
+                export: "disk".into(),
+                queries: vec![BASE_ALLOCATION.into()],
+            },
+        )
+        .encode(&mut msg);
         OptionRequest::new(Opt::StructuredReply, &ExportName(String::new())).encode(&mut msg);
-        OptionRequest::new(Opt::ListMetaContext, &MetaContextRequest { export: "disk".into(), queries: vec![] }).encode(&mut msg);
-        OptionRequest::new(Opt::Info, &ExportRequest { name: "disk".into(), info: vec![InfoType::Name, InfoType::Description] }).encode(&mut msg);
-        OptionRequest { opt: Opt::Unknown(1000), data: vec![] }.encode(&mut msg);
+        OptionRequest::new(
+            Opt::ListMetaContext,
+            &MetaContextRequest {
+                export: "disk".into(),
+                queries: vec![],
+            },
+        )
+        .encode(&mut msg);
+        OptionRequest::new(
+            Opt::Info,
+            &ExportRequest {
+                name: "disk".into(),
+                info: vec![InfoType::Name, InfoType::Description],
+            },
+        )
+        .encode(&mut msg);
+        OptionRequest {
+            opt: Opt::Unknown(1000),
+            data: vec![],
+        }
+        .encode(&mut msg);
         OptionRequest::new(Opt::ExportName, &ExportName("disk".into())).encode(&mut msg);
         msg.extend_from_slice(b"pipelined");
         s.received(&msg).unwrap();
@@ -722,7 +870,10 @@ mod tests {
                 (Opt::Unknown(1000), OptReplyType::ErrUnsup),
             ]
         );
-        assert_eq!(Info::from_bytes(&replies[6].data).unwrap(), Info::Description("test disk".into()));
+        assert_eq!(
+            Info::from_bytes(&replies[6].data).unwrap(),
+            Info::Description("test disk".into())
+        );
         let en = ExportNameReply::read(&mut r, true).unwrap();
         assert_eq!(en.size, 1 << 20);
         let (session, rest) = s.finish().unwrap();
@@ -731,8 +882,15 @@ mod tests {
 
         let mut s = ServerHandshake::new(vec![export("disk")]);
         let mut msg = Vec::new();
-        ClientGreeting { flags: ClientFlags::FIXED_NEWSTYLE | ClientFlags::NO_ZEROES }.encode(&mut msg);
-        OptionRequest { opt: Opt::Abort, data: vec![] }.encode(&mut msg);
+        ClientGreeting {
+            flags: ClientFlags::FIXED_NEWSTYLE | ClientFlags::NO_ZEROES,
+        }
+        .encode(&mut msg);
+        OptionRequest {
+            opt: Opt::Abort,
+            data: vec![],
+        }
+        .encode(&mut msg);
         s.received(&msg).unwrap();
         assert!(s.is_done());
         assert!(matches!(s.finish(), Err(Error::Closed(_))));
@@ -743,8 +901,15 @@ mod tests {
         let mut s = ServerHandshake::new(vec![export("disk")]);
         s.take_output();
         let mut msg = Vec::new();
-        ClientGreeting { flags: ClientFlags::FIXED_NEWSTYLE }.encode(&mut msg);
-        OptionHeader { opt: Opt::Go, length: MAX_OPTION_DATA + 5 }.encode(&mut msg);
+        ClientGreeting {
+            flags: ClientFlags::FIXED_NEWSTYLE,
+        }
+        .encode(&mut msg);
+        OptionHeader {
+            opt: Opt::Go,
+            length: MAX_OPTION_DATA + 5,
+        }
+        .encode(&mut msg);
         msg.resize(msg.len() + MAX_OPTION_DATA as usize + 5, 0);
         for piece in msg.chunks(4000) {
             s.received(piece).unwrap();
@@ -757,10 +922,19 @@ mod tests {
     #[test]
     fn server_rejects_unknown_client_flags_and_bad_magic() {
         let mut s = ServerHandshake::new(vec![export("disk")]);
-        assert!(matches!(s.received(&[0, 0, 0, 0x80]), Err(Error::Protocol(_))));
+        assert!(matches!(
+            s.received(&[0, 0, 0, 0x80]),
+            Err(Error::Protocol(_))
+        ));
         let mut s = ServerHandshake::new(vec![export("disk")]);
         let mut msg = vec![0, 0, 0, 1];
         msg.extend_from_slice(&[0u8; 16]);
-        assert!(matches!(s.received(&msg), Err(Error::BadMagic { what: "option.magic", .. })));
+        assert!(matches!(
+            s.received(&msg),
+            Err(Error::BadMagic {
+                what: "option.magic",
+                ..
+            })
+        ));
     }
 }

@@ -70,13 +70,14 @@ pub use crate::client::{drive_handshake, Client, Completion, Reply};
 pub use crate::codec::{Codec, Reader};
 pub use crate::error::{Error, Result};
 pub use crate::handshake::{
-    ClientConfig, ClientHandshake, Export, Handshake, ServerHandshake, Session, ALLOCATION_CONTEXT_ID,
+    ClientConfig, ClientHandshake, Export, Handshake, ServerHandshake, Session,
+    ALLOCATION_CONTEXT_ID,
 };
 pub use crate::msgs::{
     BlockSize, BlockStatus, ChunkHeader, ClientGreeting, Descriptor, ErrorChunk, ExportName,
-    ExportNameReply, ExportRequest, Info, MetaContext, MetaContextRequest, OffsetHole, OptionHeader,
-    OptionReply, OptionRequest, ReplyHeader, Request, ServerEntry, ServerGreeting, SimpleReply,
-    BASE_ALLOCATION, MAX_OPTION_DATA, MAX_PAYLOAD,
+    ExportNameReply, ExportRequest, Info, MetaContext, MetaContextRequest, OffsetHole,
+    OptionHeader, OptionReply, OptionRequest, ReplyHeader, Request, ServerEntry, ServerGreeting,
+    SimpleReply, BASE_ALLOCATION, MAX_OPTION_DATA, MAX_PAYLOAD,
 };
 pub use crate::server::{Backend, Server, READ_ALIGN};
 pub use crate::transport::{Address, Stream, Uri, DEFAULT_PORT};

@@ -39,7 +39,10 @@ fn magic64(r: &mut Reader<'_>, want: u64, what: &'static str) -> Result<()> {
 fn magic32(r: &mut Reader<'_>, want: u32, what: &'static str) -> Result<()> {
     let got = r.u32(what)?;
     if got != want {
-        return Err(Error::BadMagic { what, got: got.into() });
+        return Err(Error::BadMagic {
+            what,
+            got: got.into(),
+        });
     }
     Ok(())
 }
@@ -75,7 +78,9 @@ impl Codec for ServerGreeting {
             };
             return Err(Error::BadMagic { what, got: second });
         }
-        Ok(ServerGreeting { flags: HandshakeFlags(r.u16("greeting.flags")?) })
+        Ok(ServerGreeting {
+            flags: HandshakeFlags(r.u16("greeting.flags")?),
+        })
     }
 }
 
@@ -97,7 +102,9 @@ impl Codec for ClientGreeting {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(ClientGreeting { flags: ClientFlags(r.u32("client flags")?) })
+        Ok(ClientGreeting {
+            flags: ClientFlags(r.u32("client flags")?),
+        })
     }
 }
 
@@ -124,7 +131,10 @@ impl Codec for OptionHeader {
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         magic64(r, IHAVEOPT, "option.magic")?;
-        Ok(OptionHeader { opt: r.u32("option.opt")?.into(), length: r.u32("option.length")? })
+        Ok(OptionHeader {
+            opt: r.u32("option.opt")?.into(),
+            length: r.u32("option.length")?,
+        })
     }
 }
 
@@ -140,13 +150,20 @@ pub struct OptionRequest {
 impl OptionRequest {
     /// An option whose payload is encoded from `payload`.
     pub fn new(opt: Opt, payload: &impl Codec) -> Self {
-        OptionRequest { opt, data: payload.to_bytes() }
+        OptionRequest {
+            opt,
+            data: payload.to_bytes(),
+        }
     }
 }
 
 impl Codec for OptionRequest {
     fn encode(&self, out: &mut Vec<u8>) {
-        OptionHeader { opt: self.opt, length: self.data.len() as u32 }.encode(out);
+        OptionHeader {
+            opt: self.opt,
+            length: self.data.len() as u32,
+        }
+        .encode(out);
         out.extend_from_slice(&self.data);
     }
 
@@ -159,7 +176,10 @@ impl Codec for OptionRequest {
                 max: MAX_OPTION_DATA.into(),
             });
         }
-        Ok(OptionRequest { opt: h.opt, data: r.take(h.length as usize, "option.data")?.to_vec() })
+        Ok(OptionRequest {
+            opt: h.opt,
+            data: r.take(h.length as usize, "option.data")?.to_vec(),
+        })
     }
 }
 
@@ -184,7 +204,9 @@ impl Codec for ExportRequest {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let name = r.string32("go.name")?;
         let n = r.u16("go.info_count")?;
-        let info = (0..n).map(|_| r.u16("go.info").map(InfoType::from)).collect::<Result<_>>()?;
+        let info = (0..n)
+            .map(|_| r.u16("go.info").map(InfoType::from))
+            .collect::<Result<_>>()?;
         Ok(ExportRequest { name, info })
     }
 }
@@ -250,12 +272,20 @@ impl OptionReply {
 
     /// A reply whose payload is encoded from `payload`.
     pub fn new(opt: Opt, reply: OptReplyType, payload: &impl Codec) -> Self {
-        OptionReply { opt, reply, data: payload.to_bytes() }
+        OptionReply {
+            opt,
+            reply,
+            data: payload.to_bytes(),
+        }
     }
 
     /// An error reply carrying a message for humans.
     pub fn error(opt: Opt, reply: OptReplyType, message: &str) -> Self {
-        OptionReply { opt, reply, data: message.as_bytes().to_vec() }
+        OptionReply {
+            opt,
+            reply,
+            data: message.as_bytes().to_vec(),
+        }
     }
 
     /// The payload length announced by a complete header, or `None` if `header` is too short.
@@ -336,7 +366,11 @@ impl Codec for Info {
                 put_u16(out, flags.0);
             }
             Info::Name(s) | Info::Description(s) => {
-                let t = if matches!(self, Info::Name(_)) { InfoType::Name } else { InfoType::Description };
+                let t = if matches!(self, Info::Name(_)) {
+                    InfoType::Name
+                } else {
+                    InfoType::Description
+                };
                 put_u16(out, t.into());
                 out.extend_from_slice(s.as_bytes());
             }
@@ -372,7 +406,10 @@ impl Codec for Info {
                 preferred: r.u32("info.block_size.preferred")?,
                 max: r.u32("info.block_size.max")?,
             }),
-            InfoType::Unknown(kind) => Info::Unknown { kind, data: r.rest().to_vec() },
+            InfoType::Unknown(kind) => Info::Unknown {
+                kind,
+                data: r.rest().to_vec(),
+            },
         })
     }
 }
@@ -395,7 +432,10 @@ impl Codec for MetaContext {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let id = r.u32("meta context.id")?;
         let n = r.left();
-        Ok(MetaContext { id, name: r.string(n, "meta context.name")? })
+        Ok(MetaContext {
+            id,
+            name: r.string(n, "meta context.name")?,
+        })
     }
 }
 
@@ -417,7 +457,10 @@ impl Codec for ServerEntry {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let name = r.string32("server.name")?;
         let n = r.left();
-        Ok(ServerEntry { name, description: r.string(n, "server.description")? })
+        Ok(ServerEntry {
+            name,
+            description: r.string(n, "server.description")?,
+        })
     }
 }
 
@@ -458,7 +501,11 @@ impl ExportNameReply {
         if zeroes {
             r.take(124, "export name reply.zeroes")?;
         }
-        Ok(ExportNameReply { size, flags, zeroes })
+        Ok(ExportNameReply {
+            size,
+            flags,
+            zeroes,
+        })
     }
 }
 
@@ -533,7 +580,10 @@ impl Codec for SimpleReply {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         magic32(r, SIMPLE_REPLY_MAGIC, "simple reply.magic")?;
         let e = r.u32("simple reply.error")?;
-        Ok(SimpleReply { error: (e != 0).then(|| e.into()), cookie: r.u64("simple reply.cookie")? })
+        Ok(SimpleReply {
+            error: (e != 0).then(|| e.into()),
+            cookie: r.u64("simple reply.cookie")?,
+        })
     }
 }
 
@@ -590,7 +640,10 @@ impl ReplyHeader {
         match u32::from_be_bytes(magic) {
             SIMPLE_REPLY_MAGIC => Ok(SimpleReply::LEN),
             STRUCTURED_REPLY_MAGIC => Ok(ChunkHeader::LEN),
-            got => Err(Error::BadMagic { what: "reply.magic", got: got.into() }),
+            got => Err(Error::BadMagic {
+                what: "reply.magic",
+                got: got.into(),
+            }),
         }
     }
 }
@@ -628,7 +681,10 @@ impl Codec for OffsetHole {
     }
 
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(OffsetHole { offset: r.u64("hole.offset")?, length: r.u32("hole.length")? })
+        Ok(OffsetHole {
+            offset: r.u64("hole.offset")?,
+            length: r.u32("hole.length")?,
+        })
     }
 }
 
@@ -662,7 +718,10 @@ impl Codec for BlockStatus {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         let context = r.u32("block status.context")?;
         if !r.left().is_multiple_of(8) {
-            return Err(Error::TrailingData { what: "block status descriptors", len: r.left() % 8 });
+            return Err(Error::TrailingData {
+                what: "block status descriptors",
+                len: r.left() % 8,
+            });
         }
         let mut descriptors = Vec::with_capacity(r.left() / 8);
         while r.left() > 0 {
@@ -671,7 +730,10 @@ impl Codec for BlockStatus {
                 flags: AllocFlags(r.u32("block status.flags")?),
             });
         }
-        Ok(BlockStatus { context, descriptors })
+        Ok(BlockStatus {
+            context,
+            descriptors,
+        })
     }
 }
 
@@ -717,7 +779,11 @@ impl ErrorChunk {
             _ => None,
         };
         r.expect_empty("error chunk")?;
-        Ok(ErrorChunk { code, message, offset })
+        Ok(ErrorChunk {
+            code,
+            message,
+            offset,
+        })
     }
 }
 
@@ -739,27 +805,71 @@ mod tests {
 
     #[test]
     fn handshake_messages_round_trip() {
-        round_trip(ServerGreeting { flags: HandshakeFlags::FIXED_NEWSTYLE | HandshakeFlags::NO_ZEROES });
-        round_trip(ClientGreeting { flags: ClientFlags::FIXED_NEWSTYLE });
-        round_trip(OptionHeader { opt: Opt::Go, length: 12 });
-        round_trip(OptionRequest { opt: Opt::Unknown(77), data: vec![1, 2, 3] });
-        round_trip(ExportRequest { name: "disk".into(), info: vec![InfoType::BlockSize, InfoType::Unknown(9)] });
-        round_trip(MetaContextRequest { export: "".into(), queries: vec!["base:allocation".into(), "qemu:".into()] });
+        round_trip(ServerGreeting {
+            flags: HandshakeFlags::FIXED_NEWSTYLE | HandshakeFlags::NO_ZEROES,
+        });
+        round_trip(ClientGreeting {
+            flags: ClientFlags::FIXED_NEWSTYLE,
+        });
+        round_trip(OptionHeader {
+            opt: Opt::Go,
+            length: 12,
+        });
+        round_trip(OptionRequest {
+            opt: Opt::Unknown(77),
+            data: vec![1, 2, 3],
+        });
+        round_trip(ExportRequest {
+            name: "disk".into(),
+            info: vec![InfoType::BlockSize, InfoType::Unknown(9)],
+        });
+        round_trip(MetaContextRequest {
+            export: "".into(),
+            queries: vec!["base:allocation".into(), "qemu:".into()],
+        });
         round_trip(ExportName("vda".into()));
-        round_trip(OptionReply::error(Opt::Go, OptReplyType::ErrUnknown, "no such export"));
-        round_trip(OptionReply::new(Opt::Go, OptReplyType::Info, &Info::BlockSize(BlockSize { min: 1, preferred: 4096, max: 1 << 25 })));
-        round_trip(Info::Export { size: 1 << 40, flags: TransmissionFlags::HAS_FLAGS | TransmissionFlags::CAN_MULTI_CONN });
+        round_trip(OptionReply::error(
+            Opt::Go,
+            OptReplyType::ErrUnknown,
+            "no such export",
+        ));
+        round_trip(OptionReply::new(
+            Opt::Go,
+            OptReplyType::Info,
+            &Info::BlockSize(BlockSize {
+                min: 1,
+                preferred: 4096,
+                max: 1 << 25,
+            }),
+        ));
+        round_trip(Info::Export {
+            size: 1 << 40,
+            flags: TransmissionFlags::HAS_FLAGS | TransmissionFlags::CAN_MULTI_CONN,
+        });
         round_trip(Info::Name("x".into()));
         round_trip(Info::Description("a disk".into()));
-        round_trip(Info::Unknown { kind: 42, data: vec![9, 9] });
-        round_trip(MetaContext { id: 1, name: BASE_ALLOCATION.into() });
-        round_trip(ServerEntry { name: "a".into(), description: "b".into() });
+        round_trip(Info::Unknown {
+            kind: 42,
+            data: vec![9, 9],
+        });
+        round_trip(MetaContext {
+            id: 1,
+            name: BASE_ALLOCATION.into(),
+        });
+        round_trip(ServerEntry {
+            name: "a".into(),
+            description: "b".into(),
+        });
     }
 
     #[test]
     fn export_name_reply_with_and_without_zeroes() {
         for zeroes in [true, false] {
-            let v = ExportNameReply { size: 12345, flags: TransmissionFlags::READ_ONLY, zeroes };
+            let v = ExportNameReply {
+                size: 12345,
+                flags: TransmissionFlags::READ_ONLY,
+                zeroes,
+            };
             let mut b = Vec::new();
             v.encode(&mut b);
             assert_eq!(b.len(), ExportNameReply::len(zeroes));
@@ -771,19 +881,59 @@ mod tests {
 
     #[test]
     fn transmission_messages_round_trip() {
-        round_trip(Request { flags: CmdFlags::DF | CmdFlags::FUA, command: Command::Read, cookie: 7, offset: 1 << 33, length: 4096 });
-        round_trip(Request { flags: CmdFlags::default(), command: Command::Unknown(99), cookie: u64::MAX, offset: 0, length: 0 });
-        round_trip(SimpleReply { error: None, cookie: 3 });
-        round_trip(SimpleReply { error: Some(ErrorCode::Unknown(1234)), cookie: 3 });
-        round_trip(ChunkHeader { flags: ReplyFlags::DONE, kind: ReplyType::OffsetHole, cookie: 9, length: 12 });
-        round_trip(ReplyHeader::Simple(SimpleReply { error: Some(ErrorCode::Io), cookie: 1 }));
-        round_trip(ReplyHeader::Chunk(ChunkHeader { flags: ReplyFlags::default(), kind: ReplyType::Unknown(3), cookie: 2, length: 0 }));
-        round_trip(OffsetHole { offset: 512, length: 1 << 20 });
+        round_trip(Request {
+            flags: CmdFlags::DF | CmdFlags::FUA,
+            command: Command::Read,
+            cookie: 7,
+            offset: 1 << 33,
+            length: 4096,
+        });
+        round_trip(Request {
+            flags: CmdFlags::default(),
+            command: Command::Unknown(99),
+            cookie: u64::MAX,
+            offset: 0,
+            length: 0,
+        });
+        round_trip(SimpleReply {
+            error: None,
+            cookie: 3,
+        });
+        round_trip(SimpleReply {
+            error: Some(ErrorCode::Unknown(1234)),
+            cookie: 3,
+        });
+        round_trip(ChunkHeader {
+            flags: ReplyFlags::DONE,
+            kind: ReplyType::OffsetHole,
+            cookie: 9,
+            length: 12,
+        });
+        round_trip(ReplyHeader::Simple(SimpleReply {
+            error: Some(ErrorCode::Io),
+            cookie: 1,
+        }));
+        round_trip(ReplyHeader::Chunk(ChunkHeader {
+            flags: ReplyFlags::default(),
+            kind: ReplyType::Unknown(3),
+            cookie: 2,
+            length: 0,
+        }));
+        round_trip(OffsetHole {
+            offset: 512,
+            length: 1 << 20,
+        });
         round_trip(BlockStatus {
             context: 1,
             descriptors: vec![
-                Descriptor { length: 4096, flags: AllocFlags::default() },
-                Descriptor { length: 1 << 20, flags: AllocFlags::HOLE | AllocFlags::ZERO },
+                Descriptor {
+                    length: 4096,
+                    flags: AllocFlags::default(),
+                },
+                Descriptor {
+                    length: 1 << 20,
+                    flags: AllocFlags::HOLE | AllocFlags::ZERO,
+                },
             ],
         });
     }
@@ -791,8 +941,16 @@ mod tests {
     #[test]
     fn error_chunks_round_trip() {
         for e in [
-            ErrorChunk { code: ErrorCode::Io, message: "read failed".into(), offset: None },
-            ErrorChunk { code: ErrorCode::Inval, message: String::new(), offset: Some(4096) },
+            ErrorChunk {
+                code: ErrorCode::Io,
+                message: "read failed".into(),
+                offset: None,
+            },
+            ErrorChunk {
+                code: ErrorCode::Inval,
+                message: String::new(),
+                offset: Some(4096),
+            },
         ] {
             let mut b = Vec::new();
             e.encode(&mut b);
@@ -803,15 +961,47 @@ mod tests {
 
     #[test]
     fn decode_errors_name_the_field() {
-        let mut b = Request { flags: CmdFlags::default(), command: Command::Read, cookie: 1, offset: 0, length: 1 }.to_bytes();
+        let mut b = Request {
+            flags: CmdFlags::default(),
+            command: Command::Read,
+            cookie: 1,
+            offset: 0,
+            length: 1,
+        }
+        .to_bytes();
         b[0] ^= 1;
-        assert!(matches!(Request::from_bytes(&b), Err(Error::BadMagic { what: "request.magic", .. })));
-        assert!(matches!(Request::from_bytes(&b[..20]), Err(Error::BadMagic { .. })));
+        assert!(matches!(
+            Request::from_bytes(&b),
+            Err(Error::BadMagic {
+                what: "request.magic",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Request::from_bytes(&b[..20]),
+            Err(Error::BadMagic { .. })
+        ));
         b[0] ^= 1;
-        assert!(matches!(Request::from_bytes(&b[..20]), Err(Error::MissingData("request.offset"))));
-        let mut big = OptionHeader { opt: Opt::Go, length: MAX_OPTION_DATA + 1 }.to_bytes();
+        assert!(matches!(
+            Request::from_bytes(&b[..20]),
+            Err(Error::MissingData("request.offset"))
+        ));
+        let mut big = OptionHeader {
+            opt: Opt::Go,
+            length: MAX_OPTION_DATA + 1,
+        }
+        .to_bytes();
         big.resize(big.len() + MAX_OPTION_DATA as usize + 1, 0);
-        assert!(matches!(OptionRequest::from_bytes(&big), Err(Error::TooLarge { .. })));
-        assert!(matches!(ReplyHeader::len_for_magic([0, 0, 0, 0]), Err(Error::BadMagic { what: "reply.magic", .. })));
+        assert!(matches!(
+            OptionRequest::from_bytes(&big),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(matches!(
+            ReplyHeader::len_for_magic([0, 0, 0, 0]),
+            Err(Error::BadMagic {
+                what: "reply.magic",
+                ..
+            })
+        ));
     }
 }

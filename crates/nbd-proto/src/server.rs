@@ -14,7 +14,9 @@ use crate::msgs::{
     BlockStatus, ChunkHeader, Descriptor, ErrorChunk, OffsetHole, Request, SimpleReply, MAX_PAYLOAD,
 };
 use crate::transport::Stream;
-use crate::types::{AllocFlags, CmdFlags, Command, ErrorCode, Extent, ReplyFlags, ReplyType, TransmissionFlags};
+use crate::types::{
+    AllocFlags, CmdFlags, Command, ErrorCode, Extent, ReplyFlags, ReplyType, TransmissionFlags,
+};
 
 /// What a server serves: the bytes of one export.
 ///
@@ -29,7 +31,11 @@ pub trait Backend: Send + Sync {
     /// The `base:allocation` status from `offset` on, for about `length` bytes: at least one
     /// extent starting at `offset`, contiguous. Defaults to "all data".
     fn extents(&self, offset: u64, length: u32) -> io::Result<Vec<Extent>> {
-        Ok(vec![Extent { offset, length: length.into(), flags: AllocFlags::default() }])
+        Ok(vec![Extent {
+            offset,
+            length: length.into(),
+            flags: AllocFlags::default(),
+        }])
     }
 
     /// Writes `data` at `offset`.
@@ -56,7 +62,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.exports.iter().map(|(e, _)| e)).finish()
+        f.debug_list()
+            .entries(self.exports.iter().map(|(e, _)| e))
+            .finish()
     }
 }
 
@@ -70,7 +78,11 @@ struct Outgoing {
 
 impl Outgoing {
     fn meta(meta: Vec<u8>) -> Self {
-        Outgoing { meta, parts: Vec::new(), data: Vec::new() }
+        Outgoing {
+            meta,
+            parts: Vec::new(),
+            data: Vec::new(),
+        }
     }
 
     fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
@@ -118,17 +130,27 @@ impl Server {
         let out = stream.try_clone()?;
         let writer = thread::spawn(move || write_replies(out, rx, back));
         let input = io::Cursor::new(leftover).chain(stream);
-        let mut conn =
-            Connection { session, backend: &*backend, input: BufReader::with_capacity(256 << 10, input), pool };
+        let mut conn = Connection {
+            session,
+            backend: &*backend,
+            input: BufReader::with_capacity(256 << 10, input),
+            pool,
+        };
         let result = conn.run(|o| tx.send(o).is_ok());
         drop(tx);
-        let written = writer.join().unwrap_or_else(|_| Err(io::Error::other("reply writer panicked")));
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("reply writer panicked")));
         result?;
         written.map_err(Error::Io)
     }
 }
 
-fn write_replies(stream: Stream, rx: Receiver<Outgoing>, back: SyncSender<Vec<u8>>) -> io::Result<()> {
+fn write_replies(
+    stream: Stream,
+    rx: Receiver<Outgoing>,
+    back: SyncSender<Vec<u8>>,
+) -> io::Result<()> {
     let mut w = BufWriter::with_capacity(256 << 10, stream);
     let send = |o: Outgoing, w: &mut BufWriter<Stream>| -> io::Result<()> {
         o.write_to(w)?;
@@ -202,12 +224,21 @@ impl<R: Read> Connection<'_, R> {
         if !self.session.structured_replies {
             return self.simple(req.cookie, Some(code));
         }
-        let e = ErrorChunk { code, message: message.chars().take(4096).collect(), offset: None };
+        let e = ErrorChunk {
+            code,
+            message: message.chars().take(4096).collect(),
+            offset: None,
+        };
         let mut payload = Vec::new();
         e.encode(&mut payload);
         let mut meta = Vec::new();
-        ChunkHeader { flags: ReplyFlags::DONE, kind: e.kind(), cookie: req.cookie, length: payload.len() as u32 }
-            .encode(&mut meta);
+        ChunkHeader {
+            flags: ReplyFlags::DONE,
+            kind: e.kind(),
+            cookie: req.cookie,
+            length: payload.len() as u32,
+        }
+        .encode(&mut meta);
         meta.extend_from_slice(&payload);
         Outgoing::meta(meta)
     }
@@ -215,12 +246,20 @@ impl<R: Read> Connection<'_, R> {
     fn handle(&mut self, req: &Request) -> Result<Outgoing> {
         let size = self.session.export.size;
         let in_range = req.end().is_some_and(|e| e <= size);
-        let read_only = self.session.export.flags.contains(TransmissionFlags::READ_ONLY);
+        let read_only = self
+            .session
+            .export
+            .flags
+            .contains(TransmissionFlags::READ_ONLY);
         Ok(match req.command {
             Command::Write => {
                 if req.length > MAX_PAYLOAD {
                     // The payload cannot be skipped safely without reading 4 GiB: hang up.
-                    return Err(Error::TooLarge { what: "write payload", len: req.length.into(), max: MAX_PAYLOAD.into() });
+                    return Err(Error::TooLarge {
+                        what: "write payload",
+                        len: req.length.into(),
+                        max: MAX_PAYLOAD.into(),
+                    });
                 }
                 let mut data = vec![0u8; req.length as usize];
                 self.input.read_exact(&mut data)?;
@@ -235,12 +274,18 @@ impl<R: Read> Connection<'_, R> {
                     }
                 }
             }
-            _ if !in_range && req.command != Command::Flush => {
-                self.error(req, ErrorCode::Inval, "request beyond the end of the export")
+            _ if !in_range && req.command != Command::Flush => self.error(
+                req,
+                ErrorCode::Inval,
+                "request beyond the end of the export",
+            ),
+            Command::Read if req.length > MAX_PAYLOAD => {
+                self.error(req, ErrorCode::Overflow, "read too large")
             }
-            Command::Read if req.length > MAX_PAYLOAD => self.error(req, ErrorCode::Overflow, "read too large"),
             Command::Read => self.read(req),
-            Command::WriteZeroes if read_only => self.error(req, ErrorCode::Perm, "export is read-only"),
+            Command::WriteZeroes if read_only => {
+                self.error(req, ErrorCode::Perm, "export is read-only")
+            }
             Command::WriteZeroes => match self.backend.write_zeroes(req.offset, req.length) {
                 Ok(()) => self.simple(req.cookie, None),
                 Err(e) => self.error(req, io_code(&e), &e.to_string()),
@@ -250,7 +295,11 @@ impl<R: Read> Connection<'_, R> {
                 Err(e) => self.error(req, io_code(&e), &e.to_string()),
             },
             Command::BlockStatus => self.block_status(req),
-            other => self.error(req, ErrorCode::Inval, &format!("command {other:?} is not supported")),
+            other => self.error(
+                req,
+                ErrorCode::Inval,
+                &format!("command {other:?} is not supported"),
+            ),
         })
     }
 
@@ -272,7 +321,10 @@ impl<R: Read> Connection<'_, R> {
         // Split into content chunks: data between the zero runs, holes for the runs.
         let mut pieces: Vec<(bool, Range<usize>)> = Vec::new();
         let mut at = 0;
-        for z in zeros.into_iter().filter(|z| z.start < z.end && z.end <= len) {
+        for z in zeros
+            .into_iter()
+            .filter(|z| z.start < z.end && z.end <= len)
+        {
             if z.start < at {
                 continue;
             }
@@ -291,18 +343,44 @@ impl<R: Read> Connection<'_, R> {
         let mut meta = Vec::new();
         let mut parts = Vec::new();
         if pieces.is_empty() {
-            ChunkHeader { flags: ReplyFlags::DONE, kind: ReplyType::None, cookie: req.cookie, length: 0 }.encode(&mut meta);
+            ChunkHeader {
+                flags: ReplyFlags::DONE,
+                kind: ReplyType::None,
+                cookie: req.cookie,
+                length: 0,
+            }
+            .encode(&mut meta);
         }
         let last = pieces.len().saturating_sub(1);
         for (i, (hole, r)) in pieces.into_iter().enumerate() {
-            let flags = if i == last { ReplyFlags::DONE } else { ReplyFlags::default() };
+            let flags = if i == last {
+                ReplyFlags::DONE
+            } else {
+                ReplyFlags::default()
+            };
             let offset = req.offset + r.start as u64;
             let len = (r.end - r.start) as u32;
             if hole {
-                ChunkHeader { flags, kind: ReplyType::OffsetHole, cookie: req.cookie, length: 12 }.encode(&mut meta);
-                OffsetHole { offset, length: len }.encode(&mut meta);
+                ChunkHeader {
+                    flags,
+                    kind: ReplyType::OffsetHole,
+                    cookie: req.cookie,
+                    length: 12,
+                }
+                .encode(&mut meta);
+                OffsetHole {
+                    offset,
+                    length: len,
+                }
+                .encode(&mut meta);
             } else {
-                ChunkHeader { flags, kind: ReplyType::OffsetData, cookie: req.cookie, length: len + 8 }.encode(&mut meta);
+                ChunkHeader {
+                    flags,
+                    kind: ReplyType::OffsetData,
+                    cookie: req.cookie,
+                    length: len + 8,
+                }
+                .encode(&mut meta);
                 meta.extend_from_slice(&offset.to_be_bytes());
                 parts.push((meta.len(), base + r.start..base + r.end));
             }
@@ -332,7 +410,10 @@ impl<R: Read> Connection<'_, R> {
             let len = e.length.min(end - at) as u32;
             match descriptors.last_mut() {
                 Some(d) if d.flags == e.flags => d.length += len,
-                _ => descriptors.push(Descriptor { length: len, flags: e.flags }),
+                _ => descriptors.push(Descriptor {
+                    length: len,
+                    flags: e.flags,
+                }),
             }
             at += u64::from(len);
             if req.flags.contains(CmdFlags::REQ_ONE) {
@@ -340,15 +421,28 @@ impl<R: Read> Connection<'_, R> {
             }
         }
         if descriptors.is_empty() {
-            return self.error(req, ErrorCode::Io, "backend returned no extent for the range");
+            return self.error(
+                req,
+                ErrorCode::Io,
+                "backend returned no extent for the range",
+            );
         }
         if req.flags.contains(CmdFlags::REQ_ONE) {
             descriptors.truncate(1);
         }
-        let payload = BlockStatus { context, descriptors }.to_bytes();
+        let payload = BlockStatus {
+            context,
+            descriptors,
+        }
+        .to_bytes();
         let mut meta = Vec::new();
-        ChunkHeader { flags: ReplyFlags::DONE, kind: ReplyType::BlockStatus, cookie: req.cookie, length: payload.len() as u32 }
-            .encode(&mut meta);
+        ChunkHeader {
+            flags: ReplyFlags::DONE,
+            kind: ReplyType::BlockStatus,
+            cookie: req.cookie,
+            length: payload.len() as u32,
+        }
+        .encode(&mut meta);
         meta.extend_from_slice(&payload);
         Outgoing::meta(meta)
     }

@@ -89,11 +89,17 @@ impl Address {
     pub fn connect(&self) -> Result<Stream> {
         Ok(match self {
             Address::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(|e| {
-                Error::Io(io::Error::new(e.kind(), format!("connecting to {}: {e}", p.display())))
+                Error::Io(io::Error::new(
+                    e.kind(),
+                    format!("connecting to {}: {e}", p.display()),
+                ))
             })?),
             Address::Tcp(h, port) => {
                 let s = TcpStream::connect((h.as_str(), *port)).map_err(|e| {
-                    Error::Io(io::Error::new(e.kind(), format!("connecting to {h}:{port}: {e}")))
+                    Error::Io(io::Error::new(
+                        e.kind(),
+                        format!("connecting to {h}:{port}: {e}"),
+                    ))
                 })?;
                 // Requests are small and latency-bound; Nagle would hold them back.
                 s.set_nodelay(true)?;
@@ -136,8 +142,12 @@ impl Uri {
                     .flat_map(|q| q.split('&'))
                     .find_map(|kv| kv.strip_prefix("socket="))
                     .ok_or_else(|| bad("missing ?socket=PATH"))?;
-                let socket = percent_decode(socket).ok_or_else(|| bad("bad percent-encoding in socket"))?;
-                Ok(Uri { address: Address::Unix(socket.into()), export })
+                let socket =
+                    percent_decode(socket).ok_or_else(|| bad("bad percent-encoding in socket"))?;
+                Ok(Uri {
+                    address: Address::Unix(socket.into()),
+                    export,
+                })
             }
             "nbd" => {
                 let (host, port) = match authority.rsplit_once(':') {
@@ -150,9 +160,14 @@ impl Uri {
                 if host.is_empty() {
                     return Err(bad("missing host"));
                 }
-                Ok(Uri { address: Address::Tcp(host.to_string(), port), export })
+                Ok(Uri {
+                    address: Address::Tcp(host.to_string(), port),
+                    export,
+                })
             }
-            other => Err(bad(&format!("unsupported scheme {other:?} (nbd or nbd+unix)"))),
+            other => Err(bad(&format!(
+                "unsupported scheme {other:?} (nbd or nbd+unix)"
+            ))),
         }
     }
 }
@@ -181,16 +196,34 @@ mod tests {
     #[test]
     fn parses_unix_and_tcp_uris() {
         let u = Uri::parse("nbd+unix:///disk%201?socket=/run/x%2Fy.sock").unwrap();
-        assert_eq!(u, Uri { address: Address::Unix("/run/x/y.sock".into()), export: "disk 1".into() });
+        assert_eq!(
+            u,
+            Uri {
+                address: Address::Unix("/run/x/y.sock".into()),
+                export: "disk 1".into()
+            }
+        );
         let u = Uri::parse("nbd+unix://?socket=/s").unwrap();
         assert_eq!(u.export, "");
         let u = Uri::parse("nbd://127.0.0.1:1234/vda").unwrap();
-        assert_eq!(u, Uri { address: Address::Tcp("127.0.0.1".into(), 1234), export: "vda".into() });
+        assert_eq!(
+            u,
+            Uri {
+                address: Address::Tcp("127.0.0.1".into(), 1234),
+                export: "vda".into()
+            }
+        );
         let u = Uri::parse("nbd://host").unwrap();
         assert_eq!(u.address, Address::Tcp("host".into(), DEFAULT_PORT));
         let u = Uri::parse("nbd://[::1]:99/e").unwrap();
         assert_eq!(u.address, Address::Tcp("::1".into(), 99));
-        for bad in ["nbd+unix:///x", "http://x/y", "nbd://:1/x", "nbd://h:port/x", "nbd+unix:///%zz?socket=/s"] {
+        for bad in [
+            "nbd+unix:///x",
+            "http://x/y",
+            "nbd://:1/x",
+            "nbd://h:port/x",
+            "nbd+unix:///%zz?socket=/s",
+        ] {
             assert!(Uri::parse(bad).is_err(), "{bad}");
         }
     }

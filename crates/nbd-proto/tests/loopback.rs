@@ -40,10 +40,18 @@ impl Backend for Memory {
         while at < end {
             let n = (4096 - at % 4096).min(end - at);
             let zero = d[at as usize..(at + n) as usize].iter().all(|&b| b == 0);
-            let flags = if zero { AllocFlags::ZERO } else { AllocFlags::default() };
+            let flags = if zero {
+                AllocFlags::ZERO
+            } else {
+                AllocFlags::default()
+            };
             match out.last_mut() {
                 Some(l) if l.flags == flags => l.length += n,
-                _ => out.push(Extent { offset: at, length: n, flags }),
+                _ => out.push(Extent {
+                    offset: at,
+                    length: n,
+                    flags,
+                }),
             }
             at += n;
         }
@@ -65,14 +73,21 @@ impl Backend for Memory {
 
 const SIZE: u64 = 1 << 20;
 
-fn start(flags: TransmissionFlags, config: ClientConfig) -> (Client, JoinHandle<osm_nbd::Result<()>>) {
+fn start(
+    flags: TransmissionFlags,
+    config: ClientConfig,
+) -> (Client, JoinHandle<osm_nbd::Result<()>>) {
     let mut server = Server::new();
     let export = Export {
         name: "mem".into(),
         description: "memory".into(),
         size: SIZE,
         flags,
-        block_size: Some(BlockSize { min: 1, preferred: 4096, max: 32 << 20 }),
+        block_size: Some(BlockSize {
+            min: 1,
+            preferred: 4096,
+            max: 32 << 20,
+        }),
     };
     server.add_export(export, Arc::new(Memory(Mutex::new(vec![0; SIZE as usize]))));
     let (a, b) = UnixStream::pair().unwrap();
@@ -95,12 +110,33 @@ fn write_read_zero_flush_and_block_status() {
     assert!(back[..8192].iter().all(|&b| b == 0));
     assert_eq!(&back[8192..8192 + 65536], &pattern[..]);
     let ext = c.block_status(0, SIZE as u32).unwrap();
-    assert_eq!(ext[0], Extent { offset: 0, length: 8192, flags: AllocFlags::ZERO });
-    assert_eq!(ext[1], Extent { offset: 8192, length: 65536, flags: AllocFlags::default() });
+    assert_eq!(
+        ext[0],
+        Extent {
+            offset: 0,
+            length: 8192,
+            flags: AllocFlags::ZERO
+        }
+    );
+    assert_eq!(
+        ext[1],
+        Extent {
+            offset: 8192,
+            length: 65536,
+            flags: AllocFlags::default()
+        }
+    );
     assert_eq!(ext.iter().map(|e| e.length).sum::<u64>(), SIZE);
     c.write_zeroes(8192, 4096).unwrap();
     let ext = c.block_status(0, 65536).unwrap();
-    assert_eq!(ext[0], Extent { offset: 0, length: 12288, flags: AllocFlags::ZERO });
+    assert_eq!(
+        ext[0],
+        Extent {
+            offset: 0,
+            length: 12288,
+            flags: AllocFlags::ZERO
+        }
+    );
     c.disconnect().unwrap();
     t.join().unwrap().unwrap();
 }
@@ -122,13 +158,18 @@ fn many_reads_in_flight_with_holes() {
     let mut seen = Vec::new();
     while c.in_flight() > 0 {
         let done = c.recv().unwrap();
-        let Reply::Read { offset, buf, holes } = done.result.unwrap() else { panic!("not a read") };
+        let Reply::Read { offset, buf, holes } = done.result.unwrap() else {
+            panic!("not a read")
+        };
         let i = offset / 16384;
         if i % 2 == 0 {
             assert!(buf.iter().all(|&b| b == i as u8 + 1));
             assert!(holes.is_empty());
         } else {
-            assert!(buf.iter().all(|&b| b == 0), "hole chunks must zero the stale buffer");
+            assert!(
+                buf.iter().all(|&b| b == 0),
+                "hole chunks must zero the stale buffer"
+            );
             assert_eq!(holes, vec![offset..offset + 16384]);
         }
         seen.push(done.cookie);
@@ -157,12 +198,19 @@ fn read_only_export_refuses_writes_with_eperm() {
     let (mut c, t) = start(TransmissionFlags::READ_ONLY, ClientConfig::new("mem"));
     assert!(c.flags().contains(TransmissionFlags::READ_ONLY));
     match c.write_at(0, b"x") {
-        Err(Error::Command { code: ErrorCode::Perm, message, .. }) => assert!(message.contains("read-only")),
+        Err(Error::Command {
+            code: ErrorCode::Perm,
+            message,
+            ..
+        }) => assert!(message.contains("read-only")),
         other => panic!("{other:?}"),
     }
     // The connection survives a refused command.
     assert_eq!(c.read_at(0, 4).unwrap(), vec![0; 4]);
-    assert!(c.read_at(SIZE, 1).is_err(), "reads past the end are refused before sending");
+    assert!(
+        c.read_at(SIZE, 1).is_err(),
+        "reads past the end are refused before sending"
+    );
     drop(c);
     t.join().unwrap().unwrap();
 }
@@ -172,7 +220,13 @@ fn killed_server_fails_pending_requests() {
     let (a, b) = UnixStream::pair().unwrap();
     let t = thread::spawn(move || {
         // Serve the handshake only, then vanish.
-        let export = Export { name: String::new(), description: String::new(), size: SIZE, flags: TransmissionFlags::READ_ONLY, block_size: None };
+        let export = Export {
+            name: String::new(),
+            description: String::new(),
+            size: SIZE,
+            flags: TransmissionFlags::READ_ONLY,
+            block_size: None,
+        };
         let mut hs = osm_nbd::ServerHandshake::new(vec![export]);
         let mut s = Stream::Unix(b);
         osm_nbd::drive_handshake(&mut s, &mut hs).unwrap();

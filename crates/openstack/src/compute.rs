@@ -288,6 +288,19 @@ pub struct BlockDeviceMapping {
 }
 
 impl BlockDeviceMapping {
+    /// The image a server boots from, on its local disk: boot index 0, as Nova requires next to
+    /// `imageRef` when other mappings are given.
+    pub fn image_local(image_id: &str) -> BlockDeviceMapping {
+        BlockDeviceMapping {
+            boot_index: Some(0),
+            uuid: Some(image_id.to_string()),
+            source_type: "image".into(),
+            destination_type: Some("local".into()),
+            delete_on_termination: true,
+            ..Default::default()
+        }
+    }
+
     /// An existing volume, attached at `boot_index` (0 = boot disk).
     pub fn volume(volume_id: &str, boot_index: Option<i32>) -> BlockDeviceMapping {
         BlockDeviceMapping {

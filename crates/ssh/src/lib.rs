@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, KnownHostKeyFormat, Session};
 
+/// How long [`Host::wait_reachable`] keeps retrying a host that refuses the key.
+pub const AUTH_GRACE: Duration = Duration::from_secs(30);
+
 /// What failed while talking to a conversion host. Every variant names the host.
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
@@ -144,7 +147,13 @@ impl Host {
         key: impl Into<PathBuf>,
         known_hosts: impl Into<PathBuf>,
     ) -> Host {
-        Host { address: address.into(), port, user: user.into(), key: key.into(), known_hosts: known_hosts.into() }
+        Host {
+            address: address.into(),
+            port,
+            user: user.into(),
+            key: key.into(),
+            known_hosts: known_hosts.into(),
+        }
     }
 
     /// `user@address:port`, for messages.
@@ -167,8 +176,14 @@ impl Host {
         let tcp = self.tcp(timeout)?;
         let mut session = Session::new().map_err(|e| self.session_err("setup", e))?;
         session.set_tcp_stream(tcp);
-        session.set_timeout(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX).max(1000));
-        session.handshake().map_err(|e| self.session_err("handshake", e))?;
+        session.set_timeout(
+            u32::try_from(timeout.as_millis())
+                .unwrap_or(u32::MAX)
+                .max(1000),
+        );
+        session
+            .handshake()
+            .map_err(|e| self.session_err("handshake", e))?;
         self.check_host_key(&session, policy)?;
         session
             .userauth_pubkey_file(&self.user, None, &self.key, None)
@@ -183,20 +198,38 @@ impl Host {
         // Long copies run for hours; the per-call timeout only guards the handshake.
         session.set_timeout(0);
         session.set_keepalive(true, 30);
-        Ok(Conn { session, host: self.clone() })
+        Ok(Conn {
+            session,
+            host: self.clone(),
+        })
     }
 
-    /// Waits until the host accepts an SSH session (a booting VM), up to `timeout`.
-    pub fn wait_reachable(&self, policy: HostKeyPolicy, timeout: Duration) -> Result<Conn, SshError> {
+    /// Waits until the host accepts an SSH session (a booting VM), up to `timeout`. A refused key is
+    /// retried for [`AUTH_GRACE`] only: a booting VM gets its key moments after sshd starts, while a
+    /// wrong user or key stays wrong, and the operator should hear so without waiting out `timeout`.
+    pub fn wait_reachable(
+        &self,
+        policy: HostKeyPolicy,
+        timeout: Duration,
+    ) -> Result<Conn, SshError> {
         let deadline = Instant::now() + timeout;
+        let mut refused_since = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.connect(policy, left.max(Duration::from_secs(5))) {
                 Ok(c) => return Ok(c),
-                Err(e @ (SshError::HostKeyChanged { .. } | SshError::HostKeyUnknown { .. } | SshError::KnownHosts { .. })) => {
-                    return Err(e)
-                }
+                Err(
+                    e @ (SshError::HostKeyChanged { .. }
+                    | SshError::HostKeyUnknown { .. }
+                    | SshError::KnownHosts { .. }),
+                ) => return Err(e),
                 Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e @ SshError::Session { stage, .. }) if stage.starts_with("authentication") => {
+                    if refused_since.get_or_insert_with(Instant::now).elapsed() >= AUTH_GRACE {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
                 Err(_) => std::thread::sleep(Duration::from_secs(2)),
             }
         }
@@ -204,12 +237,23 @@ impl Host {
 
     fn tcp(&self, timeout: Duration) -> Result<TcpStream, SshError> {
         let deadline = Instant::now() + timeout;
-        let connect_err = |source| SshError::Connect { host: self.label(), source };
-        let addrs: Vec<_> = (self.address.as_str(), self.port).to_socket_addrs().map_err(connect_err)?.collect();
-        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "the address resolves to nothing");
+        let connect_err = |source| SshError::Connect {
+            host: self.label(),
+            source,
+        };
+        let addrs: Vec<_> = (self.address.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(connect_err)?
+            .collect();
+        let mut last = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the address resolves to nothing",
+        );
         loop {
             for a in &addrs {
-                let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_secs(1));
                 match TcpStream::connect_timeout(a, left) {
                     Ok(s) => return Ok(s),
                     Err(e) => last = e,
@@ -223,17 +267,26 @@ impl Host {
     }
 
     fn session_err(&self, stage: &'static str, e: ssh2::Error) -> SshError {
-        SshError::Session { host: self.label(), stage, message: e.message().to_string() }
+        SshError::Session {
+            host: self.label(),
+            stage,
+            message: e.message().to_string(),
+        }
     }
 
     fn check_host_key(&self, session: &Session, policy: HostKeyPolicy) -> Result<(), SshError> {
-        let kh_err = |message: String| SshError::KnownHosts { path: self.known_hosts.clone(), message };
+        let kh_err = |message: String| SshError::KnownHosts {
+            path: self.known_hosts.clone(),
+            message,
+        };
         let (key, key_type) = session.host_key().ok_or_else(|| SshError::Session {
             host: self.label(),
             stage: "handshake",
             message: "the server sent no host key".into(),
         })?;
-        let mut known = session.known_hosts().map_err(|e| kh_err(e.message().to_string()))?;
+        let mut known = session
+            .known_hosts()
+            .map_err(|e| kh_err(e.message().to_string()))?;
         if self.known_hosts.exists() {
             known
                 .read_file(&self.known_hosts, KnownHostFileKind::OpenSSH)
@@ -247,16 +300,29 @@ impl Host {
                 entry: self.known_hosts_entry(),
             }),
             CheckResult::NotFound if policy == HostKeyPolicy::TrustOnFirstUse => {
-                let fmt = key_format(key_type)
-                    .ok_or_else(|| kh_err(format!("host key type {key_type:?} of {} cannot be recorded", self.label())))?;
-                let line = format!("{} {} {}\n", self.known_hosts_entry(), fmt_name(fmt), base64(key));
+                let fmt = key_format(key_type).ok_or_else(|| {
+                    kh_err(format!(
+                        "host key type {key_type:?} of {} cannot be recorded",
+                        self.label()
+                    ))
+                })?;
+                let line = format!(
+                    "{} {} {}\n",
+                    self.known_hosts_entry(),
+                    fmt_name(fmt),
+                    base64(key)
+                );
                 append_known_host(&self.known_hosts, &line).map_err(|e| kh_err(e.to_string()))?;
                 Ok(())
             }
-            CheckResult::NotFound => {
-                Err(SshError::HostKeyUnknown { host: self.label(), known_hosts: self.known_hosts.clone() })
-            }
-            CheckResult::Failure => Err(kh_err(format!("checking the key of {} failed", self.label()))),
+            CheckResult::NotFound => Err(SshError::HostKeyUnknown {
+                host: self.label(),
+                known_hosts: self.known_hosts.clone(),
+            }),
+            CheckResult::Failure => Err(kh_err(format!(
+                "checking the key of {} failed",
+                self.label()
+            ))),
         }
     }
 }
@@ -291,7 +357,11 @@ fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(line.as_bytes())
 }
 
@@ -299,7 +369,11 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -315,7 +389,11 @@ fn base64(data: &[u8]) -> String {
 /// Quotes one argument for a POSIX shell: the result is always a single word with the exact bytes
 /// of `arg`, whatever it holds (spaces, `$(...)`, quotes, newlines).
 pub fn quote(arg: &str) -> String {
-    if !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b)) {
+    if !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
+    {
         return arg.to_string();
     }
     format!("'{}'", arg.replace('\'', r"'\''"))
@@ -323,7 +401,10 @@ pub fn quote(arg: &str) -> String {
 
 /// The command line for an argument vector, each argument quoted.
 pub fn command_line<S: AsRef<str>>(argv: &[S]) -> String {
-    argv.iter().map(|a| quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What a command printed and how it exited.
@@ -345,7 +426,9 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("host", &self.host.label()).finish()
+        f.debug_struct("Conn")
+            .field("host", &self.host.label())
+            .finish()
     }
 }
 
@@ -356,7 +439,11 @@ impl Conn {
     }
 
     fn channel_err(&self, doing: &str, e: impl std::fmt::Display) -> SshError {
-        SshError::Channel { host: self.host.label(), doing: doing.to_string(), message: e.to_string() }
+        SshError::Channel {
+            host: self.host.label(),
+            doing: doing.to_string(),
+            message: e.to_string(),
+        }
     }
 
     /// Runs `argv` (quoted) and returns its output, whatever its exit status.
@@ -372,14 +459,22 @@ impl Conn {
     }
 
     /// Runs `argv` (quoted) with `input` on its stdin; a non-zero exit status is an error.
-    pub fn run_with_input<S: AsRef<str>>(&self, argv: &[S], input: &mut dyn Read) -> Result<Output, SshError> {
+    pub fn run_with_input<S: AsRef<str>>(
+        &self,
+        argv: &[S],
+        input: &mut dyn Read,
+    ) -> Result<Output, SshError> {
         let cmd = command_line(argv);
         let out = self.exec(&cmd, Some(input), |_| {})?;
         self.checked(cmd, out)
     }
 
     /// Runs `argv` (quoted), calling `on_line` with each line of stdout as it arrives.
-    pub fn stream<S: AsRef<str>>(&self, argv: &[S], on_line: impl FnMut(&str)) -> Result<Output, SshError> {
+    pub fn stream<S: AsRef<str>>(
+        &self,
+        argv: &[S],
+        on_line: impl FnMut(&str),
+    ) -> Result<Output, SshError> {
         let cmd = command_line(argv);
         let out = self.exec(&cmd, None, on_line)?;
         self.checked(cmd, out)
@@ -394,22 +489,40 @@ impl Conn {
             let start = s.char_indices().rev().nth(1999).map_or(0, |(i, _)| i);
             s[start..].to_string()
         };
-        Err(SshError::Command { host: self.host.label(), command, status: out.status, stderr: tail })
+        Err(SshError::Command {
+            host: self.host.label(),
+            command,
+            status: out.status,
+            stderr: tail,
+        })
     }
 
-    fn exec(&self, command: &str, input: Option<&mut dyn Read>, mut on_line: impl FnMut(&str)) -> Result<Output, SshError> {
-        let mut ch = self.session.channel_session().map_err(|e| self.channel_err("opening a session", e))?;
-        ch.exec(command).map_err(|e| self.channel_err(&format!("starting `{command}`"), e))?;
+    fn exec(
+        &self,
+        command: &str,
+        input: Option<&mut dyn Read>,
+        mut on_line: impl FnMut(&str),
+    ) -> Result<Output, SshError> {
+        let mut ch = self
+            .session
+            .channel_session()
+            .map_err(|e| self.channel_err("opening a session", e))?;
+        ch.exec(command)
+            .map_err(|e| self.channel_err(&format!("starting `{command}`"), e))?;
         if let Some(input) = input {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = input.read(&mut buf).map_err(|e| self.channel_err("reading the local input", e))?;
+                let n = input
+                    .read(&mut buf)
+                    .map_err(|e| self.channel_err("reading the local input", e))?;
                 if n == 0 {
                     break;
                 }
-                ch.write_all(&buf[..n]).map_err(|e| self.channel_err("sending input", e))?;
+                ch.write_all(&buf[..n])
+                    .map_err(|e| self.channel_err("sending input", e))?;
             }
-            ch.send_eof().map_err(|e| self.channel_err("closing input", e))?;
+            ch.send_eof()
+                .map_err(|e| self.channel_err("closing input", e))?;
         }
         let mut stdout = String::new();
         {
@@ -417,7 +530,9 @@ impl Conn {
             let mut line = String::new();
             loop {
                 line.clear();
-                let n = reader.read_line(&mut line).map_err(|e| self.channel_err("reading output", e))?;
+                let n = reader
+                    .read_line(&mut line)
+                    .map_err(|e| self.channel_err("reading output", e))?;
                 if n == 0 {
                     break;
                 }
@@ -426,10 +541,19 @@ impl Conn {
             }
         }
         let mut stderr = String::new();
-        ch.stderr().read_to_string(&mut stderr).map_err(|e| self.channel_err("reading stderr", e))?;
-        ch.wait_close().map_err(|e| self.channel_err("closing the channel", e))?;
-        let status = ch.exit_status().map_err(|e| self.channel_err("reading the exit status", e))?;
-        Ok(Output { status, stdout, stderr })
+        ch.stderr()
+            .read_to_string(&mut stderr)
+            .map_err(|e| self.channel_err("reading stderr", e))?;
+        ch.wait_close()
+            .map_err(|e| self.channel_err("closing the channel", e))?;
+        let status = ch
+            .exit_status()
+            .map_err(|e| self.channel_err("reading the exit status", e))?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
     }
 
     /// The login's home directory on the host.
@@ -439,7 +563,10 @@ impl Conn {
         if out.stdout.starts_with('/') {
             Ok(out.stdout)
         } else {
-            Err(self.channel_err("finding the home directory", format!("unexpected answer {:?}", out.stdout)))
+            Err(self.channel_err(
+                "finding the home directory",
+                format!("unexpected answer {:?}", out.stdout),
+            ))
         }
     }
 
@@ -456,7 +583,10 @@ impl Conn {
     /// The file appears atomically (written under a temporary name, then renamed). Returns whether it
     /// uploaded.
     pub fn upload(&self, local: &Path, remote: &str, mode: u32) -> Result<bool, SshError> {
-        let local_err = |source| SshError::Local { path: local.to_path_buf(), source };
+        let local_err = |source| SshError::Local {
+            path: local.to_path_buf(),
+            source,
+        };
         let want = sha256_file(local).map_err(local_err)?;
         if self.remote_sha256(remote)?.as_deref() == Some(want.as_str()) {
             return Ok(false);
@@ -469,11 +599,17 @@ impl Conn {
         let tmp = format!("{remote}.upload-{}", std::process::id());
         self.run(&["mkdir", "-p", "--", &dir])?;
         let mut f = std::fs::File::open(local).map_err(local_err)?;
-        self.run_with_input(&["sh", "-c", "umask 077 && cat > \"$1\"", "sh", &tmp], &mut f)?;
+        self.run_with_input(
+            &["sh", "-c", "umask 077 && cat > \"$1\"", "sh", &tmp],
+            &mut f,
+        )?;
         let got = self.remote_sha256(&tmp)?;
         if got.as_deref() != Some(want.as_str()) {
             let _ = self.run_unchecked(&["rm", "-f", "--", &tmp]);
-            return Err(self.channel_err(&format!("uploading {}", local.display()), "the checksum of the uploaded file differs"));
+            return Err(self.channel_err(
+                &format!("uploading {}", local.display()),
+                "the checksum of the uploaded file differs",
+            ));
         }
         self.run(&["chmod", &format!("{mode:o}"), "--", &tmp])?;
         self.run(&["mv", "-f", "--", &tmp, remote])?;
@@ -484,7 +620,10 @@ impl Conn {
     pub fn write_file(&self, remote: &str, content: &[u8], mode: u32) -> Result<(), SshError> {
         let tmp = format!("{remote}.write-{}", std::process::id());
         let mut input: &[u8] = content;
-        self.run_with_input(&["sh", "-c", "umask 077 && cat > \"$1\"", "sh", &tmp], &mut input)?;
+        self.run_with_input(
+            &["sh", "-c", "umask 077 && cat > \"$1\"", "sh", &tmp],
+            &mut input,
+        )?;
         self.run(&["chmod", &format!("{mode:o}"), "--", &tmp])?;
         self.run(&["mv", "-f", "--", &tmp, remote])?;
         Ok(())

@@ -31,7 +31,10 @@ fn keygen(path: &Path) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Starts sshd with the host key `host_key` (generated if missing), accepting `user_key.pub`.
@@ -46,7 +49,8 @@ fn sshd(dir: &Path, host_key: &Path, port: u16) -> Option<Sshd> {
     let user_key = dir.join("user_key");
     if !user_key.exists() {
         keygen(&user_key);
-        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).expect("authorized_keys");
+        std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys"))
+            .expect("authorized_keys");
     }
     let home = dir.join("home");
     std::fs::create_dir_all(&home).expect("home");
@@ -73,7 +77,11 @@ fn sshd(dir: &Path, host_key: &Path, port: u16) -> Option<Sshd> {
         .expect("sshd starts");
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return Some(Sshd { child, port, dir: dir.to_path_buf() });
+            return Some(Sshd {
+                child,
+                port,
+                dir: dir.to_path_buf(),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -85,7 +93,13 @@ fn user() -> String {
 }
 
 fn host(s: &Sshd) -> Host {
-    Host::new("127.0.0.1", s.port, user(), s.dir.join("user_key"), s.dir.join("known_hosts"))
+    Host::new(
+        "127.0.0.1",
+        s.port,
+        user(),
+        s.dir.join("user_key"),
+        s.dir.join("known_hosts"),
+    )
 }
 
 const T: Duration = Duration::from_secs(20);
@@ -94,16 +108,26 @@ const T: Duration = Duration::from_secs(20);
 fn trust_on_first_use_then_verify_then_refuse_a_changed_key() {
     let tmp = tempfile::tempdir().expect("tmp");
     let port = free_port();
-    let Some(s) = sshd(tmp.path(), &tmp.path().join("host_key"), port) else { return };
+    let Some(s) = sshd(tmp.path(), &tmp.path().join("host_key"), port) else {
+        return;
+    };
     let h = host(&s);
     match h.connect(HostKeyPolicy::Verify, T) {
         Err(SshError::HostKeyUnknown { .. }) => {}
         other => panic!("unknown host must be refused under Verify, got {other:?}"),
     }
-    h.connect(HostKeyPolicy::TrustOnFirstUse, T).expect("first use records the key");
+    h.connect(HostKeyPolicy::TrustOnFirstUse, T)
+        .expect("first use records the key");
     let kh = std::fs::read_to_string(tmp.path().join("known_hosts")).expect("known_hosts written");
-    assert!(kh.starts_with(&format!("[127.0.0.1]:{port} ssh-ed25519 ")), "{kh}");
-    let mode = std::fs::metadata(tmp.path().join("known_hosts")).expect("stat").permissions().mode() & 0o777;
+    assert!(
+        kh.starts_with(&format!("[127.0.0.1]:{port} ssh-ed25519 ")),
+        "{kh}"
+    );
+    let mode = std::fs::metadata(tmp.path().join("known_hosts"))
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
     let found = Command::new("ssh-keygen")
         .args(["-F", &format!("[127.0.0.1]:{port}"), "-f"])
@@ -111,17 +135,28 @@ fn trust_on_first_use_then_verify_then_refuse_a_changed_key() {
         .output()
         .expect("ssh-keygen -F");
     assert!(found.status.success(), "OpenSSH reads the recorded entry");
-    h.connect(HostKeyPolicy::Verify, T).expect("recorded key verifies");
-    h.connect(HostKeyPolicy::TrustOnFirstUse, T).expect("still matches");
-    assert_eq!(std::fs::read_to_string(tmp.path().join("known_hosts")).expect("read"), kh, "not recorded twice");
+    h.connect(HostKeyPolicy::Verify, T)
+        .expect("recorded key verifies");
+    h.connect(HostKeyPolicy::TrustOnFirstUse, T)
+        .expect("still matches");
+    assert_eq!(
+        std::fs::read_to_string(tmp.path().join("known_hosts")).expect("read"),
+        kh,
+        "not recorded twice"
+    );
     drop(s);
 
-    let Some(s2) = sshd(tmp.path(), &tmp.path().join("other_host_key"), port) else { return };
+    let Some(s2) = sshd(tmp.path(), &tmp.path().join("other_host_key"), port) else {
+        return;
+    };
     for policy in [HostKeyPolicy::Verify, HostKeyPolicy::TrustOnFirstUse] {
         match host(&s2).connect(policy, T) {
             Err(e @ SshError::HostKeyChanged { .. }) => {
                 let msg = e.to_string();
-                assert!(msg.contains("does not match") && msg.contains("ssh-keygen -R"), "{msg}");
+                assert!(
+                    msg.contains("does not match") && msg.contains("ssh-keygen -R"),
+                    "{msg}"
+                );
             }
             other => panic!("a changed key must be refused, got {other:?}"),
         }
@@ -131,14 +166,21 @@ fn trust_on_first_use_then_verify_then_refuse_a_changed_key() {
 #[test]
 fn commands_are_quoted_and_failures_reported() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let Some(s) = sshd(tmp.path(), &tmp.path().join("host_key"), free_port()) else { return };
-    let c = host(&s).connect(HostKeyPolicy::TrustOnFirstUse, T).expect("connect");
+    let Some(s) = sshd(tmp.path(), &tmp.path().join("host_key"), free_port()) else {
+        return;
+    };
+    let c = host(&s)
+        .connect(HostKeyPolicy::TrustOnFirstUse, T)
+        .expect("connect");
     let canary = tmp.path().join("canary");
     let nasty = [
         format!("web 01; touch {}", canary.display()),
         format!("$(touch {})", canary.display()),
         format!("`touch {}`", canary.display()),
-        format!("it's \"quoted\"\nnew line && touch {} | cat", canary.display()),
+        format!(
+            "it's \"quoted\"\nnew line && touch {} | cat",
+            canary.display()
+        ),
         "ünïcödé ☃ -- --help".to_string(),
         String::new(),
     ];
@@ -147,37 +189,102 @@ fn commands_are_quoted_and_failures_reported() {
         assert_eq!(&out.stdout, arg);
     }
     assert!(!canary.exists(), "a quoted argument executed something");
-    assert_eq!(c.home().expect("home"), tmp.path().join("home").display().to_string());
+    assert_eq!(
+        c.home().expect("home"),
+        tmp.path().join("home").display().to_string()
+    );
 
     match c.run(&["sh", "-c", "echo oops >&2; exit 3"]) {
-        Err(SshError::Command { status: 3, stderr, command, .. }) => {
+        Err(SshError::Command {
+            status: 3,
+            stderr,
+            command,
+            ..
+        }) => {
             assert_eq!(stderr, "oops");
             assert_eq!(command, "sh -c 'echo oops >&2; exit 3'");
         }
         other => panic!("expected a command failure, got {other:?}"),
     }
     let mut lines = Vec::new();
-    c.stream(&["sh", "-c", "for i in 1 2 3; do echo line $i; done"], |l| lines.push(l.to_string())).expect("stream");
+    c.stream(
+        &["sh", "-c", "for i in 1 2 3; do echo line $i; done"],
+        |l| lines.push(l.to_string()),
+    )
+    .expect("stream");
     assert_eq!(lines, ["line 1", "line 2", "line 3"]);
 }
 
 #[test]
 fn upload_only_when_the_checksum_differs() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let Some(s) = sshd(tmp.path(), &tmp.path().join("host_key"), free_port()) else { return };
-    let c = host(&s).connect(HostKeyPolicy::TrustOnFirstUse, T).expect("connect");
+    let Some(s) = sshd(tmp.path(), &tmp.path().join("host_key"), free_port()) else {
+        return;
+    };
+    let c = host(&s)
+        .connect(HostKeyPolicy::TrustOnFirstUse, T)
+        .expect("connect");
     let local = tmp.path().join("payload");
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&local, &data).expect("payload");
     let remote = tmp.path().join("home/.osm/bin/agent with space");
     let remote_s = remote.display().to_string();
     assert!(c.upload(&local, &remote_s, 0o755).expect("upload"));
     assert_eq!(std::fs::read(&remote).expect("uploaded"), data);
-    assert_eq!(std::fs::metadata(&remote).expect("stat").permissions().mode() & 0o777, 0o755);
-    assert!(!c.upload(&local, &remote_s, 0o755).expect("second upload"), "same checksum: no upload");
+    assert_eq!(
+        std::fs::metadata(&remote)
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    assert!(
+        !c.upload(&local, &remote_s, 0o755).expect("second upload"),
+        "same checksum: no upload"
+    );
     std::fs::write(&local, b"changed").expect("change");
     assert!(c.upload(&local, &remote_s, 0o755).expect("third upload"));
     assert_eq!(std::fs::read(&remote).expect("uploaded"), b"changed");
-    let leftovers: Vec<_> = std::fs::read_dir(remote.parent().expect("dir")).expect("ls").collect();
+    let leftovers: Vec<_> = std::fs::read_dir(remote.parent().expect("dir"))
+        .expect("ls")
+        .collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left");
+}
+
+#[test]
+fn a_refused_user_fails_after_the_grace_period_not_the_timeout() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = free_port();
+    let Some(s) = sshd(tmp.path(), &tmp.path().join("host_key"), port) else {
+        return;
+    };
+    host(&s)
+        .connect(HostKeyPolicy::TrustOnFirstUse, T)
+        .expect("the right user logs in");
+    let wrong = Host::new(
+        "127.0.0.1",
+        s.port,
+        "no-such-user-$(id)",
+        s.dir.join("user_key"),
+        s.dir.join("known_hosts"),
+    );
+    let started = std::time::Instant::now();
+    match wrong.wait_reachable(HostKeyPolicy::Verify, Duration::from_secs(600)) {
+        Err(e @ SshError::Session { stage, .. }) if stage.starts_with("authentication") => {
+            assert!(e.to_string().contains("no-such-user-$(id)@"), "{e}")
+        }
+        other => panic!("a refused user must fail, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= osm_ssh::AUTH_GRACE,
+        "retried for the grace period, waited {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(300),
+        "not until the timeout, waited {waited:?}"
+    );
 }

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use osm_openstack::{
-    self as os, BlockDeviceMapping, Connection, ExternalGateway, NewFloatingIp, NewNetwork, NewRouter, NewSecurityGroupRule,
-    NewServer, NewSubnet, Query, ServerNetwork,
+    self as os, BlockDeviceMapping, Connection, ExternalGateway, NewFloatingIp, NewNetwork,
+    NewRouter, NewSecurityGroupRule, NewServer, NewSubnet, Query, ServerNetwork,
 };
 use serde::{Deserialize, Serialize};
 
@@ -142,11 +142,18 @@ impl Ctx<'_> {
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(os::Error) -> ConversionError {
         let host = self.s.name.clone();
         let doing = doing.into();
-        move |source| ConversionError::Cloud { host, doing, source }
+        move |source| ConversionError::Cloud {
+            host,
+            doing,
+            source,
+        }
     }
 
     fn invalid(&self, message: impl Into<String>) -> ConversionError {
-        ConversionError::Invalid { host: self.s.name.clone(), message: message.into() }
+        ConversionError::Invalid {
+            host: self.s.name.clone(),
+            message: message.into(),
+        }
     }
 
     fn changed(&mut self, what: String) {
@@ -156,27 +163,58 @@ impl Ctx<'_> {
 
 /// Creates whatever of the conversion host is missing, and returns it. In check mode, reports what
 /// would be created without creating anything.
-pub fn deploy(conn: &Connection, s: &HostSettings, check: bool, timeout: Duration) -> Result<Report, ConversionError> {
-    let mut c = Ctx { conn, s, check, report: Report::default(), timeout };
+pub fn deploy(
+    conn: &Connection,
+    s: &HostSettings,
+    check: bool,
+    timeout: Duration,
+) -> Result<Report, ConversionError> {
+    let mut c = Ctx {
+        conn,
+        s,
+        check,
+        report: Report::default(),
+        timeout,
+    };
     keypair(&mut c)?;
     let network_id = network(&mut c)?;
     let sg = security_group(&mut c)?;
     let server = server(&mut c, network_id.as_deref(), sg.as_deref())?;
     if let Some(srv) = server {
         let address = floating_ip(&mut c, &srv)?;
-        let srv = conn.compute().get_server(&srv.id).map_err(c.err("reading the server"))?;
+        let srv = conn
+            .compute()
+            .get_server(&srv.id)
+            .map_err(c.err("reading the server"))?;
         let address = address
             .or_else(|| srv.access_ipv4.clone().filter(|a| !a.is_empty()))
-            .or_else(|| srv.addresses.values().flatten().next().map(|a| a.addr.clone()))
+            .or_else(|| {
+                srv.addresses
+                    .values()
+                    .flatten()
+                    .next()
+                    .map(|a| a.addr.clone())
+            })
             .unwrap_or_default();
-        c.report.host = Some(Deployed { id: srv.id, name: srv.name, status: srv.status, address, ssh_port: s.ssh_port });
+        c.report.host = Some(Deployed {
+            id: srv.id,
+            name: srv.name,
+            status: srv.status,
+            address,
+            ssh_port: s.ssh_port,
+        });
     }
     Ok(c.report)
 }
 
 fn keypair(c: &mut Ctx) -> Result<(), ConversionError> {
     let name = c.s.keypair_name.clone();
-    let Some(public) = c.s.public_key.as_deref().map(str::trim).filter(|k| !k.is_empty()) else {
+    let Some(public) =
+        c.s.public_key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+    else {
         return Err(c.invalid("no public key for the conversion keypair"));
     };
     match c.conn.compute().find_keypair(&name).map_err(c.err(format!("looking up keypair {name}")))? {
@@ -199,16 +237,26 @@ fn same_key(a: &str, b: &str) -> bool {
     body(a) == body(b)
 }
 
-fn find_one<T>(mut items: Vec<T>, kind: &str, name: &str, host: &str) -> Result<Option<T>, ConversionError> {
+fn find_one<T>(
+    mut items: Vec<T>,
+    kind: &str,
+    name: &str,
+    host: &str,
+) -> Result<Option<T>, ConversionError> {
     match items.len() {
         0 => Ok(None),
         1 => Ok(items.pop()),
-        n => Err(ConversionError::Invalid { host: host.to_string(), message: format!("{n} {kind}s are named '{name}'; remove the extra ones") }),
+        n => Err(ConversionError::Invalid {
+            host: host.to_string(),
+            message: format!("{n} {kind}s are named '{name}'; remove the extra ones"),
+        }),
     }
 }
 
 fn external_network(c: &Ctx) -> Result<Option<os::Network>, ConversionError> {
-    let Some(name) = c.s.external_network.as_deref() else { return Ok(None) };
+    let Some(name) = c.s.external_network.as_deref() else {
+        return Ok(None);
+    };
     c.conn
         .network()
         .find_network(name, &Query::new())
@@ -223,15 +271,19 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
     let net = c.conn.network();
     let host = s.name.clone();
     let existing = find_one(
-        net.list_networks(&Query::new().with("name", s.network_name.clone())).map_err(c.err("listing networks"))?,
+        net.list_networks(&Query::new().with("name", s.network_name.clone()))
+            .map_err(c.err("listing networks"))?,
         "network",
         &s.network_name,
         &host,
     )?;
     if !s.manage_network {
-        return existing
-            .map(|n| Some(n.id))
-            .ok_or_else(|| c.invalid(format!("network '{}' not found (and its management is off)", s.network_name)));
+        return existing.map(|n| Some(n.id)).ok_or_else(|| {
+            c.invalid(format!(
+                "network '{}' not found (and its management is off)",
+                s.network_name
+            ))
+        });
     }
     let network_id = match existing {
         Some(n) => Some(n.id),
@@ -241,7 +293,10 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
         }
         None => {
             let n = net
-                .create_network(&NewNetwork { name: s.network_name.clone(), ..NewNetwork::default() })
+                .create_network(&NewNetwork {
+                    name: s.network_name.clone(),
+                    ..NewNetwork::default()
+                })
                 .map_err(c.err(format!("creating network {}", s.network_name)))?;
             c.changed(format!("network {}", s.network_name));
             Some(n.id)
@@ -249,8 +304,12 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
     };
     let subnet = match &network_id {
         Some(nid) => find_one(
-            net.list_subnets(&Query::new().with("name", s.subnet_name.clone()).with("network_id", nid.clone()))
-                .map_err(c.err("listing subnets"))?,
+            net.list_subnets(
+                &Query::new()
+                    .with("name", s.subnet_name.clone())
+                    .with("network_id", nid.clone()),
+            )
+            .map_err(c.err("listing subnets"))?,
             "subnet",
             &s.subnet_name,
             &host,
@@ -281,7 +340,8 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
     };
     let ext = external_network(c)?;
     let router = find_one(
-        net.list_routers(&Query::new().with("name", s.router_name.clone())).map_err(c.err("listing routers"))?,
+        net.list_routers(&Query::new().with("name", s.router_name.clone()))
+            .map_err(c.err("listing routers"))?,
         "router",
         &s.router_name,
         &host,
@@ -296,7 +356,10 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
             let r = net
                 .create_router(&NewRouter {
                     name: s.router_name.clone(),
-                    external_gateway_info: ext.as_ref().map(|e| ExternalGateway { network_id: e.id.clone(), ..ExternalGateway::default() }),
+                    external_gateway_info: ext.as_ref().map(|e| ExternalGateway {
+                        network_id: e.id.clone(),
+                        ..ExternalGateway::default()
+                    }),
                     ..NewRouter::default()
                 })
                 .map_err(c.err(format!("creating router {}", s.router_name)))?;
@@ -308,11 +371,21 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
         let ports = net
             .list_ports(&Query::new().with("device_id", rid.clone()))
             .map_err(c.err("listing the router's ports"))?;
-        if !ports.iter().any(|p| p.fixed_ips.iter().any(|f| f.subnet_id.as_deref() == Some(sid.as_str()))) {
+        if !ports.iter().any(|p| {
+            p.fixed_ips
+                .iter()
+                .any(|f| f.subnet_id.as_deref() == Some(sid.as_str()))
+        }) {
             if !c.check {
-                net.add_router_interface(&rid, &sid).map_err(c.err(format!("adding subnet {} to router {}", s.subnet_name, s.router_name)))?;
+                net.add_router_interface(&rid, &sid).map_err(c.err(format!(
+                    "adding subnet {} to router {}",
+                    s.subnet_name, s.router_name
+                )))?;
             }
-            c.changed(format!("router interface {} -> {}", s.router_name, s.subnet_name));
+            c.changed(format!(
+                "router interface {} -> {}",
+                s.router_name, s.subnet_name
+            ));
         }
     }
     Ok(network_id)
@@ -323,8 +396,12 @@ fn security_group(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
     let net = c.conn.network();
     let project = c.conn.project_id().map_err(c.err("finding the project"))?;
     let existing = find_one(
-        net.list_security_groups(&Query::new().with("name", s.security_group_name.clone()).with("project_id", project))
-            .map_err(c.err("listing security groups"))?,
+        net.list_security_groups(
+            &Query::new()
+                .with("name", s.security_group_name.clone())
+                .with("project_id", project),
+        )
+        .map_err(c.err("listing security groups"))?,
         "security group",
         &s.security_group_name,
         &s.name,
@@ -337,7 +414,10 @@ fn security_group(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
         }
         None => {
             let g = net
-                .create_security_group(&s.security_group_name, Some("osm conversion hosts: SSH and ICMP"))
+                .create_security_group(
+                    &s.security_group_name,
+                    Some("osm conversion hosts: SSH and ICMP"),
+                )
                 .map_err(c.err(format!("creating security group {}", s.security_group_name)))?;
             c.changed(format!("security group {}", s.security_group_name));
             g
@@ -363,20 +443,31 @@ fn security_group(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
                     remote_ip_prefix: Some(s.ssh_cidr.clone()),
                     ..NewSecurityGroupRule::default()
                 })
-                .map_err(c.err(format!("adding a {proto} rule to security group {}", s.security_group_name)))?;
+                .map_err(c.err(format!(
+                    "adding a {proto} rule to security group {}",
+                    s.security_group_name
+                )))?;
             }
-            c.changed(format!("security group rule {proto} {} from {}", port.map(|p| p.to_string()).unwrap_or_default(), s.ssh_cidr));
+            c.changed(format!(
+                "security group rule {proto} {} from {}",
+                port.map(|p| p.to_string()).unwrap_or_default(),
+                s.ssh_cidr
+            ));
         }
     }
     Ok(Some(sg.id))
 }
 
-fn server(c: &mut Ctx, network_id: Option<&str>, sg: Option<&str>) -> Result<Option<os::Server>, ConversionError> {
+fn server(
+    c: &mut Ctx,
+    network_id: Option<&str>,
+    sg: Option<&str>,
+) -> Result<Option<os::Server>, ConversionError> {
     let s = c.s.clone();
     let compute = c.conn.compute();
     let found = find_one(
         compute
-            .list_servers_with(&Query::new().with("name", format!("^{}$", regex_lite::escape(&s.name))))
+            .list_servers_with(&Query::new().with("name", crate::nova_exact_name(&s.name)))
             .map_err(c.err("listing servers"))?
             .into_iter()
             .filter(|x| x.name == s.name)
@@ -388,27 +479,44 @@ fn server(c: &mut Ctx, network_id: Option<&str>, sg: Option<&str>) -> Result<Opt
     if let Some(srv) = found {
         return match srv.status.as_str() {
             "ACTIVE" => Ok(Some(srv)),
-            "BUILD" => compute.wait_for_server(&srv.id, &["ACTIVE"], c.timeout).map(Some).map_err(c.err("waiting for the server")),
+            "BUILD" => compute
+                .wait_for_server(&srv.id, &["ACTIVE"], c.timeout)
+                .map(Some)
+                .map_err(c.err("waiting for the server")),
             "SHUTOFF" if !c.check => {
-                compute.start_server(&srv.id).map_err(c.err("starting the server"))?;
+                compute
+                    .start_server(&srv.id)
+                    .map_err(c.err("starting the server"))?;
                 c.changed(format!("started server {}", s.name));
-                compute.wait_for_server(&srv.id, &["ACTIVE"], c.timeout).map(Some).map_err(c.err("waiting for the server"))
+                compute
+                    .wait_for_server(&srv.id, &["ACTIVE"], c.timeout)
+                    .map(Some)
+                    .map_err(c.err("waiting for the server"))
             }
-            other => Err(c.invalid(format!("server {} is {other}; delete it (delete_conversion_hosts) and deploy again", srv.id))),
+            other => Err(c.invalid(format!(
+                "server {} is {other}; delete it (delete_conversion_hosts) and deploy again",
+                srv.id
+            ))),
         };
     }
     c.changed(format!("server {}", s.name));
     if c.check {
         return Ok(None);
     }
-    let image = s.image.clone().ok_or_else(|| c.invalid("no image given (os_migrate_*_conversion_image_name)"))?;
+    let image = s
+        .image
+        .clone()
+        .ok_or_else(|| c.invalid("no image given (os_migrate_*_conversion_image_name)"))?;
     let image = c
         .conn
         .image()
         .find_image(&image)
         .map_err(c.err(format!("looking up image {image}")))?
         .ok_or_else(|| c.invalid(format!("image '{image}' not found")))?;
-    let flavor = s.flavor.clone().ok_or_else(|| c.invalid("no flavor given (os_migrate_*_conversion_flavor_name)"))?;
+    let flavor = s
+        .flavor
+        .clone()
+        .ok_or_else(|| c.invalid("no flavor given (os_migrate_*_conversion_flavor_name)"))?;
     let flavor = compute
         .find_flavor(&flavor)
         .map_err(c.err(format!("looking up flavor {flavor}")))?
@@ -417,8 +525,17 @@ fn server(c: &mut Ctx, network_id: Option<&str>, sg: Option<&str>) -> Result<Opt
         name: s.name.clone(),
         flavor_ref: flavor.id,
         key_name: Some(s.keypair_name.clone()),
-        security_groups: sg.map(|_| vec![s.security_group_name.clone()]).unwrap_or_default(),
-        networks: network_id.map(|n| vec![ServerNetwork::Network { uuid: n.to_string(), fixed_ip: None }]).unwrap_or_default(),
+        security_groups: sg
+            .map(|_| vec![s.security_group_name.clone()])
+            .unwrap_or_default(),
+        networks: network_id
+            .map(|n| {
+                vec![ServerNetwork::Network {
+                    uuid: n.to_string(),
+                    fixed_ip: None,
+                }]
+            })
+            .unwrap_or_default(),
         availability_zone: s.availability_zone.clone(),
         ..NewServer::default()
     };
@@ -432,15 +549,25 @@ fn server(c: &mut Ctx, network_id: Option<&str>, sg: Option<&str>) -> Result<Opt
         }
         None => new.image_ref = Some(image.id),
     }
-    let created = compute.create_server(&new).map_err(c.err("creating the server"))?;
-    compute.wait_for_server(&created.id, &["ACTIVE"], c.timeout).map(Some).map_err(c.err("waiting for the server to become ACTIVE"))
+    let created = compute
+        .create_server(&new)
+        .map_err(c.err("creating the server"))?;
+    compute
+        .wait_for_server(&created.id, &["ACTIVE"], c.timeout)
+        .map(Some)
+        .map_err(c.err("waiting for the server to become ACTIVE"))
 }
 
 fn floating_ip(c: &mut Ctx, srv: &os::Server) -> Result<Option<String>, ConversionError> {
     if !c.s.floating_ip {
         return Ok(None);
     }
-    if let Some(a) = srv.addresses.values().flatten().find(|a| a.ip_type.as_deref() == Some("floating")) {
+    if let Some(a) = srv
+        .addresses
+        .values()
+        .flatten()
+        .find(|a| a.ip_type.as_deref() == Some("floating"))
+    {
         return Ok(Some(a.addr.clone()));
     }
     let net = c.conn.network();
@@ -463,9 +590,13 @@ fn floating_ip(c: &mut Ctx, srv: &os::Server) -> Result<Option<String>, Conversi
             .next();
         if let Some(f) = existing {
             if f.port_id.as_deref().is_some_and(|p| p != port.id) {
-                return Err(c.invalid(format!("floating IP {addr} is associated with another port ({})", f.port_id.unwrap_or_default())));
+                return Err(c.invalid(format!(
+                    "floating IP {addr} is associated with another port ({})",
+                    f.port_id.unwrap_or_default()
+                )));
             }
-            net.update_floating_ip_port(&f.id, Some(&port.id), None).map_err(c.err(format!("associating floating IP {addr}")))?;
+            net.update_floating_ip_port(&f.id, Some(&port.id), None)
+                .map_err(c.err(format!("associating floating IP {addr}")))?;
             return Ok(Some(f.floating_ip_address));
         }
     }
@@ -484,75 +615,131 @@ fn floating_ip(c: &mut Ctx, srv: &os::Server) -> Result<Option<String>, Conversi
 /// Deletes the conversion host and what `deploy` created for it: its floating IP (when osm allocated
 /// it), the server, the security group, the router, subnet and network (when managed) and the
 /// keypair. What is already gone is skipped.
-pub fn delete(conn: &Connection, s: &HostSettings, check: bool, timeout: Duration) -> Result<Report, ConversionError> {
-    let mut c = Ctx { conn, s, check, report: Report::default(), timeout };
+pub fn delete(
+    conn: &Connection,
+    s: &HostSettings,
+    check: bool,
+    timeout: Duration,
+) -> Result<Report, ConversionError> {
+    let mut c = Ctx {
+        conn,
+        s,
+        check,
+        report: Report::default(),
+        timeout,
+    };
     let net = conn.network();
     let compute = conn.compute();
-    let servers: Vec<os::Server> =
-        compute.list_servers_with(&Query::new().with("name", format!("^{}$", regex_lite::escape(&s.name)))).map_err(c.err("listing servers"))?;
+    let servers: Vec<os::Server> = compute
+        .list_servers_with(&Query::new().with("name", crate::nova_exact_name(&s.name)))
+        .map_err(c.err("listing servers"))?;
     for srv in servers.into_iter().filter(|x| x.name == s.name) {
-        let ports = net.list_ports(&Query::new().with("device_id", srv.id.clone())).map_err(c.err("listing the server's ports"))?;
+        let ports = net
+            .list_ports(&Query::new().with("device_id", srv.id.clone()))
+            .map_err(c.err("listing the server's ports"))?;
         for p in &ports {
-            for f in net.list_floating_ips(&Query::new().with("port_id", p.id.clone())).map_err(c.err("listing floating IPs"))? {
-                let ours = f.description.as_deref().is_some_and(|d| d.starts_with(FIP_DESCRIPTION));
+            for f in net
+                .list_floating_ips(&Query::new().with("port_id", p.id.clone()))
+                .map_err(c.err("listing floating IPs"))?
+            {
+                let ours = f
+                    .description
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with(FIP_DESCRIPTION));
                 c.changed(format!("floating IP {}", f.floating_ip_address));
                 if !check {
-                    let r = if ours { net.delete_floating_ip(&f.id) } else { net.update_floating_ip_port(&f.id, None, None).map(drop) };
+                    let r = if ours {
+                        net.delete_floating_ip(&f.id)
+                    } else {
+                        net.update_floating_ip_port(&f.id, None, None).map(drop)
+                    };
                     r.map_err(c.err(format!("releasing floating IP {}", f.floating_ip_address)))?;
                 }
             }
         }
         c.changed(format!("server {}", s.name));
         if !check {
-            compute.delete_server(&srv.id).map_err(c.err("deleting the server"))?;
-            compute.wait_for_server_deleted(&srv.id, timeout).map_err(c.err("waiting for the server to go"))?;
+            compute
+                .delete_server(&srv.id)
+                .map_err(c.err("deleting the server"))?;
+            compute
+                .wait_for_server_deleted(&srv.id, timeout)
+                .map_err(c.err("waiting for the server to go"))?;
         }
     }
     let project = conn.project_id().map_err(c.err("finding the project"))?;
     for g in net
-        .list_security_groups(&Query::new().with("name", s.security_group_name.clone()).with("project_id", project))
+        .list_security_groups(
+            &Query::new()
+                .with("name", s.security_group_name.clone())
+                .with("project_id", project),
+        )
         .map_err(c.err("listing security groups"))?
     {
         c.changed(format!("security group {}", g.name));
         if !check {
-            ignore_gone(net.delete_security_group(&g.id)).map_err(c.err(format!("deleting security group {}", g.name)))?;
+            ignore_gone(net.delete_security_group(&g.id))
+                .map_err(c.err(format!("deleting security group {}", g.name)))?;
         }
     }
     if s.manage_network {
-        for r in net.list_routers(&Query::new().with("name", s.router_name.clone())).map_err(c.err("listing routers"))? {
-            let ports = net.list_ports(&Query::new().with("device_id", r.id.clone())).map_err(c.err("listing the router's ports"))?;
-            for p in ports.iter().filter(|p| p.device_owner.as_deref() == Some("network:router_interface")) {
+        for r in net
+            .list_routers(&Query::new().with("name", s.router_name.clone()))
+            .map_err(c.err("listing routers"))?
+        {
+            let ports = net
+                .list_ports(&Query::new().with("device_id", r.id.clone()))
+                .map_err(c.err("listing the router's ports"))?;
+            for p in ports
+                .iter()
+                .filter(|p| p.device_owner.as_deref() == Some("network:router_interface"))
+            {
                 for f in &p.fixed_ips {
                     if let Some(sid) = &f.subnet_id {
                         c.changed(format!("router interface {} -> {sid}", r.name));
                         if !check {
-                            ignore_gone(net.remove_router_interface(&r.id, sid).map(drop)).map_err(c.err("removing a router interface"))?;
+                            ignore_gone(net.remove_router_interface(&r.id, sid).map(drop))
+                                .map_err(c.err("removing a router interface"))?;
                         }
                     }
                 }
             }
             c.changed(format!("router {}", r.name));
             if !check {
-                ignore_gone(net.delete_router(&r.id)).map_err(c.err(format!("deleting router {}", r.name)))?;
+                ignore_gone(net.delete_router(&r.id))
+                    .map_err(c.err(format!("deleting router {}", r.name)))?;
             }
         }
-        for n in net.list_networks(&Query::new().with("name", s.network_name.clone())).map_err(c.err("listing networks"))? {
-            for sn in net.list_subnets(&Query::new().with("network_id", n.id.clone())).map_err(c.err("listing subnets"))? {
+        for n in net
+            .list_networks(&Query::new().with("name", s.network_name.clone()))
+            .map_err(c.err("listing networks"))?
+        {
+            for sn in net
+                .list_subnets(&Query::new().with("network_id", n.id.clone()))
+                .map_err(c.err("listing subnets"))?
+            {
                 c.changed(format!("subnet {}", sn.name));
                 if !check {
-                    ignore_gone(net.delete_subnet(&sn.id)).map_err(c.err(format!("deleting subnet {}", sn.name)))?;
+                    ignore_gone(net.delete_subnet(&sn.id))
+                        .map_err(c.err(format!("deleting subnet {}", sn.name)))?;
                 }
             }
             c.changed(format!("network {}", n.name));
             if !check {
-                ignore_gone(net.delete_network(&n.id)).map_err(c.err(format!("deleting network {}", n.name)))?;
+                ignore_gone(net.delete_network(&n.id))
+                    .map_err(c.err(format!("deleting network {}", n.name)))?;
             }
         }
     }
-    if compute.find_keypair(&s.keypair_name).map_err(c.err("looking up the keypair"))?.is_some() {
+    if compute
+        .find_keypair(&s.keypair_name)
+        .map_err(c.err("looking up the keypair"))?
+        .is_some()
+    {
         c.changed(format!("keypair {}", s.keypair_name));
         if !check {
-            ignore_gone(compute.delete_keypair(&s.keypair_name)).map_err(c.err("deleting the keypair"))?;
+            ignore_gone(compute.delete_keypair(&s.keypair_name))
+                .map_err(c.err("deleting the keypair"))?;
         }
     }
     Ok(c.report)

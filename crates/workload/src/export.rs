@@ -12,9 +12,9 @@ use serde_json::Value;
 use crate::file::{FileError, WorkloadsFile};
 use crate::filter::{Filter, FilterError};
 use crate::model::{
-    Extra, FixedIpRef, FloatingIpParams, MigrationParams, PortParams, Ref, Server, ServerFloatingIp, ServerInfo,
-    ServerParams, ServerPort, ServerVolume, VolumeInfo, VolumeParams, AUTH_PROJECT, FLOATING_IP_TYPE, PORT_TYPE,
-    SERVER_TYPE, VOLUME_TYPE,
+    Extra, FixedIpRef, FloatingIpParams, MigrationParams, PortParams, Ref, Server,
+    ServerFloatingIp, ServerInfo, ServerParams, ServerPort, ServerVolume, VolumeInfo, VolumeParams,
+    AUTH_PROJECT, FLOATING_IP_TYPE, PORT_TYPE, SERVER_TYPE, VOLUME_TYPE,
 };
 
 /// What failed during an export.
@@ -50,7 +50,10 @@ pub enum ExportError {
 }
 
 fn cloud(doing: impl FnOnce() -> String) -> impl FnOnce(os::Error) -> ExportError {
-    move |source| ExportError::Cloud { doing: doing(), source }
+    move |source| ExportError::Cloud {
+        doing: doing(),
+        source,
+    }
 }
 
 /// Export settings.
@@ -108,17 +111,34 @@ pub struct Exporter<'a> {
 impl<'a> Exporter<'a> {
     /// Fetches everything servers refer to, once.
     pub fn new(conn: &'a Connection) -> Result<Exporter<'a>, ExportError> {
-        let project_id = conn.project_id().map_err(cloud(|| "finding the authenticated project".into()))?;
+        let project_id = conn
+            .project_id()
+            .map_err(cloud(|| "finding the authenticated project".into()))?;
         let mine = Query::new().with("project_id", project_id.clone());
         let net = conn.network();
-        let flavors = conn.compute().list_flavors().map_err(cloud(|| "listing flavors".into()))?;
-        let networks = net.list_networks(&Query::new()).map_err(cloud(|| "listing networks".into()))?;
-        let subnets = net.list_subnets(&Query::new()).map_err(cloud(|| "listing subnets".into()))?;
-        let security_groups =
-            net.list_security_groups(&mine).map_err(cloud(|| "listing security groups".into()))?;
-        let ports = net.list_ports(&mine).map_err(cloud(|| "listing ports".into()))?;
-        let fips = net.list_floating_ips(&mine).map_err(cloud(|| "listing floating IPs".into()))?;
-        let volumes = conn.block_storage().list_volumes().map_err(cloud(|| "listing volumes".into()))?;
+        let flavors = conn
+            .compute()
+            .list_flavors()
+            .map_err(cloud(|| "listing flavors".into()))?;
+        let networks = net
+            .list_networks(&Query::new())
+            .map_err(cloud(|| "listing networks".into()))?;
+        let subnets = net
+            .list_subnets(&Query::new())
+            .map_err(cloud(|| "listing subnets".into()))?;
+        let security_groups = net
+            .list_security_groups(&mine)
+            .map_err(cloud(|| "listing security groups".into()))?;
+        let ports = net
+            .list_ports(&mine)
+            .map_err(cloud(|| "listing ports".into()))?;
+        let fips = net
+            .list_floating_ips(&mine)
+            .map_err(cloud(|| "listing floating IPs".into()))?;
+        let volumes = conn
+            .block_storage()
+            .list_volumes()
+            .map_err(cloud(|| "listing volumes".into()))?;
 
         let mut ports_by_device: HashMap<String, Vec<os::Port>> = HashMap::new();
         for p in ports {
@@ -138,14 +158,20 @@ impl<'a> Exporter<'a> {
             flavors,
             networks: networks.into_iter().map(|n| (n.id.clone(), n)).collect(),
             subnets: subnets.into_iter().map(|s| (s.id.clone(), s)).collect(),
-            security_groups: security_groups.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            security_groups: security_groups
+                .into_iter()
+                .map(|s| (s.id.clone(), s))
+                .collect(),
             ports_by_device,
             fips_by_port,
             volumes: volumes.into_iter().map(|v| (v.id.clone(), v)).collect(),
             images: HashMap::new(),
             warnings: Vec::new(),
         };
-        exporter.projects.insert(project_id, (Some(AUTH_PROJECT.into()), Some(AUTH_PROJECT.into())));
+        exporter.projects.insert(
+            project_id,
+            (Some(AUTH_PROJECT.into()), Some(AUTH_PROJECT.into())),
+        );
         Ok(exporter)
     }
 
@@ -157,7 +183,9 @@ impl<'a> Exporter<'a> {
     /// The project and domain names of a project ID, `%auth%` for the authenticated project; None
     /// where the cloud does not let us see them.
     fn project_names(&mut self, project_id: Option<&str>) -> (Option<String>, Option<String>) {
-        let Some(id) = project_id.filter(|p| !p.is_empty()) else { return (None, None) };
+        let Some(id) = project_id.filter(|p| !p.is_empty()) else {
+            return (None, None);
+        };
         if let Some(names) = self.projects.get(id) {
             return names.clone();
         }
@@ -178,7 +206,11 @@ impl<'a> Exporter<'a> {
 
     fn reference(&mut self, name: &str, project_id: Option<&str>) -> Ref {
         let (project_name, domain_name) = self.project_names(project_id);
-        Ref { name: name.to_string(), project_name, domain_name }
+        Ref {
+            name: name.to_string(),
+            project_name,
+            domain_name,
+        }
     }
 
     fn image(&mut self, id: &str) -> Result<Option<os::Image>, ExportError> {
@@ -188,23 +220,44 @@ impl<'a> Exporter<'a> {
         let image = match self.conn.image().get_image(id) {
             Ok(i) => Some(i),
             Err(e) if e.status() == Some(404) || matches!(e, os::Error::NotFound { .. }) => None,
-            Err(e) => return Err(ExportError::Cloud { doing: format!("reading image {id}"), source: e }),
+            Err(e) => {
+                return Err(ExportError::Cloud {
+                    doing: format!("reading image {id}"),
+                    source: e,
+                })
+            }
         };
         self.images.insert(id.to_string(), image.clone());
         Ok(image)
     }
 
     /// Serializes one server.
-    pub fn serialize(&mut self, s: &os::Server, settings: &ExportSettings) -> Result<Server, ExportError> {
+    pub fn serialize(
+        &mut self,
+        s: &os::Server,
+        settings: &ExportSettings,
+    ) -> Result<Server, ExportError> {
         let flavor = self.flavor_of(s);
         let flavor_ref = Ref {
-            name: flavor.as_ref().map(|f| f.name.clone()).or_else(|| s.flavor.original_name.clone()).unwrap_or_default(),
+            name: flavor
+                .as_ref()
+                .map(|f| f.name.clone())
+                .or_else(|| s.flavor.original_name.clone())
+                .unwrap_or_default(),
             project_name: None,
             domain_name: None,
         };
-        let mut migration = MigrationParams { boot_disk_copy: settings.boot_disk_copy, ..MigrationParams::default() };
+        let mut migration = MigrationParams {
+            boot_disk_copy: settings.boot_disk_copy,
+            ..MigrationParams::default()
+        };
 
-        let image_ref = match s.image.as_ref().map(|i| i.id.as_str()).filter(|id| !id.is_empty()) {
+        let image_ref = match s
+            .image
+            .as_ref()
+            .map(|i| i.id.as_str())
+            .filter(|id| !id.is_empty())
+        {
             None => {
                 migration.boot_disk_copy = true;
                 None
@@ -253,7 +306,11 @@ impl<'a> Exporter<'a> {
                 ser_fips.push(self.floating_ip(&f));
             }
         }
-        let volumes = s.volumes_attached.iter().filter_map(|a| self.volumes.get(&a.id).cloned()).collect::<Vec<_>>();
+        let volumes = s
+            .volumes_attached
+            .iter()
+            .filter_map(|a| self.volumes.get(&a.id).cloned())
+            .collect::<Vec<_>>();
         let ser_volumes = volumes.iter().map(|v| volume(v, &s.id)).collect();
 
         let config_drive = match &s.config_drive {
@@ -281,7 +338,11 @@ impl<'a> Exporter<'a> {
                 config_drive,
                 disk_config: s.disk_config.clone(),
                 key_name: s.key_name.clone(),
-                metadata: s.metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect(),
+                metadata: s
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
                 tags: s.tags.clone(),
                 user_data: s.user_data.clone(),
                 scheduler_hints: s.scheduler_hints.clone().map(Value::Object),
@@ -315,7 +376,9 @@ impl<'a> Exporter<'a> {
         let name = s.flavor.original_name.as_deref()?;
         let same_name: Vec<&os::Flavor> = self.flavors.iter().filter(|f| f.name == name).collect();
         let exact = same_name.iter().find(|f| {
-            Some(f.vcpus) == s.flavor.vcpus && Some(f.ram) == s.flavor.ram && Some(f.disk) == s.flavor.disk
+            Some(f.vcpus) == s.flavor.vcpus
+                && Some(f.ram) == s.flavor.ram
+                && Some(f.disk) == s.flavor.disk
         });
         exact.or(same_name.first()).map(|f| (*f).clone())
     }
@@ -325,15 +388,31 @@ impl<'a> Exporter<'a> {
         let mut ports: Vec<os::Port> = self
             .ports_by_device
             .get(&s.id)
-            .map(|ps| ps.iter().filter(|p| p.device_owner.as_deref().is_some_and(|o| o.starts_with("compute:"))).cloned().collect())
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| {
+                        p.device_owner
+                            .as_deref()
+                            .is_some_and(|o| o.starts_with("compute:"))
+                    })
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         if ports.len() > 1 {
             let order = self
                 .conn
                 .compute()
                 .list_interfaces(&s.id)
-                .map_err(cloud(|| format!("listing the interfaces of server '{}' ({})", s.name, s.id)))?;
-            let pos = |p: &os::Port| order.iter().position(|i| i.port_id == p.id).unwrap_or(usize::MAX);
+                .map_err(cloud(|| {
+                    format!("listing the interfaces of server '{}' ({})", s.name, s.id)
+                }))?;
+            let pos = |p: &os::Port| {
+                order
+                    .iter()
+                    .position(|i| i.port_id == p.id)
+                    .unwrap_or(usize::MAX)
+            };
             ports.sort_by(|a, b| pos(a).cmp(&pos(b)).then(a.id.cmp(&b.id)));
         }
         Ok(ports)
@@ -347,14 +426,27 @@ impl<'a> Exporter<'a> {
         };
         let mut fixed_ips_refs = Vec::new();
         for ip in &p.fixed_ips {
-            let subnet = ip.subnet_id.as_ref().and_then(|id| self.subnets.get(id)).cloned();
+            let subnet = ip
+                .subnet_id
+                .as_ref()
+                .and_then(|id| self.subnets.get(id))
+                .cloned();
             let subnet_ref = subnet.map(|sn| self.reference(&sn.name, sn.project_id.as_deref()));
-            fixed_ips_refs.push(FixedIpRef { ip_address: ip.ip_address.clone(), subnet_ref });
+            fixed_ips_refs.push(FixedIpRef {
+                ip_address: ip.ip_address.clone(),
+                subnet_ref,
+            });
         }
         let mut info = Extra::new();
         info.insert("id".into(), Value::String(p.id.clone()));
-        info.insert("device_owner".into(), p.device_owner.clone().map_or(Value::Null, Value::String));
-        info.insert("device_id".into(), p.device_id.clone().map_or(Value::Null, Value::String));
+        info.insert(
+            "device_owner".into(),
+            p.device_owner.clone().map_or(Value::Null, Value::String),
+        );
+        info.insert(
+            "device_id".into(),
+            p.device_id.clone().map_or(Value::Null, Value::String),
+        );
         ServerPort {
             kind: PORT_TYPE.into(),
             params: PortParams {
@@ -431,18 +523,32 @@ fn volume(v: &os::Volume, server_id: &str) -> ServerVolume {
             volume_image_metadata: if v.volume_image_metadata.is_empty() {
                 None
             } else {
-                Some(v.volume_image_metadata.iter().map(|(k, x)| (k.clone(), Value::String(x.clone()))).collect())
+                Some(
+                    v.volume_image_metadata
+                        .iter()
+                        .map(|(k, x)| (k.clone(), Value::String(x.clone())))
+                        .collect(),
+                )
             },
             extra: Extra::new(),
         },
-        info: VolumeInfo { id: v.id.clone(), size: v.size, is_bootable: v.is_bootable, attachments, extra: Extra::new() },
+        info: VolumeInfo {
+            id: v.id.clone(),
+            size: v.size,
+            is_bootable: v.is_bootable,
+            attachments,
+            extra: Extra::new(),
+        },
         migration_params: Extra::new(),
     }
 }
 
 /// Lists the source servers that `filter` selects.
 pub fn list_servers(conn: &Connection, filter: &Filter) -> Result<Vec<os::Server>, ExportError> {
-    let mut servers = conn.compute().list_servers().map_err(cloud(|| "listing servers".into()))?;
+    let mut servers = conn
+        .compute()
+        .list_servers()
+        .map_err(cloud(|| "listing servers".into()))?;
     servers.retain(|s| filter.matches(&s.name));
     servers.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     Ok(servers)
@@ -470,7 +576,11 @@ pub fn export(
         Selection::Matching(filter) => list_servers(conn, filter)?,
     };
     let mut file = WorkloadsFile::load_or_new(path)?;
-    let before = if path.exists() { file.to_yaml(path)? } else { String::new() };
+    let before = if path.exists() {
+        file.to_yaml(path)?
+    } else {
+        String::new()
+    };
     let mut exporter = Exporter::new(conn)?;
     let mut report = ExportReport::default();
     for s in &servers {
@@ -482,7 +592,11 @@ pub fn export(
                 ser.migration_params.boot_disk_copy = true;
             }
         }
-        if let Some(other) = file.resources.iter().find(|r| r.params.name == ser.params.name && r.info.id != ser.info.id) {
+        if let Some(other) = file
+            .resources
+            .iter()
+            .find(|r| r.params.name == ser.params.name && r.info.id != ser.info.id)
+        {
             return Err(ExportError::DuplicateName {
                 name: ser.params.name.clone(),
                 first: other.info.id.clone(),
@@ -492,7 +606,11 @@ pub fn export(
         let known = file.resources.iter().any(|r| r.info.id == ser.info.id);
         let name = ser.params.name.clone();
         if file.add_or_replace(ser) {
-            if known { report.updated.push(name.clone()) } else { report.added.push(name.clone()) }
+            if known {
+                report.updated.push(name.clone())
+            } else {
+                report.added.push(name.clone())
+            }
         }
         report.exported.push(name);
     }

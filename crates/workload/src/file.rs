@@ -93,14 +93,20 @@ pub struct WorkloadsFile {
 
 impl Default for WorkloadsFile {
     fn default() -> WorkloadsFile {
-        WorkloadsFile { os_migrate_version: FORMAT_VERSION.to_string(), resources: Vec::new() }
+        WorkloadsFile {
+            os_migrate_version: FORMAT_VERSION.to_string(),
+            resources: Vec::new(),
+        }
     }
 }
 
 impl WorkloadsFile {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<WorkloadsFile, FileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| FileError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| FileError::Read {
+            path: path.into(),
+            source,
+        })?;
         WorkloadsFile::parse(path, &text)
     }
 
@@ -115,11 +121,18 @@ impl WorkloadsFile {
 
     /// Parses and validates file content; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<WorkloadsFile, FileError> {
-        let layout = |message: String| FileError::Layout { path: path.into(), message };
-        let doc: Value = serde_yaml::from_str(text)
-            .map_err(|e| FileError::Yaml { path: path.into(), message: e.to_string() })?;
+        let layout = |message: String| FileError::Layout {
+            path: path.into(),
+            message,
+        };
+        let doc: Value = serde_yaml::from_str(text).map_err(|e| FileError::Yaml {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
         let Value::Object(top) = doc else {
-            return Err(layout("the file must be a mapping with keys os_migrate_version and resources".into()));
+            return Err(layout(
+                "the file must be a mapping with keys os_migrate_version and resources".into(),
+            ));
         };
         let version = match top.get("os_migrate_version") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -129,7 +142,12 @@ impl WorkloadsFile {
         };
         let items = match top.get("resources") {
             Some(Value::Array(items)) => items,
-            Some(Value::Null) => return Ok(WorkloadsFile { os_migrate_version: version, resources: vec![] }),
+            Some(Value::Null) => {
+                return Ok(WorkloadsFile {
+                    os_migrate_version: version,
+                    resources: vec![],
+                })
+            }
             Some(_) => return Err(layout("resources must be a list".into())),
             None => return Err(layout("missing key resources".into())),
         };
@@ -138,17 +156,32 @@ impl WorkloadsFile {
             resources.push(parse_server(path, i, item)?);
         }
         for (i, a) in resources.iter().enumerate() {
-            if let Some(j) = resources[..i].iter().position(|b| b.params.name == a.params.name) {
-                return Err(FileError::DuplicateName { path: path.into(), name: a.params.name.clone(), first: j, second: i });
+            if let Some(j) = resources[..i]
+                .iter()
+                .position(|b| b.params.name == a.params.name)
+            {
+                return Err(FileError::DuplicateName {
+                    path: path.into(),
+                    name: a.params.name.clone(),
+                    first: j,
+                    second: i,
+                });
             }
         }
-        Ok(WorkloadsFile { os_migrate_version: version, resources })
+        Ok(WorkloadsFile {
+            os_migrate_version: version,
+            resources,
+        })
     }
 
     /// Adds `server`, or replaces the server with the same `_info.id`. Returns whether the content
     /// changed.
     pub fn add_or_replace(&mut self, server: Server) -> bool {
-        match self.resources.iter_mut().find(|r| r.kind == server.kind && r.info.id == server.info.id) {
+        match self
+            .resources
+            .iter_mut()
+            .find(|r| r.kind == server.kind && r.info.id == server.info.id)
+        {
             Some(existing) if *existing == server => false,
             Some(existing) => {
                 *existing = server;
@@ -163,10 +196,16 @@ impl WorkloadsFile {
 
     /// The file content: YAML with every mapping's keys sorted, so that equal content is equal text.
     pub fn to_yaml(&self, path: &Path) -> Result<String, FileError> {
-        let ser = |message: String| FileError::Serialize { path: path.into(), message };
+        let ser = |message: String| FileError::Serialize {
+            path: path.into(),
+            message,
+        };
         let resources = serde_json::to_value(&self.resources).map_err(|e| ser(e.to_string()))?;
         let mut top = Map::new();
-        top.insert("os_migrate_version".into(), Value::String(self.os_migrate_version.clone()));
+        top.insert(
+            "os_migrate_version".into(),
+            Value::String(self.os_migrate_version.clone()),
+        );
         top.insert("resources".into(), resources);
         serde_yaml::to_string(&sorted(Value::Object(top))).map_err(|e| ser(e.to_string()))
     }
@@ -179,7 +218,10 @@ impl WorkloadsFile {
         if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
             return Ok(false);
         }
-        write_atomic(path, text.as_bytes(), 0o640).map_err(|source| FileError::Write { path: path.into(), source })?;
+        write_atomic(path, text.as_bytes(), 0o640).map_err(|source| FileError::Write {
+            path: path.into(),
+            source,
+        })?;
         Ok(true)
     }
 }
@@ -200,11 +242,22 @@ pub fn sorted(v: Value) -> Value {
 /// Writes `data` to `path` atomically with `mode`: a reader sees the old file or the new one, never
 /// half of one.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         f.write_all(data)?;
         f.sync_all()?;
@@ -217,7 +270,10 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
 }
 
 fn parse_server(path: &Path, index: usize, item: &Value) -> Result<Server, FileError> {
-    let name = item.pointer("/params/name").and_then(Value::as_str).filter(|n| !n.trim().is_empty());
+    let name = item
+        .pointer("/params/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty());
     let resource = match name {
         Some(n) => format!("'{n}' (resources[{index}])"),
         None => format!("resources[{index}]"),
@@ -234,14 +290,21 @@ fn parse_server(path: &Path, index: usize, item: &Value) -> Result<Server, FileE
     check_type(item, "type", SERVER_TYPE).map_err(|m| err("type", m))?;
     match item.pointer("/params/name") {
         None => return Err(err("params.name", "missing key".into())),
-        Some(Value::String(s)) if s.trim().is_empty() => return Err(err("params.name", "a server name must not be empty".into())),
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err(err("params.name", "a server name must not be empty".into()))
+        }
         Some(Value::String(_)) => {}
         Some(_) => return Err(err("params.name", "must be a string".into())),
     }
-    for (list, want) in [("ports", PORT_TYPE), ("floating_ips", FLOATING_IP_TYPE), ("volumes", VOLUME_TYPE)] {
+    for (list, want) in [
+        ("ports", PORT_TYPE),
+        ("floating_ips", FLOATING_IP_TYPE),
+        ("volumes", VOLUME_TYPE),
+    ] {
         if let Some(Value::Array(items)) = item.pointer(&format!("/params/{list}")) {
             for (j, sub) in items.iter().enumerate() {
-                check_type(sub, "type", want).map_err(|m| err(&format!("params.{list}[{j}].type"), m))?;
+                check_type(sub, "type", want)
+                    .map_err(|m| err(&format!("params.{list}[{j}].type"), m))?;
             }
         }
     }

@@ -10,7 +10,9 @@ use serde_json::Value;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum FilterError {
     /// The filter is not a list.
-    #[error("os_migrate_workloads_filter must be a list of names or {{regex: ...}} items, got {0}")]
+    #[error(
+        "os_migrate_workloads_filter must be a list of names or {{regex: ...}} items, got {0}"
+    )]
     NotAList(String),
     /// An item is neither a string nor a `{regex: ...}` mapping.
     #[error("os_migrate_workloads_filter[{index}]: must be a name or a mapping with the single key 'regex', got {got}")]
@@ -61,16 +63,24 @@ impl Filter {
         for (index, item) in list.iter().enumerate() {
             items.push(match item {
                 Value::String(s) => Item::Exact(s.clone()),
-                Value::Object(m) if m.len() == 1 && m.get("regex").is_some_and(Value::is_string) => {
+                Value::Object(m)
+                    if m.len() == 1 && m.get("regex").is_some_and(Value::is_string) =>
+                {
                     let pattern = m.get("regex").and_then(Value::as_str).unwrap_or_default();
-                    let re = regex_lite::Regex::new(pattern).map_err(|e| FilterError::BadRegex {
-                        index,
-                        pattern: pattern.to_string(),
-                        message: e.to_string(),
-                    })?;
+                    let re =
+                        regex_lite::Regex::new(pattern).map_err(|e| FilterError::BadRegex {
+                            index,
+                            pattern: pattern.to_string(),
+                            message: e.to_string(),
+                        })?;
                     Item::Regex(re)
                 }
-                other => return Err(FilterError::BadItem { index, got: other.to_string() }),
+                other => {
+                    return Err(FilterError::BadItem {
+                        index,
+                        got: other.to_string(),
+                    })
+                }
             });
         }
         Ok(Filter { items: Some(items) })
@@ -93,7 +103,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const NAMES: &[&str] = &["one", "two", "prefixed-one", "prefixed-two", "one-suffixed", "web 01; $(id)"];
+    const NAMES: &[&str] = &[
+        "one",
+        "two",
+        "prefixed-one",
+        "prefixed-two",
+        "one-suffixed",
+        "web 01; $(id)",
+    ];
 
     fn pick(f: Value) -> Vec<&'static str> {
         let f = Filter::from_value(&f).expect("valid filter");
@@ -103,8 +120,14 @@ mod tests {
     #[test]
     fn upstream_semantics() {
         assert_eq!(pick(json!(["one", "prefixed"])), vec!["one"]);
-        assert_eq!(pick(json!(["one", {"regex": "^prefixed"}])), vec!["one", "prefixed-one", "prefixed-two"]);
-        assert_eq!(pick(json!([{"regex": "one"}])), vec!["one", "prefixed-one", "one-suffixed"]);
+        assert_eq!(
+            pick(json!(["one", {"regex": "^prefixed"}])),
+            vec!["one", "prefixed-one", "prefixed-two"]
+        );
+        assert_eq!(
+            pick(json!([{"regex": "one"}])),
+            vec!["one", "prefixed-one", "one-suffixed"]
+        );
         assert_eq!(pick(json!([])), Vec::<&str>::new());
         assert_eq!(pick(Value::Null).len(), NAMES.len());
         assert_eq!(pick(json!(["web 01; $(id)"])), vec!["web 01; $(id)"]);
@@ -114,9 +137,18 @@ mod tests {
     fn bad_items_are_named() {
         assert_eq!(
             Filter::from_value(&json!(["a", {"regexp": "x"}])).unwrap_err(),
-            FilterError::BadItem { index: 1, got: r#"{"regexp":"x"}"#.into() }
+            FilterError::BadItem {
+                index: 1,
+                got: r#"{"regexp":"x"}"#.into()
+            }
         );
-        assert!(matches!(Filter::from_value(&json!([{"regex": "("}])), Err(FilterError::BadRegex { index: 0, .. })));
-        assert!(matches!(Filter::from_value(&json!("a")), Err(FilterError::NotAList(_))));
+        assert!(matches!(
+            Filter::from_value(&json!([{"regex": "("}])),
+            Err(FilterError::BadRegex { index: 0, .. })
+        ));
+        assert!(matches!(
+            Filter::from_value(&json!("a")),
+            Err(FilterError::NotAList(_))
+        ));
     }
 }

@@ -90,7 +90,10 @@ pub struct ConvHost {
 
 impl std::fmt::Debug for ConvHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConvHost").field("role", &self.role).field("spec", &self.spec).finish()
+        f.debug_struct("ConvHost")
+            .field("role", &self.role)
+            .field("spec", &self.spec)
+            .finish()
     }
 }
 
@@ -127,20 +130,49 @@ pub struct CopyEvent {
 
 impl ConvHost {
     /// Connects to a conversion host, checking its key.
-    pub fn connect(role: &'static str, spec: &HostSpec, login: &Login) -> Result<ConvHost, HostError> {
-        let host = Host::new(spec.address.clone(), spec.ssh_port, login.user.clone(), &login.key, &login.known_hosts);
-        let ssh = |source| HostError::Ssh { role, name: spec.name.clone(), source };
-        let conn = host.wait_reachable(login.policy, login.timeout).map_err(ssh)?;
+    pub fn connect(
+        role: &'static str,
+        spec: &HostSpec,
+        login: &Login,
+    ) -> Result<ConvHost, HostError> {
+        let host = Host::new(
+            spec.address.clone(),
+            spec.ssh_port,
+            login.user.clone(),
+            &login.key,
+            &login.known_hosts,
+        );
+        let ssh = |source| HostError::Ssh {
+            role,
+            name: spec.name.clone(),
+            source,
+        };
+        let conn = host
+            .wait_reachable(login.policy, login.timeout)
+            .map_err(ssh)?;
         let home = conn.home().map_err(ssh)?;
-        Ok(ConvHost { conn, home, role, spec: spec.clone() })
+        Ok(ConvHost {
+            conn,
+            home,
+            role,
+            spec: spec.clone(),
+        })
     }
 
     fn ssh(&self, source: SshError) -> HostError {
-        HostError::Ssh { role: self.role, name: self.spec.name.clone(), source }
+        HostError::Ssh {
+            role: self.role,
+            name: self.spec.name.clone(),
+            source,
+        }
     }
 
     fn agent_err(&self, message: String) -> HostError {
-        HostError::Agent { role: self.role, name: self.spec.name.clone(), message }
+        HostError::Agent {
+            role: self.role,
+            name: self.spec.name.clone(),
+            message,
+        }
     }
 
     /// The SSH session.
@@ -165,7 +197,10 @@ impl ConvHost {
 
     /// Runs a command on the host.
     pub fn run(&self, argv: &[&str]) -> Result<String, HostError> {
-        self.conn.run(argv).map(|o| o.stdout).map_err(|e| self.ssh(e))
+        self.conn
+            .run(argv)
+            .map(|o| o.stdout)
+            .map_err(|e| self.ssh(e))
     }
 
     /// Uploads the agent unless the host already has the same binary; returns whether it uploaded.
@@ -177,7 +212,9 @@ impl ConvHost {
             });
         }
         self.run(&["mkdir", "-p", "-m", "0700", "--", &self.osm_dir()])?;
-        self.conn.upload(local, &self.agent(), 0o755).map_err(|e| self.ssh(e))
+        self.conn
+            .upload(local, &self.agent(), 0o755)
+            .map_err(|e| self.ssh(e))
     }
 
     /// Creates the per-transfer directory.
@@ -191,19 +228,36 @@ impl ConvHost {
     /// Waits for an attached volume's device and returns its path.
     pub fn find_device(&self, volume_id: &str, timeout: Duration) -> Result<String, HostError> {
         let secs = timeout.as_secs().max(1).to_string();
-        let out = self.run(&[&self.agent(), "device", "--serial", volume_id, "--timeout", &secs])?;
+        let out = self.run(&[
+            &self.agent(),
+            "device",
+            "--serial",
+            volume_id,
+            "--timeout",
+            &secs,
+        ])?;
         let path = out.trim().to_string();
         if path.starts_with('/') {
             Ok(path)
         } else {
-            Err(self.agent_err(format!("osm-agent device printed {path:?} for volume {volume_id}")))
+            Err(self.agent_err(format!(
+                "osm-agent device printed {path:?} for volume {volume_id}"
+            )))
         }
     }
 
     /// Starts a read-only NBD export of `device` in the background, unless its pid file shows it is
     /// already running. With `sparsify`, returns the agent's account of what it recognised on the
     /// disk and how many bytes of free space it will not send.
-    pub fn serve(&self, device: &str, serial: &str, socket: &str, export: &str, pid_file: &str, sparsify: bool) -> Result<Option<String>, HostError> {
+    pub fn serve(
+        &self,
+        device: &str,
+        serial: &str,
+        socket: &str,
+        export: &str,
+        pid_file: &str,
+        sparsify: bool,
+    ) -> Result<Option<String>, HostError> {
         if self.running(pid_file)? {
             return Ok(None);
         }
@@ -231,7 +285,10 @@ impl ConvHost {
             (v["event"] == "sparsify").then(|| {
                 let free = v["free_bytes"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
                 let size = v["size"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
-                format!("sparsify: {} ({free:.1} of {size:.1} MiB free, not copied)", v["summary"].as_str().unwrap_or("nothing recognised"))
+                format!(
+                    "sparsify: {} ({free:.1} of {size:.1} MiB free, not copied)",
+                    v["summary"].as_str().unwrap_or("nothing recognised")
+                )
             })
         }))
     }
@@ -240,7 +297,13 @@ impl ConvHost {
     pub fn running(&self, pid_file: &str) -> Result<bool, HostError> {
         let out = self
             .conn
-            .run_unchecked(&["sh", "-c", "p=$(cat -- \"$1\" 2>/dev/null) && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null", "sh", pid_file])
+            .run_unchecked(&[
+                "sh",
+                "-c",
+                "p=$(cat -- \"$1\" 2>/dev/null) && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null",
+                "sh",
+                pid_file,
+            ])
             .map_err(|e| self.ssh(e))?;
         Ok(out.status == 0)
     }
@@ -248,7 +311,14 @@ impl ConvHost {
     /// Stops a background export or tunnel (idempotent).
     pub fn stop(&self, pid_file: &str) -> Result<(), HostError> {
         self.conn
-            .run_unchecked(&["sh", "-c", "[ ! -e \"$2\" ] || \"$1\" stop --pid-file \"$2\"", "sh", &self.agent(), pid_file])
+            .run_unchecked(&[
+                "sh",
+                "-c",
+                "[ ! -e \"$2\" ] || \"$1\" stop --pid-file \"$2\"",
+                "sh",
+                &self.agent(),
+                pid_file,
+            ])
             .map_err(|e| self.ssh(e))
             .and_then(|o| {
                 if o.status == 0 {
@@ -261,24 +331,48 @@ impl ConvHost {
 
     /// Stops every background process of a transfer (pid files in its directory) and removes the
     /// directory.
-    pub fn clean_transfer(&self, transfer_id: &str, keep_checkpoints: bool) -> Result<(), HostError> {
+    pub fn clean_transfer(
+        &self,
+        transfer_id: &str,
+        keep_checkpoints: bool,
+    ) -> Result<(), HostError> {
         let dir = self.transfer_dir(transfer_id);
         let listing = self
             .conn
-            .run_unchecked(&["sh", "-c", "cd -- \"$1\" 2>/dev/null && ls -1 -- *.pid 2>/dev/null", "sh", &dir])
+            .run_unchecked(&[
+                "sh",
+                "-c",
+                "cd -- \"$1\" 2>/dev/null && ls -1 -- *.pid 2>/dev/null",
+                "sh",
+                &dir,
+            ])
             .map_err(|e| self.ssh(e))?;
         for name in listing.stdout.lines().filter(|l| l.ends_with(".pid")) {
             self.stop(&format!("{dir}/{name}"))?;
         }
         if keep_checkpoints {
-            self.run(&["sh", "-c", "[ ! -d \"$1\" ] || find \"$1\" -mindepth 1 ! -name '*.ckpt' -delete", "sh", &dir]).map(|_| ())
+            self.run(&[
+                "sh",
+                "-c",
+                "[ ! -d \"$1\" ] || find \"$1\" -mindepth 1 ! -name '*.ckpt' -delete",
+                "sh",
+                &dir,
+            ])
+            .map(|_| ())
         } else {
             self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
         }
     }
 
     /// Starts the tunnel that makes the source host's export socket `remote` appear as `local` here.
-    pub fn tunnel(&self, src: &HostSpec, user: &str, remote: &str, local: &str, pid_file: &str) -> Result<(), HostError> {
+    pub fn tunnel(
+        &self,
+        src: &HostSpec,
+        user: &str,
+        remote: &str,
+        local: &str,
+        pid_file: &str,
+    ) -> Result<(), HostError> {
         if self.running(pid_file)? {
             return Ok(());
         }
@@ -330,8 +424,16 @@ impl ConvHost {
         verify: bool,
         mut on_event: impl FnMut(&CopyEvent),
     ) -> Result<CopyEvent, HostError> {
-        let mut argv: Vec<String> =
-            vec![self.agent(), "copy".into(), "--from".into(), from.into(), "--to".into(), to.into(), "--checkpoint".into(), checkpoint.into()];
+        let mut argv: Vec<String> = vec![
+            self.agent(),
+            "copy".into(),
+            "--from".into(),
+            from.into(),
+            "--to".into(),
+            to.into(),
+            "--checkpoint".into(),
+            checkpoint.into(),
+        ];
         if fresh_target {
             argv.push("--target-is-zero".into());
         }
@@ -345,8 +447,13 @@ impl ConvHost {
         // The copy gets a pid file like the exports and tunnels, so that a cleanup after a crash of
         // the migrator can stop it before it detaches the volume being written.
         let pid_file = format!("{}.copy.pid", checkpoint.trim_end_matches(".ckpt"));
-        let mut wrapped: Vec<String> =
-            vec!["sh".into(), "-c".into(), "echo $$ > \"$1\" && shift && exec \"$@\"".into(), "sh".into(), pid_file];
+        let mut wrapped: Vec<String> = vec![
+            "sh".into(),
+            "-c".into(),
+            "echo $$ > \"$1\" && shift && exec \"$@\"".into(),
+            "sh".into(),
+            pid_file,
+        ];
         wrapped.extend(argv);
         let argv = wrapped;
         let mut last = CopyEvent::default();
@@ -362,7 +469,10 @@ impl ConvHost {
         });
         match result {
             Ok(_) if last.event == "done" => Ok(last),
-            Ok(_) => Err(self.agent_err(format!("the copy to {to} ended without finishing (last event: {:?})", last.event))),
+            Ok(_) => Err(self.agent_err(format!(
+                "the copy to {to} ended without finishing (last event: {:?})",
+                last.event
+            ))),
             Err(e) => match error {
                 Some(msg) => Err(self.agent_err(format!("the copy to {to} failed: {msg}"))),
                 None => Err(self.ssh(e)),
@@ -373,11 +483,17 @@ impl ConvHost {
 
 /// Lines of a known_hosts file for an entry (`addr` or `[addr]:port`).
 pub fn known_host_lines(known_hosts: &Path, entry: &str) -> Result<Vec<String>, HostError> {
-    let text = std::fs::read_to_string(known_hosts)
-        .map_err(|e| HostError::Local { path: known_hosts.to_path_buf(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(known_hosts).map_err(|e| HostError::Local {
+        path: known_hosts.to_path_buf(),
+        message: e.to_string(),
+    })?;
     Ok(text
         .lines()
-        .filter(|l| l.split_whitespace().next().is_some_and(|hosts| hosts.split(',').any(|h| h == entry)))
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|hosts| hosts.split(',').any(|h| h == entry))
+        })
         .map(str::to_string)
         .collect())
 }
@@ -385,30 +501,69 @@ pub fn known_host_lines(known_hosts: &Path, entry: &str) -> Result<Vec<String>, 
 /// Lets the destination host reach the source host for the tunnel, idempotently: a link key made on
 /// the destination host (its private half never leaves it), its public half authorized on the source
 /// host for forwarding only (`restrict,port-forwarding`: no shell), and the source host's key, as the
-/// migrator recorded it, in the destination host's known_hosts for the tunnel.
-pub fn ensure_link(src: &ConvHost, dst: &ConvHost, migrator_known_hosts: &Path) -> Result<bool, HostError> {
-    let mut changed = false;
+/// migrator recorded it, in the destination host's known_hosts for the tunnel. Returns what it changed.
+pub fn ensure_link(
+    src: &ConvHost,
+    dst: &ConvHost,
+    migrator_known_hosts: &Path,
+) -> Result<Vec<String>, HostError> {
+    let mut changed = Vec::new();
     dst.run(&["mkdir", "-p", "-m", "0700", "--", &dst.osm_dir()])?;
     let key = dst.link_key();
-    if dst.conn.run_unchecked(&["test", "-f", &key]).map_err(|e| dst.ssh(e))?.status != 0 {
-        dst.run(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "osm-link", "-f", &key])?;
-        changed = true;
+    if dst
+        .conn
+        .run_unchecked(&["test", "-f", &key])
+        .map_err(|e| dst.ssh(e))?
+        .status
+        != 0
+    {
+        dst.run(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "osm-link",
+            "-f",
+            &key,
+        ])?;
+        changed.push(format!("made the link key on {}", dst.spec.name));
     }
     let public = dst.run(&["cat", "--", &format!("{key}.pub")])?;
     let public = public.trim();
     if !public.starts_with("ssh-") {
-        return Err(dst.agent_err(format!("the link key's public half is unreadable: {public:?}")));
+        return Err(dst.agent_err(format!(
+            "the link key's public half is unreadable: {public:?}"
+        )));
     }
     let line = format!("restrict,port-forwarding {public}");
-    let authorize = "umask 077 && mkdir -p \"$HOME/.ssh\" && touch \"$HOME/.ssh/authorized_keys\" && \
-                     if grep -qxF -- \"$1\" \"$HOME/.ssh/authorized_keys\"; then exit 0; else printf '%s\\n' \"$1\" >> \"$HOME/.ssh/authorized_keys\" && exit 10; fi";
-    let out = src.conn.run_unchecked(&["sh", "-c", authorize, "sh", &line]).map_err(|e| src.ssh(e))?;
+    // A file whose last line lacks its newline (key data written as given) would glue our line
+    // onto that key: end it first.
+    let authorize = "umask 077 && mkdir -p \"$HOME/.ssh\" && f=\"$HOME/.ssh/authorized_keys\" && touch \"$f\" && \
+                     if grep -qxF -- \"$1\" \"$f\"; then exit 0; fi && \
+                     if [ -s \"$f\" ] && [ -n \"$(tail -c 1 \"$f\")\" ]; then printf '\\n' >> \"$f\"; fi && \
+                     printf '%s\\n' \"$1\" >> \"$f\" && exit 10";
+    let out = src
+        .conn
+        .run_unchecked(&["sh", "-c", authorize, "sh", &line])
+        .map_err(|e| src.ssh(e))?;
     match out.status {
         0 => {}
-        10 => changed = true,
-        s => return Err(src.agent_err(format!("authorizing the link key failed (status {s}): {}", out.stderr.trim()))),
+        10 => changed.push(format!(
+            "authorized the link key on {} (port forwarding only)",
+            src.spec.name
+        )),
+        s => {
+            return Err(src.agent_err(format!(
+                "authorizing the link key failed (status {s}): {}",
+                out.stderr.trim()
+            )))
+        }
     }
-    let entry = Host::new(src.spec.address.clone(), src.spec.ssh_port, "", "", "").known_hosts_entry();
+    let entry =
+        Host::new(src.spec.address.clone(), src.spec.ssh_port, "", "", "").known_hosts_entry();
     let lines = known_host_lines(migrator_known_hosts, &entry)?;
     if lines.is_empty() {
         return Err(HostError::Local {
@@ -417,10 +572,18 @@ pub fn ensure_link(src: &ConvHost, dst: &ConvHost, migrator_known_hosts: &Path) 
         });
     }
     let want = format!("{}\n", lines.join("\n"));
-    let have = dst.conn.run_unchecked(&["cat", "--", &dst.link_known_hosts()]).map_err(|e| dst.ssh(e))?;
+    let have = dst
+        .conn
+        .run_unchecked(&["cat", "--", &dst.link_known_hosts()])
+        .map_err(|e| dst.ssh(e))?;
     if have.stdout != want {
-        dst.conn.write_file(&dst.link_known_hosts(), want.as_bytes(), 0o600).map_err(|e| dst.ssh(e))?;
-        changed = true;
+        dst.conn
+            .write_file(&dst.link_known_hosts(), want.as_bytes(), 0o600)
+            .map_err(|e| dst.ssh(e))?;
+        changed.push(format!(
+            "recorded the host key of {} ({entry}) on {}",
+            src.spec.name, dst.spec.name
+        ));
     }
     Ok(changed)
 }

@@ -35,7 +35,8 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 fn tag_transfer(tags: &[String]) -> Option<String> {
-    tags.iter().find_map(|t| t.strip_prefix(TRANSFER_TAG_PREFIX).map(str::to_string))
+    tags.iter()
+        .find_map(|t| t.strip_prefix(TRANSFER_TAG_PREFIX).map(str::to_string))
 }
 
 /// Lists what osm left in the cloud of `conn` (in its project), optionally of one transfer only, in
@@ -48,39 +49,88 @@ pub fn find(conn: &Connection, transfer_id: Option<&str>) -> Result<Vec<Leftover
     for s in conn.compute().list_servers()? {
         let t = s.metadata.get(TRANSFER_KEY).cloned();
         if t.is_some() && wanted(&t) {
-            out.push(Leftover { kind: "server", id: s.id, name: s.name, transfer_id: t, status: Some(s.status), attached_to: vec![] });
+            out.push(Leftover {
+                kind: "server",
+                id: s.id,
+                name: s.name,
+                transfer_id: t,
+                status: Some(s.status),
+                attached_to: vec![],
+            });
         }
     }
     for f in conn.network().list_floating_ips(&mine)? {
         let t = tag_transfer(&f.tags);
         if t.is_some() && wanted(&t) {
-            out.push(Leftover { kind: "floating_ip", id: f.id, name: f.floating_ip_address, transfer_id: t, status: f.status, attached_to: vec![] });
+            out.push(Leftover {
+                kind: "floating_ip",
+                id: f.id,
+                name: f.floating_ip_address,
+                transfer_id: t,
+                status: f.status,
+                attached_to: vec![],
+            });
         }
     }
     for p in conn.network().list_ports(&mine)? {
         let t = tag_transfer(&p.tags);
         if (t.is_some() || is_temp_name(&p.name)) && wanted(&t) {
-            out.push(Leftover { kind: "port", id: p.id, name: p.name, transfer_id: t, status: p.status, attached_to: vec![] });
+            out.push(Leftover {
+                kind: "port",
+                id: p.id,
+                name: p.name,
+                transfer_id: t,
+                status: p.status,
+                attached_to: vec![],
+            });
         }
     }
     for v in conn.block_storage().list_volumes()? {
         let t = v.metadata.get(TRANSFER_KEY).cloned();
         if (t.is_some() || is_temp_name(&v.name)) && wanted(&t) {
-            let attached_to = v.attachments.iter().filter_map(|a| a.server_id.clone()).collect();
-            out.push(Leftover { kind: "volume", id: v.id, name: v.name, transfer_id: t, status: Some(v.status), attached_to });
+            let attached_to = v
+                .attachments
+                .iter()
+                .filter_map(|a| a.server_id.clone())
+                .collect();
+            out.push(Leftover {
+                kind: "volume",
+                id: v.id,
+                name: v.name,
+                transfer_id: t,
+                status: Some(v.status),
+                attached_to,
+            });
         }
     }
     for s in conn.block_storage().list_snapshots()? {
         let t = s.metadata.get(TRANSFER_KEY).cloned();
         if (t.is_some() || is_temp_name(&s.name)) && wanted(&t) {
-            out.push(Leftover { kind: "snapshot", id: s.id, name: s.name, transfer_id: t, status: Some(s.status), attached_to: vec![] });
+            out.push(Leftover {
+                kind: "snapshot",
+                id: s.id,
+                name: s.name,
+                transfer_id: t,
+                status: Some(s.status),
+                attached_to: vec![],
+            });
         }
     }
     for i in conn.image().list_images()? {
         let t = i.property(TRANSFER_KEY).map(str::to_string);
-        let owned = i.owner.as_deref().is_none_or(|o| Some(o) == conn.project_id().ok().as_deref());
+        let owned = i
+            .owner
+            .as_deref()
+            .is_none_or(|o| Some(o) == conn.project_id().ok().as_deref());
         if owned && (t.is_some() || is_temp_name(&i.name)) && wanted(&t) {
-            out.push(Leftover { kind: "image", id: i.id, name: i.name, transfer_id: t, status: Some(i.status), attached_to: vec![] });
+            out.push(Leftover {
+                kind: "image",
+                id: i.id,
+                name: i.name,
+                transfer_id: t,
+                status: Some(i.status),
+                attached_to: vec![],
+            });
         }
     }
     Ok(out)
@@ -89,7 +139,11 @@ pub fn find(conn: &Connection, transfer_id: Option<&str>) -> Result<Vec<Leftover
 /// Removes leftovers, in order (servers, floating IPs, ports, volumes after detaching them,
 /// snapshots, images). Returns what was removed and, for each failure, a message; one failure does
 /// not stop the others.
-pub fn remove(conn: &Connection, items: &[Leftover], timeout: Duration) -> (Vec<String>, Vec<String>) {
+pub fn remove(
+    conn: &Connection,
+    items: &[Leftover],
+    timeout: Duration,
+) -> (Vec<String>, Vec<String>) {
     let mut removed = Vec::new();
     let mut failed = Vec::new();
     for l in items {
@@ -109,14 +163,19 @@ pub fn remove(conn: &Connection, items: &[Leftover], timeout: Duration) -> (Vec<
                         }
                     }
                     if !l.attached_to.is_empty() {
-                        conn.block_storage().wait_for_volume(&l.id, &["available", "error"], timeout)?;
+                        conn.block_storage().wait_for_volume(
+                            &l.id,
+                            &["available", "error"],
+                            timeout,
+                        )?;
                     }
                     conn.block_storage().delete_volume(&l.id, false)?;
                     conn.block_storage().wait_for_volume_deleted(&l.id, timeout)
                 }
                 "snapshot" => {
                     conn.block_storage().delete_snapshot(&l.id)?;
-                    conn.block_storage().wait_for_snapshot_deleted(&l.id, timeout)
+                    conn.block_storage()
+                        .wait_for_snapshot_deleted(&l.id, timeout)
                 }
                 _ => conn.image().delete_image(&l.id),
             }

@@ -27,9 +27,30 @@ mod filter;
 pub mod hosts;
 pub mod import;
 pub mod leftovers;
-pub mod state;
 pub mod model;
+pub mod state;
 
 pub use crate::file::{sorted, write_atomic, FileError, WorkloadsFile, FORMAT_VERSION};
 pub use crate::filter::{Filter, FilterError};
 pub use crate::model::{MigrationParams, Ref, Server};
+
+/// A Nova `name` filter that matches exactly `name`: the filter is a regular expression, so a name
+/// is data only once escaped and anchored.
+pub(crate) fn nova_exact_name(name: &str) -> String {
+    format!("^{}$", regex_lite::escape(name))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nova_exact_name_escapes_every_metacharacter() {
+        assert_eq!(
+            super::nova_exact_name("web 01; $(id)"),
+            r"^web 01; \$\(id\)$"
+        );
+        assert_eq!(super::nova_exact_name("a.b*"), r"^a\.b\*$");
+        let re = regex_lite::Regex::new(&super::nova_exact_name("x `y` | [z] ^$")).unwrap();
+        assert!(re.is_match("x `y` | [z] ^$"));
+        assert!(!re.is_match("x `y` | [z] ^$ more"));
+    }
+}

@@ -52,13 +52,19 @@ pub struct Ref {
 impl Ref {
     /// A reference to a resource of the authenticated project.
     pub fn in_auth_project(name: impl Into<String>) -> Ref {
-        Ref { name: name.into(), project_name: Some(AUTH_PROJECT.into()), domain_name: Some(AUTH_PROJECT.into()) }
+        Ref {
+            name: name.into(),
+            project_name: Some(AUTH_PROJECT.into()),
+            domain_name: Some(AUTH_PROJECT.into()),
+        }
     }
 
     /// True when the reference points into the project the migration authenticates to (or does not
     /// say, which upstream treats the same way).
     pub fn is_auth_project(&self) -> bool {
-        self.project_name.as_deref().is_none_or(|p| p == AUTH_PROJECT)
+        self.project_name
+            .as_deref()
+            .is_none_or(|p| p == AUTH_PROJECT)
     }
 }
 
@@ -74,7 +80,11 @@ pub struct Server {
     #[serde(rename = "_info")]
     pub info: ServerInfo,
     /// How to migrate it.
-    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    #[serde(
+        rename = "_migration_params",
+        default,
+        deserialize_with = "null_default"
+    )]
     pub migration_params: MigrationParams,
 }
 
@@ -117,7 +127,11 @@ impl Server {
     /// The volumes other than the boot volume.
     pub fn additional_volumes(&self) -> Vec<&ServerVolume> {
         let boot = self.boot_volume().map(|v| v.info.id.as_str());
-        self.params.volumes.iter().filter(|v| Some(v.info.id.as_str()) != boot).collect()
+        self.params
+            .volumes
+            .iter()
+            .filter(|v| Some(v.info.id.as_str()) != boot)
+            .collect()
     }
 }
 
@@ -212,7 +226,11 @@ pub struct ServerPort {
     #[serde(rename = "_info", default)]
     pub info: Extra,
     /// Per-port migration parameters.
-    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    #[serde(
+        rename = "_migration_params",
+        default,
+        deserialize_with = "null_default"
+    )]
     pub migration_params: Extra,
 }
 
@@ -261,7 +279,11 @@ pub struct ServerFloatingIp {
     #[serde(rename = "_info", default)]
     pub info: Extra,
     /// Per-IP migration parameters.
-    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    #[serde(
+        rename = "_migration_params",
+        default,
+        deserialize_with = "null_default"
+    )]
     pub migration_params: Extra,
 }
 
@@ -306,7 +328,11 @@ pub struct ServerVolume {
     #[serde(rename = "_info")]
     pub info: VolumeInfo,
     /// Per-volume migration parameters.
-    #[serde(rename = "_migration_params", default, deserialize_with = "null_default")]
+    #[serde(
+        rename = "_migration_params",
+        default,
+        deserialize_with = "null_default"
+    )]
     pub migration_params: Extra,
 }
 
@@ -470,7 +496,10 @@ impl Default for MigrationParams {
 impl MigrationParams {
     /// The destination boot volume to reuse, in either spelling.
     pub fn reused_boot_volume(&self) -> Option<&str> {
-        self.boot_volume.uuid.as_deref().or(self.boot_volume_id.as_deref())
+        self.boot_volume
+            .uuid
+            .as_deref()
+            .or(self.boot_volume_id.as_deref())
     }
 
     /// The destination volume to reuse for the `index`th additional volume, in either spelling.
@@ -478,7 +507,12 @@ impl MigrationParams {
         self.additional_volumes
             .get(index)
             .and_then(|v| v.uuid.as_deref())
-            .or_else(|| self.additional_volume_ids.as_ref().and_then(|ids| ids.get(index)).map(String::as_str))
+            .or_else(|| {
+                self.additional_volume_ids
+                    .as_ref()
+                    .and_then(|ids| ids.get(index))
+                    .map(String::as_str)
+            })
     }
 
     /// Whether free filesystem space is skipped during the copy.

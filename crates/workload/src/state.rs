@@ -45,7 +45,10 @@ pub enum StateError {
 
 /// The current UTC time as `2026-11-25T21:03:04Z`.
 pub fn now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -57,15 +60,24 @@ pub fn now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A new transfer id: 8 random hex digits.
 pub fn new_transfer_id() -> String {
     let mut buf = [0u8; 4];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
+    let random = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
     if random.is_err() {
-        let t = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         buf = ((t as u32) ^ std::process::id().rotate_left(16)).to_be_bytes();
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
@@ -115,7 +127,10 @@ impl Paths {
     pub fn new(data_dir: &Path, name: &str, source_id: &str) -> Paths {
         let dir = data_dir.join("workload_logs");
         let stem = file_stem(name, source_id);
-        Paths { log: dir.join(format!("{stem}.log")), state: dir.join(format!("{stem}.state")) }
+        Paths {
+            log: dir.join(format!("{stem}.log")),
+            state: dir.join(format!("{stem}.state")),
+        }
     }
 
     /// Creates `workload_logs/` (0750).
@@ -125,7 +140,10 @@ impl Paths {
             .recursive(true)
             .mode(0o750)
             .create(dir)
-            .map_err(|source| StateError::Io { path: dir.to_path_buf(), source })
+            .map_err(|source| StateError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
     }
 }
 
@@ -346,18 +364,29 @@ impl State {
         match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|e| StateError::Damaged { path: path.to_path_buf(), message: e.to_string() }),
+                .map_err(|e| StateError::Damaged {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StateError::Io { path: path.to_path_buf(), source }),
+            Err(source) => Err(StateError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
     /// Writes the state atomically (mode 0640).
     pub fn save(&mut self, path: &Path) -> Result<(), StateError> {
         self.updated_at = Some(now());
-        let text = serde_json::to_vec_pretty(self)
-            .map_err(|e| StateError::Damaged { path: path.to_path_buf(), message: e.to_string() })?;
-        write_atomic(path, &text, 0o640).map_err(|source| StateError::Io { path: path.to_path_buf(), source })
+        let text = serde_json::to_vec_pretty(self).map_err(|e| StateError::Damaged {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        write_atomic(path, &text, 0o640).map_err(|source| StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The name of a temporary resource of this transfer.
@@ -372,20 +401,31 @@ impl State {
 
     /// The recorded resource of that side, kind and role, if any.
     pub fn created(&self, side: Side, kind: Kind, role: &str) -> Option<&Created> {
-        self.created.iter().find(|c| c.side == side && c.kind == kind && c.role == role && !c.deleted)
+        self.created
+            .iter()
+            .find(|c| c.side == side && c.kind == kind && c.role == role && !c.deleted)
     }
 
     /// Records that a resource is about to be created (before the create call).
     pub fn plan(&mut self, side: Side, kind: Kind, role: &str, name: &str) {
         if self.created(side, kind, role).is_none() {
-            self.created.push(Created { side, kind, role: role.into(), name: name.into(), id: None, deleted: false });
+            self.created.push(Created {
+                side,
+                kind,
+                role: role.into(),
+                name: name.into(),
+                id: None,
+                deleted: false,
+            });
         }
     }
 
     /// Records the ID of a planned resource.
     pub fn set_id(&mut self, side: Side, kind: Kind, role: &str, id: &str) {
-        if let Some(c) =
-            self.created.iter_mut().find(|c| c.side == side && c.kind == kind && c.role == role && !c.deleted)
+        if let Some(c) = self
+            .created
+            .iter_mut()
+            .find(|c| c.side == side && c.kind == kind && c.role == role && !c.deleted)
         {
             c.id = Some(id.to_string());
         }
@@ -396,7 +436,10 @@ impl State {
         if let Some(i) = self.volumes.iter().position(|v| v.role == role) {
             return &mut self.volumes[i];
         }
-        self.volumes.push(VolumeTransfer { role: role.to_string(), ..VolumeTransfer::default() });
+        self.volumes.push(VolumeTransfer {
+            role: role.to_string(),
+            ..VolumeTransfer::default()
+        });
         let last = self.volumes.len() - 1;
         &mut self.volumes[last]
     }
@@ -411,7 +454,10 @@ mod tests {
         assert_eq!(file_stem("web-01", "abcdef123456"), "web-01");
         assert_eq!(file_stem("web 01; $(id)", "abcdef123456"), "web 01; $(id)");
         assert_eq!(file_stem("a/b", "abcdef123456"), "a_b-abcdef12");
-        assert_ne!(file_stem("a/b", "abcdef123456"), file_stem("a_b", "abcdef123456"));
+        assert_ne!(
+            file_stem("a/b", "abcdef123456"),
+            file_stem("a_b", "abcdef123456")
+        );
         assert_eq!(file_stem("../etc", "abcdef123456"), "_.._etc-abcdef12");
         assert_eq!(file_stem("x\ny", "0123456789"), "x_y-01234567");
     }
@@ -420,7 +466,10 @@ mod tests {
     fn time_format() {
         let t = now();
         assert_eq!(t.len(), 20, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T', "{t}");
+        assert!(
+            t.starts_with("20") && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{t}"
+        );
     }
 
     #[test]
@@ -436,7 +485,12 @@ mod tests {
     fn plan_then_id_then_reload() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("w.state");
-        let mut s = State { workload: "w".into(), source_id: "id".into(), transfer_id: "0badf00d".into(), ..State::default() };
+        let mut s = State {
+            workload: "w".into(),
+            source_id: "id".into(),
+            transfer_id: "0badf00d".into(),
+            ..State::default()
+        };
         s.plan(Side::Src, Kind::Snapshot, "boot", &s.temp_name("boot"));
         s.plan(Side::Src, Kind::Snapshot, "boot", "again");
         assert_eq!(s.created.len(), 1);
@@ -449,6 +503,9 @@ mod tests {
         assert_eq!(back.volumes[0].size_gib, 3);
         assert!(State::load(&dir.path().join("none")).expect("ok").is_none());
         std::fs::write(&path, "{").expect("write");
-        assert!(matches!(State::load(&path), Err(StateError::Damaged { .. })));
+        assert!(matches!(
+            State::load(&path),
+            Err(StateError::Damaged { .. })
+        ));
     }
 }

@@ -77,24 +77,41 @@ impl Checkpoint {
         let text = match fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading checkpoint {}", path.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading checkpoint {}", path.display()))
+            }
         };
-        let v: Value = serde_json::from_str(&text).with_context(|| format!("parsing checkpoint {}", path.display()))?;
+        let v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("parsing checkpoint {}", path.display()))?;
         let bad = |what: &str| anyhow::anyhow!("checkpoint {}: {what}", path.display());
         if v["version"] != 1 {
             return Err(bad("unknown version (expected 1)"));
         }
-        let source_size = v["source_size"].as_u64().ok_or_else(|| bad("missing source_size"))?;
-        let target_was_zero = v["target_was_zero"].as_bool().ok_or_else(|| bad("missing target_was_zero"))?;
+        let source_size = v["source_size"]
+            .as_u64()
+            .ok_or_else(|| bad("missing source_size"))?;
+        let target_was_zero = v["target_was_zero"]
+            .as_bool()
+            .ok_or_else(|| bad("missing target_was_zero"))?;
         let mut done = RangeSet::default();
         for r in v["done"].as_array().ok_or_else(|| bad("missing done"))? {
-            let (Some(a), Some(b)) = (r[0].as_u64(), r[1].as_u64()) else { return Err(bad("bad range in done")) };
+            let (Some(a), Some(b)) = (r[0].as_u64(), r[1].as_u64()) else {
+                return Err(bad("bad range in done"));
+            };
             if a > b || b > source_size {
-                bail!("checkpoint {}: range {a}..{b} outside the source's {source_size} bytes", path.display());
+                bail!(
+                    "checkpoint {}: range {a}..{b} outside the source's {source_size} bytes",
+                    path.display()
+                );
             }
             done.insert(a..b);
         }
-        Ok(Some(Checkpoint { path: path.to_path_buf(), source_size, target_was_zero, done }))
+        Ok(Some(Checkpoint {
+            path: path.to_path_buf(),
+            source_size,
+            target_was_zero,
+            done,
+        }))
     }
 
     /// Writes the checkpoint atomically: a crash leaves the old or the new file, never a mix.
@@ -111,7 +128,8 @@ impl Checkpoint {
         f.write_all(v.to_string().as_bytes())?;
         f.write_all(b"\n")?;
         f.sync_all()?;
-        fs::rename(&tmp, &self.path).with_context(|| format!("renaming {} to {}", tmp.display(), self.path.display()))
+        fs::rename(&tmp, &self.path)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), self.path.display()))
     }
 }
 
@@ -144,12 +162,24 @@ mod tests {
         let mut done = RangeSet::default();
         done.insert(0..4096);
         done.insert(8192..16384);
-        let c = Checkpoint { path: path.clone(), source_size: 16384, target_was_zero: true, done };
+        let c = Checkpoint {
+            path: path.clone(),
+            source_size: 16384,
+            target_was_zero: true,
+            done,
+        };
         c.save().unwrap();
         let back = Checkpoint::load(&path).unwrap().unwrap();
         assert_eq!(back.done, c.done);
         assert!(back.target_was_zero);
-        fs::write(&path, r#"{"version":1,"source_size":10,"target_was_zero":false,"done":[[0,20]]}"#).unwrap();
-        assert!(Checkpoint::load(&path).unwrap_err().to_string().contains("outside"));
+        fs::write(
+            &path,
+            r#"{"version":1,"source_size":10,"target_was_zero":false,"done":[[0,20]]}"#,
+        )
+        .unwrap();
+        assert!(Checkpoint::load(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("outside"));
     }
 }

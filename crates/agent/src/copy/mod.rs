@@ -99,7 +99,8 @@ impl Shared {
     }
 
     fn finished(&self, r: Range<u64>) {
-        self.bytes_done.fetch_add(r.end - r.start, Ordering::Relaxed);
+        self.bytes_done
+            .fetch_add(r.end - r.start, Ordering::Relaxed);
         if let Ok(mut d) = self.done.lock() {
             d.insert(r);
         }
@@ -124,7 +125,10 @@ fn copy(opts: &CopyOptions, start: Instant) -> Result<()> {
         bail!("--requests must be at least 1");
     }
     if !(4096..=u64::from(osm_nbd::MAX_PAYLOAD)).contains(&opts.request_size) {
-        bail!("--request-size must be between 4096 and {}", osm_nbd::MAX_PAYLOAD);
+        bail!(
+            "--request-size must be between 4096 and {}",
+            osm_nbd::MAX_PAYLOAD
+        );
     }
     let source = NbdSource::open(&opts.from)?;
     let size = source.size();
@@ -135,12 +139,23 @@ fn copy(opts: &CopyOptions, start: Instant) -> Result<()> {
     };
     if let Some(c) = &previous {
         if c.source_size != size {
-            bail!("checkpoint {} is for a source of {} bytes, but {} has {size}", c.path.display(), c.source_size, opts.from);
+            bail!(
+                "checkpoint {} is for a source of {} bytes, but {} has {size}",
+                c.path.display(),
+                c.source_size,
+                opts.from
+            );
         }
     }
     let target = LocalTarget::open(&opts.to, size)?;
-    let target_zero = opts.target_is_zero || previous.as_ref().map_or(target.known_zero(), |c| c.target_was_zero);
-    let done = previous.as_ref().map(|c| c.done.clone()).unwrap_or_default();
+    let target_zero = opts.target_is_zero
+        || previous
+            .as_ref()
+            .map_or(target.known_zero(), |c| c.target_was_zero);
+    let done = previous
+        .as_ref()
+        .map(|c| c.done.clone())
+        .unwrap_or_default();
     let checkpoint = opts.checkpoint.as_ref().map(|p| Checkpoint {
         path: p.clone(),
         source_size: size,
@@ -149,7 +164,11 @@ fn copy(opts: &CopyOptions, start: Instant) -> Result<()> {
     });
     let resumed = done.total();
 
-    let wanted = if source.can_multi_conn() { opts.connections } else { 1 };
+    let wanted = if source.can_multi_conn() {
+        opts.connections
+    } else {
+        1
+    };
     // Each extra connection is a convenience: if the server will not take it, go on without.
     let mut conns = vec![source.connect()?];
     let mut conn_errors = Vec::new();
@@ -162,7 +181,9 @@ fn copy(opts: &CopyOptions, start: Instant) -> Result<()> {
             }
         }
     }
-    let max_bytes = (opts.requests as u64 * opts.request_size).min(MAX_BYTES_IN_FLIGHT).max(opts.request_size);
+    let max_bytes = (opts.requests as u64 * opts.request_size)
+        .min(MAX_BYTES_IN_FLIGHT)
+        .max(opts.request_size);
     let plan = Plan {
         target: &target,
         target_zero,
@@ -228,7 +249,11 @@ fn copy(opts: &CopyOptions, start: Instant) -> Result<()> {
             "elapsed_s": secs(copy_start.elapsed()),
         });
         if !final_line {
-            v["eta_s"] = json!(if rate > 0.0 { ((size - done) as f64 / rate).round() } else { 0.0 });
+            v["eta_s"] = json!(if rate > 0.0 {
+                ((size - done) as f64 / rate).round()
+            } else {
+                0.0
+            });
         }
         v
     };
@@ -239,7 +264,11 @@ fn copy(opts: &CopyOptions, start: Instant) -> Result<()> {
                 target.flush().context("flushing the target")?;
             }
             let mut c = c.clone();
-            c.done = shared.done.lock().map_err(|_| anyhow!("lock poisoned"))?.clone();
+            c.done = shared
+                .done
+                .lock()
+                .map_err(|_| anyhow!("lock poisoned"))?
+                .clone();
             c.save()?;
         }
         Ok(())
@@ -354,7 +383,9 @@ fn worker(conn: &mut dyn SourceConn, plan: &Plan<'_>, sh: &Shared) -> Result<()>
         match conn.next()? {
             Done::Extents(extents) => {
                 extents_pending = false;
-                let r = mapping.take().ok_or_else(|| anyhow!("extents arrived for no range"))?;
+                let r = mapping
+                    .take()
+                    .ok_or_else(|| anyhow!("extents arrived for no range"))?;
                 let mut at = r.start;
                 let mut data_from: Option<u64> = None;
                 for e in &extents {
@@ -370,7 +401,9 @@ fn worker(conn: &mut dyn SourceConn, plan: &Plan<'_>, sh: &Shared) -> Result<()>
                             todo_bytes += queue_reads(&mut todo, d..at, plan.request_size);
                         }
                         if !plan.target_zero {
-                            plan.target.zero(at, end - at).with_context(|| format!("zeroing {} bytes at {at} on the target", end - at))?;
+                            plan.target.zero(at, end - at).with_context(|| {
+                                format!("zeroing {} bytes at {at} on the target", end - at)
+                            })?;
                         }
                         sh.zeroed.fetch_add(end - at, Ordering::Relaxed);
                         sh.finished(at..end);
@@ -410,10 +443,17 @@ fn queue_reads(todo: &mut VecDeque<Range<u64>>, r: Range<u64>, size: u64) -> u64
 }
 
 /// Writes what a read returned: data as data, and the holes by the zeroing policy.
-fn store(plan: &Plan<'_>, sh: &Shared, offset: u64, buf: &[u8], mut holes: Vec<Range<u64>>) -> Result<()> {
+fn store(
+    plan: &Plan<'_>,
+    sh: &Shared,
+    offset: u64,
+    buf: &[u8],
+    mut holes: Vec<Range<u64>>,
+) -> Result<()> {
     let end = offset + buf.len() as u64;
     let hole_bytes: u64 = holes.iter().map(|h| h.end - h.start).sum();
-    sh.transferred.fetch_add(buf.len() as u64 - hole_bytes, Ordering::Relaxed);
+    sh.transferred
+        .fetch_add(buf.len() as u64 - hole_bytes, Ordering::Relaxed);
     // Short holes are written with the data around them (the buffer holds zeros there) unless
     // the target already reads as zeros.
     holes.retain(|h| plan.target_zero || h.end - h.start >= MIN_ZERO_RUN);
@@ -422,11 +462,15 @@ fn store(plan: &Plan<'_>, sh: &Shared, offset: u64, buf: &[u8], mut holes: Vec<R
     for h in holes.iter().chain(std::iter::once(&(end..end))) {
         if h.start > at {
             let s = (at - offset) as usize..(h.start - offset) as usize;
-            plan.target.write_at(&buf[s], at).with_context(|| format!("writing {} bytes at {at} to the target", h.start - at))?;
+            plan.target
+                .write_at(&buf[s], at)
+                .with_context(|| format!("writing {} bytes at {at} to the target", h.start - at))?;
         }
         if h.end > h.start {
             if !plan.target_zero {
-                plan.target.zero(h.start, h.end - h.start).with_context(|| format!("zeroing at {} on the target", h.start))?;
+                plan.target
+                    .zero(h.start, h.end - h.start)
+                    .with_context(|| format!("zeroing at {} on the target", h.start))?;
             }
             sh.zeroed.fetch_add(h.end - h.start, Ordering::Relaxed);
         }
@@ -436,7 +480,12 @@ fn store(plan: &Plan<'_>, sh: &Shared, offset: u64, buf: &[u8], mut holes: Vec<R
 }
 
 /// Reads both sides back and compares their SHA-256; returns the digest.
-fn verify(mut conn: Box<dyn SourceConn>, target: &dyn Target, size: u64, opts: &CopyOptions) -> Result<String> {
+fn verify(
+    mut conn: Box<dyn SourceConn>,
+    target: &dyn Target,
+    size: u64,
+    opts: &CopyOptions,
+) -> Result<String> {
     let (src, dst) = thread::scope(|s| {
         let dst = s.spawn(|| -> Result<String> {
             let mut h = Sha256::new();
@@ -444,7 +493,9 @@ fn verify(mut conn: Box<dyn SourceConn>, target: &dyn Target, size: u64, opts: &
             let mut at = 0;
             while at < size {
                 let n = (size - at).min(buf.len() as u64) as usize;
-                target.read_at(&mut buf[..n], at).with_context(|| format!("reading the target back at {at}"))?;
+                target
+                    .read_at(&mut buf[..n], at)
+                    .with_context(|| format!("reading the target back at {at}"))?;
                 h.update(&buf[..n]);
                 at += n as u64;
             }
@@ -477,7 +528,11 @@ fn verify(mut conn: Box<dyn SourceConn>, target: &dyn Target, size: u64, opts: &
             }
             Ok(hex(&h.finalize()))
         })();
-        (src, dst.join().unwrap_or_else(|_| Err(anyhow!("target reader panicked"))))
+        (
+            src,
+            dst.join()
+                .unwrap_or_else(|_| Err(anyhow!("target reader panicked"))),
+        )
     });
     let (src, dst) = (src?, dst?);
     if src != dst {

@@ -109,12 +109,19 @@ impl Source for NbdSource {
     }
 
     fn connect(&self) -> Result<Box<dyn SourceConn>> {
-        let first = self.first.lock().map_err(|_| anyhow!("source lock poisoned"))?.take();
+        let first = self
+            .first
+            .lock()
+            .map_err(|_| anyhow!("source lock poisoned"))?
+            .take();
         let client = match first {
             Some(c) => c,
             None => connect(&self.uri).with_context(|| format!("connecting to {}", self.text))?,
         };
-        Ok(Box::new(NbdConn { client, uri: self.text.clone() }))
+        Ok(Box::new(NbdConn {
+            client,
+            uri: self.text.clone(),
+        }))
     }
 }
 
@@ -126,25 +133,42 @@ struct NbdConn {
 impl SourceConn for NbdConn {
     fn submit_read(&mut self, offset: u64, buf: Vec<u8>) -> Result<()> {
         let len = buf.len();
-        self.client.submit_read(offset, buf).with_context(|| format!("sending a read of {len} bytes at {offset} to {}", self.uri))?;
+        self.client.submit_read(offset, buf).with_context(|| {
+            format!("sending a read of {len} bytes at {offset} to {}", self.uri)
+        })?;
         Ok(())
     }
 
     fn submit_extents(&mut self, offset: u64, length: u64) -> Result<()> {
         // Block status lengths are 32-bit; keep the query block-aligned.
         let len = length.min(u64::from(u32::MAX) & !0xfff) as u32;
-        self.client.submit_block_status(offset, len).with_context(|| format!("sending block status at {offset} to {}", self.uri))?;
+        self.client
+            .submit_block_status(offset, len)
+            .with_context(|| format!("sending block status at {offset} to {}", self.uri))?;
         Ok(())
     }
 
     fn next(&mut self) -> Result<Done> {
         let c = self.client.recv().map_err(|e| match e {
-            osm_nbd::Error::Io(io) if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                anyhow!("connection to the source {} failed: no reply for {}s", self.uri, REPLY_TIMEOUT.as_secs())
+            osm_nbd::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                anyhow!(
+                    "connection to the source {} failed: no reply for {}s",
+                    self.uri,
+                    REPLY_TIMEOUT.as_secs()
+                )
             }
-            e => anyhow::Error::new(e).context(format!("connection to the source {} failed", self.uri)),
+            e => anyhow::Error::new(e)
+                .context(format!("connection to the source {} failed", self.uri)),
         })?;
-        match c.result.with_context(|| format!("the source {} refused a request", self.uri))? {
+        match c
+            .result
+            .with_context(|| format!("the source {} refused a request", self.uri))?
+        {
             Reply::Read { offset, buf, holes } => Ok(Done::Read { offset, buf, holes }),
             Reply::BlockStatus(e) => Ok(Done::Extents(e)),
             Reply::Done => Err(anyhow!("unexpected reply from {}", self.uri)),

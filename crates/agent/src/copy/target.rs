@@ -60,14 +60,23 @@ impl LocalTarget {
     pub fn open(path: &Path, source_size: u64) -> Result<LocalTarget> {
         let (file, created) = match fs::metadata(path) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                let f = OpenOptions::new().read(true).write(true).create_new(true).open(path)
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
                     .with_context(|| format!("creating {}", path.display()))?;
-                f.set_len(source_size).with_context(|| format!("sizing {}", path.display()))?;
+                f.set_len(source_size)
+                    .with_context(|| format!("sizing {}", path.display()))?;
                 (f, true)
             }
             Err(e) => return Err(e).with_context(|| format!("inspecting {}", path.display())),
             Ok(_) => (
-                OpenOptions::new().read(true).write(true).open(path).with_context(|| format!("opening {}", path.display()))?,
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
                 false,
             ),
         };
@@ -77,15 +86,30 @@ impl LocalTarget {
         } else if ft.is_file() {
             Kind::File
         } else {
-            bail!("{} is neither a block device nor a regular file", path.display());
+            bail!(
+                "{} is neither a block device nor a regular file",
+                path.display()
+            );
         };
-        let size = (&file).seek(SeekFrom::End(0)).with_context(|| format!("sizing {}", path.display()))?;
+        let size = (&file)
+            .seek(SeekFrom::End(0))
+            .with_context(|| format!("sizing {}", path.display()))?;
         if size < source_size {
-            bail!("target {} has {size} bytes, less than the source's {source_size}", path.display());
+            bail!(
+                "target {} has {size} bytes, less than the source's {source_size}",
+                path.display()
+            );
         }
         // A file with no data extent at all reads as zeros: as good as freshly created.
         let empty_file = kind == Kind::File && matches!(sys::seek(&file, 0, true), Ok(None));
-        Ok(LocalTarget { file, kind, size, known_zero: created || empty_file, fallback: AtomicBool::new(false), dirty: AtomicU64::new(0) })
+        Ok(LocalTarget {
+            file,
+            kind,
+            size,
+            known_zero: created || empty_file,
+            fallback: AtomicBool::new(false),
+            dirty: AtomicU64::new(0),
+        })
     }
 
     fn write_zeros(&self, mut offset: u64, len: u64) -> io::Result<()> {
@@ -99,7 +123,10 @@ impl LocalTarget {
     }
 
     fn unsupported(e: &io::Error) -> bool {
-        matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::ENOTTY | libc::EINVAL | libc::ENOSYS))
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EOPNOTSUPP | libc::ENOTTY | libc::EINVAL | libc::ENOSYS)
+        )
     }
 }
 
@@ -160,20 +187,30 @@ impl Target for LocalTarget {
                     Ok(())
                 }
             }
-            Kind::File => sys::fallocate(&self.file, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset, len)
-                .or_else(|e| {
-                    if !Self::unsupported(&e) {
-                        return Err(e);
-                    }
-                    sys::fallocate(&self.file, libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE, offset, len)
-                })
-                .or_else(|e| {
-                    if !Self::unsupported(&e) {
-                        return Err(e);
-                    }
-                    self.fallback.store(true, Ordering::Relaxed);
-                    self.write_zeros(offset, len)
-                }),
+            Kind::File => sys::fallocate(
+                &self.file,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                offset,
+                len,
+            )
+            .or_else(|e| {
+                if !Self::unsupported(&e) {
+                    return Err(e);
+                }
+                sys::fallocate(
+                    &self.file,
+                    libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE,
+                    offset,
+                    len,
+                )
+            })
+            .or_else(|e| {
+                if !Self::unsupported(&e) {
+                    return Err(e);
+                }
+                self.fallback.store(true, Ordering::Relaxed);
+                self.write_zeros(offset, len)
+            }),
         }
     }
 
@@ -206,7 +243,10 @@ mod tests {
         assert!(b[5100..].iter().all(|&x| x == 1));
         drop(tg);
         let again = LocalTarget::open(&p, 1 << 20).unwrap();
-        assert!(!again.known_zero(), "a file with data is not known to be zero");
+        assert!(
+            !again.known_zero(),
+            "a file with data is not known to be zero"
+        );
         let err = LocalTarget::open(&p, 2 << 20).unwrap_err().to_string();
         assert!(err.contains("less than the source"), "{err}");
     }

@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use osm_module::{run, Opt, Outcome, Spec, Type};
 use crate::{cloud_options, connect};
+use osm_module::{run, Opt, Outcome, Spec, Type};
 use osm_workload::export::{export, ExportSettings, Selection};
 use osm_workload::Filter;
 
@@ -21,7 +21,11 @@ pub fn main() -> std::process::ExitCode {
         .opt(Opt::new("path", Type::Path).required())
         .opt(Opt::new("name", Type::Str).aliases(&["id"]))
         .opt(Opt::new("filters", Type::Raw).aliases(&["os_migrate_workloads_filter"]))
-        .opt(Opt::new("boot_disk_copy", Type::Bool).default(false).aliases(&["os_migrate_workloads_boot_disk_copy"]))
+        .opt(
+            Opt::new("boot_disk_copy", Type::Bool)
+                .default(false)
+                .aliases(&["os_migrate_workloads_boot_disk_copy"]),
+        )
         .mutually_exclusive(&["name", "filters"]);
     run(&spec, |ctx| {
         let o: Options = ctx.options()?;
@@ -30,7 +34,9 @@ pub fn main() -> std::process::ExitCode {
             None => Selection::Matching(Filter::from_value(&o.filters)?),
         };
         let conn = connect(ctx.params())?;
-        let settings = ExportSettings { boot_disk_copy: o.boot_disk_copy };
+        let settings = ExportSettings {
+            boot_disk_copy: o.boot_disk_copy,
+        };
         let report = export(&conn, &o.path, &selection, &settings, ctx.check_mode())?;
         for w in &report.warnings {
             ctx.warn(w.clone());

@@ -1,16 +1,25 @@
 //! `osm.workloads.import_workload_dst_failure_cleanup`: after a failure, remove what the run made in the destination.
 
-use osm_module::{run, Opt, Outcome, Type};
 use crate::{connect_value, hosts, settings, step_spec, workload, StepParts};
+use osm_module::{run, Opt, Outcome, Type};
 use osm_workload::import::{dst_failure_cleanup, Job};
 
 pub fn main() -> std::process::ExitCode {
-    let spec = step_spec("import_workload_dst_failure_cleanup", StepParts { dst: true, hosts: true, ..StepParts::default() })
-        .opt(Opt::new("failure", Type::Str))
-        .no_check_mode();
+    let spec = step_spec(
+        "import_workload_dst_failure_cleanup",
+        StepParts {
+            dst: true,
+            hosts: true,
+            ..StepParts::default()
+        },
+    )
+    .opt(Opt::new("failure", Type::Str))
+    .no_check_mode();
     run(&spec, |ctx| {
-        let Some(mut job) = Job::open_for_cleanup(workload(ctx.params())?, settings(ctx.params()))? else {
-            return Ok(Outcome::changed(false).msg("no state file: this workload's transfer never started"));
+        let Some(mut job) = Job::open_for_cleanup(workload(ctx.params())?, settings(ctx.params()))?
+        else {
+            return Ok(Outcome::changed(false)
+                .msg("no state file: this workload's transfer never started"));
         };
         let dst = connect_value(&ctx.params()["dst_cloud"], "dst_cloud")?;
         let hosts = hosts(ctx.params())?;
@@ -19,7 +28,16 @@ pub fn main() -> std::process::ExitCode {
         for w in &r.warnings {
             ctx.warn(w.clone());
         }
-        let msg = format!("'{}': destination cleanup removed {}, kept {}", job.name(), r.removed.len(), r.kept.len());
-        Ok(Outcome::changed(r.changed()).with("removed", &r.removed).with("detached", &r.detached).with("kept", &r.kept).msg(msg))
+        let msg = format!(
+            "'{}': destination cleanup removed {}, kept {}",
+            job.name(),
+            r.removed.len(),
+            r.kept.len()
+        );
+        Ok(Outcome::changed(r.changed())
+            .with("removed", &r.removed)
+            .with("detached", &r.detached)
+            .with("kept", &r.kept)
+            .msg(msg))
     })
 }

@@ -1,29 +1,54 @@
 //! `osm.workloads.import_workload_prelim`: the workload's log and state files, and whether to migrate it.
 
-use osm_module::{run, Opt, Outcome, Type};
 use crate::{connect_value, settings, step_spec, workload, StepParts};
+use osm_module::{run, Opt, Outcome, Type};
 use osm_workload::import::prelim;
 
 pub fn main() -> std::process::ExitCode {
-    let spec = step_spec("import_workload_prelim", StepParts { dst: true, ..StepParts::default() })
-        .opt(Opt::new("src_conversion_host", Type::Dict));
+    let spec = step_spec(
+        "import_workload_prelim",
+        StepParts {
+            dst: true,
+            ..StepParts::default()
+        },
+    )
+    .opt(Opt::new("src_conversion_host", Type::Dict));
     run(&spec, |ctx| {
         let server = workload(ctx.params())?;
         let dst = connect_value(&ctx.params()["dst_cloud"], "dst_cloud")?;
         let host = ctx.params()["src_conversion_host"].clone();
         let host_id = host.get("id").and_then(|v| v.as_str()).unwrap_or_default();
-        let host_name = host.get("name").and_then(|v| v.as_str()).unwrap_or_default();
+        let host_name = host
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         let conv = (!host_id.is_empty() || !host_name.is_empty()).then_some((host_id, host_name));
-        let p = prelim(&server, &dst, conv, &settings(ctx.params()), ctx.check_mode())?;
+        let p = prelim(
+            &server,
+            &dst,
+            conv,
+            &settings(ctx.params()),
+            ctx.check_mode(),
+        )?;
         let msg = match &p.skip_reason {
             Some(r) => format!("skipping '{}': {r}", p.server_name),
-            None => format!("'{}' will be migrated; log: {}; state: {}", p.server_name, p.log_file, p.state_file),
+            None => format!(
+                "'{}' will be migrated; log: {}; state: {}",
+                p.server_name, p.log_file, p.state_file
+            ),
         };
         let skipped = !p.migrate;
         let mut out = Outcome::changed(p.migrate).with("prelim", &p).msg(msg);
-        for (k, v) in [("server_name", &p.server_name), ("log_file", &p.log_file), ("state_file", &p.state_file)] {
+        for (k, v) in [
+            ("server_name", &p.server_name),
+            ("log_file", &p.log_file),
+            ("state_file", &p.state_file),
+        ] {
             out = out.with(k, v);
         }
-        Ok(out.with("migrate", p.migrate).with("transfer_id", &p.transfer_id).with("already_migrated", skipped))
+        Ok(out
+            .with("migrate", p.migrate)
+            .with("transfer_id", &p.transfer_id)
+            .with("already_migrated", skipped))
     })
 }

@@ -20,14 +20,29 @@ mod read_workloads;
 /// Every module of the collection, by name.
 pub const MODULES: &[(&str, fn() -> std::process::ExitCode)] = &[
     ("export_workload", export_workload::main),
-    ("import_workload_create_instance", import_workload_create_instance::main),
+    (
+        "import_workload_create_instance",
+        import_workload_create_instance::main,
+    ),
     ("import_workload_dst_check", import_workload_dst_check::main),
-    ("import_workload_dst_failure_cleanup", import_workload_dst_failure_cleanup::main),
-    ("import_workload_export_volumes", import_workload_export_volumes::main),
+    (
+        "import_workload_dst_failure_cleanup",
+        import_workload_dst_failure_cleanup::main,
+    ),
+    (
+        "import_workload_export_volumes",
+        import_workload_export_volumes::main,
+    ),
     ("import_workload_prelim", import_workload_prelim::main),
     ("import_workload_src_check", import_workload_src_check::main),
-    ("import_workload_src_cleanup", import_workload_src_cleanup::main),
-    ("import_workload_transfer_volumes", import_workload_transfer_volumes::main),
+    (
+        "import_workload_src_cleanup",
+        import_workload_src_cleanup::main,
+    ),
+    (
+        "import_workload_transfer_volumes",
+        import_workload_transfer_volumes::main,
+    ),
     ("os_conversion_host", os_conversion_host::main),
     ("os_conversion_host_info", os_conversion_host_info::main),
     ("os_conversion_host_link", os_conversion_host_link::main),

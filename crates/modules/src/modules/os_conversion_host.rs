@@ -2,15 +2,19 @@
 
 use std::time::Duration;
 
-use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use crate::{cloud_options, connect};
+use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use osm_workload::conversion::{delete, deploy, HostSettings};
 
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_conversion_host")
         .opts(cloud_options())
         .opt(Opt::new("name", Type::Str).required())
-        .opt(Opt::new("state", Type::Str).choices(&["present", "absent"]).default("present"))
+        .opt(
+            Opt::new("state", Type::Str)
+                .choices(&["present", "absent"])
+                .default("present"),
+        )
         .opt(Opt::new("image", Type::Str))
         .opt(Opt::new("flavor", Type::Str))
         .opt(Opt::new("keypair_name", Type::Str).default("os_migrate_conv"))
@@ -41,16 +45,24 @@ pub fn main() -> std::process::ExitCode {
                 // In check mode the key pair may not have been generated yet (the task that would
                 // generate it did not run); the keypair is then reported as to be created.
                 Err(_) if ctx.check_mode() => {
-                    p.insert("public_key".into(), "ssh-ed25519 (generated at deploy)".into());
+                    p.insert(
+                        "public_key".into(),
+                        "ssh-ed25519 (generated at deploy)".into(),
+                    );
                 }
-                Err(e) => return Err(Failure::new(format!("option 'public_key_path': cannot read {path}: {e}"))),
+                Err(e) => {
+                    return Err(Failure::new(format!(
+                        "option 'public_key_path': cannot read {path}: {e}"
+                    )))
+                }
             }
         }
         if p["dns_nameservers"].is_null() {
             p.insert("dns_nameservers".into(), serde_json::json!([]));
         }
-        let settings: HostSettings = serde_json::from_value(serde_json::Value::Object(p.clone()))
-            .map_err(|e| Failure::new(format!("conversion host options: {e}")))?;
+        let settings: HostSettings =
+            serde_json::from_value(serde_json::Value::Object(p.clone()))
+                .map_err(|e| Failure::new(format!("conversion host options: {e}")))?;
         let conn = connect(&p)?;
         let timeout = Duration::from_secs(p["timeout"].as_u64().unwrap_or(900));
         let report = if p["state"].as_str() == Some("absent") {
@@ -60,7 +72,10 @@ pub fn main() -> std::process::ExitCode {
         };
         let mut out = Outcome::changed(!report.changes.is_empty()).with("changes", &report.changes);
         if let Some(h) = &report.host {
-            out = out.with("openstack_conversion_host", h).msg(format!("conversion host '{}' is {} at {}", h.name, h.status, h.address));
+            out = out.with("openstack_conversion_host", h).msg(format!(
+                "conversion host '{}' is {} at {}",
+                h.name, h.status, h.address
+            ));
         }
         Ok(out)
     })

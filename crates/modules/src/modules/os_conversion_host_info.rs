@@ -1,13 +1,17 @@
 //! `osm.workloads.os_conversion_host_info`: find a conversion host and the address to reach it.
 
-use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use crate::{cloud_options, connect};
+use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use osm_ssh::{Host, HostKeyPolicy};
 
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_conversion_host_info")
         .opts(cloud_options())
-        .opt(Opt::new("server", Type::Str).required().aliases(&["name", "id", "server_id"]))
+        .opt(
+            Opt::new("server", Type::Str)
+                .required()
+                .aliases(&["name", "id", "server_id"]),
+        )
         .opt(Opt::new("ssh_port", Type::Int).default(22))
         .opt(Opt::new("ssh_user", Type::Str))
         .opt(Opt::new("ssh_key", Type::Path))
@@ -24,7 +28,10 @@ pub fn main() -> std::process::ExitCode {
             .find_server(&name)?
             .ok_or_else(|| Failure::new(format!("conversion host {name:?} not found; deploy it with the deploy_conversion_hosts playbook")))?;
         if srv.status != "ACTIVE" {
-            return Err(Failure::new(format!("conversion host '{}' ({}) is {}, not ACTIVE", srv.name, srv.id, srv.status)));
+            return Err(Failure::new(format!(
+                "conversion host '{}' ({}) is {}, not ACTIVE",
+                srv.name, srv.id, srv.status
+            )));
         }
         let floating = srv
             .addresses
@@ -38,7 +45,10 @@ pub fn main() -> std::process::ExitCode {
             .filter(|a| !a.is_empty())
             .or(floating)
             .ok_or_else(|| Failure::new(format!("conversion host '{}' ({}) has no access IPv4 and no floating IP to reach it by", srv.name, srv.id)))?;
-        let port = p["ssh_port"].as_u64().and_then(|x| u16::try_from(x).ok()).unwrap_or(22);
+        let port = p["ssh_port"]
+            .as_u64()
+            .and_then(|x| u16::try_from(x).ok())
+            .unwrap_or(22);
         let host = serde_json::json!({
             "id": srv.id, "name": srv.name, "status": srv.status, "address": address, "ssh_port": port,
         });
@@ -48,14 +58,23 @@ pub fn main() -> std::process::ExitCode {
                 Failure::new("option 'known_hosts' is required with 'ssh_key': the host key is checked against it")
             })?;
             let user = p["ssh_user"].as_str().unwrap_or("cloud-user");
-            let policy = if p["trust_on_first_use"].as_bool().unwrap_or(false) { HostKeyPolicy::TrustOnFirstUse } else { HostKeyPolicy::Verify };
+            let policy = if p["trust_on_first_use"].as_bool().unwrap_or(false) {
+                HostKeyPolicy::TrustOnFirstUse
+            } else {
+                HostKeyPolicy::Verify
+            };
             let before = std::fs::read_to_string(&known_hosts).unwrap_or_default();
             let timeout = std::time::Duration::from_secs(p["ssh_timeout"].as_u64().unwrap_or(300));
             let h = Host::new(address.clone(), port, user, key, &known_hosts);
-            let conn = h.wait_reachable(policy, timeout).map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
-            conn.run(&["true"]).map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
+            let conn = h
+                .wait_reachable(policy, timeout)
+                .map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
+            conn.run(&["true"])
+                .map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
             let recorded = std::fs::read_to_string(&known_hosts).unwrap_or_default() != before;
-            out = out.with("ssh_reachable", true).with("host_key_recorded", recorded);
+            out = out
+                .with("ssh_reachable", true)
+                .with("host_key_recorded", recorded);
             out.changed = recorded;
         }
         Ok(out.msg(format!("conversion host '{}' at {address}", srv.name)))

@@ -1,11 +1,18 @@
 //! `osm.workloads.os_conversion_host_link`: push the agent to both conversion hosts and let the destination one reach the source one.
 
-use osm_module::{run, Outcome};
 use crate::{hosts, step_spec, StepParts};
+use osm_module::{run, Outcome};
 use osm_workload::hosts::{ensure_link, ConvHost};
 
 pub fn main() -> std::process::ExitCode {
-    let mut spec = step_spec("os_conversion_host_link", StepParts { hosts: true, ..StepParts::default() }).no_check_mode();
+    let mut spec = step_spec(
+        "os_conversion_host_link",
+        StepParts {
+            hosts: true,
+            ..StepParts::default()
+        },
+    )
+    .no_check_mode();
     spec = spec.without(&["data", "resume"]);
     run(&spec, |ctx| {
         let h = hosts(ctx.params())?;
@@ -18,9 +25,7 @@ pub fn main() -> std::process::ExitCode {
         if dst.ensure_agent(&h.agent)? {
             changes.push(format!("uploaded osm-agent to {}", h.dst.name));
         }
-        if ensure_link(&src, &dst, &h.login.known_hosts)? {
-            changes.push(format!("installed the link key: {} can reach {}", h.dst.name, h.src.name));
-        }
+        changes.extend(ensure_link(&src, &dst, &h.login.known_hosts)?);
         Ok(Outcome::changed(!changes.is_empty()).with("changes", &changes))
     })
 }

@@ -10,7 +10,11 @@ use osm_workload::leftovers::{find, remove};
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_migrate_leftovers")
         .opts(cloud_options())
-        .opt(Opt::new("state", Type::Str).choices(&["present", "absent"]).default("present"))
+        .opt(
+            Opt::new("state", Type::Str)
+                .choices(&["present", "absent"])
+                .default("present"),
+        )
         .opt(Opt::new("transfer_id", Type::Str))
         .opt(Opt::new("timeout", Type::Int).default(600));
     run(&spec, |ctx| {
@@ -22,15 +26,28 @@ pub fn main() -> std::process::ExitCode {
             return Ok(Outcome::changed(false).with("leftovers", &found).msg(msg));
         }
         if ctx.check_mode() || found.is_empty() {
-            return Ok(Outcome::changed(!found.is_empty()).with("leftovers", &found).with("removed", Vec::<String>::new()));
+            return Ok(Outcome::changed(!found.is_empty())
+                .with("leftovers", &found)
+                .with("removed", Vec::<String>::new()));
         }
-        let (removed, failed) = remove(&conn, &found, Duration::from_secs(p["timeout"].as_u64().unwrap_or(600)));
+        let (removed, failed) = remove(
+            &conn,
+            &found,
+            Duration::from_secs(p["timeout"].as_u64().unwrap_or(600)),
+        );
         if !failed.is_empty() {
-            return Err(Failure::new(format!("could not remove {} leftovers: {}", failed.len(), failed.join("; ")))
-                .with("removed", &removed)
-                .with("changed", !removed.is_empty()));
+            return Err(Failure::new(format!(
+                "could not remove {} leftovers: {}",
+                failed.len(),
+                failed.join("; ")
+            ))
+            .with("removed", &removed)
+            .with("changed", !removed.is_empty()));
         }
         let msg = format!("removed {} leftovers of osm", removed.len());
-        Ok(Outcome::changed(!removed.is_empty()).with("leftovers", &found).with("removed", &removed).msg(msg))
+        Ok(Outcome::changed(!removed.is_empty())
+            .with("leftovers", &found)
+            .with("removed", &removed)
+            .msg(msg))
     })
 }

@@ -1,13 +1,21 @@
 //! `osm.workloads.os_server_action`: stop or start a server and wait for it.
 
-use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use crate::{cloud_options, connect};
+use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_server_action")
         .opts(cloud_options())
-        .opt(Opt::new("server", Type::Str).required().aliases(&["name", "id"]))
-        .opt(Opt::new("action", Type::Str).required().choices(&["start", "stop"]))
+        .opt(
+            Opt::new("server", Type::Str)
+                .required()
+                .aliases(&["name", "id"]),
+        )
+        .opt(
+            Opt::new("action", Type::Str)
+                .required()
+                .choices(&["start", "stop"]),
+        )
         .opt(Opt::new("wait", Type::Bool).default(true))
         .opt(Opt::new("timeout", Type::Int).default(600));
     run(&spec, |ctx| {
@@ -16,24 +24,54 @@ pub fn main() -> std::process::ExitCode {
         let action = p["action"].as_str().unwrap_or_default();
         let conn = connect(&p)?;
         let compute = conn.compute();
-        let srv = compute.find_server(&name)?.ok_or_else(|| Failure::new(format!("server {name:?} not found")))?;
-        let (wanted, from) = if action == "stop" { ("SHUTOFF", "ACTIVE") } else { ("ACTIVE", "SHUTOFF") };
+        let srv = compute
+            .find_server(&name)?
+            .ok_or_else(|| Failure::new(format!("server {name:?} not found")))?;
+        let (wanted, from) = if action == "stop" {
+            ("SHUTOFF", "ACTIVE")
+        } else {
+            ("ACTIVE", "SHUTOFF")
+        };
         if srv.status == wanted {
-            return Ok(Outcome::changed(false).with("id", &srv.id).with("status", &srv.status).msg(format!("server '{}' is already {wanted}", srv.name)));
+            return Ok(Outcome::changed(false)
+                .with("id", &srv.id)
+                .with("status", &srv.status)
+                .msg(format!("server '{}' is already {wanted}", srv.name)));
         }
         if srv.status != from {
-            let verb = if action == "stop" { "stopped" } else { "started" };
-            return Err(Failure::new(format!("server '{}' ({}) is {}: it can only be {verb} from {from}", srv.name, srv.id, srv.status)));
+            let verb = if action == "stop" {
+                "stopped"
+            } else {
+                "started"
+            };
+            return Err(Failure::new(format!(
+                "server '{}' ({}) is {}: it can only be {verb} from {from}",
+                srv.name, srv.id, srv.status
+            )));
         }
         if ctx.check_mode() {
-            return Ok(Outcome::changed(true).with("id", &srv.id).with("status", &srv.status));
+            return Ok(Outcome::changed(true)
+                .with("id", &srv.id)
+                .with("status", &srv.status));
         }
-        if action == "stop" { compute.stop_server(&srv.id)? } else { compute.start_server(&srv.id)? }
+        if action == "stop" {
+            compute.stop_server(&srv.id)?
+        } else {
+            compute.start_server(&srv.id)?
+        }
         let mut status = srv.status.clone();
         if p["wait"].as_bool().unwrap_or(true) {
             let secs = p["timeout"].as_u64().unwrap_or(600);
-            status = compute.wait_for_server(&srv.id, &[wanted], std::time::Duration::from_secs(secs))?.status;
+            status = compute
+                .wait_for_server(&srv.id, &[wanted], std::time::Duration::from_secs(secs))?
+                .status;
         }
-        Ok(Outcome::changed(true).with("id", &srv.id).with("status", &status).msg(format!("server '{}' {action} requested; now {status}", srv.name)))
+        Ok(Outcome::changed(true)
+            .with("id", &srv.id)
+            .with("status", &status)
+            .msg(format!(
+                "server '{}' {action} requested; now {status}",
+                srv.name
+            )))
     })
 }

@@ -1,7 +1,7 @@
 //! `osm.workloads.os_workloads_info`: list the servers of the source project that a filter selects.
 
-use osm_module::{run, Opt, Outcome, Spec, Type};
 use crate::{cloud_options, connect};
+use osm_module::{run, Opt, Outcome, Spec, Type};
 use osm_workload::export::list_servers;
 use osm_workload::Filter;
 
@@ -26,6 +26,8 @@ pub fn main() -> std::process::ExitCode {
             })
             .collect();
         let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
-        Ok(Outcome::changed(false).with("names", &names).with("workloads", workloads))
+        Ok(Outcome::changed(false)
+            .with("names", &names)
+            .with("workloads", workloads))
     })
 }

@@ -20,9 +20,17 @@ pub fn main() -> std::process::ExitCode {
         let filter = Filter::from_value(&o.filters)?;
         let file = WorkloadsFile::load(&o.path)?;
         let total = file.resources.len();
-        let selected: Vec<_> = file.resources.into_iter().filter(|s| filter.matches(s.name())).collect();
+        let selected: Vec<_> = file
+            .resources
+            .into_iter()
+            .filter(|s| filter.matches(s.name()))
+            .collect();
         let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
-        let msg = format!("{} of {total} workloads selected from {}", selected.len(), o.path.display());
+        let msg = format!(
+            "{} of {total} workloads selected from {}",
+            selected.len(),
+            o.path.display()
+        );
         Ok(Outcome::changed(false)
             .with("names", &names)
             .with("total", total)

@@ -24,7 +24,8 @@ pub struct DstCheck {
 pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportError> {
     let s = job.server.clone();
     let mp = &s.migration_params;
-    let mut res = Resolver::new(dst).map_err(job.cloud_err(Side::Dst, "finding the destination project"))?;
+    let mut res =
+        Resolver::new(dst).map_err(job.cloud_err(Side::Dst, "finding the destination project"))?;
     let mut missing: Vec<String> = Vec::new();
     let mut out = DstCheck::default();
     let mut ok = |what: String| out.resolved.push(what);
@@ -37,9 +38,13 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
         match &s.params.image_ref {
             Some(r) => match res.image(r) {
                 Ok(i) => ok(format!("image {} -> {}", i.name, i.id)),
-                Err(m) => missing.push(format!("{m} (or set boot_disk_copy: true to copy the boot disk instead)")),
+                Err(m) => missing.push(format!(
+                    "{m} (or set boot_disk_copy: true to copy the boot disk instead)"
+                )),
             },
-            None => missing.push("the server boots from a volume but boot_disk_copy is false".into()),
+            None => {
+                missing.push("the server boots from a volume but boot_disk_copy is false".into())
+            }
         }
     }
     for (i, p) in s.params.ports.iter().enumerate() {
@@ -59,12 +64,18 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
                 Ok(sub) => {
                     ok(format!("subnet {} -> {}", sub.name, sub.id));
                     if let Some(ip) = &f.ip_address {
-                        let q = Query::new().with("fixed_ips", format!("ip_address={ip}")).with("network_id", sub.network_id.clone());
+                        let q = Query::new()
+                            .with("fixed_ips", format!("ip_address={ip}"))
+                            .with("network_id", sub.network_id.clone());
                         match dst.network().list_ports(&q) {
                             Ok(ports) => {
                                 let taken: Vec<_> = ports
                                     .iter()
-                                    .filter(|p| p.fixed_ips.iter().any(|x| x.ip_address.as_deref() == Some(ip.as_str())))
+                                    .filter(|p| {
+                                        p.fixed_ips
+                                            .iter()
+                                            .any(|x| x.ip_address.as_deref() == Some(ip.as_str()))
+                                    })
                                     .filter(|p| !p.tags.iter().any(|t| *t == job.state.tag()))
                                     .collect();
                                 if let Some(p) = taken.first() {
@@ -130,7 +141,9 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
             }
             if mp.floating_ip_mode == FloatingIpMode::Existing {
                 if let Some(addr) = &f.params.floating_ip_address {
-                    let q = Query::new().with("floating_ip_address", addr.clone()).with("project_id", res.project_id().to_string());
+                    let q = Query::new()
+                        .with("floating_ip_address", addr.clone())
+                        .with("project_id", res.project_id().to_string());
                     match dst.network().list_floating_ips(&q) {
                         Ok(found) => match found.first() {
                             None => missing.push(format!("floating IP {addr} does not exist in the destination project (floating_ip_mode: existing)")),
@@ -148,10 +161,16 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
     if !mp.data_copy {
         let mut wanted: Vec<(String, Option<String>)> = Vec::new();
         if s.boots_from_volume() || mp.boot_disk_copy {
-            wanted.push(("boot volume (boot_volume.uuid)".into(), mp.reused_boot_volume().map(str::to_string)));
+            wanted.push((
+                "boot volume (boot_volume.uuid)".into(),
+                mp.reused_boot_volume().map(str::to_string),
+            ));
         }
         for (i, _) in s.additional_volumes().iter().enumerate() {
-            wanted.push((format!("additional volume {i} (additional_volumes[{i}].uuid)"), mp.reused_additional_volume(i).map(str::to_string)));
+            wanted.push((
+                format!("additional volume {i} (additional_volumes[{i}].uuid)"),
+                mp.reused_additional_volume(i).map(str::to_string),
+            ));
         }
         for (what, id) in wanted {
             match id {
@@ -168,17 +187,29 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
         job.log(&format!("missing in the destination: {m}"));
     }
     if !missing.is_empty() {
-        return Err(ImportError::Missing { workload: job.name().to_string(), missing });
+        return Err(ImportError::Missing {
+            workload: job.name().to_string(),
+            missing,
+        });
     }
-    job.log(&format!("destination check passed: {}", out.resolved.join(", ")));
+    job.log(&format!(
+        "destination check passed: {}",
+        out.resolved.join(", ")
+    ));
     Ok(out)
 }
 
 /// Fails unless the source server is SHUTOFF and its attached volumes are the ones serialized.
 pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportError> {
     let id = job.server.info.id.clone();
-    let srv = src.compute().get_server(&id).map_err(job.cloud_err(Side::Src, format!("reading server {id}")))?;
-    let source = |message: String| ImportError::Source { workload: job.name().to_string(), message };
+    let srv = src
+        .compute()
+        .get_server(&id)
+        .map_err(job.cloud_err(Side::Src, format!("reading server {id}")))?;
+    let source = |message: String| ImportError::Source {
+        workload: job.name().to_string(),
+        message,
+    };
     if srv.status != "SHUTOFF" {
         return Err(source(format!(
             "source server {id} is {}, not SHUTOFF: stop it first, or set os_migrate_workload_stop_before_migration: true",
@@ -186,8 +217,20 @@ pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportE
         )));
     }
     let attached: BTreeSet<&str> = srv.volumes_attached.iter().map(|v| v.id.as_str()).collect();
-    let serialized: BTreeSet<&str> = job.server.params.volumes.iter().map(|v| v.info.id.as_str()).collect();
-    let detached_by_us: BTreeSet<&str> = job.state.detached.iter().filter(|d| !d.reattached).map(|d| d.volume_id.as_str()).collect();
+    let serialized: BTreeSet<&str> = job
+        .server
+        .params
+        .volumes
+        .iter()
+        .map(|v| v.info.id.as_str())
+        .collect();
+    let detached_by_us: BTreeSet<&str> = job
+        .state
+        .detached
+        .iter()
+        .filter(|d| !d.reattached)
+        .map(|d| d.volume_id.as_str())
+        .collect();
     let now: BTreeSet<&str> = attached.union(&detached_by_us).copied().collect();
     if now != serialized {
         let extra: Vec<&str> = now.difference(&serialized).copied().collect();
@@ -196,6 +239,9 @@ pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportE
             "the volumes attached to source server {id} differ from workloads.yml (attached but not serialized: {extra:?}; serialized but not attached: {gone:?}); export the workload again"
         )));
     }
-    job.log(&format!("source server {id} is SHUTOFF with its {} volumes", attached.len()));
+    job.log(&format!(
+        "source server {id} is SHUTOFF with its {} volumes",
+        attached.len()
+    ));
     Ok(attached.into_iter().map(str::to_string).collect())
 }

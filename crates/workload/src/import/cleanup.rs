@@ -43,7 +43,15 @@ fn gone(e: &os::Error) -> bool {
 }
 
 /// Deletes a recorded or found resource; a resource already gone counts as done.
-fn delete(job: &mut Job, conn: &Connection, side: Side, kind: Kind, id: &str, name: &str, report: &mut CleanupReport) -> Result<(), ImportError> {
+fn delete(
+    job: &mut Job,
+    conn: &Connection,
+    side: Side,
+    kind: Kind,
+    id: &str,
+    name: &str,
+    report: &mut CleanupReport,
+) -> Result<(), ImportError> {
     let t = job.settings.timeout;
     let r = match kind {
         Kind::Snapshot => settle(conn, kind, id, t)
@@ -55,17 +63,32 @@ fn delete(job: &mut Job, conn: &Connection, side: Side, kind: Kind, id: &str, na
             .and_then(|()| conn.block_storage().wait_for_volume_deleted(id, t)),
         Kind::Port => conn.network().delete_port(id),
         Kind::FloatingIp => conn.network().delete_floating_ip(id),
-        Kind::Server => conn.compute().delete_server(id).and_then(|()| conn.compute().wait_for_server_deleted(id, t)),
+        Kind::Server => conn
+            .compute()
+            .delete_server(id)
+            .and_then(|()| conn.compute().wait_for_server_deleted(id, t)),
     };
     match r {
         Ok(()) => {
-            report.removed.push(format!("{} {name} ({id})", kind.as_str()));
+            report
+                .removed
+                .push(format!("{} {name} ({id})", kind.as_str()));
             job.log(&format!("deleted {} {name} ({id})", kind.as_str()));
         }
         Err(e) if gone(&e) => {}
-        Err(e) => return Err(job.cloud_err(side, format!("deleting {} {name} ({id})", kind.as_str()))(e)),
+        Err(e) => {
+            return Err(job.cloud_err(
+                side,
+                format!("deleting {} {name} ({id})", kind.as_str()),
+            )(e))
+        }
     }
-    for c in job.state.created.iter_mut().filter(|c| c.side == side && c.kind == kind && c.id.as_deref() == Some(id)) {
+    for c in job
+        .state
+        .created
+        .iter_mut()
+        .filter(|c| c.side == side && c.kind == kind && c.id.as_deref() == Some(id))
+    {
         c.deleted = true;
     }
     job.save()
@@ -77,22 +100,26 @@ fn settle(conn: &Connection, kind: Kind, id: &str, timeout: Duration) -> Result<
     const SETTLED: &[&str] = &["available", "error", "in-use"];
     match kind {
         Kind::Snapshot => match conn.block_storage().get_snapshot(id) {
-            Ok(s) if !SETTLED.contains(&s.status.as_str()) => {
-                conn.block_storage().wait_for_snapshot(id, SETTLED, timeout).map(drop).or_else(|e| match e {
+            Ok(s) if !SETTLED.contains(&s.status.as_str()) => conn
+                .block_storage()
+                .wait_for_snapshot(id, SETTLED, timeout)
+                .map(drop)
+                .or_else(|e| match e {
                     os::Error::ErrorState { .. } => Ok(()),
                     e => Err(e),
-                })
-            }
+                }),
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         },
         _ => match conn.block_storage().get_volume(id) {
-            Ok(v) if !SETTLED.contains(&v.status.as_str()) => {
-                conn.block_storage().wait_for_volume(id, SETTLED, timeout).map(drop).or_else(|e| match e {
+            Ok(v) if !SETTLED.contains(&v.status.as_str()) => conn
+                .block_storage()
+                .wait_for_volume(id, SETTLED, timeout)
+                .map(drop)
+                .or_else(|e| match e {
                     os::Error::ErrorState { .. } => Ok(()),
                     e => Err(e),
-                })
-            }
+                }),
             Ok(_) => Ok(()),
             Err(e) => Err(e),
         },
@@ -100,7 +127,11 @@ fn settle(conn: &Connection, kind: Kind, id: &str, timeout: Duration) -> Result<
 }
 
 /// What carries this transfer's marks, besides what the state records.
-fn tagged(job: &Job, conn: &Connection, side: Side) -> Result<Vec<(Kind, String, String)>, ImportError> {
+fn tagged(
+    job: &Job,
+    conn: &Connection,
+    side: Side,
+) -> Result<Vec<(Kind, String, String)>, ImportError> {
     let tid = job.state.transfer_id.clone();
     if tid.is_empty() {
         return Ok(Vec::new());
@@ -109,11 +140,26 @@ fn tagged(job: &Job, conn: &Connection, side: Side) -> Result<Vec<(Kind, String,
     let mut meta = BTreeMap::new();
     meta.insert(TRANSFER_KEY.to_string(), tid.clone());
     let by_meta = Query::new().with("metadata", metadata_filter(&meta));
-    let vols = conn.block_storage().list_volumes_with(&by_meta).map_err(job.cloud_err(side, "searching volumes by transfer id"))?;
-    found.extend(vols.into_iter().filter(|v| v.metadata.get(TRANSFER_KEY) == Some(&tid)).map(|v| (Kind::Volume, v.id, v.name)));
+    let vols = conn
+        .block_storage()
+        .list_volumes_with(&by_meta)
+        .map_err(job.cloud_err(side, "searching volumes by transfer id"))?;
+    found.extend(
+        vols.into_iter()
+            .filter(|v| v.metadata.get(TRANSFER_KEY) == Some(&tid))
+            .map(|v| (Kind::Volume, v.id, v.name)),
+    );
     if side == Side::Src {
-        let snaps = conn.block_storage().list_snapshots_with(&by_meta).map_err(job.cloud_err(side, "searching snapshots by transfer id"))?;
-        found.extend(snaps.into_iter().filter(|s| s.metadata.get(TRANSFER_KEY) == Some(&tid)).map(|s| (Kind::Snapshot, s.id, s.name)));
+        let snaps = conn
+            .block_storage()
+            .list_snapshots_with(&by_meta)
+            .map_err(job.cloud_err(side, "searching snapshots by transfer id"))?;
+        found.extend(
+            snaps
+                .into_iter()
+                .filter(|s| s.metadata.get(TRANSFER_KEY) == Some(&tid))
+                .map(|s| (Kind::Snapshot, s.id, s.name)),
+        );
         let images = conn
             .image()
             .list_images_with(&Query::new().with(TRANSFER_KEY, tid.clone()))
@@ -121,20 +167,36 @@ fn tagged(job: &Job, conn: &Connection, side: Side) -> Result<Vec<(Kind, String,
         found.extend(
             images
                 .into_iter()
-                .filter(|i| i.property(TRANSFER_KEY) == Some(tid.as_str()) || i.name.starts_with(&job.state.temp_name("")))
+                .filter(|i| {
+                    i.property(TRANSFER_KEY) == Some(tid.as_str())
+                        || i.name.starts_with(&job.state.temp_name(""))
+                })
                 .map(|i| (Kind::Image, i.id, i.name)),
         );
     } else {
         let tag = Query::new().with("tags", job.state.tag());
-        let ports = conn.network().list_ports(&tag).map_err(job.cloud_err(side, "searching ports by transfer tag"))?;
-        found.extend(ports.into_iter().filter(|p| p.tags.contains(&job.state.tag())).map(|p| (Kind::Port, p.id, p.name)));
-        let fips = conn.network().list_floating_ips(&tag).map_err(job.cloud_err(side, "searching floating IPs by transfer tag"))?;
+        let ports = conn
+            .network()
+            .list_ports(&tag)
+            .map_err(job.cloud_err(side, "searching ports by transfer tag"))?;
         found.extend(
-            fips.into_iter().filter(|f| f.tags.contains(&job.state.tag())).map(|f| (Kind::FloatingIp, f.id, f.floating_ip_address)),
+            ports
+                .into_iter()
+                .filter(|p| p.tags.contains(&job.state.tag()))
+                .map(|p| (Kind::Port, p.id, p.name)),
+        );
+        let fips = conn
+            .network()
+            .list_floating_ips(&tag)
+            .map_err(job.cloud_err(side, "searching floating IPs by transfer tag"))?;
+        found.extend(
+            fips.into_iter()
+                .filter(|f| f.tags.contains(&job.state.tag()))
+                .map(|f| (Kind::FloatingIp, f.id, f.floating_ip_address)),
         );
         let servers = conn
             .compute()
-            .list_servers_with(&Query::new().with("name", job.name().to_string()))
+            .list_servers_with(&Query::new().with("name", crate::nova_exact_name(job.name())))
             .map_err(job.cloud_err(side, "searching the destination server"))?;
         found.extend(
             servers
@@ -148,7 +210,12 @@ fn tagged(job: &Job, conn: &Connection, side: Side) -> Result<Vec<(Kind, String,
 
 /// Every resource of `side` to remove: recorded ones first (in reverse creation order), then what the
 /// tag search finds that the state missed.
-fn to_remove(job: &Job, conn: &Connection, side: Side, kinds: &[Kind]) -> Result<Vec<(Kind, String, String)>, ImportError> {
+fn to_remove(
+    job: &Job,
+    conn: &Connection,
+    side: Side,
+    kinds: &[Kind],
+) -> Result<Vec<(Kind, String, String)>, ImportError> {
     let mut list: Vec<(Kind, String, String)> = job
         .state
         .created
@@ -162,19 +229,36 @@ fn to_remove(job: &Job, conn: &Connection, side: Side, kinds: &[Kind]) -> Result
             list.push(t);
         }
     }
-    let protected: Vec<&str> = job.server.params.volumes.iter().map(|v| v.info.id.as_str()).collect();
+    let protected: Vec<&str> = job
+        .server
+        .params
+        .volumes
+        .iter()
+        .map(|v| v.info.id.as_str())
+        .collect();
     list.retain(|(k, id, _)| !(*k == Kind::Volume && protected.contains(&id.as_str())));
     Ok(list)
 }
 
-fn connect_host(job: &Job, role: &'static str, hosts: &Hosts, report: &mut CleanupReport) -> Option<ConvHost> {
-    let spec = if role == "source" { &hosts.src } else { &hosts.dst };
+fn connect_host(
+    job: &Job,
+    role: &'static str,
+    hosts: &Hosts,
+    report: &mut CleanupReport,
+) -> Option<ConvHost> {
+    let spec = if role == "source" {
+        &hosts.src
+    } else {
+        &hosts.dst
+    };
     let mut login = hosts.login.clone();
     login.timeout = login.timeout.min(Duration::from_secs(60));
     match ConvHost::connect(role, spec, &login) {
         Ok(h) => Some(h),
         Err(e) => {
-            let w = format!("could not reach the {role} conversion host to stop this transfer's processes: {e}");
+            let w = format!(
+                "could not reach the {role} conversion host to stop this transfer's processes: {e}"
+            );
             job.log(&w);
             report.warnings.push(w);
             None
@@ -186,28 +270,49 @@ fn connect_host(job: &Job, role: &'static str, hosts: &Hosts, report: &mut Clean
 /// temporary snapshot, image and volume, and attaches the detached volumes back to the source server
 /// at their devices. With `restart_source` (set by the role when this run stopped the server and the
 /// migration failed), the source server is started again.
-pub fn src_cleanup(job: &mut Job, src: &Connection, hosts: &Hosts, restart_source: bool) -> Result<CleanupReport, ImportError> {
+pub fn src_cleanup(
+    job: &mut Job,
+    src: &Connection,
+    hosts: &Hosts,
+    restart_source: bool,
+) -> Result<CleanupReport, ImportError> {
     let mut report = CleanupReport::default();
     let timeout = job.settings.timeout;
     if job.state.transfer_id.is_empty() {
         return Ok(report);
     }
     if let Some(h) = connect_host(job, "source", hosts, &mut report) {
-        h.clean_transfer(&job.state.transfer_id, false).map_err(job.host_err())?;
+        h.clean_transfer(&job.state.transfer_id, false)
+            .map_err(job.host_err())?;
     }
-    let mut on_host: Vec<String> = job.state.volumes.iter().filter_map(|v| v.export_volume_id.clone()).collect();
+    let mut on_host: Vec<String> = job
+        .state
+        .volumes
+        .iter()
+        .filter_map(|v| v.export_volume_id.clone())
+        .collect();
     for (kind, id, _) in tagged(job, src, Side::Src)? {
         if kind == Kind::Volume && !on_host.contains(&id) {
             on_host.push(id);
         }
     }
     for id in &on_host {
-        if detach(src, &hosts.src.id, id, timeout).map_err(job.cloud_err(Side::Src, format!("detaching volume {id} from the source conversion host")))? {
-            job.log(&format!("detached volume {id} from the source conversion host"));
+        if detach(src, &hosts.src.id, id, timeout).map_err(job.cloud_err(
+            Side::Src,
+            format!("detaching volume {id} from the source conversion host"),
+        ))? {
+            job.log(&format!(
+                "detached volume {id} from the source conversion host"
+            ));
             report.detached.push(id.clone());
         }
     }
-    for (kind, id, name) in to_remove(job, src, Side::Src, &[Kind::Volume, Kind::Snapshot, Kind::Image])? {
+    for (kind, id, name) in to_remove(
+        job,
+        src,
+        Side::Src,
+        &[Kind::Volume, Kind::Snapshot, Kind::Image],
+    )? {
         delete(job, src, Side::Src, kind, &id, &name, &mut report)?;
     }
     let server_id = job.server.info.id.clone();
@@ -216,33 +321,69 @@ pub fn src_cleanup(job: &mut Job, src: &Connection, hosts: &Hosts, restart_sourc
         if d.reattached {
             continue;
         }
-        let v = src.block_storage().get_volume(&d.volume_id).map_err(job.cloud_err(Side::Src, format!("reading volume {}", d.volume_id)))?;
-        if !v.attachments.iter().any(|a| a.server_id.as_deref() == Some(server_id.as_str())) {
+        let v = src
+            .block_storage()
+            .get_volume(&d.volume_id)
+            .map_err(job.cloud_err(Side::Src, format!("reading volume {}", d.volume_id)))?;
+        if !v
+            .attachments
+            .iter()
+            .any(|a| a.server_id.as_deref() == Some(server_id.as_str()))
+        {
             if v.status != "available" {
                 src.block_storage()
                     .wait_for_volume(&d.volume_id, &["available"], timeout)
-                    .map_err(job.cloud_err(Side::Src, format!("waiting for volume {} to be available", d.volume_id)))?;
+                    .map_err(job.cloud_err(
+                        Side::Src,
+                        format!("waiting for volume {} to be available", d.volume_id),
+                    ))?;
             }
             src.compute()
                 .attach_volume(&server_id, &d.volume_id, d.device.as_deref(), None)
-                .map_err(job.cloud_err(Side::Src, format!("attaching volume {} back to server {server_id}", d.volume_id)))?;
+                .map_err(job.cloud_err(
+                    Side::Src,
+                    format!(
+                        "attaching volume {} back to server {server_id}",
+                        d.volume_id
+                    ),
+                ))?;
         }
         src.block_storage()
             .wait_for_volume(&d.volume_id, &["in-use"], timeout)
-            .map_err(job.cloud_err(Side::Src, format!("waiting for volume {} to attach to server {server_id}", d.volume_id)))?;
+            .map_err(job.cloud_err(
+                Side::Src,
+                format!(
+                    "waiting for volume {} to attach to server {server_id}",
+                    d.volume_id
+                ),
+            ))?;
         job.state.detached[i].reattached = true;
         job.save()?;
-        job.log(&format!("attached volume {} back to the source server at {}", d.volume_id, d.device.as_deref().unwrap_or("its device")));
+        job.log(&format!(
+            "attached volume {} back to the source server at {}",
+            d.volume_id,
+            d.device.as_deref().unwrap_or("its device")
+        ));
         report.reattached.push(d.volume_id);
     }
     if restart_source {
-        let srv = src.compute().get_server(&server_id).map_err(job.cloud_err(Side::Src, format!("reading server {server_id}")))?;
+        let srv = src
+            .compute()
+            .get_server(&server_id)
+            .map_err(job.cloud_err(Side::Src, format!("reading server {server_id}")))?;
         if srv.status == "SHUTOFF" {
-            src.compute().start_server(&server_id).map_err(job.cloud_err(Side::Src, format!("starting server {server_id}")))?;
+            src.compute()
+                .start_server(&server_id)
+                .map_err(job.cloud_err(Side::Src, format!("starting server {server_id}")))?;
             src.compute()
                 .wait_for_server(&server_id, &["ACTIVE"], timeout)
-                .map_err(job.cloud_err(Side::Src, format!("waiting for server {server_id} to start")))?;
-            job.log("started the source server again: this run had stopped it and the migration failed");
+                .map_err(job.cloud_err(
+                    Side::Src,
+                    format!("waiting for server {server_id} to start"),
+                ))?;
+            job.log(
+                "started the source server again: this run had stopped it and the migration failed",
+            );
         }
     }
     job.log(&format!(
@@ -257,7 +398,12 @@ pub fn src_cleanup(job: &mut Job, src: &Connection, hosts: &Hosts, restart_sourc
 /// On failure: deletes what this run created in the destination (a half-made server, ports,
 /// floating IPs, volumes). When resuming is on and the copy failed, the destination volumes and the
 /// copy checkpoints are kept so that the next run copies only what is missing.
-pub fn dst_failure_cleanup(job: &mut Job, dst: &Connection, hosts: &Hosts, failure: Option<&str>) -> Result<CleanupReport, ImportError> {
+pub fn dst_failure_cleanup(
+    job: &mut Job,
+    dst: &Connection,
+    hosts: &Hosts,
+    failure: Option<&str>,
+) -> Result<CleanupReport, ImportError> {
     let mut report = CleanupReport::default();
     if job.state.status == Status::Done || job.state.transfer_id.is_empty() {
         job.log("destination cleanup: nothing to do (the migration completed, or never started)");
@@ -267,7 +413,8 @@ pub fn dst_failure_cleanup(job: &mut Job, dst: &Connection, hosts: &Hosts, failu
     let failed_step = job.state.step.clone().unwrap_or_default();
     let keep_volumes = job.settings.resume && failed_step == "transfer_volumes";
     if let Some(h) = connect_host(job, "destination", hosts, &mut report) {
-        h.clean_transfer(&job.state.transfer_id, keep_volumes).map_err(job.host_err())?;
+        h.clean_transfer(&job.state.transfer_id, keep_volumes)
+            .map_err(job.host_err())?;
     }
     for (kind, id, name) in to_remove(job, dst, Side::Dst, &[Kind::Server])? {
         delete(job, dst, Side::Dst, kind, &id, &name, &mut report)?;
@@ -275,7 +422,10 @@ pub fn dst_failure_cleanup(job: &mut Job, dst: &Connection, hosts: &Hosts, failu
     job.state.dst_server_id = None;
     let volumes = to_remove(job, dst, Side::Dst, &[Kind::Volume])?;
     for (_, id, _) in &volumes {
-        if detach(dst, &hosts.dst.id, id, timeout).map_err(job.cloud_err(Side::Dst, format!("detaching volume {id} from the destination conversion host")))? {
+        if detach(dst, &hosts.dst.id, id, timeout).map_err(job.cloud_err(
+            Side::Dst,
+            format!("detaching volume {id} from the destination conversion host"),
+        ))? {
             report.detached.push(id.clone());
         }
     }
@@ -288,19 +438,31 @@ pub fn dst_failure_cleanup(job: &mut Job, dst: &Connection, hosts: &Hosts, failu
             continue;
         }
         delete(job, dst, Side::Dst, kind, &id, &name, &mut report)?;
-        for v in job.state.volumes.iter_mut().filter(|v| v.dst_volume_id.as_deref() == Some(id.as_str())) {
+        for v in job
+            .state
+            .volumes
+            .iter_mut()
+            .filter(|v| v.dst_volume_id.as_deref() == Some(id.as_str()))
+        {
             v.dst_volume_id = None;
             v.copied = false;
         }
     }
     if keep_volumes && !report.kept.is_empty() {
-        job.log(&format!("kept for resuming the copy: {}", report.kept.join(", ")));
+        job.log(&format!(
+            "kept for resuming the copy: {}",
+            report.kept.join(", ")
+        ));
     }
     job.state.status = Status::Failed;
     if let Some(f) = failure {
         job.state.error = Some(f.to_string());
     }
     job.save()?;
-    job.log(&format!("destination cleanup: {} removed, {} detached", report.removed.len(), report.detached.len()));
+    job.log(&format!(
+        "destination cleanup: {} removed, {} detached",
+        report.removed.len(),
+        report.detached.len()
+    ));
     Ok(report)
 }

@@ -2,7 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use osm_openstack::{BlockDeviceMapping, Connection, NewFloatingIp, NewPort, NewServer, PortFixedIp, Query, ServerNetwork, TaggedResource, UserData};
+use osm_openstack::{
+    BlockDeviceMapping, Connection, NewFloatingIp, NewPort, NewServer, PortFixedIp, Query,
+    ServerNetwork, TaggedResource, UserData,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -29,7 +32,10 @@ pub struct CreatedServer {
 }
 
 fn miss(job: &Job, what: String) -> ImportError {
-    ImportError::Missing { workload: job.name().to_string(), missing: vec![what] }
+    ImportError::Missing {
+        workload: job.name().to_string(),
+        missing: vec![what],
+    }
 }
 
 /// Creates the destination server: flavor, the copied volumes (boot index 0 = boot disk) or image
@@ -40,37 +46,60 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
     let timeout = job.settings.timeout;
     let s = job.server.clone();
     let mp = s.migration_params.clone();
-    let mut res = Resolver::new(dst).map_err(job.cloud_err(Side::Dst, "finding the destination project"))?;
-    let flavor = res.flavor(&s.params.flavor_ref).map_err(|m| miss(job, m.to_string()))?;
+    let mut res =
+        Resolver::new(dst).map_err(job.cloud_err(Side::Dst, "finding the destination project"))?;
+    let flavor = res
+        .flavor(&s.params.flavor_ref)
+        .map_err(|m| miss(job, m.to_string()))?;
 
     let boot_volume = if mp.boot_disk_copy {
         let id = if mp.data_copy {
-            job.state.volumes.iter().find(|v| v.role == "boot").and_then(|v| v.dst_volume_id.clone())
+            job.state
+                .volumes
+                .iter()
+                .find(|v| v.role == "boot")
+                .and_then(|v| v.dst_volume_id.clone())
         } else {
             mp.reused_boot_volume().map(str::to_string)
         };
-        Some(id.ok_or_else(|| job.invalid("no destination boot volume: import_workload_transfer_volumes must run first"))?)
+        Some(id.ok_or_else(|| {
+            job.invalid(
+                "no destination boot volume: import_workload_transfer_volumes must run first",
+            )
+        })?)
     } else {
         None
     };
     let image_ref = match (&boot_volume, &s.params.image_ref) {
         (Some(_), _) => None,
         (None, Some(r)) => Some(res.image(r).map_err(|m| miss(job, m.to_string()))?.id),
-        (None, None) => return Err(job.invalid("the server boots from a volume but boot_disk_copy is false")),
+        (None, None) => {
+            return Err(job.invalid("the server boots from a volume but boot_disk_copy is false"))
+        }
     };
     let mut bdm = Vec::new();
     if let Some(b) = &boot_volume {
         bdm.push(BlockDeviceMapping::volume(b, Some(0)));
     }
+    if let (Some(image), false) = (&image_ref, s.additional_volumes().is_empty()) {
+        // With block_device_mapping_v2, Nova wants the image in it too, at boot index 0.
+        bdm.push(BlockDeviceMapping::image_local(image));
+    }
     let mut data_volumes = Vec::new();
     for (i, _) in s.additional_volumes().iter().enumerate() {
         let role = format!("data-{i}");
         let id = if mp.data_copy {
-            job.state.volumes.iter().find(|v| v.role == role).and_then(|v| v.dst_volume_id.clone())
+            job.state
+                .volumes
+                .iter()
+                .find(|v| v.role == role)
+                .and_then(|v| v.dst_volume_id.clone())
         } else {
             mp.reused_additional_volume(i).map(str::to_string)
         };
-        let id = id.ok_or_else(|| job.invalid(format!("no destination volume for additional volume {i}")))?;
+        let id = id.ok_or_else(|| {
+            job.invalid(format!("no destination volume for additional volume {i}"))
+        })?;
         bdm.push(BlockDeviceMapping::volume(&id, None));
         data_volumes.push(id);
     }
@@ -78,7 +107,9 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
     let mut sg_ids = Vec::new();
     let mut sg_names = Vec::new();
     for r in &s.params.security_group_refs {
-        let g = res.security_group(r).map_err(|m| miss(job, m.to_string()))?;
+        let g = res
+            .security_group(r)
+            .map_err(|m| miss(job, m.to_string()))?;
         sg_ids.push(g.id);
         sg_names.push(g.name);
     }
@@ -95,10 +126,18 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
                 .params
                 .metadata
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect();
             metadata.insert(TRANSFER_KEY.into(), job.state.transfer_id.clone());
-            let pre_created_ports = networks.iter().all(|n| matches!(n, ServerNetwork::Port(_))) && !networks.is_empty();
+            let pre_created_ports = networks.iter().all(|n| matches!(n, ServerNetwork::Port(_)))
+                && !networks.is_empty();
             let new = NewServer {
                 name: s.params.name.clone(),
                 flavor_ref: flavor.id.clone(),
@@ -106,10 +145,19 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
                 block_device_mapping_v2: bdm,
                 networks: networks.clone(),
                 key_name: s.params.key_name.clone().filter(|k| !k.is_empty()),
-                security_groups: if pre_created_ports { Vec::new() } else { sg_names.clone() },
+                security_groups: if pre_created_ports {
+                    Vec::new()
+                } else {
+                    sg_names.clone()
+                },
                 metadata,
                 tags: s.params.tags.clone(),
-                user_data: s.params.user_data.clone().filter(|u| !u.is_empty()).map(UserData::Base64),
+                user_data: s
+                    .params
+                    .user_data
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .map(UserData::Base64),
                 availability_zone: s.params.availability_zone.clone().filter(|a| !a.is_empty()),
                 config_drive: s.params.config_drive.as_ref().and_then(config_drive),
                 disk_config: s.params.disk_config.clone(),
@@ -120,23 +168,30 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
                 },
                 ..NewServer::default()
             };
-            job.state.plan(Side::Dst, Kind::Server, "server", &s.params.name);
+            job.state
+                .plan(Side::Dst, Kind::Server, "server", &s.params.name);
             job.save()?;
-            let created = dst
-                .compute()
-                .create_server(&new)
-                .map_err(job.cloud_err(Side::Dst, format!("creating server '{}'", s.params.name)))?;
-            job.state.set_id(Side::Dst, Kind::Server, "server", &created.id);
+            let created = dst.compute().create_server(&new).map_err(
+                job.cloud_err(Side::Dst, format!("creating server '{}'", s.params.name)),
+            )?;
+            job.state
+                .set_id(Side::Dst, Kind::Server, "server", &created.id);
             job.state.dst_server_id = Some(created.id.clone());
             job.save()?;
-            job.log(&format!("created destination server {} (flavor {})", created.id, flavor.name));
+            job.log(&format!(
+                "created destination server {} (flavor {})",
+                created.id, flavor.name
+            ));
             created.id
         }
     };
     let srv = dst
         .compute()
         .wait_for_server(&server_id, &["ACTIVE"], timeout)
-        .map_err(job.cloud_err(Side::Dst, format!("waiting for server {server_id} to become ACTIVE")))?;
+        .map_err(job.cloud_err(
+            Side::Dst,
+            format!("waiting for server {server_id} to become ACTIVE"),
+        ))?;
     job.log(&format!("destination server {server_id} is ACTIVE"));
 
     let floating_ips = floating_ips(job, dst, &mut res, &server_id)?;
@@ -157,14 +212,19 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
 fn config_drive(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::String(s) => Some(matches!(s.to_ascii_lowercase().as_str(), "true" | "yes" | "1")),
+        Value::String(s) => Some(matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "yes" | "1"
+        )),
         _ => None,
     }
 }
 
 /// The server recorded by a previous run, when it still exists and is usable.
 fn existing_server(job: &Job, dst: &Connection) -> Result<Option<String>, ImportError> {
-    let Some(id) = job.state.dst_server_id.clone() else { return Ok(None) };
+    let Some(id) = job.state.dst_server_id.clone() else {
+        return Ok(None);
+    };
     match dst.compute().get_server(&id) {
         Ok(s) if s.status == "ERROR" => Err(job.invalid(format!(
             "destination server {id} of a previous run is in ERROR{}; import_workload_dst_failure_cleanup removes it",
@@ -179,26 +239,54 @@ fn existing_server(job: &Job, dst: &Connection) -> Result<Option<String>, Import
 /// A network of the server create. Nova mode: the network with its fixed IP. Neutron mode (or a port
 /// with several fixed IPs, which Nova cannot request): a port created first, keeping the MAC address
 /// in neutron mode.
-fn server_network(job: &mut Job, dst: &Connection, res: &mut Resolver, index: usize, p: &ServerPort, sg_ids: &[String]) -> Result<ServerNetwork, ImportError> {
-    let net = res.network(&p.params.network_ref).map_err(|m| miss(job, format!("port {index}: {m}")))?;
+fn server_network(
+    job: &mut Job,
+    dst: &Connection,
+    res: &mut Resolver,
+    index: usize,
+    p: &ServerPort,
+    sg_ids: &[String],
+) -> Result<ServerNetwork, ImportError> {
+    let net = res
+        .network(&p.params.network_ref)
+        .map_err(|m| miss(job, format!("port {index}: {m}")))?;
     let mut fixed = Vec::new();
     for f in &p.params.fixed_ips_refs {
         let subnet_id = match &f.subnet_ref {
-            Some(r) => Some(res.subnet(r, Some(&net.id)).map_err(|m| miss(job, format!("port {index}: {m}")))?.id),
+            Some(r) => Some(
+                res.subnet(r, Some(&net.id))
+                    .map_err(|m| miss(job, format!("port {index}: {m}")))?
+                    .id,
+            ),
             None => None,
         };
-        fixed.push(PortFixedIp { subnet_id, ip_address: f.ip_address.clone() });
+        fixed.push(PortFixedIp {
+            subnet_id,
+            ip_address: f.ip_address.clone(),
+        });
     }
     let neutron = job.server.migration_params.port_creation_mode == PortCreationMode::Neutron;
     if !neutron && fixed.len() <= 1 {
-        return Ok(ServerNetwork::Network { uuid: net.id, fixed_ip: fixed.first().and_then(|f| f.ip_address.clone()) });
+        return Ok(ServerNetwork::Network {
+            uuid: net.id,
+            fixed_ip: fixed.first().and_then(|f| f.ip_address.clone()),
+        });
     }
     let role = format!("port-{index}");
-    if let Some(id) = job.state.created(Side::Dst, Kind::Port, &role).and_then(|c| c.id.clone()) {
+    if let Some(id) = job
+        .state
+        .created(Side::Dst, Kind::Port, &role)
+        .and_then(|c| c.id.clone())
+    {
         match dst.network().get_port(&id) {
             Ok(port) => return Ok(ServerNetwork::Port(port.id)),
             Err(e) if e.is_not_found() => {
-                if let Some(c) = job.state.created.iter_mut().find(|c| c.kind == Kind::Port && c.role == role && !c.deleted) {
+                if let Some(c) = job
+                    .state
+                    .created
+                    .iter_mut()
+                    .find(|c| c.kind == Kind::Port && c.role == role && !c.deleted)
+                {
                     c.deleted = true;
                 }
             }
@@ -214,7 +302,11 @@ fn server_network(job: &mut Job, dst: &Connection, res: &mut Resolver, index: us
         network_id: net.id.clone(),
         name: Some(name.clone()),
         fixed_ips: fixed,
-        mac_address: if neutron { p.params.mac_address.clone() } else { None },
+        mac_address: if neutron {
+            p.params.mac_address.clone()
+        } else {
+            None
+        },
         security_groups: Some(sg_ids.to_vec()),
         binding_profile: profile,
         binding_vnic_type: p.params.binding_vnic_type.clone(),
@@ -222,19 +314,32 @@ fn server_network(job: &mut Job, dst: &Connection, res: &mut Resolver, index: us
     };
     job.state.plan(Side::Dst, Kind::Port, &role, &name);
     job.save()?;
-    let port = dst.network().create_port(&new).map_err(job.cloud_err(Side::Dst, format!("creating port {index} on network '{}'", net.name)))?;
+    let port = dst.network().create_port(&new).map_err(job.cloud_err(
+        Side::Dst,
+        format!("creating port {index} on network '{}'", net.name),
+    ))?;
     job.state.set_id(Side::Dst, Kind::Port, &role, &port.id);
     job.save()?;
     dst.network()
         .add_tag(TaggedResource::Port, &port.id, &job.state.tag())
         .map_err(job.cloud_err(Side::Dst, format!("tagging port {}", port.id)))?;
-    job.log(&format!("created port {} on network '{}' (MAC {})", port.id, net.name, port.mac_address.as_deref().unwrap_or("-")));
+    job.log(&format!(
+        "created port {} on network '{}' (MAC {})",
+        port.id,
+        net.name,
+        port.mac_address.as_deref().unwrap_or("-")
+    ));
     Ok(ServerNetwork::Port(port.id))
 }
 
 /// Floating IPs by `floating_ip_mode`: auto (the same address when free, else a new one), new,
 /// existing (the same address, which must exist unassociated), skip.
-fn floating_ips(job: &mut Job, dst: &Connection, res: &mut Resolver, server_id: &str) -> Result<Vec<String>, ImportError> {
+fn floating_ips(
+    job: &mut Job,
+    dst: &Connection,
+    res: &mut Resolver,
+    server_id: &str,
+) -> Result<Vec<String>, ImportError> {
     let mode = job.server.migration_params.floating_ip_mode;
     if mode == FloatingIpMode::Skip || job.server.params.floating_ips.is_empty() {
         return Ok(Vec::new());
@@ -242,19 +347,37 @@ fn floating_ips(job: &mut Job, dst: &Connection, res: &mut Resolver, server_id: 
     let ports = dst
         .network()
         .list_ports(&Query::new().with("device_id", server_id.to_string()))
-        .map_err(job.cloud_err(Side::Dst, format!("listing the ports of server {server_id}")))?;
+        .map_err(job.cloud_err(
+            Side::Dst,
+            format!("listing the ports of server {server_id}"),
+        ))?;
     let mut given = Vec::new();
     for (i, f) in job.server.params.floating_ips.clone().iter().enumerate() {
         let fixed = f.params.fixed_ip_address.clone();
         let port = ports
             .iter()
-            .find(|p| fixed.as_deref().is_none_or(|ip| p.fixed_ips.iter().any(|x| x.ip_address.as_deref() == Some(ip))))
-            .ok_or_else(|| job.invalid(format!("no port of server {server_id} has fixed IP {}", fixed.as_deref().unwrap_or("?"))))?;
+            .find(|p| {
+                fixed.as_deref().is_none_or(|ip| {
+                    p.fixed_ips
+                        .iter()
+                        .any(|x| x.ip_address.as_deref() == Some(ip))
+                })
+            })
+            .ok_or_else(|| {
+                job.invalid(format!(
+                    "no port of server {server_id} has fixed IP {}",
+                    fixed.as_deref().unwrap_or("?")
+                ))
+            })?;
         let addr = f.params.floating_ip_address.clone();
         let existing = match &addr {
             Some(a) => dst
                 .network()
-                .list_floating_ips(&Query::new().with("floating_ip_address", a.clone()).with("project_id", res.project_id().to_string()))
+                .list_floating_ips(
+                    &Query::new()
+                        .with("floating_ip_address", a.clone())
+                        .with("project_id", res.project_id().to_string()),
+                )
                 .map_err(job.cloud_err(Side::Dst, format!("looking up floating IP {a}")))?
                 .into_iter()
                 .next(),
@@ -264,34 +387,69 @@ fn floating_ips(job: &mut Job, dst: &Connection, res: &mut Resolver, server_id: 
             if mode != FloatingIpMode::New {
                 dst.network()
                     .update_floating_ip_port(&fip.id, Some(&port.id), fixed.as_deref())
-                    .map_err(job.cloud_err(Side::Dst, format!("associating floating IP {}", fip.floating_ip_address)))?;
-                job.log(&format!("associated existing floating IP {} with port {}", fip.floating_ip_address, port.id));
+                    .map_err(job.cloud_err(
+                        Side::Dst,
+                        format!("associating floating IP {}", fip.floating_ip_address),
+                    ))?;
+                job.log(&format!(
+                    "associated existing floating IP {} with port {}",
+                    fip.floating_ip_address, port.id
+                ));
                 given.push(fip.floating_ip_address);
                 continue;
             }
         }
         if mode == FloatingIpMode::Existing {
-            return Err(miss(job, format!("floating IP {} is not available in the destination project", addr.as_deref().unwrap_or("?"))));
+            return Err(miss(
+                job,
+                format!(
+                    "floating IP {} is not available in the destination project",
+                    addr.as_deref().unwrap_or("?")
+                ),
+            ));
         }
         let network = match &f.params.floating_network_ref {
-            Some(r) => res.network(r).map_err(|m| miss(job, format!("floating IP network: {m}")))?,
-            None => return Err(miss(job, "a floating IP without a floating network reference".into())),
+            Some(r) => res
+                .network(r)
+                .map_err(|m| miss(job, format!("floating IP network: {m}")))?,
+            None => {
+                return Err(miss(
+                    job,
+                    "a floating IP without a floating network reference".into(),
+                ))
+            }
         };
         let role = format!("fip-{i}");
-        if let Some(id) = job.state.created(Side::Dst, Kind::FloatingIp, &role).and_then(|c| c.id.clone()) {
+        if let Some(id) = job
+            .state
+            .created(Side::Dst, Kind::FloatingIp, &role)
+            .and_then(|c| c.id.clone())
+        {
             if let Ok(fip) = dst.network().get_floating_ip(&id) {
                 dst.network()
                     .update_floating_ip_port(&fip.id, Some(&port.id), fixed.as_deref())
-                    .map_err(job.cloud_err(Side::Dst, format!("associating floating IP {}", fip.floating_ip_address)))?;
+                    .map_err(job.cloud_err(
+                        Side::Dst,
+                        format!("associating floating IP {}", fip.floating_ip_address),
+                    ))?;
                 given.push(fip.floating_ip_address);
                 continue;
             }
         }
-        job.state.plan(Side::Dst, Kind::FloatingIp, &role, &job.state.temp_name(&role));
+        job.state.plan(
+            Side::Dst,
+            Kind::FloatingIp,
+            &role,
+            &job.state.temp_name(&role),
+        );
         job.save()?;
         let mut new = NewFloatingIp {
             floating_network_id: network.id.clone(),
-            floating_ip_address: if mode == FloatingIpMode::Auto { addr.clone() } else { None },
+            floating_ip_address: if mode == FloatingIpMode::Auto {
+                addr.clone()
+            } else {
+                None
+            },
             port_id: Some(port.id.clone()),
             fixed_ip_address: fixed.clone(),
             description: f.params.description.clone(),
@@ -299,19 +457,32 @@ fn floating_ips(job: &mut Job, dst: &Connection, res: &mut Resolver, server_id: 
         };
         let fip = match dst.network().create_floating_ip(&new) {
             Ok(fip) => fip,
-            Err(e) if new.floating_ip_address.is_some() && matches!(e.status(), Some(400 | 409)) => {
-                job.log(&format!("floating IP {} cannot be had in the destination ({e}); allocating a new one", addr.as_deref().unwrap_or("?")));
+            // 403: Neutron's default policy lets only admins choose the address.
+            Err(e)
+                if new.floating_ip_address.is_some()
+                    && matches!(e.status(), Some(400 | 403 | 409)) =>
+            {
+                job.log(&format!(
+                    "floating IP {} cannot be had in the destination ({e}); allocating a new one",
+                    addr.as_deref().unwrap_or("?")
+                ));
                 new.floating_ip_address = None;
-                dst.network().create_floating_ip(&new).map_err(job.cloud_err(Side::Dst, "allocating a floating IP"))?
+                dst.network()
+                    .create_floating_ip(&new)
+                    .map_err(job.cloud_err(Side::Dst, "allocating a floating IP"))?
             }
             Err(e) => return Err(job.cloud_err(Side::Dst, "allocating a floating IP")(e)),
         };
-        job.state.set_id(Side::Dst, Kind::FloatingIp, &role, &fip.id);
+        job.state
+            .set_id(Side::Dst, Kind::FloatingIp, &role, &fip.id);
         job.save()?;
         dst.network()
             .add_tag(TaggedResource::FloatingIp, &fip.id, &job.state.tag())
             .map_err(job.cloud_err(Side::Dst, format!("tagging floating IP {}", fip.id)))?;
-        job.log(&format!("allocated floating IP {} for port {}", fip.floating_ip_address, port.id));
+        job.log(&format!(
+            "allocated floating IP {} for port {}",
+            fip.floating_ip_address, port.id
+        ));
         given.push(fip.floating_ip_address);
     }
     Ok(given)
@@ -321,24 +492,43 @@ fn floating_ips(job: &mut Job, dst: &Connection, res: &mut Resolver, server_id: 
 /// server), so that the leftovers tool does not report them.
 fn unmark(job: &mut Job, dst: &Connection, server_id: &str) -> Result<(), ImportError> {
     let tag = job.state.tag();
-    for c in job.state.created.clone().iter().filter(|c| c.side == Side::Dst && !c.deleted) {
+    for c in job
+        .state
+        .created
+        .clone()
+        .iter()
+        .filter(|c| c.side == Side::Dst && !c.deleted)
+    {
         let Some(id) = c.id.as_deref() else { continue };
         let r = match c.kind {
             Kind::Volume => dst.block_storage().delete_volume_metadata(id, TRANSFER_KEY),
             Kind::Port => dst
                 .network()
                 .remove_tag(TaggedResource::Port, id, &tag)
-                .and_then(|()| dst.network().update_port(id, serde_json::json!({"name": ""})).map(drop)),
-            Kind::FloatingIp => dst.network().remove_tag(TaggedResource::FloatingIp, id, &tag),
+                .and_then(|()| {
+                    dst.network()
+                        .update_port(id, serde_json::json!({"name": ""}))
+                        .map(drop)
+                }),
+            Kind::FloatingIp => dst
+                .network()
+                .remove_tag(TaggedResource::FloatingIp, id, &tag),
             Kind::Server => dst.compute().delete_server_metadata(id, TRANSFER_KEY),
             Kind::Snapshot | Kind::Image => Ok(()),
         };
         match r {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(job.cloud_err(Side::Dst, format!("removing the transfer mark of {} {id}", c.kind.as_str()))(e)),
+            Err(e) => {
+                return Err(job.cloud_err(
+                    Side::Dst,
+                    format!("removing the transfer mark of {} {id}", c.kind.as_str()),
+                )(e))
+            }
         }
     }
-    job.log(&format!("server {server_id} migrated; transfer marks removed from what it keeps"));
+    job.log(&format!(
+        "server {server_id} migrated; transfer marks removed from what it keeps"
+    ));
     Ok(())
 }

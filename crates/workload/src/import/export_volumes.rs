@@ -23,7 +23,12 @@ pub(crate) fn transfer_metadata(job: &Job) -> BTreeMap<String, String> {
 /// from an image (with `boot_disk_copy`) gets a server image and a volume made from it. Additional
 /// volumes are detached from the source server. Each is attached to the source conversion host,
 /// found there by serial, and exported by the agent.
-pub fn export_volumes(job: &mut Job, src: &Connection, hosts: &Hosts, sparsify: bool) -> Result<Vec<VolumeTransfer>, ImportError> {
+pub fn export_volumes(
+    job: &mut Job,
+    src: &Connection,
+    hosts: &Hosts,
+    sparsify: bool,
+) -> Result<Vec<VolumeTransfer>, ImportError> {
     if !job.server.migration_params.data_copy {
         job.log("data_copy is false: nothing to export, the destination volumes are reused");
         return Ok(Vec::new());
@@ -35,30 +40,66 @@ pub fn export_volumes(job: &mut Job, src: &Connection, hosts: &Hosts, sparsify: 
             ("boot", Some(vol)) => boot_from_snapshot(job, src, vol, *size)?,
             ("boot", None) => boot_from_image(job, src)?,
             (_, Some(vol)) => detach_from_source(job, src, vol)?,
-            (_, None) => return Err(job.invalid(format!("volume role {role} without a source volume"))),
+            (_, None) => {
+                return Err(job.invalid(format!("volume role {role} without a source volume")))
+            }
         };
-        let v = src.block_storage().get_volume(&export_id).map_err(job.cloud_err(Side::Src, format!("reading volume {export_id}")))?;
+        let v = src
+            .block_storage()
+            .get_volume(&export_id)
+            .map_err(job.cloud_err(Side::Src, format!("reading volume {export_id}")))?;
         let t = job.state.volume_mut(role);
         t.source_volume_id = source_volume.clone();
         t.export_volume_id = Some(export_id.clone());
         t.size_gib = v.size;
         job.save()?;
-        attach(job, src, &hosts.src.id, &export_id, "source conversion host", timeout)?;
+        attach(
+            job,
+            src,
+            &hosts.src.id,
+            &export_id,
+            "source conversion host",
+            timeout,
+        )?;
     }
 
     let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
     if host.ensure_agent(&hosts.agent).map_err(job.host_err())? {
-        job.log(&format!("uploaded osm-agent to the source conversion host {}", hosts.src.name));
+        job.log(&format!(
+            "uploaded osm-agent to the source conversion host {}",
+            hosts.src.name
+        ));
     }
-    let dir = host.make_transfer_dir(&job.state.transfer_id).map_err(job.host_err())?;
+    let dir = host
+        .make_transfer_dir(&job.state.transfer_id)
+        .map_err(job.host_err())?;
     for (role, _, _) in &roles {
-        let Some(export_id) = job.state.volumes.iter().find(|v| &v.role == role).and_then(|v| v.export_volume_id.clone()) else {
+        let Some(export_id) = job
+            .state
+            .volumes
+            .iter()
+            .find(|v| &v.role == role)
+            .and_then(|v| v.export_volume_id.clone())
+        else {
             continue;
         };
-        let device = host.find_device(&export_id, timeout.min(Duration::from_secs(300))).map_err(job.host_err())?;
+        let device = host
+            .find_device(&export_id, timeout.min(Duration::from_secs(300)))
+            .map_err(job.host_err())?;
         let socket = format!("{dir}/{role}.sock");
-        let found = host.serve(&device, &export_id, &socket, role, &format!("{dir}/{role}.pid"), sparsify).map_err(job.host_err())?;
-        job.log(&format!("exporting {role} (volume {export_id}, {device}) on the source conversion host"));
+        let found = host
+            .serve(
+                &device,
+                &export_id,
+                &socket,
+                role,
+                &format!("{dir}/{role}.pid"),
+                sparsify,
+            )
+            .map_err(job.host_err())?;
+        job.log(&format!(
+            "exporting {role} (volume {export_id}, {device}) on the source conversion host"
+        ));
         if let Some(found) = found {
             job.log(&format!("{role}: {found}"));
         }
@@ -79,7 +120,11 @@ fn ensure_created(
     role: &str,
     create: impl FnOnce(&str) -> Result<String, ImportError>,
 ) -> Result<String, ImportError> {
-    if let Some(id) = job.state.created(side, kind, role).and_then(|c| c.id.clone()) {
+    if let Some(id) = job
+        .state
+        .created(side, kind, role)
+        .and_then(|c| c.id.clone())
+    {
         return Ok(id);
     }
     let name = job.state.temp_name(role);
@@ -92,21 +137,42 @@ fn ensure_created(
     Ok(id)
 }
 
-fn boot_from_snapshot(job: &mut Job, src: &Connection, volume_id: &str, size: u64) -> Result<String, ImportError> {
+fn boot_from_snapshot(
+    job: &mut Job,
+    src: &Connection,
+    volume_id: &str,
+    size: u64,
+) -> Result<String, ImportError> {
     let timeout = job.settings.timeout;
     let meta = transfer_metadata(job);
     let bs = src.block_storage();
     let snap_err = job.cloud_err(Side::Src, format!("snapshotting boot volume {volume_id}"));
     let snap = ensure_created(job, Side::Src, Kind::Snapshot, "boot", |name| {
-        bs.create_snapshot(volume_id, name, Some("osm: boot disk of a migration"), true, &meta).map(|s| s.id).map_err(snap_err)
+        bs.create_snapshot(
+            volume_id,
+            name,
+            Some("osm: boot disk of a migration"),
+            true,
+            &meta,
+        )
+        .map(|s| s.id)
+        .map_err(snap_err)
     })?;
-    bs.wait_for_snapshot(&snap, &["available"], timeout).map_err(job.cloud_err(Side::Src, format!("waiting for snapshot {snap}")))?;
+    bs.wait_for_snapshot(&snap, &["available"], timeout)
+        .map_err(job.cloud_err(Side::Src, format!("waiting for snapshot {snap}")))?;
     let vol_err = job.cloud_err(Side::Src, format!("creating a volume from snapshot {snap}"));
     let vol = ensure_created(job, Side::Src, Kind::Volume, "boot", |name| {
-        let new = NewVolume { size, name: Some(name.to_string()), snapshot_id: Some(snap.clone()), metadata: meta.clone(), ..NewVolume::default() };
+        let new = NewVolume {
+            size,
+            name: Some(name.to_string()),
+            snapshot_id: Some(snap.clone()),
+            metadata: meta.clone(),
+            ..NewVolume::default()
+        };
         bs.create_volume(&new).map(|v| v.id).map_err(vol_err)
     })?;
-    bs.wait_for_volume(&vol, &["available", "in-use"], timeout).map_err(job.cloud_err(Side::Src, format!("waiting for volume {vol}")))?;
+    bs.wait_for_volume(&vol, &["available", "in-use"], timeout)
+        .map_err(job.cloud_err(Side::Src, format!("waiting for volume {vol}")))?;
     Ok(vol)
 }
 
@@ -114,52 +180,124 @@ fn boot_from_image(job: &mut Job, src: &Connection) -> Result<String, ImportErro
     let timeout = job.settings.timeout;
     let meta = transfer_metadata(job);
     let server_id = job.server.info.id.clone();
-    let img_err = job.cloud_err(Side::Src, format!("creating an image of server {server_id}"));
+    let img_err = job.cloud_err(
+        Side::Src,
+        format!("creating an image of server {server_id}"),
+    );
     let image = ensure_created(job, Side::Src, Kind::Image, "boot", |name| {
-        src.compute().create_server_image(&server_id, name, &meta).map_err(img_err)
+        src.compute()
+            .create_server_image(&server_id, name, &meta)
+            .map_err(img_err)
     })?;
-    let img = src.image().wait_for_image(&image, &["active"], timeout).map_err(job.cloud_err(Side::Src, format!("waiting for image {image}")))?;
-    let srv = src.compute().get_server(&server_id).map_err(job.cloud_err(Side::Src, format!("reading server {server_id}")))?;
+    let img = src
+        .image()
+        .wait_for_image(&image, &["active"], timeout)
+        .map_err(job.cloud_err(Side::Src, format!("waiting for image {image}")))?;
+    let srv = src
+        .compute()
+        .get_server(&server_id)
+        .map_err(job.cloud_err(Side::Src, format!("reading server {server_id}")))?;
     let bytes = img.virtual_size.or(img.size).unwrap_or(0);
-    let size = bytes.div_ceil(GIB).max(img.min_disk).max(srv.flavor.disk.unwrap_or(0)).max(1);
+    let size = bytes
+        .div_ceil(GIB)
+        .max(img.min_disk)
+        .max(srv.flavor.disk.unwrap_or(0))
+        .max(1);
     let vol_err = job.cloud_err(Side::Src, format!("creating a volume from image {image}"));
     let bs = src.block_storage();
     let vol = ensure_created(job, Side::Src, Kind::Volume, "boot", |name| {
-        let new = NewVolume { size, name: Some(name.to_string()), image_ref: Some(image.clone()), metadata: meta.clone(), ..NewVolume::default() };
+        let new = NewVolume {
+            size,
+            name: Some(name.to_string()),
+            image_ref: Some(image.clone()),
+            metadata: meta.clone(),
+            ..NewVolume::default()
+        };
         bs.create_volume(&new).map(|v| v.id).map_err(vol_err)
     })?;
-    bs.wait_for_volume(&vol, &["available", "in-use"], timeout).map_err(job.cloud_err(Side::Src, format!("waiting for volume {vol}")))?;
+    bs.wait_for_volume(&vol, &["available", "in-use"], timeout)
+        .map_err(job.cloud_err(Side::Src, format!("waiting for volume {vol}")))?;
     Ok(vol)
 }
 
-fn detach_from_source(job: &mut Job, src: &Connection, volume_id: &str) -> Result<String, ImportError> {
+fn detach_from_source(
+    job: &mut Job,
+    src: &Connection,
+    volume_id: &str,
+) -> Result<String, ImportError> {
     let server_id = job.server.info.id.clone();
-    let v = src.block_storage().get_volume(volume_id).map_err(job.cloud_err(Side::Src, format!("reading volume {volume_id}")))?;
-    if let Some(a) = v.attachments.iter().find(|a| a.server_id.as_deref() == Some(server_id.as_str())) {
-        if !job.state.detached.iter().any(|d| d.volume_id == volume_id && !d.reattached) {
-            job.state.detached.push(Detached { volume_id: volume_id.to_string(), device: a.device.clone(), reattached: false });
+    let v = src
+        .block_storage()
+        .get_volume(volume_id)
+        .map_err(job.cloud_err(Side::Src, format!("reading volume {volume_id}")))?;
+    if let Some(a) = v
+        .attachments
+        .iter()
+        .find(|a| a.server_id.as_deref() == Some(server_id.as_str()))
+    {
+        if !job
+            .state
+            .detached
+            .iter()
+            .any(|d| d.volume_id == volume_id && !d.reattached)
+        {
+            job.state.detached.push(Detached {
+                volume_id: volume_id.to_string(),
+                device: a.device.clone(),
+                reattached: false,
+            });
             job.save()?;
         }
         src.compute()
             .detach_volume(&server_id, volume_id)
-            .map_err(job.cloud_err(Side::Src, format!("detaching volume {volume_id} from server {server_id}")))?;
-        job.log(&format!("detached volume {volume_id} ({}) from the source server", a.device.as_deref().unwrap_or("?")));
+            .map_err(job.cloud_err(
+                Side::Src,
+                format!("detaching volume {volume_id} from server {server_id}"),
+            ))?;
+        job.log(&format!(
+            "detached volume {volume_id} ({}) from the source server",
+            a.device.as_deref().unwrap_or("?")
+        ));
     }
     src.block_storage()
         .wait_for_volume(volume_id, &["available"], job.settings.timeout)
-        .map_err(job.cloud_err(Side::Src, format!("waiting for volume {volume_id} to be detached")))?;
+        .map_err(job.cloud_err(
+            Side::Src,
+            format!("waiting for volume {volume_id} to be detached"),
+        ))?;
     Ok(volume_id.to_string())
 }
 
 /// Attaches a volume to a conversion host unless it already is, and waits for `in-use`.
-pub(crate) fn attach(job: &Job, conn: &Connection, host_id: &str, volume_id: &str, what: &str, timeout: Duration) -> Result<(), ImportError> {
-    let side = if what.starts_with("source") { Side::Src } else { Side::Dst };
-    let v = conn.block_storage().get_volume(volume_id).map_err(job.cloud_err(side, format!("reading volume {volume_id}")))?;
-    if !v.attachments.iter().any(|a| a.server_id.as_deref() == Some(host_id)) {
+pub(crate) fn attach(
+    job: &Job,
+    conn: &Connection,
+    host_id: &str,
+    volume_id: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<(), ImportError> {
+    let side = if what.starts_with("source") {
+        Side::Src
+    } else {
+        Side::Dst
+    };
+    let v = conn
+        .block_storage()
+        .get_volume(volume_id)
+        .map_err(job.cloud_err(side, format!("reading volume {volume_id}")))?;
+    if !v
+        .attachments
+        .iter()
+        .any(|a| a.server_id.as_deref() == Some(host_id))
+    {
         if v.status != "available" {
             conn.block_storage()
                 .wait_for_volume(volume_id, &["available"], timeout)
-                .map_err(job.cloud_err(side, format!("waiting for volume {volume_id} to be available")))?;
+                .map_err(job.cloud_err(
+                    side,
+                    format!("waiting for volume {volume_id} to be available"),
+                ))?;
         }
         conn.compute()
             .attach_volume(host_id, volume_id, None, None)
@@ -167,18 +305,29 @@ pub(crate) fn attach(job: &Job, conn: &Connection, host_id: &str, volume_id: &st
     }
     conn.block_storage()
         .wait_for_volume(volume_id, &["in-use"], timeout)
-        .map_err(job.cloud_err(side, format!("waiting for volume {volume_id} to attach to the {what}")))?;
+        .map_err(job.cloud_err(
+            side,
+            format!("waiting for volume {volume_id} to attach to the {what}"),
+        ))?;
     Ok(())
 }
 
 /// Detaches a volume from a conversion host if it is attached there, and waits for `available`.
-pub(crate) fn detach(conn: &Connection, host_id: &str, volume_id: &str, timeout: Duration) -> Result<bool, osm_openstack::Error> {
+pub(crate) fn detach(
+    conn: &Connection,
+    host_id: &str,
+    volume_id: &str,
+    timeout: Duration,
+) -> Result<bool, osm_openstack::Error> {
     let v = match conn.block_storage().get_volume(volume_id) {
         Ok(v) => v,
         Err(e) if e.is_not_found() => return Ok(false),
         Err(e) => return Err(e),
     };
-    let attached = v.attachments.iter().any(|a| a.server_id.as_deref() == Some(host_id));
+    let attached = v
+        .attachments
+        .iter()
+        .any(|a| a.server_id.as_deref() == Some(host_id));
     if attached {
         match conn.compute().detach_volume(host_id, volume_id) {
             Ok(()) => {}
@@ -187,7 +336,8 @@ pub(crate) fn detach(conn: &Connection, host_id: &str, volume_id: &str, timeout:
         }
     }
     if attached || v.status == "detaching" {
-        conn.block_storage().wait_for_volume(volume_id, &["available"], timeout)?;
+        conn.block_storage()
+            .wait_for_volume(volume_id, &["available"], timeout)?;
     }
     Ok(attached)
 }

@@ -56,7 +56,9 @@ pub enum ImportError {
     #[error(transparent)]
     State(#[from] StateError),
     /// The workload's state file is missing: prelim did not run.
-    #[error("workload '{workload}': no state file at {path}; import_workload_prelim must run first")]
+    #[error(
+        "workload '{workload}': no state file at {path}; import_workload_prelim must run first"
+    )]
     NoState {
         /// Workload name.
         workload: String,
@@ -129,7 +131,10 @@ pub struct Job {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("workload", &self.server.params.name).field("transfer_id", &self.state.transfer_id).finish()
+        f.debug_struct("Job")
+            .field("workload", &self.server.params.name)
+            .field("transfer_id", &self.state.transfer_id)
+            .finish()
     }
 }
 
@@ -137,18 +142,35 @@ impl Job {
     /// Opens the job of a workload whose prelim ran.
     pub fn open(server: Server, settings: Settings, step: &str) -> Result<Job, ImportError> {
         let paths = Paths::new(&settings.data_dir, &server.params.name, &server.info.id);
-        let state = State::load(&paths.state)?
-            .ok_or_else(|| ImportError::NoState { workload: server.params.name.clone(), path: paths.state.clone() })?;
-        let mut job = Job { log: Log::new(&paths.log), server, paths, state, settings };
+        let state = State::load(&paths.state)?.ok_or_else(|| ImportError::NoState {
+            workload: server.params.name.clone(),
+            path: paths.state.clone(),
+        })?;
+        let mut job = Job {
+            log: Log::new(&paths.log),
+            server,
+            paths,
+            state,
+            settings,
+        };
         job.state.step = Some(step.to_string());
         job.save()?;
         Ok(job)
     }
 
     /// Opens the job of a workload for a cleanup step: the step that failed stays recorded.
-    pub fn open_for_cleanup(server: Server, settings: Settings) -> Result<Option<Job>, ImportError> {
+    pub fn open_for_cleanup(
+        server: Server,
+        settings: Settings,
+    ) -> Result<Option<Job>, ImportError> {
         let paths = Paths::new(&settings.data_dir, &server.params.name, &server.info.id);
-        Ok(State::load(&paths.state)?.map(|state| Job { log: Log::new(&paths.log), server, paths, state, settings }))
+        Ok(State::load(&paths.state)?.map(|state| Job {
+            log: Log::new(&paths.log),
+            server,
+            paths,
+            state,
+            settings,
+        }))
     }
 
     /// The workload's name.
@@ -158,15 +180,22 @@ impl Job {
 
     /// Writes the state file.
     pub fn save(&mut self) -> Result<(), ImportError> {
-        self.state.save(&self.paths.state).map_err(ImportError::from)
+        self.state
+            .save(&self.paths.state)
+            .map_err(ImportError::from)
     }
 
     /// Logs a line under the current step.
     pub fn log(&self, message: &str) {
-        self.log.line(self.state.step.as_deref().unwrap_or("-"), message);
+        self.log
+            .line(self.state.step.as_deref().unwrap_or("-"), message);
     }
 
-    pub(crate) fn cloud_err(&self, side: Side, doing: impl Into<String>) -> impl FnOnce(os::Error) -> ImportError + 'static {
+    pub(crate) fn cloud_err(
+        &self,
+        side: Side,
+        doing: impl Into<String>,
+    ) -> impl FnOnce(os::Error) -> ImportError + 'static {
         let doing = doing.into();
         let workload = self.name().to_string();
         move |source| ImportError::Cloud {
@@ -186,7 +215,10 @@ impl Job {
     }
 
     pub(crate) fn invalid(&self, message: impl Into<String>) -> ImportError {
-        ImportError::Invalid { workload: self.name().to_string(), message: message.into() }
+        ImportError::Invalid {
+            workload: self.name().to_string(),
+            message: message.into(),
+        }
     }
 
     /// The volumes to move, in order: the boot disk (when copied) then the additional volumes.

@@ -48,22 +48,28 @@ pub fn prelim(
         transfer_id: None,
         resumed: false,
     };
-    let skip = if let Some((id, host_name)) = src_conversion_host.filter(|(id, n)| *id == server.info.id || *n == name) {
-        Some(format!("it is the source conversion host ({host_name}, {id})"))
+    let skip = if let Some((id, host_name)) =
+        src_conversion_host.filter(|(id, n)| *id == server.info.id || *n == name)
+    {
+        Some(format!(
+            "it is the source conversion host ({host_name}, {id})"
+        ))
     } else {
         let found = dst
             .compute()
-            .list_servers_with(&Query::new().with("name", format!("^{}$", regex_escape(&name))))
+            .list_servers_with(&Query::new().with("name", crate::nova_exact_name(&name)))
             .map_err(|source| ImportError::Cloud {
                 workload: name.clone(),
                 side: "destination",
                 doing: "looking for a server of the same name".into(),
                 source,
             })?;
-        found
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| format!("a server named '{name}' already exists in the destination ({}, {})", s.id, s.status))
+        found.iter().find(|s| s.name == name).map(|s| {
+            format!(
+                "a server named '{name}' already exists in the destination ({}, {})",
+                s.id, s.status
+            )
+        })
     };
     if check_mode {
         out.migrate = skip.is_none();
@@ -89,16 +95,21 @@ pub fn prelim(
         out.skip_reason = Some(reason);
         return Ok(out);
     }
-    let resumable = previous
-        .as_ref()
-        .filter(|p| settings.resume && matches!(p.status, Status::Failed | Status::Running) && !p.transfer_id.is_empty());
+    let resumable = previous.as_ref().filter(|p| {
+        settings.resume
+            && matches!(p.status, Status::Failed | Status::Running)
+            && !p.transfer_id.is_empty()
+    });
     let mut state = match resumable {
         Some(p) => {
             out.resumed = true;
             let mut s = p.clone();
             s.status = Status::Running;
             s.error = None;
-            log.line("prelim", &format!("resuming transfer {} of a previous run", s.transfer_id));
+            log.line(
+                "prelim",
+                &format!("resuming transfer {} of a previous run", s.transfer_id),
+            );
             s
         }
         None => {
@@ -110,7 +121,13 @@ pub fn prelim(
                 started_at: Some(now()),
                 ..State::default()
             };
-            log.line("prelim", &format!("starting transfer {} of server {} ({})", s.transfer_id, name, server.info.id));
+            log.line(
+                "prelim",
+                &format!(
+                    "starting transfer {} of server {} ({})",
+                    s.transfer_id, name, server.info.id
+                ),
+            );
             s
         }
     };
@@ -119,27 +136,4 @@ pub fn prelim(
     out.migrate = true;
     out.transfer_id = Some(state.transfer_id);
     Ok(out)
-}
-
-/// Nova's name filter is a regular expression; an exact name must be escaped.
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::regex_escape;
-
-    #[test]
-    fn escapes_regex_metacharacters() {
-        assert_eq!(regex_escape("web 01; $(id)"), r"web 01; \$\(id\)");
-        assert_eq!(regex_escape("a.b*"), r"a\.b\*");
-    }
 }

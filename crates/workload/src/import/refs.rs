@@ -48,7 +48,11 @@ impl From<os::Error> for Miss {
 }
 
 fn describe(kind: &str, r: &Ref) -> String {
-    match r.project_name.as_deref().filter(|p| *p != crate::model::AUTH_PROJECT) {
+    match r
+        .project_name
+        .as_deref()
+        .filter(|p| *p != crate::model::AUTH_PROJECT)
+    {
         Some(p) => format!("{kind} '{}' (project {p})", r.name),
         None => format!("{kind} '{}'", r.name),
     }
@@ -93,7 +97,10 @@ impl<'a> Resolver<'a> {
     ) -> Result<T, Miss> {
         match candidates.len() {
             0 => Err(Miss::Missing(format!("{} not found", describe(kind, r)))),
-            1 => Ok(candidates.into_iter().next().ok_or_else(|| Miss::Missing(describe(kind, r)))?),
+            1 => Ok(candidates
+                .into_iter()
+                .next()
+                .ok_or_else(|| Miss::Missing(describe(kind, r)))?),
             n => {
                 let wanted_auth = r.is_auth_project();
                 let mut preferred = Vec::new();
@@ -101,7 +108,9 @@ impl<'a> Resolver<'a> {
                     let pid = project_of(c);
                     let matches = match (&pid, wanted_auth) {
                         (Some(p), true) => *p == self.project_id,
-                        (Some(p), false) => self.project_name(p).as_deref() == r.project_name.as_deref(),
+                        (Some(p), false) => {
+                            self.project_name(p).as_deref() == r.project_name.as_deref()
+                        }
                         (None, _) => false,
                     };
                     if matches {
@@ -111,7 +120,10 @@ impl<'a> Resolver<'a> {
                 if preferred.len() == 1 {
                     Ok(preferred.remove(0))
                 } else {
-                    Err(Miss::Ambiguous(format!("{} is ambiguous: {n} of that name", describe(kind, r))))
+                    Err(Miss::Ambiguous(format!(
+                        "{} is ambiguous: {n} of that name",
+                        describe(kind, r)
+                    )))
                 }
             }
         }
@@ -122,7 +134,13 @@ impl<'a> Resolver<'a> {
         if self.flavors.is_none() {
             self.flavors = Some(self.conn.compute().list_flavors()?);
         }
-        let c: Vec<os::Flavor> = self.flavors.iter().flatten().filter(|f| f.name == r.name).cloned().collect();
+        let c: Vec<os::Flavor> = self
+            .flavors
+            .iter()
+            .flatten()
+            .filter(|f| f.name == r.name)
+            .cloned()
+            .collect();
         self.pick("flavor", r, c, |_| None)
     }
 
@@ -143,7 +161,13 @@ impl<'a> Resolver<'a> {
         if self.networks.is_none() {
             self.networks = Some(self.conn.network().list_networks(&Query::new())?);
         }
-        let c: Vec<os::Network> = self.networks.iter().flatten().filter(|n| n.name == r.name).cloned().collect();
+        let c: Vec<os::Network> = self
+            .networks
+            .iter()
+            .flatten()
+            .filter(|n| n.name == r.name)
+            .cloned()
+            .collect();
         self.pick("network", r, c, |n| n.project_id.clone())
     }
 
@@ -168,8 +192,13 @@ impl<'a> Resolver<'a> {
             let mine = Query::new().with("project_id", self.project_id.clone());
             self.security_groups = Some(self.conn.network().list_security_groups(&mine)?);
         }
-        let c: Vec<os::SecurityGroup> =
-            self.security_groups.iter().flatten().filter(|s| s.name == r.name).cloned().collect();
+        let c: Vec<os::SecurityGroup> = self
+            .security_groups
+            .iter()
+            .flatten()
+            .filter(|s| s.name == r.name)
+            .cloned()
+            .collect();
         self.pick("security group", r, c, |s| s.project_id.clone())
     }
 }
