@@ -9,8 +9,9 @@ UPSTREAM = REPO / "crates" / "workload" / "tests" / "data" / "upstream-1.0.yml"
 
 
 def test_tarball_installs_and_runs(tmp_path):
-    out = subprocess.run([str(REPO / "scripts" / "collection.sh")], cwd=REPO, stdout=subprocess.PIPE,
-                         text=True, check=True, timeout=600).stdout.strip().splitlines()[-1]
+    # A directory of its own: the execution environment test builds into build/ at the same time.
+    out = subprocess.run([str(REPO / "scripts" / "collection.sh"), str(tmp_path / "dist")], cwd=REPO,
+                         stdout=subprocess.PIPE, text=True, check=True, timeout=600).stdout.strip().splitlines()[-1]
     tarball = REPO / out
     assert tarball.stat().st_size < 20_000_000
     with tarfile.open(tarball) as t:

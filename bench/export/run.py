@@ -27,11 +27,14 @@ def main():
             base = CloudBase(sim, "src", tmp).build()
             CloudBase(sim, "dst", tmp).build(with_images=False)
             c = sim.conn("src")
+            # app-net is a /24: the servers get a network of their own that holds them all.
+            net = c.network.create_network(name="bench-net")
+            c.network.create_subnet(name="bench-subnet", network_id=net.id, ip_version=4, cidr="10.40.0.0/20")
             print(f"creating {n} servers ...", flush=True)
 
             def create(i):
                 return c.compute.create_server(name=f"bench-{i:04d}", flavor_id=base.flavor.id, image_id=base.cirros.id,
-                                               networks=[{"uuid": base.app_net.id}], key_name="app-key").id
+                                               networks=[{"uuid": net.id}], key_name="app-key").id
 
             with ThreadPoolExecutor(8) as pool:
                 ids = list(pool.map(create, range(n)))

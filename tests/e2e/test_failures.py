@@ -6,6 +6,7 @@ playbook's message names the workload and the step.
 The matrix in README.md ("What happens when a step fails") lists these cases."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -199,6 +200,8 @@ def copying(world, dst_volume_name, total):
 
 
 def pids(pattern):
+    """Processes whose command line matches; callers put a path of their own test into the pattern,
+    so that tests running in parallel (pytest -n) never hit each other's processes."""
     out = subprocess.run(["pgrep", "-f", pattern], stdout=subprocess.PIPE, text=True).stdout
     return [int(p) for p in out.split()]
 
@@ -240,17 +243,17 @@ def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workloa
 
 def test_agent_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-agent",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids("osm-agent serve .*boot")])
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(f"osm-agent serve .*{re.escape(str(world.sim.hosts_dir))}.*boot")])
 
 
 def test_tunnel_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-ssh",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(r"^ssh .*-L .*boot\.sock")])
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(rf"^ssh .*-L {re.escape(str(world.sim.hosts_dir))}.*boot\.sock")])
 
 
 def test_module_process_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-module",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids("AnsiballZ_import_workload_transfer_volumes")])
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_transfer_volumes")])
 
 
 def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_path):
@@ -263,7 +266,7 @@ def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_pa
         wait_until("the snapshot to be created",
                    lambda: any(s.name.startswith("osm-") for s in world.src.conn.block_storage.snapshots()) or proc.poll() is not None,
                    timeout=300, interval=0.05)
-        for p in pids("AnsiballZ_import_workload_export_volumes"):
+        for p in pids(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_export_volumes"):
             os.kill(p, signal.SIGKILL)
         world.sim.clear_faults()
         proc.wait(timeout=600)
