@@ -138,7 +138,11 @@ struct Ctx<'a> {
     timeout: Duration,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(conn: &'a Connection, s: &'a HostSettings, check: bool, timeout: Duration) -> Ctx<'a> {
+        Ctx { conn, s, check, report: Report::default(), timeout }
+    }
+
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(os::Error) -> ConversionError {
         let host = self.s.name.clone();
         let doing = doing.into();
@@ -169,13 +173,7 @@ pub fn deploy(
     check: bool,
     timeout: Duration,
 ) -> Result<Report, ConversionError> {
-    let mut c = Ctx {
-        conn,
-        s,
-        check,
-        report: Report::default(),
-        timeout,
-    };
+    let mut c = Ctx::new(conn, s, check, timeout);
     keypair(&mut c)?;
     let network_id = network(&mut c)?;
     let sg = security_group(&mut c)?;
@@ -621,13 +619,7 @@ pub fn delete(
     check: bool,
     timeout: Duration,
 ) -> Result<Report, ConversionError> {
-    let mut c = Ctx {
-        conn,
-        s,
-        check,
-        report: Report::default(),
-        timeout,
-    };
+    let mut c = Ctx::new(conn, s, check, timeout);
     let net = conn.network();
     let compute = conn.compute();
     let servers: Vec<os::Server> = compute

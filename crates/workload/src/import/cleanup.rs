@@ -98,31 +98,21 @@ fn delete(
 /// waited for one); wait until it settles.
 fn settle(conn: &Connection, kind: Kind, id: &str, timeout: Duration) -> Result<(), os::Error> {
     const SETTLED: &[&str] = &["available", "error", "in-use"];
-    match kind {
-        Kind::Snapshot => match conn.block_storage().get_snapshot(id) {
-            Ok(s) if !SETTLED.contains(&s.status.as_str()) => conn
-                .block_storage()
-                .wait_for_snapshot(id, SETTLED, timeout)
-                .map(drop)
-                .or_else(|e| match e {
-                    os::Error::ErrorState { .. } => Ok(()),
-                    e => Err(e),
-                }),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        },
-        _ => match conn.block_storage().get_volume(id) {
-            Ok(v) if !SETTLED.contains(&v.status.as_str()) => conn
-                .block_storage()
-                .wait_for_volume(id, SETTLED, timeout)
-                .map(drop)
-                .or_else(|e| match e {
-                    os::Error::ErrorState { .. } => Ok(()),
-                    e => Err(e),
-                }),
-            Ok(_) => Ok(()),
-            Err(e) => Err(e),
-        },
+    let bs = conn.block_storage();
+    let status = match kind {
+        Kind::Snapshot => bs.get_snapshot(id)?.status,
+        _ => bs.get_volume(id)?.status,
+    };
+    if SETTLED.contains(&status.as_str()) {
+        return Ok(());
+    }
+    let waited = match kind {
+        Kind::Snapshot => bs.wait_for_snapshot(id, SETTLED, timeout).map(drop),
+        _ => bs.wait_for_volume(id, SETTLED, timeout).map(drop),
+    };
+    match waited {
+        Err(os::Error::ErrorState { .. }) => Ok(()),
+        other => other,
     }
 }
 
