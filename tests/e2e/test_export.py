@@ -115,11 +115,6 @@ def test_export_scenario(clouds, tmp_path):
     assert "changed=0" in again.output.split("PLAY RECAP")[-1]
     assert (data_dir / "workloads.yml").read_text() == text, "a second export leaves the file byte for byte"
 
-    # Known bug, found by the real-cloud bed: export orders ports by Nova's os-interface list, which
-    # real Nova takes from Neutron (not NIC order); cloudsim keeps NIC order there. Ordering by the
-    # server's network info (`addresses` with MACs, in order) would fix it; then this branch is dead.
-    if nets != ["app-net", "db-net"] and not w.sim.supports_faults:
-        pytest.xfail("export orders ports by os-interface, which real Nova does not keep in NIC order")
     assert nets == ["app-net", "db-net"], "ports in NIC order"
 
     # an operator's edit of the migration parameters survives a re-export

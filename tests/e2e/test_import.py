@@ -128,25 +128,37 @@ def test_image_boot_with_boot_disk_copy(world, tmp_path):
     assert_clean(world)
 
 
+def nics(server):
+    """(network, MAC, fixed IP) per address of a server, in its `addresses` order: Nova's NIC order."""
+    return [(net, a["OS-EXT-IPS-MAC:mac_addr"], a["addr"])
+            for net, addrs in server.addresses.items() for a in addrs if a.get("OS-EXT-IPS:type") == "fixed"]
+
+
 @pytest.mark.parametrize("mode", ["nova", "neutron"])
 def test_port_creation_modes(world, tmp_path, mode):
     src = world.src.conn
     name = f"pm-{mode}"
+    last = 60 if mode == "nova" else 61
+    # Two NICs whose order is not their networks' name order: the guest's eth0 must stay eth0.
     server = boot_from_image(src, name, world.src, world.src.cirros,
-                             [{"uuid": world.src.app_net.id, "fixed_ip": f"192.168.10.{60 if mode == 'nova' else 61}"}],
+                             [{"uuid": world.src.db_net.id, "fixed_ip": f"192.168.20.{last}"},
+                              {"uuid": world.src.app_net.id, "fixed_ip": f"192.168.10.{last}"}],
                              security_groups=("web",))
-    src_port = src.network.ports(device_id=server.id).__next__()
+    src_nics = nics(src.compute.get_server(server.id))
+    assert [n for n, _, _ in src_nics] == ["db-net", "app-net"]
     run = migrate(world, tmp_path, name, edit=lambda r: r["_migration_params"].update(port_creation_mode=mode))
     assert run.rc == 0, run
     new = dst_server(world, name)
+    dst_nics = nics(new)
+    assert [(n, ip) for n, _, ip in dst_nics] == [(n, ip) for n, _, ip in src_nics], "NIC order and fixed IPs kept"
     ports = list(world.dst.conn.network.ports(device_id=new.id))
-    assert len(ports) == 1
-    assert ports[0].fixed_ips[0]["ip_address"] == src_port.fixed_ips[0]["ip_address"]
-    sg_names = {world.dst.conn.network.get_security_group(g).name for g in ports[0].security_group_ids}
-    assert sg_names == {"web"}
+    assert len(ports) == 2
+    for port in ports:
+        sg_names = {world.dst.conn.network.get_security_group(g).name for g in port.security_group_ids}
+        assert sg_names == {"web"}
     if mode == "neutron":
-        assert ports[0].mac_address == src_port.mac_address, "neutron mode keeps the MAC address"
-        assert not ports[0].name.startswith("osm-") and not ports[0].tags
+        assert [m for _, m, _ in dst_nics] == [m for _, m, _ in src_nics], "neutron mode keeps the MAC addresses"
+        assert all(not p.name.startswith("osm-") and not p.tags for p in ports)
     assert_clean(world)
 
 

@@ -442,10 +442,9 @@ pub fn render_server(ctx: &Ctx, cloud: &Cloud, idx: &AddrIndex, s: &Server) -> V
     );
     m.insert("created".into(), json!(util::iso(&s.created)));
     m.insert("updated".into(), json!(util::iso(&s.updated)));
-    m.insert(
-        "addresses".into(),
-        idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref()),
-    );
+    let (addresses, nic_order) = idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref());
+    m.insert("addresses".into(), addresses);
+    m.insert(http::KEY_ORDER.into(), json!({ "addresses": nic_order }));
     m.insert("accessIPv4".into(), json!(s.access_ipv4));
     m.insert("accessIPv6".into(), json!(s.access_ipv6));
     m.insert("links".into(), links(ctx, "servers", &s.id));
@@ -2061,12 +2060,16 @@ fn render_interface(p: &network::Port, mv: Mv) -> Value {
     v
 }
 
+/// Real Nova answers with Neutron's port listing, which is not the server's NIC order (only
+/// `addresses` is). The simulator lists the ports in reverse NIC order so that code taking this
+/// list for NIC order fails here every time, not by chance as on a real cloud.
 async fn list_interfaces(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |c, s| {
         let idx = AddrIndex::new(&c.network);
         let items: Vec<Value> = idx
             .ports_in(&s.id, &s.port_order)
             .iter()
+            .rev()
             .map(|p| render_interface(p, ctx.mv))
             .collect();
         Ok(http::ok(json!({"interfaceAttachments": items})))
@@ -2215,7 +2218,7 @@ async fn detach_interface(
 async fn server_ips(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |c, s| {
         let idx = AddrIndex::new(&c.network);
-        let addrs = idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref());
+        let (addrs, nic_order) = idx.addresses(&s.id, &s.port_order, s.host_addr.as_deref());
         let stripped: Map<String, Value> = addrs
             .as_object()
             .map(|m| {
@@ -2235,7 +2238,9 @@ async fn server_ips(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiErr
                     .collect()
             })
             .unwrap_or_default();
-        Ok(http::ok(json!({"addresses": stripped})))
+        Ok(http::ok(
+            json!({"addresses": stripped, http::KEY_ORDER: {"addresses": nic_order}}),
+        ))
     })
 }
 

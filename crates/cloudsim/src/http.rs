@@ -613,7 +613,48 @@ pub fn next_query(q: &Q, marker: &str) -> String {
 
 /// A JSON response with a status.
 pub fn json(status: StatusCode, body: Value) -> Response {
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(Ordered(&body, None))).into_response()
+}
+
+/// A key a handler puts into an object to give some of its maps a key order: `{KEY_ORDER:
+/// {"addresses": ["db-net", "app-net"]}, "addresses": {...}}`. A `Value` map is sorted by key, but
+/// some answers have an order clients may rely on (Nova's `addresses` are in NIC order). The body's
+/// serializer writes such a map's keys in the listed order (unlisted keys after them) and never
+/// writes this key.
+pub const KEY_ORDER: &str = "\u{0}key order";
+
+/// A JSON value written with the key orders of [`KEY_ORDER`].
+struct Ordered<'a>(&'a Value, Option<&'a [Value]>);
+
+impl serde::Serialize for Ordered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self.0 {
+            Value::Object(m) => {
+                let orders = m.get(KEY_ORDER).and_then(Value::as_object);
+                let mut keys: Vec<&String> = m.keys().filter(|k| *k != KEY_ORDER).collect();
+                if let Some(order) = self.1 {
+                    keys.sort_by_key(|k| {
+                        order
+                            .iter()
+                            .position(|o| o.as_str() == Some(k.as_str()))
+                            .unwrap_or(usize::MAX)
+                    });
+                }
+                let mut out = s.serialize_map(Some(keys.len()))?;
+                for k in keys {
+                    let sub = orders
+                        .and_then(|o| o.get(k))
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice);
+                    out.serialize_entry(k, &Ordered(&m[k], sub))?;
+                }
+                out.end()
+            }
+            Value::Array(a) => s.collect_seq(a.iter().map(|v| Ordered(v, None))),
+            other => other.serialize(s),
+        }
+    }
 }
 
 /// 200 with a JSON body.

@@ -1130,9 +1130,17 @@ impl<'a> AddrIndex<'a> {
     }
 
     /// Nova's `addresses`: `{network name: [{addr, version, OS-EXT-IPS:type, OS-EXT-IPS-MAC:mac_addr}]}`,
-    /// plus `extra` (a conversion host's own address) as a fixed address on the first network.
-    pub fn addresses(&self, server_id: &str, order: &[String], extra: Option<&str>) -> Value {
+    /// plus `extra` (a conversion host's own address) as a fixed address on the first network;
+    /// and the network names in NIC order, the order Nova writes them in (see
+    /// [`crate::http::KEY_ORDER`]).
+    pub fn addresses(
+        &self,
+        server_id: &str,
+        order: &[String],
+        extra: Option<&str>,
+    ) -> (Value, Vec<String>) {
         let mut out = Map::new();
+        let mut names: Vec<String> = Vec::new();
         let ports = self.ports_in(server_id, order);
         for p in &ports {
             let net_name = self
@@ -1141,6 +1149,9 @@ impl<'a> AddrIndex<'a> {
                 .get(&p.network_id)
                 .map(|n| n.c.name.clone())
                 .unwrap_or_else(|| p.network_id.clone());
+            if !names.contains(&net_name) {
+                names.push(net_name.clone());
+            }
             let mut list: Vec<Value> = match out.remove(&net_name) {
                 Some(Value::Array(a)) => a,
                 _ => vec![],
@@ -1169,11 +1180,12 @@ impl<'a> AddrIndex<'a> {
             match out.get_mut(&key) {
                 Some(Value::Array(a)) => a.push(entry),
                 _ => {
+                    names.push(key.clone());
                     out.insert(key, json!([entry]));
                 }
             }
         }
-        Value::Object(out)
+        (Value::Object(out), names)
     }
 
     /// Names of the security groups on a server's ports.

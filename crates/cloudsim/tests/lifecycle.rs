@@ -1,5 +1,5 @@
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::util::Sim;
 
@@ -436,4 +436,50 @@ fn image_boot_with_a_volume_mapping_needs_the_image_at_boot_index_0() {
         v["server"]["os-extended-volumes:volumes_attached"][0]["id"],
         data.as_str()
     );
+}
+
+#[test]
+fn addresses_are_in_nic_order_and_the_interface_list_is_not() {
+    let sim = Sim::start_with(50);
+    let s = sim.login("src");
+    let b = s.basics(json!({}), &[1u8; 4096]);
+    // A second network whose name sorts before the first NIC's: NIC order is not name order.
+    let alpha = s.post(
+        "network",
+        "/networks",
+        json!({"network": {"name": "alpha"}}),
+    )["network"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post("network", "/subnets", json!({"subnet": {"name": "alpha-sub", "network_id": alpha, "cidr": "10.9.0.0/24", "ip_version": 4}}));
+    let id = s.boot(
+        &b,
+        "two-nics",
+        json!({"networks": [{"uuid": b.net}, {"uuid": alpha}]}),
+    );
+    s.wait_status("compute", &format!("/servers/{id}"), "server", "ACTIVE");
+    for path in [
+        format!("/servers/{id}"),
+        format!("/servers/{id}/ips"),
+        "/servers/detail".to_string(),
+    ] {
+        let text = s.get_text("compute", &path);
+        let (net1, alpha) = (text.find("\"net1\""), text.find("\"alpha\""));
+        assert!(
+            net1.is_some() && net1 < alpha,
+            "{path}: addresses in NIC order: {text}"
+        );
+        assert!(!text.contains("key order"), "{path}: {text}");
+    }
+    let srv = s.get("compute", &format!("/servers/{id}"));
+    let mac_of = |net: &str| srv["server"]["addresses"][net][0]["OS-EXT-IPS-MAC:mac_addr"].clone();
+    let listed = s.get("compute", &format!("/servers/{id}/os-interface"));
+    let macs: Vec<Value> = listed["interfaceAttachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["mac_addr"].clone())
+        .collect();
+    assert_eq!(macs, vec![mac_of("alpha"), mac_of("net1")]);
 }

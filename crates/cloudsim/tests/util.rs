@@ -244,6 +244,20 @@ impl Session<'_> {
         (status, v, h)
     }
 
+    /// A GET's body as text, for what a parsed `Value` loses (the order of an object's keys).
+    pub fn get_text(&self, svc: &str, path: &str) -> String {
+        let r = self
+            .sim
+            .client
+            .get(self.url(svc, path))
+            .header("X-Auth-Token", &self.token)
+            .header("OpenStack-API-Version", "compute 2.96")
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "GET {svc}{path}");
+        r.text().unwrap()
+    }
+
     pub fn get(&self, svc: &str, path: &str) -> Value {
         let (s, v) = self.req(Method::GET, svc, path, None);
         assert_eq!(s, 200, "GET {svc}{path}: {v}");

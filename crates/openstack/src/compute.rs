@@ -37,6 +37,80 @@ pub struct ServerAddress {
     pub mac_addr: Option<String>,
 }
 
+/// Nova's `addresses` (network name -> addresses) in the order Nova sent them: its network info
+/// order, which is the server's NIC order. A map type would sort the networks by name and lose it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Addresses(Vec<(String, Vec<ServerAddress>)>);
+
+impl Addresses {
+    /// Networks and their addresses, in NIC order.
+    pub fn networks(&self) -> impl Iterator<Item = (&str, &[ServerAddress])> {
+        self.0.iter().map(|(n, a)| (n.as_str(), a.as_slice()))
+    }
+
+    /// Every address, in NIC order.
+    pub fn all(&self) -> impl Iterator<Item = &ServerAddress> {
+        self.0.iter().flat_map(|(_, a)| a)
+    }
+
+    /// The MAC addresses of the server's ports in NIC order, each once. A port without an IP
+    /// address has no entry in `addresses` and so is not here.
+    pub fn macs(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for mac in self.all().filter_map(|a| a.mac_addr.as_deref()) {
+            if !out.iter().any(|m| m.eq_ignore_ascii_case(mac)) {
+                out.push(mac);
+            }
+        }
+        out
+    }
+
+    /// True when the server has no address.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<(String, Vec<ServerAddress>)>> for Addresses {
+    fn from(v: Vec<(String, Vec<ServerAddress>)>) -> Self {
+        Addresses(v)
+    }
+}
+
+impl Serialize for Addresses {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (net, addrs) in &self.0 {
+            m.serialize_entry(net, addrs)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Addresses {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Addresses;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of network name to addresses")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Addresses, A::Error> {
+                let mut out = Vec::new();
+                while let Some((net, addrs)) = map.next_entry::<String, Vec<ServerAddress>>()? {
+                    out.push((net, addrs));
+                }
+                Ok(Addresses(out))
+            }
+        }
+        d.deserialize_map(InOrder)
+    }
+}
+
 /// The flavor of a server: `{id, links}` before microversion 2.47, the embedded flavor
 /// (`original_name`, `vcpus`, `ram`, ...) from 2.47 on.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -142,9 +216,9 @@ pub struct Server {
     /// `ACTIVE`, `BUILD`, `SHUTOFF`, `ERROR`, ...
     #[serde(default)]
     pub status: String,
-    /// Network name -> addresses.
+    /// Network name -> addresses, in NIC order.
     #[serde(default, deserialize_with = "null_default")]
-    pub addresses: BTreeMap<String, Vec<ServerAddress>>,
+    pub addresses: Addresses,
     /// The flavor (embedded from 2.47, `{id}` before).
     #[serde(default, deserialize_with = "null_default")]
     pub flavor: ServerFlavor,
@@ -1170,6 +1244,16 @@ mod tests {
         assert_eq!(back["tenant_id"], "p1");
         assert_eq!(back["os-extended-volumes:volumes_attached"][0]["id"], "v1");
         assert_eq!(back["hostId"], "abc");
+    }
+
+    #[test]
+    fn addresses_null_and_absent_are_empty() {
+        let s: Server = serde_json::from_str(r#"{"id": "s1", "addresses": null}"#).unwrap();
+        assert!(s.addresses.is_empty());
+        let s: Server = serde_json::from_str(r#"{"id": "s1"}"#).unwrap();
+        assert!(s.addresses.macs().is_empty());
+        let bad = serde_json::from_str::<Server>(r#"{"id": "s1", "addresses": [1]}"#);
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::auth::{auth_body, parse_time, TokenInfo};
@@ -639,12 +640,11 @@ impl Connection {
     /// Sends a call and parses `{key: T}`.
     pub(crate) fn call_key<T: DeserializeOwned>(&self, call: Call, key: &str) -> Result<T> {
         let reply = self.call(call)?;
-        let mut v: Value = reply.json()?;
-        let inner = v
-            .get_mut(key)
-            .map(Value::take)
+        let body: HashMap<String, Box<RawValue>> = reply.json()?;
+        let inner = body
+            .get(key)
             .ok_or_else(|| reply.decode_error(format!("no {key:?} in the answer")))?;
-        serde_json::from_value(inner).map_err(|e| reply.decode_error(format!("{key}: {e}")))
+        serde_json::from_str(inner.get()).map_err(|e| reply.decode_error(format!("{key}: {e}")))
     }
 
     /// Lists every page of a collection: follows `<key>_links` `next` (Nova, Cinder, Neutron) and
@@ -665,19 +665,29 @@ impl Connection {
             c.microversion = microversion;
             c.headers = headers.clone();
             let reply = self.call(c)?;
-            let body: Value = reply.json()?;
-            let items = body
+            // Items are decoded from their own text, not through `Value`, whose map sorts keys
+            // and would lose an order the cloud gives (a server's `addresses` are in NIC order).
+            let body: HashMap<String, Box<RawValue>> = reply.json()?;
+            let items: Vec<Box<RawValue>> = body
                 .get(key)
-                .and_then(|v| v.as_array())
+                .and_then(|v| serde_json::from_str(v.get()).ok())
                 .ok_or_else(|| reply.decode_error(format!("no {key:?} list in the answer")))?;
             let n = items.len();
             for (i, item) in items.iter().enumerate() {
                 out.push(
-                    serde_json::from_value(item.clone())
+                    serde_json::from_str(item.get())
                         .map_err(|e| reply.decode_error(format!("{key}[{i}]: {e}")))?,
                 );
             }
-            match next_page_query(&body, key) {
+            let links: Value = [format!("{key}_links"), "next".to_string()]
+                .into_iter()
+                .filter_map(|k| {
+                    let v = serde_json::from_str(body.get(&k)?.get()).ok()?;
+                    Some((k, v))
+                })
+                .collect::<serde_json::Map<String, Value>>()
+                .into();
+            match next_page_query(&links, key) {
                 Some(next) if n > 0 => {
                     if seen.contains(&next) {
                         return Err(reply.decode_error(format!("the {key} pagination links loop")));

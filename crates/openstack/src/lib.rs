@@ -69,8 +69,8 @@ pub use crate::block_storage::{
 pub use crate::catalog::{CatalogEndpoint, CatalogService, Service};
 pub use crate::common::{Query, ResourceKind};
 pub use crate::compute::{
-    AttachedVolume, AvailabilityZone, BlockDeviceMapping, ComputeApi, FixedIp, Flavor, IdRef,
-    InterfaceAttachment, Keypair, NameRef, NewFlavor, NewServer, Server, ServerAddress,
+    Addresses, AttachedVolume, AvailabilityZone, BlockDeviceMapping, ComputeApi, FixedIp, Flavor,
+    IdRef, InterfaceAttachment, Keypair, NameRef, NewFlavor, NewServer, Server, ServerAddress,
     ServerFault, ServerFlavor, ServerNetwork, UserData, VolumeAttachment,
 };
 pub use crate::config::{

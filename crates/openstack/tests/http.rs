@@ -882,3 +882,51 @@ fn connection_from_a_clouds_yaml_file() {
         "{err}"
     );
 }
+
+#[test]
+fn server_addresses_keep_nova_order_in_get_and_list() {
+    // Nova sends `addresses` in NIC order; here that is not the networks' name order, and one
+    // network has two ports. Written as text: a JSON value type would sort the keys.
+    let server = r#"{"id": "s1", "name": "web", "status": "ACTIVE", "image": "", "flavor": {"original_name": "m1"},
+        "addresses": {
+            "zeta-net": [{"addr": "10.0.9.5", "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:09"},
+                         {"addr": "203.0.113.7", "version": 4, "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:09"}],
+            "alpha-net": [{"addr": "10.0.1.5", "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"},
+                          {"addr": "10.0.1.6", "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "FA:16:3E:00:00:03"}],
+            "mid-net": [{"addr": "10.0.5.5", "version": 4, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}]
+        }}"#;
+    let raw = |body: String| Response::Reply {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.into_bytes(),
+    };
+    let srv = Server::start(fake_cloud("2.1", move |r| {
+        if r.is("GET", "/compute/v2.1/servers/s1") {
+            Some(raw(format!(r#"{{"server": {server}}}"#)))
+        } else if r.is("GET", "/compute/v2.1/servers/detail") {
+            Some(raw(format!(
+                r#"{{"servers": [{server}], "servers_links": []}}"#
+            )))
+        } else {
+            None
+        }
+    }));
+    let conn = Connection::new(config(&srv.url())).unwrap();
+    let got = conn.compute().get_server("s1").unwrap();
+    let listed = conn.compute().list_servers().unwrap();
+    for s in [&got, &listed[0]] {
+        let nets: Vec<&str> = s.addresses.networks().map(|(n, _)| n).collect();
+        assert_eq!(nets, ["zeta-net", "alpha-net", "mid-net"]);
+        assert_eq!(
+            s.addresses.macs(),
+            [
+                "fa:16:3e:00:00:09",
+                "fa:16:3e:00:00:01",
+                "FA:16:3E:00:00:03"
+            ]
+        );
+        assert_eq!(s.addresses.all().count(), 5);
+    }
+    let back = serde_json::to_string(&got.addresses).unwrap();
+    assert!(back.find("zeta-net") < back.find("alpha-net"), "{back}");
+}

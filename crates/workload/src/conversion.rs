@@ -140,7 +140,13 @@ struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     fn new(conn: &'a Connection, s: &'a HostSettings, check: bool, timeout: Duration) -> Ctx<'a> {
-        Ctx { conn, s, check, report: Report::default(), timeout }
+        Ctx {
+            conn,
+            s,
+            check,
+            report: Report::default(),
+            timeout,
+        }
     }
 
     fn err(&self, doing: impl Into<String>) -> impl FnOnce(os::Error) -> ConversionError {
@@ -186,13 +192,7 @@ pub fn deploy(
             .map_err(c.err("reading the server"))?;
         let address = address
             .or_else(|| srv.access_ipv4.clone().filter(|a| !a.is_empty()))
-            .or_else(|| {
-                srv.addresses
-                    .values()
-                    .flatten()
-                    .next()
-                    .map(|a| a.addr.clone())
-            })
+            .or_else(|| srv.addresses.all().next().map(|a| a.addr.clone()))
             .unwrap_or_default();
         c.report.host = Some(Deployed {
             id: srv.id,
@@ -562,8 +562,7 @@ fn floating_ip(c: &mut Ctx, srv: &os::Server) -> Result<Option<String>, Conversi
     }
     if let Some(a) = srv
         .addresses
-        .values()
-        .flatten()
+        .all()
         .find(|a| a.ip_type.as_deref() == Some("floating"))
     {
         return Ok(Some(a.addr.clone()));

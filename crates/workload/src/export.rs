@@ -1,8 +1,8 @@
 //! Export: serializing source servers into the workloads file (DESIGN.md sections 1 and 5).
 //!
 //! An [`Exporter`] fetches what servers refer to (flavors, networks, subnets, security groups, ports,
-//! floating IPs, volumes, projects) once, so exporting N servers costs a few list calls plus one
-//! interface listing per server, not N times every list.
+//! floating IPs, volumes, projects) once, so exporting N servers costs a few list calls, not N
+//! times every list.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -275,7 +275,7 @@ impl<'a> Exporter<'a> {
             },
         };
 
-        let ports = self.ports_in_nic_order(s)?;
+        let ports = self.ports_in_nic_order(s);
         let mut sg_ids: Vec<String> = Vec::new();
         for p in &ports {
             for sg in &p.security_groups {
@@ -383,8 +383,10 @@ impl<'a> Exporter<'a> {
         exact.or(same_name.first()).map(|f| (*f).clone())
     }
 
-    /// The server's ports owned by Nova (`compute:*`), in NIC order (Nova's interface list).
-    fn ports_in_nic_order(&self, s: &os::Server) -> Result<Vec<os::Port>, ExportError> {
+    /// The server's ports owned by Nova (`compute:*`), in NIC order: the order of their MACs in
+    /// the server's `addresses`. Nova's interface list is not that order on a real cloud (it is
+    /// Neutron's port listing). Ports without an address come last, by ID.
+    fn ports_in_nic_order(&self, s: &os::Server) -> Vec<os::Port> {
         let mut ports: Vec<os::Port> = self
             .ports_by_device
             .get(&s.id)
@@ -399,23 +401,15 @@ impl<'a> Exporter<'a> {
                     .collect()
             })
             .unwrap_or_default();
-        if ports.len() > 1 {
-            let order = self
-                .conn
-                .compute()
-                .list_interfaces(&s.id)
-                .map_err(cloud(|| {
-                    format!("listing the interfaces of server '{}' ({})", s.name, s.id)
-                }))?;
-            let pos = |p: &os::Port| {
-                order
-                    .iter()
-                    .position(|i| i.port_id == p.id)
-                    .unwrap_or(usize::MAX)
-            };
-            ports.sort_by(|a, b| pos(a).cmp(&pos(b)).then(a.id.cmp(&b.id)));
-        }
-        Ok(ports)
+        let macs = s.addresses.macs();
+        let pos = |p: &os::Port| {
+            p.mac_address
+                .as_deref()
+                .and_then(|m| macs.iter().position(|x| x.eq_ignore_ascii_case(m)))
+                .unwrap_or(usize::MAX)
+        };
+        ports.sort_by(|a, b| pos(a).cmp(&pos(b)).then(a.id.cmp(&b.id)));
+        ports
     }
 
     fn port(&mut self, p: &os::Port) -> ServerPort {

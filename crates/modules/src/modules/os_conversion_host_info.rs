@@ -35,8 +35,7 @@ pub fn main() -> std::process::ExitCode {
         }
         let floating = srv
             .addresses
-            .values()
-            .flatten()
+            .all()
             .find(|a| a.ip_type.as_deref() == Some("floating"))
             .map(|a| a.addr.clone());
         let address = srv
