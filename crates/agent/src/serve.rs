@@ -389,34 +389,43 @@ impl Backend for Device {
         Ok(runs)
     }
 
+    /// Free ranges are holes without looking at their bytes; only the gaps between them are
+    /// read for zeros (the free space of a filesystem is most of a disk and never crosses the
+    /// tunnel, so reading it would be the copy's largest cost).
     fn extents(&self, offset: u64, length: u32) -> io::Result<Vec<Extent>> {
         let range = offset..(offset + u64::from(length)).min(self.size);
-        let raw = self.raw_extents(range.clone())?;
-        let covered = raw.last().map_or(range.start, |e| e.end());
-        let mut out = Vec::with_capacity(raw.len());
-        let mut free = self.free_in(range.start..covered).peekable();
-        // Overlay the free ranges on the raw extents.
-        for e in raw {
-            let mut at = e.offset;
-            while at < e.end() {
-                match free.peek() {
-                    Some(f) if f.start <= at => {
-                        let end = f.end.min(e.end());
-                        push_extent(&mut out, at, end - at, AllocFlags::HOLE | AllocFlags::ZERO);
-                        at = end;
-                        if f.end <= e.end() {
-                            free.next();
-                        }
-                    }
-                    Some(f) if f.start < e.end() => {
-                        push_extent(&mut out, at, f.start - at, e.flags);
-                        at = f.start;
-                    }
-                    _ => {
-                        push_extent(&mut out, at, e.end() - at, e.flags);
-                        at = e.end();
-                    }
+        let mut out = Vec::new();
+        let mut at = range.start;
+        let mut budget = SCAN_LIMIT;
+        let gaps_then_free = self
+            .free_in(range.clone())
+            .map(|f| (f.start, Some(f)))
+            .chain(std::iter::once((range.end, None)));
+        for (gap_end, free) in gaps_then_free {
+            if gap_end > at {
+                let scan_end = match self.detection {
+                    ZeroDetection::Scan => gap_end.min(at + budget),
+                    ZeroDetection::SeekHole => gap_end,
+                };
+                let raw = self.raw_extents(at..scan_end)?;
+                let covered = raw.last().map_or(at, |e| e.end());
+                budget = budget.saturating_sub(covered - at);
+                for e in raw {
+                    push_extent(&mut out, e.offset, e.length, e.flags);
                 }
+                // A partial answer is allowed; the client asks again from where it ends.
+                if covered < gap_end || (budget == 0 && self.detection == ZeroDetection::Scan) {
+                    return Ok(out);
+                }
+            }
+            if let Some(f) = free {
+                push_extent(
+                    &mut out,
+                    f.start,
+                    f.end - f.start,
+                    AllocFlags::HOLE | AllocFlags::ZERO,
+                );
+                at = f.end;
             }
         }
         Ok(out)
@@ -670,6 +679,58 @@ mod tests {
         assert_eq!(d.read(4096, &mut buf).unwrap(), vec![0..8192]);
         let mut buf = vec![0u8; 12288];
         assert_eq!(d.read(0, &mut buf).unwrap(), vec![4096..12288]);
+    }
+
+    #[test]
+    fn block_status_does_not_read_free_ranges() {
+        let f = image(&[1, 3, 3, 0, 3, 2]);
+        let d = Device::open(f.path())
+            .unwrap()
+            .with_free_ranges(vec![4096..12288, 16384..20480]);
+        let e = d.extents(0, 6 * 4096).unwrap();
+        let hole = AllocFlags::HOLE | AllocFlags::ZERO;
+        let got: Vec<(u64, u64, AllocFlags)> =
+            e.iter().map(|x| (x.offset, x.length, x.flags)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, 4096, AllocFlags::default()),
+                (4096, 8192, hole),
+                (12288, 4096, AllocFlags::ZERO),
+                (16384, 4096, hole),
+                (20480, 4096, AllocFlags::default()),
+            ]
+        );
+        // What the scan read is what it cached: only the blocks outside the free ranges.
+        let chunks = d.cache.chunks.lock().unwrap();
+        let read: Vec<(u64, usize)> = chunks.iter().map(|c| (c.start, c.len)).collect();
+        assert_eq!(read, vec![(0, 4096), (20480, 4096)]);
+    }
+
+    #[test]
+    fn block_status_scans_at_most_the_limit_and_starts_with_free_space() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().write_all_at(&[9; 4096], 0).unwrap();
+        f.as_file().set_len(SCAN_LIMIT * 2 + 8192).unwrap();
+        f.as_file()
+            .write_all_at(&[9; 4096], SCAN_LIMIT * 2 + 4096)
+            .unwrap();
+        let d = Device::open(f.path()).unwrap();
+        let d = Device {
+            detection: ZeroDetection::Scan,
+            ..d
+        }
+        .with_free_ranges(vec![0..4096]);
+        let e = d.extents(0, u32::MAX).unwrap();
+        assert_eq!(e[0].flags, AllocFlags::HOLE | AllocFlags::ZERO);
+        let end = e.last().unwrap().end();
+        assert_eq!(
+            end,
+            4096 + SCAN_LIMIT,
+            "one reply scans at most SCAN_LIMIT bytes"
+        );
+        let rest = d.extents(end, u32::MAX).unwrap();
+        assert_eq!(rest[0].offset, end);
     }
 
     #[test]
