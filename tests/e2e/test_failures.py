@@ -69,6 +69,15 @@ def failed_step(run, name, step):
     assert f"Workload '{name}' failed in step {step}" in run.output, run.failures()
 
 
+def import_failing(world, tmp_path, name, step, fault, **extra):
+    """Imports `name` with `fault` injected, checks that it failed in `step`, clears the faults."""
+    world.sim.fault(**fault)
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name], **extra)
+    failed_step(run, name, step)
+    world.sim.clear_faults()
+    return run
+
+
 def export_only(world, tmp_path, name):
     run = export(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
     assert run.rc == 0, run
@@ -100,12 +109,9 @@ def test_http_500_at_each_step(world, tmp_path, case, step, fault):
     stop = case == "stop"
     server, boot, data = source_vm(world, name, stop=not stop)
     export_only(world, tmp_path, name)
-    world.sim.fault(kind="http", message=f"injected failure for {case}", **fault)
-    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name],
-                  os_migrate_workload_stop_before_migration=stop, os_migrate_workload_resume=False)
-    failed_step(run, name, step)
+    run = import_failing(world, tmp_path, name, step, dict(kind="http", message=f"injected failure for {case}", **fault),
+                         os_migrate_workload_stop_before_migration=stop, os_migrate_workload_resume=False)
     assert "HTTP 500" in run.output and f"injected failure for {case}" in run.output
-    world.sim.clear_faults()
     assert_recovered(world, name, server, [boot, data])
 
 
@@ -113,10 +119,8 @@ def test_a_failure_after_the_copy_with_resume_on_removes_the_destination_volumes
     name = "f500-create-resume"
     server, boot, data = source_vm(world, name)
     export_only(world, tmp_path, name)
-    world.sim.fault(kind="http", method="POST", path=r"^/compute/v2\.1/servers$", cloud="dst", nth=1, count=1, status=500)
-    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
-    failed_step(run, name, "import_workload_create_instance")
-    world.sim.clear_faults()
+    import_failing(world, tmp_path, name, "import_workload_create_instance",
+                   dict(kind="http", method="POST", path=r"^/compute/v2\.1/servers$", cloud="dst", nth=1, count=1, status=500))
     assert_recovered(world, name, server, [boot, data])
 
 
@@ -124,12 +128,10 @@ def test_stop_stuck_powering_off_times_out_and_leaves_the_source_alone(world, tm
     name = "fstuck-stop"
     server, boot, data = source_vm(world, name, stop=False)
     export_only(world, tmp_path, name)
-    world.sim.fault(kind="stuck", resource="server", match={"id": server.id}, status="powering-off")
-    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name],
-                  os_migrate_workload_stop_before_migration=True, os_migrate_timeout=SHORT)
-    failed_step(run, name, "stop_source_server")
+    run = import_failing(world, tmp_path, name, "stop_source_server",
+                         dict(kind="stuck", resource="server", match={"id": server.id}, status="powering-off"),
+                         os_migrate_workload_stop_before_migration=True, os_migrate_timeout=SHORT)
     assert "timed out" in run.output
-    world.sim.clear_faults()
     wait_until("the source server settles", lambda: world.src.conn.compute.get_server(server.id).status in ("ACTIVE", "SHUTOFF"))
     assert_recovered(world, name, server, [boot, data])
 
@@ -141,11 +143,10 @@ def test_image_stuck_saving_times_out_in_export(world, tmp_path):
     server = boot_from_image(c, name, world.src, world.src.cirros, [{"uuid": world.src.app_net.id}], extra_volumes=[data])
     run = export(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name], os_migrate_workloads_boot_disk_copy=True)
     assert run.rc == 0, run
-    world.sim.fault(kind="stuck", resource="image", match={"name": "^osm-"}, status="saving")
-    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name], os_migrate_timeout=SHORT)
-    failed_step(run, name, "import_workload_export_volumes")
+    run = import_failing(world, tmp_path, name, "import_workload_export_volumes",
+                         dict(kind="stuck", resource="image", match={"name": "^osm-"}, status="saving"),
+                         os_migrate_timeout=SHORT)
     assert "timed out" in run.output and "image" in run.output
-    world.sim.clear_faults()
     assert_recovered(world, name, server, [data])
 
 
@@ -153,11 +154,10 @@ def test_server_stuck_building_times_out_in_create_instance(world, tmp_path):
     name = "fstuck-build"
     server, boot, data = source_vm(world, name)
     export_only(world, tmp_path, name)
-    world.sim.fault(kind="stuck", resource="server", match={"name": f"^{name}$"}, cloud="dst", status="BUILD")
-    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name], os_migrate_timeout=SHORT)
-    failed_step(run, name, "import_workload_create_instance")
+    run = import_failing(world, tmp_path, name, "import_workload_create_instance",
+                         dict(kind="stuck", resource="server", match={"name": f"^{name}$"}, cloud="dst", status="BUILD"),
+                         os_migrate_timeout=SHORT)
     assert "timed out" in run.output
-    world.sim.clear_faults()
     assert_recovered(world, name, server, [boot, data])
 
 
@@ -165,11 +165,10 @@ def test_server_error_in_create_instance(world, tmp_path):
     name = "ferror-build"
     server, boot, data = source_vm(world, name)
     export_only(world, tmp_path, name)
-    world.sim.fault(kind="error", resource="server", match={"name": f"^{name}$"}, cloud="dst", message="No valid host was found.")
-    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
-    failed_step(run, name, "import_workload_create_instance")
+    run = import_failing(world, tmp_path, name, "import_workload_create_instance",
+                         dict(kind="error", resource="server", match={"name": f"^{name}$"}, cloud="dst",
+                              message="No valid host was found."))
     assert "No valid host was found." in run.output
-    world.sim.clear_faults()
     assert_recovered(world, name, server, [boot, data])
 
 

@@ -70,7 +70,7 @@ pub enum Command {
         #[arg(long, default_value_t = 64)]
         requests: usize,
         /// Bytes per read request.
-        #[arg(long, default_value_t = 2 << 20)]
+        #[arg(long, default_value_t = 1 << 20)]
         request_size: u64,
         /// The target is known to read as zeros (a fresh volume): skip writing zeros.
         #[arg(long)]

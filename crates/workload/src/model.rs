@@ -124,6 +124,11 @@ impl Server {
             .or_else(|| self.params.volumes.iter().find(|v| v.info.is_bootable))
     }
 
+    /// The source IDs of the serialized volumes: the ones this workload owns and migrates.
+    pub fn volume_ids(&self) -> impl Iterator<Item = &str> {
+        self.params.volumes.iter().map(|v| v.info.id.as_str())
+    }
+
     /// The volumes other than the boot volume.
     pub fn additional_volumes(&self) -> Vec<&ServerVolume> {
         let boot = self.boot_volume().map(|v| v.info.id.as_str());

@@ -217,13 +217,7 @@ pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportE
         )));
     }
     let attached: BTreeSet<&str> = srv.volumes_attached.iter().map(|v| v.id.as_str()).collect();
-    let serialized: BTreeSet<&str> = job
-        .server
-        .params
-        .volumes
-        .iter()
-        .map(|v| v.info.id.as_str())
-        .collect();
+    let serialized: BTreeSet<&str> = job.server.volume_ids().collect();
     let detached_by_us: BTreeSet<&str> = job
         .state
         .detached

@@ -219,13 +219,7 @@ fn to_remove(
             list.push(t);
         }
     }
-    let protected: Vec<&str> = job
-        .server
-        .params
-        .volumes
-        .iter()
-        .map(|v| v.info.id.as_str())
-        .collect();
+    let protected: Vec<&str> = job.server.volume_ids().collect();
     list.retain(|(k, id, _)| !(*k == Kind::Volume && protected.contains(&id.as_str())));
     Ok(list)
 }
