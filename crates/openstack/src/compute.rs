@@ -71,12 +71,6 @@ impl Addresses {
     }
 }
 
-impl From<Vec<(String, Vec<ServerAddress>)>> for Addresses {
-    fn from(v: Vec<(String, Vec<ServerAddress>)>) -> Self {
-        Addresses(v)
-    }
-}
-
 impl Serialize for Addresses {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
