@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use crate::{copy, daemon, device, serve, tunnel};
+use crate::{daemon, device, serve, sync, tunnel};
 
-/// osm-agent: the conversion-host agent of osm (serve, copy, tunnel, device).
+/// osm-agent: the conversion-host agent of osm (serve, sync, tunnel, device).
 #[derive(Debug, Parser)]
 #[command(name = "osm-agent", version, about)]
 pub struct Cli {
@@ -45,6 +45,9 @@ pub enum Command {
         /// partitions and LVM) as holes; prints what was recognised as a JSON line first.
         #[arg(long)]
         sparsify: bool,
+        /// The zstd level of data sent to sync clients that accept compression.
+        #[arg(long, default_value_t = sync::DEFAULT_LEVEL, value_parser = clap::value_parser!(i32).range(-7..=19))]
+        compression_level: i32,
     },
     /// Stop a background serve or tunnel and wait for it to exit.
     Stop {
@@ -55,38 +58,40 @@ pub enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
-    /// Copy an NBD export to a local device or file; prints JSON lines.
-    Copy {
-        /// nbd+unix:///NAME?socket=PATH or nbd://HOST:PORT/NAME.
-        #[arg(long)]
-        from: String,
+    /// Make a local device or file hold exactly a source's bytes, proven by chunk digests;
+    /// prints JSON lines.
+    Sync {
+        /// The source: nbd+unix:///NAME?socket=PATH or nbd://HOST:PORT/NAME. Repeat it, one per
+        /// tunnel to the same agent export, to carry the data over several connections.
+        #[arg(long, required = true)]
+        from: Vec<String>,
         /// The device or file to write (a missing file is created).
         #[arg(long)]
         to: PathBuf,
-        /// Connections when the server allows multi-conn.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u8).range(1..=4))]
-        connections: u8,
-        /// Requests in flight per connection.
-        #[arg(long, default_value_t = 64)]
-        requests: usize,
-        /// Bytes per read request.
+        /// Write the proven manifest (every chunk digest and the root) here, atomically.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Bytes per chunk.
         #[arg(long, default_value_t = 1 << 20)]
-        request_size: u64,
-        /// The target is known to read as zeros (a fresh volume): skip writing zeros.
+        chunk_size: u32,
+        /// Bytes per block, the unit in which a chunk holding other data is patched.
+        #[arg(long, default_value_t = 4096)]
+        block_size: u32,
+        /// Do not accept compressed data.
         #[arg(long)]
-        target_is_zero: bool,
-        /// Read both sides back and compare SHA-256.
+        no_compression: bool,
+        /// Do not read back what was written (the result is then not proven).
         #[arg(long)]
-        verify: bool,
-        /// Record finished ranges in this file.
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// Skip the ranges the checkpoint records.
-        #[arg(long, requires = "checkpoint")]
-        resume: bool,
+        no_verify: bool,
+        /// Connections to an NBD server that allows several, when --from is given once.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
         /// Seconds between progress lines.
         #[arg(long, default_value_t = 2.0)]
         progress_interval: f64,
+        /// Seconds a peer may stay silent before the sync fails.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
     },
     /// Wait for an attached volume and print its device path.
     Device {
@@ -140,6 +145,7 @@ pub fn run(cli: Cli) -> Result<()> {
             pid_file,
             sparsify,
             expect_serial,
+            compression_level,
         } => {
             if let Some(serial) = &expect_serial {
                 device::check_expected(&device, serial)?;
@@ -150,37 +156,38 @@ pub fn run(cli: Cli) -> Result<()> {
                 export,
                 daemon: pid_file,
                 sparsify,
+                compression_level,
             })
         }
         Command::Stop { pid_file, timeout } => {
             daemon::stop(&pid_file, Duration::from_secs(timeout))
         }
-        Command::Copy {
+        Command::Sync {
             from,
             to,
+            manifest,
+            chunk_size,
+            block_size,
+            no_compression,
+            no_verify,
             connections,
-            requests,
-            request_size,
-            target_is_zero,
-            verify,
-            checkpoint,
-            resume,
             progress_interval,
-        } => copy::run(copy::CopyOptions {
+            timeout,
+        } => sync::run(sync::SyncOptions {
             from,
             to,
-            connections: connections.into(),
-            requests,
-            request_size,
-            target_is_zero,
-            verify,
-            checkpoint,
-            resume,
+            manifest,
+            chunk_size,
+            block_size,
+            compression: !no_compression,
+            verify: !no_verify,
+            connections,
             progress_interval: Duration::from_secs_f64(if progress_interval.is_finite() {
                 progress_interval.clamp(0.05, 3600.0)
             } else {
                 2.0
             }),
+            timeout: Duration::from_secs(timeout.max(1)),
         }),
         Command::Device { serial, timeout } => {
             let p = device::wait(&serial, Duration::from_secs(timeout))?;

@@ -3,9 +3,11 @@ The conversion-host agent, `osm-agent`: one static binary that moves a disk betw
 
 - [`serve`] exports a device read-only over NBD on a private Unix socket, sending zero runs as
   hole chunks and answering `base:allocation` block status (`SEEK_HOLE` on sparse files, a zero
-  scan elsewhere). [`serve::Device`] takes "known free" ranges, the hook for sparsification.
-- [`copy`] reads an NBD export into a local device or file, nbdcopy-style, with JSON progress
-  lines, zeroing policy, checkpoint/resume and verification.
+  scan elsewhere). [`disk::Device`] takes "known free" ranges, the hook for sparsification.
+- [`sync`] makes a local device or file hold exactly a source's bytes and proves it: both sides
+  digest their own disk chunk by chunk, only what differs crosses (compressed), zero ranges go
+  through one zeroing policy, and what was written is read back and digested again. The source is
+  another agent (`serve` answers the sync protocol on its NBD socket) or any NBD server.
 - [`tunnel`] forwards a remote socket over OpenSSH; [`device`] finds an attached volume by serial;
   [`daemon`] runs things in the background and stops them.
 
@@ -13,23 +15,30 @@ The command line ([`cli::Cli`]) maps one-to-one onto these; `main` only parses a
 code.
 
 ```
-use osm_agent::copy::RangeSet;
+use osm_agent::sync::target::{AlignedBuf, Target};
+use osm_sync::Zeros;
 
-let mut done = RangeSet::default();
-done.insert(0..4096);
-done.insert(8192..12288);
-assert_eq!(done.missing(16384), vec![4096..8192, 12288..16384]);
+// A new sparse file reads as zeros: its digests prove it without reading a byte.
+let dir = tempfile::tempdir()?;
+let disk = Target::open(&dir.path().join("disk.img"), 4 << 20)?;
+let zeros = Zeros::new(1 << 20, 4 << 20);
+let (digests, read) = disk.digests(0, 4, 1 << 20, &zeros, 4 << 20, &mut AlignedBuf::default())?;
+assert_eq!(read, 0);
+assert!(digests.iter().enumerate().all(|(i, d)| *d == zeros.of(i as u64)));
+# Ok::<(), anyhow::Error>(())
 ```
 */
 #![deny(missing_docs)]
 
 pub mod cli;
-pub mod copy;
 pub mod daemon;
 pub mod device;
+pub mod disk;
 pub mod serve;
+pub mod sync;
 pub mod tunnel;
 
+mod queue;
 mod sys;
 mod zero;
 

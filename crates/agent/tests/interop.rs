@@ -1,4 +1,4 @@
-//! Standard tools read from `osm-agent serve`, and `osm-agent copy` reads from standard servers.
+//! Standard tools read from `osm-agent serve`, and `osm-agent sync` reads from standard servers.
 
 use std::io::Read;
 use std::os::unix::net::UnixStream;
@@ -112,7 +112,7 @@ fn nbd_crate_client_reads_from_serve() {
 }
 
 #[test]
-fn copy_from_qemu_nbd() {
+fn sync_from_qemu_nbd() {
     require!("qemu-nbd");
     let dir = Dir::new();
     let img = sparse_image(&dir);
@@ -126,21 +126,23 @@ fn copy_from_qemu_nbd() {
         &sock,
     );
     let dst = dir.path("out.img");
-    let ev = copy(
-        &format!("nbd+unix:///?socket={}", sock.display()),
+    garbage_file(&dst, 16 << 20, 8);
+    let ev = sync(
+        &[&format!("nbd+unix:///?socket={}", sock.display())],
         &dst,
-        &["--verify"],
+        &[],
     );
+    assert_eq!(ev[0]["source"], "nbd", "qemu-nbd refuses the upgrade");
     assert_eq!(
         ev[0]["connections"], 1,
         "qemu-nbd without --shared does not offer multi-conn"
     );
-    assert_eq!(ev.last().unwrap()["sha256"], sha256(&img));
+    assert_eq!(ev.last().unwrap()["verified"], true);
     assert_eq!(sha256(&dst), sha256(&img));
 }
 
 #[test]
-fn copy_from_nbdkit_over_unix_and_tcp() {
+fn sync_from_nbdkit_over_unix_and_tcp() {
     require!("nbdkit");
     let dir = Dir::new();
     let img = sparse_image(&dir);
@@ -154,15 +156,16 @@ fn copy_from_nbdkit_over_unix_and_tcp() {
         &sock,
     );
     let dst = dir.path("out.img");
-    let ev = copy(
-        &format!("nbd+unix:///?socket={}", sock.display()),
+    let ev = sync(
+        &[&format!("nbd+unix:///?socket={}", sock.display())],
         &dst,
         &["--connections", "2"],
     );
+    assert_eq!(ev[0]["connections"], 2);
     assert_eq!(sha256(&dst), sha256(&img));
     let done = ev.last().unwrap();
     assert!(
-        done["bytes_transferred"].as_u64().unwrap() < 2 << 20,
+        num(done, "bytes_on_wire") < 2 << 20,
         "holes must not cross: {done}"
     );
 
@@ -177,6 +180,6 @@ fn copy_from_nbdkit_over_unix_and_tcp() {
         &pidf,
     );
     let dst = dir.path("tcp.img");
-    copy(&format!("nbd://127.0.0.1:{port}/"), &dst, &[]);
+    sync(&[&format!("nbd://127.0.0.1:{port}/")], &dst, &[]);
     assert_eq!(sha256(&dst), sha256(&img));
 }

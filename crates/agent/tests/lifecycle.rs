@@ -67,12 +67,12 @@ fn stop_is_idempotent_and_serves_concurrent_clients() {
         .trim()
         .parse()
         .unwrap();
-    // Two copies at once over the same export.
+    // Two syncs at once over the same export.
     let a = dir.path("a.img");
     let b = dir.path("b.img");
     let spawn = |to: &std::path::Path| {
         agent()
-            .args(["copy", "--from", &srv.uri()])
+            .args(["sync", "--from", &srv.uri()])
             .arg("--to")
             .arg(to)
             .stdout(Stdio::null())

@@ -1,4 +1,4 @@
-//! A full copy through `osm-agent tunnel` over a real sshd on 127.0.0.1.
+//! A full sync through `osm-agent tunnel` over a real sshd on 127.0.0.1.
 
 use std::fs;
 use std::net::TcpStream;
@@ -112,7 +112,7 @@ impl Sshd {
 }
 
 #[test]
-fn copy_through_the_tunnel() {
+fn sync_through_two_tunnels() {
     require!(SSHD, "ssh", "ssh-keygen");
     let dir = Dir::new();
     let sshd = Sshd::start(&dir);
@@ -134,19 +134,32 @@ fn copy_through_the_tunnel() {
         "the local socket exists once tunnel --daemon returns"
     );
 
-    let dst = dir.path("dst.img");
-    let ev = copy(
-        &format!("nbd+unix:///disk?socket={}", local.display()),
-        &dst,
-        &["--verify"],
-    );
-    assert_eq!(sha256(&dst), sha256(&img));
-    let done = ev.last().unwrap();
+    // A second tunnel: a second ssh process, so two ciphers work in parallel.
+    let local2 = dir.path("dst/fwd2.sock");
+    let pid_file2 = dir.path("tunnel2.pid");
+    let out = sshd.tunnel(&srv.socket, &local2, &sshd.known_hosts, &pid_file2);
     assert!(
-        done["bytes_transferred"].as_u64().unwrap() <= 6 << 20,
-        "{done}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
+    let dst = dir.path("dst.img");
+    garbage_file(&dst, 64 << 20, 83);
+    let ev = sync(
+        &[
+            &format!("nbd+unix:///disk?socket={}", local.display()),
+            &format!("nbd+unix:///disk?socket={}", local2.display()),
+        ],
+        &dst,
+        &[],
+    );
+    assert_eq!(sha256(&dst), sha256(&img));
+    assert_eq!(ev[0]["connections"], 2);
+    let done = ev.last().unwrap();
+    assert!(num(done, "bytes_on_wire") <= 6 << 20, "{done}");
+
+    run_ok(agent().arg("stop").arg("--pid-file").arg(&pid_file2));
     run_ok(agent().arg("stop").arg("--pid-file").arg(&pid_file));
     assert!(!pid_file.exists());
     run_ok(agent().arg("stop").arg("--pid-file").arg(&pid_file));

@@ -26,13 +26,21 @@ pub fn have(tool: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Skips the calling test, loudly, unless every tool is installed.
+/// Whether this is a CI run (`CI=true`), where a missing tool is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Skips the calling test, loudly, unless every tool is installed; in CI a missing tool fails
+/// the test instead, so that a broken setup cannot pass as green.
 #[macro_export]
 macro_rules! require {
     ($($tool:expr),+) => {
         for t in [$($tool),+] {
             if !$crate::util::have(t) {
-                eprintln!("\n*** SKIPPED {}: `{t}` is not installed (scripts/bootstrap.sh test installs it) ***\n", module_path!());
+                let msg = format!("{}: `{t}` is not installed (scripts/bootstrap.sh test installs it)", module_path!());
+                assert!(!$crate::util::in_ci(), "{msg}");
+                eprintln!("\n*** SKIPPED {msg} ***\n");
                 return;
             }
         }
@@ -183,7 +191,7 @@ impl Drop for Served {
     }
 }
 
-/// The JSON lines a copy printed.
+/// The JSON lines a sync printed.
 pub fn events(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -191,27 +199,51 @@ pub fn events(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// Runs `osm-agent copy --from URI --to DST [extra]` and returns its events; asserts success.
-pub fn copy(uri: &str, dst: &Path, extra: &[&str]) -> Vec<Value> {
-    let out = run_ok(
-        agent()
-            .args(["copy", "--from", uri])
-            .arg("--to")
-            .arg(dst)
-            .args(extra),
-    );
+/// Runs `osm-agent sync --from URI... --to DST [extra]` and returns its events; asserts success.
+pub fn sync(uris: &[&str], dst: &Path, extra: &[&str]) -> Vec<Value> {
+    let mut cmd = agent();
+    cmd.arg("sync");
+    for u in uris {
+        cmd.args(["--from", u]);
+    }
+    let out = run_ok(cmd.arg("--to").arg(dst).args(extra));
     let ev = events(&out);
     assert_eq!(
         ev.first().map(|e| e["event"].clone()),
         Some("start".into()),
         "{ev:?}"
     );
-    assert_eq!(
-        ev.last().map(|e| e["event"].clone()),
-        Some("done".into()),
-        "{ev:?}"
-    );
+    let done = ev.last().cloned().unwrap_or_default();
+    assert_eq!(done["event"], "done", "{ev:?}");
     ev
+}
+
+/// Runs a sync that must fail and returns its error message (from the `error` line).
+pub fn sync_error(uris: &[&str], dst: &Path, extra: &[&str]) -> String {
+    let mut cmd = agent();
+    cmd.arg("sync");
+    for u in uris {
+        cmd.args(["--from", u]);
+    }
+    let out = cmd.arg("--to").arg(dst).args(extra).output().unwrap();
+    assert!(!out.status.success(), "the sync should have failed");
+    let ev = events(&out);
+    let last = ev.last().cloned().unwrap_or_default();
+    assert_eq!(last["event"], "error", "{ev:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("osm-agent:"));
+    last["message"].as_str().unwrap_or_default().to_string()
+}
+
+/// A number from a JSON line.
+pub fn num(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number {key} in {v}"))
+}
+
+/// Fills a file with `n` pseudo-random bytes (a volume a non-zeroing backend handed out).
+pub fn garbage_file(path: &Path, n: usize, seed: u64) {
+    fs::write(path, random_bytes(n, seed)).expect("write garbage");
 }
 
 /// A TCP port that was free a moment ago.

@@ -68,8 +68,60 @@ struct Pending {
     buf: Vec<u8>,
     holes: Vec<Range<u64>>,
     extents: Vec<Extent>,
-    covered: u64,
+    covered: Coverage,
     error: Option<Error>,
+}
+
+/// The parts of a read that chunks have filled, as sorted, disjoint ranges. A chunk that overlaps
+/// another is a protocol error: it would leave the bytes of whichever came last, and a count of
+/// covered bytes would then hide a gap elsewhere.
+#[derive(Debug, Default)]
+struct Coverage(Vec<Range<u64>>);
+
+impl Coverage {
+    fn insert(&mut self, r: Range<u64>) -> Result<()> {
+        if r.is_empty() {
+            return Ok(());
+        }
+        let i = self.0.partition_point(|x| x.end <= r.start);
+        if let Some(next) = self.0.get(i) {
+            if next.start < r.end {
+                return Err(Error::Protocol(format!(
+                    "reply chunk {r:?} overlaps chunk {next:?} of the same read"
+                )));
+            }
+        }
+        match (i.checked_sub(1).and_then(|p| self.0.get_mut(p)), r) {
+            (Some(prev), r) if prev.end == r.start => {
+                prev.end = r.end;
+                if let Some(next) = self.0.get(i).cloned().filter(|n| n.start == r.end) {
+                    self.0[i - 1].end = next.end;
+                    self.0.remove(i);
+                }
+            }
+            (_, r) => {
+                if let Some(next) = self.0.get_mut(i).filter(|n| n.start == r.end) {
+                    next.start = r.start;
+                } else {
+                    self.0.insert(i, r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn is_exactly(&self, r: &Range<u64>) -> bool {
+        self.0.len() == 1 && self.0[0] == *r || (r.is_empty() && self.0.is_empty())
+    }
+}
+
+/// What a handshake with [`ClientConfig::upgrade`] ended in.
+#[derive(Debug)]
+pub enum Negotiated {
+    /// The server refused the upgrade (the reason is kept) and the connection speaks NBD.
+    Nbd(Box<Client>, Option<String>),
+    /// The server switched protocols: the stream is the other protocol's now.
+    Upgraded(Stream),
 }
 
 /// A connected client. Requests are submitted and their completions received separately, so
@@ -93,10 +145,31 @@ impl Client {
     }
 
     /// Negotiates per `config` on an open stream.
-    pub fn with_config(mut stream: Stream, config: ClientConfig) -> Result<Client> {
+    pub fn with_config(stream: Stream, config: ClientConfig) -> Result<Client> {
+        match Client::negotiate(stream, config)? {
+            Negotiated::Nbd(c, _) => Ok(*c),
+            Negotiated::Upgraded(_) => Err(Error::Protocol(
+                "the server switched protocols, which Client::with_config cannot speak".into(),
+            )),
+        }
+    }
+
+    /// Negotiates per `config`, which may ask for an upgrade to another protocol.
+    pub fn negotiate(mut stream: Stream, config: ClientConfig) -> Result<Negotiated> {
         let mut hs = ClientHandshake::new(config);
         drive_handshake(&mut stream, &mut hs)?;
+        let refusal = hs.upgrade_refusal().map(str::to_string);
         let session = hs.finish()?;
+        if session.upgraded {
+            return Ok(Negotiated::Upgraded(stream));
+        }
+        Ok(Negotiated::Nbd(
+            Box::new(Client::over(stream, session)?),
+            refusal,
+        ))
+    }
+
+    fn over(stream: Stream, session: Session) -> Result<Client> {
         let writer = stream.try_clone()?;
         Ok(Client {
             reader: BufReader::with_capacity(256 << 10, stream),
@@ -184,7 +257,7 @@ impl Client {
                     buf,
                     holes: Vec::new(),
                     extents: Vec::new(),
-                    covered: 0,
+                    covered: Coverage::default(),
                     error: None,
                 },
             );
@@ -296,7 +369,7 @@ impl Client {
                     let mut buf = std::mem::take(&mut p.buf);
                     self.read_exact(&mut buf, "read data")?;
                     p.buf = buf;
-                    p.covered = p.length.into();
+                    p.covered.insert(p.offset..p.offset + u64::from(p.length))?;
                 }
                 Ok(Some(self.complete(s.cookie, p)))
             }
@@ -330,11 +403,11 @@ impl Client {
                         "data chunk {off}+{len} outside read {range:?}"
                     )));
                 }
+                p.covered.insert(off..off + len)?;
                 let at = (off - p.offset) as usize;
                 let mut buf = std::mem::take(&mut p.buf);
                 self.read_exact(&mut buf[at..at + len as usize], "data chunk")?;
                 p.buf = buf;
-                p.covered += len;
             }
             ReplyType::OffsetHole if p.command == Command::Read && c.length == 12 => {
                 let mut b = [0u8; 12];
@@ -346,10 +419,10 @@ impl Client {
                         h.offset, h.length
                     )));
                 }
+                p.covered.insert(h.offset..h.offset + u64::from(h.length))?;
                 let at = (h.offset - p.offset) as usize;
                 p.buf[at..at + h.length as usize].fill(0);
                 p.holes.push(h.offset..h.offset + u64::from(h.length));
-                p.covered += u64::from(h.length);
             }
             ReplyType::BlockStatus if p.command == Command::BlockStatus => {
                 let payload = self.payload(c.length, "block status chunk")?;
@@ -403,10 +476,16 @@ impl Client {
         let result = match p.error {
             Some(e) => Err(e),
             None => match p.command {
-                Command::Read if p.covered != u64::from(p.length) => Err(Error::Protocol(format!(
-                    "read of {} bytes at {} answered for {} bytes",
-                    p.length, p.offset, p.covered
-                ))),
+                Command::Read
+                    if !p
+                        .covered
+                        .is_exactly(&(p.offset..p.offset + u64::from(p.length))) =>
+                {
+                    Err(Error::Protocol(format!(
+                        "read of {} bytes at {} answered only for {:?}",
+                        p.length, p.offset, p.covered.0
+                    )))
+                }
                 Command::Read => Ok(Reply::Read {
                     offset: p.offset,
                     buf: p.buf,
@@ -495,4 +574,25 @@ fn write_all_vectored(w: &mut Stream, mut bufs: &mut [std::io::IoSlice<'_>]) -> 
         std::io::IoSlice::advance_slices(&mut bufs, n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coverage_merges_and_refuses_overlaps() {
+        let mut c = Coverage::default();
+        c.insert(100..200).unwrap();
+        c.insert(0..50).unwrap();
+        c.insert(300..400).unwrap();
+        c.insert(50..100).unwrap();
+        assert_eq!(c.0, vec![0..200, 300..400]);
+        assert!(!c.is_exactly(&(0..400)), "a gap is not coverage");
+        assert!(c.insert(150..250).is_err());
+        assert!(c.insert(250..301).is_err());
+        assert!(c.insert(0..1).is_err(), "a repeated chunk overlaps");
+        c.insert(200..300).unwrap();
+        assert!(c.is_exactly(&(0..400)));
+    }
 }

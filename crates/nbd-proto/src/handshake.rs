@@ -38,6 +38,21 @@ pub struct Session {
     pub structured_replies: bool,
     /// The id of `base:allocation` in block status replies, if it was selected.
     pub base_allocation: Option<u32>,
+    /// The connection left NBD for another protocol through a private option (see [`Upgrade`]).
+    /// The export's size and flags are then that protocol's business: they read as zero here.
+    pub upgraded: bool,
+}
+
+/// A private option that, once the server acknowledges it, ends the handshake and switches the
+/// connection to another protocol, as `NBD_OPT_STARTTLS` switches it to TLS. A server that does
+/// not know the option refuses it (`NBD_REP_ERR_UNSUP`) and the client carries on in NBD, so the
+/// same client code works against any NBD server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upgrade {
+    /// The option number (outside the range the NBD protocol assigns).
+    pub option: u32,
+    /// Its data, which must start with the export name in `u32`-prefixed form.
+    pub data: Vec<u8>,
 }
 
 /// The common surface of both handshake state machines, so one I/O loop drives either.
@@ -61,6 +76,8 @@ pub struct ClientConfig {
     pub base_allocation: bool,
     /// List the server's exports first (`NBD_OPT_LIST`); see [`ClientHandshake::exports`].
     pub list_exports: bool,
+    /// Ask to switch protocols before anything else.
+    pub upgrade: Option<Upgrade>,
 }
 
 impl ClientConfig {
@@ -71,6 +88,7 @@ impl ClientConfig {
             structured_replies: true,
             base_allocation: true,
             list_exports: false,
+            upgrade: None,
         }
     }
 }
@@ -102,12 +120,17 @@ pub struct ClientHandshake {
     description: String,
     exports: Vec<ServerEntry>,
     no_zeroes: bool,
+    upgraded: bool,
+    upgrade_refusal: Option<String>,
 }
 
 impl ClientHandshake {
     /// A client that will negotiate per `config`; it waits for the server's greeting.
     pub fn new(config: ClientConfig) -> Self {
         let mut steps = VecDeque::new();
+        if let Some(u) = &config.upgrade {
+            steps.push_back(Opt::from(u.option));
+        }
         if config.list_exports {
             steps.push_back(Opt::List);
         }
@@ -131,7 +154,14 @@ impl ClientHandshake {
             description: String::new(),
             exports: Vec::new(),
             no_zeroes: false,
+            upgraded: false,
+            upgrade_refusal: None,
         }
+    }
+
+    /// Why the server refused the upgrade, when it did (the connection then went on in NBD).
+    pub fn upgrade_refusal(&self) -> Option<&str> {
+        self.upgrade_refusal.as_deref()
     }
 
     /// The exports the server listed, when [`ClientConfig::list_exports`] was set.
@@ -143,6 +173,7 @@ impl ClientHandshake {
     pub fn finish(self) -> Result<Session> {
         let (size, flags) = match (self.state, self.export) {
             (ClientState::Done, Some(e)) => e,
+            (ClientState::Done, None) if self.upgraded => (0, TransmissionFlags::default()),
             _ => return Err(Error::Protocol("handshake not finished".into())),
         };
         if !self.inbuf.is_empty() {
@@ -161,7 +192,15 @@ impl ClientHandshake {
             },
             structured_replies: self.structured,
             base_allocation: self.base_allocation,
+            upgraded: self.upgraded,
         })
+    }
+
+    fn is_upgrade(&self, opt: Opt) -> bool {
+        self.config
+            .upgrade
+            .as_ref()
+            .is_some_and(|u| Opt::from(u.option) == opt)
     }
 
     fn send_option(&mut self, opt: Opt) {
@@ -181,6 +220,15 @@ impl ClientHandshake {
                 },
             ),
             Opt::ExportName => OptionRequest::new(opt, &ExportName(self.config.export.clone())),
+            _ if self.is_upgrade(opt) => OptionRequest {
+                opt,
+                data: self
+                    .config
+                    .upgrade
+                    .as_ref()
+                    .map(|u| u.data.clone())
+                    .unwrap_or_default(),
+            },
             _ => OptionRequest {
                 opt,
                 data: Vec::new(),
@@ -233,6 +281,21 @@ impl ClientHandshake {
             reply: reply.reply,
             message: String::from_utf8_lossy(&reply.data).into_owned(),
         };
+        if self.is_upgrade(opt) {
+            if reply.reply == OptReplyType::Ack {
+                self.upgraded = true;
+                self.state = ClientState::Done;
+            } else if reply.reply.is_error() {
+                self.upgrade_refusal = Some(refused(&reply).to_string());
+                self.next_step();
+            } else {
+                return Err(Error::Protocol(format!(
+                    "unexpected reply {:?} to the upgrade option",
+                    reply.reply
+                )));
+            }
+            return Ok(());
+        }
         match (opt, reply.reply) {
             (_, OptReplyType::Ack) => {
                 match opt {
@@ -362,6 +425,8 @@ pub struct ServerHandshake {
     client_flags: ClientFlags,
     structured: bool,
     base_allocation: Option<u32>,
+    upgrade: Option<u32>,
+    upgraded: bool,
 }
 
 impl ServerHandshake {
@@ -380,7 +445,16 @@ impl ServerHandshake {
             client_flags: ClientFlags::default(),
             structured: false,
             base_allocation: None,
+            upgrade: None,
+            upgraded: false,
         }
+    }
+
+    /// Also accepts the private option `option` (see [`Upgrade`]): its data names an export, and
+    /// an acknowledgement ends the handshake with [`Session::upgraded`] set.
+    pub fn accept_upgrade(mut self, option: u32) -> Self {
+        self.upgrade = Some(option);
+        self
     }
 
     /// The agreed session and any bytes the client already sent past the handshake (pipelined
@@ -395,6 +469,7 @@ impl ServerHandshake {
                         export,
                         structured_replies: self.structured,
                         base_allocation: self.base_allocation,
+                        upgraded: self.upgraded,
                     },
                     self.inbuf,
                 ))
@@ -434,6 +509,25 @@ impl ServerHandshake {
     }
 
     fn on_option(&mut self, opt: Opt, data: &[u8]) -> Result<()> {
+        if self.upgrade.is_some_and(|u| Opt::from(u) == opt) {
+            let mut r = Reader::new(data);
+            let Ok(name) = r.string32("upgrade.export") else {
+                self.refuse(opt, OptReplyType::ErrInvalid, "the upgrade names no export");
+                return Ok(());
+            };
+            let Some(i) = self.find(&name) else {
+                self.refuse(
+                    opt,
+                    OptReplyType::ErrUnknown,
+                    &format!("no export named {name:?}"),
+                );
+                return Ok(());
+            };
+            self.ack(opt);
+            self.upgraded = true;
+            self.state = ServerState::Done(i);
+            return Ok(());
+        }
         match opt {
             Opt::ExportName => {
                 let name = ExportName::from_bytes(data)?.0;
@@ -727,6 +821,50 @@ mod tests {
                 .flags
                 .contains(TransmissionFlags::HAS_FLAGS | TransmissionFlags::CAN_MULTI_CONN));
         }
+    }
+
+    fn upgrade_config(export: &str) -> ClientConfig {
+        let mut data = (export.len() as u32).to_be_bytes().to_vec();
+        data.extend_from_slice(export.as_bytes());
+        let mut cfg = ClientConfig::new(export);
+        cfg.upgrade = Some(Upgrade {
+            option: 0x4f53_4d31,
+            data,
+        });
+        cfg
+    }
+
+    #[test]
+    fn upgrade_accepted_ends_the_handshake() {
+        for chunk in [1, 5, 1000] {
+            let mut c = ClientHandshake::new(upgrade_config("disk"));
+            let mut s = ServerHandshake::new(vec![export("other"), export("disk")])
+                .accept_upgrade(0x4f53_4d31);
+            pump(&mut c, &mut s, chunk).unwrap();
+            let cs = c.finish().unwrap();
+            let (ss, rest) = s.finish().unwrap();
+            assert!(rest.is_empty());
+            assert!(cs.upgraded && ss.upgraded);
+            assert_eq!(ss.export.name, "disk");
+            assert!(!cs.structured_replies, "nothing else was negotiated");
+        }
+    }
+
+    #[test]
+    fn upgrade_refused_falls_back_to_nbd() {
+        // A server that does not know the option (qemu-nbd, nbdkit) answers ERR_UNSUP.
+        let mut c = ClientHandshake::new(upgrade_config("disk"));
+        let mut s = ServerHandshake::new(vec![export("disk")]);
+        pump(&mut c, &mut s, 1000).unwrap();
+        assert!(c.upgrade_refusal().unwrap().contains("not supported"));
+        let cs = c.finish().unwrap();
+        assert!(!cs.upgraded && cs.structured_replies);
+        assert_eq!(cs.export.size, 1 << 20);
+        // An upgrade for an export the server lacks is refused, and so is the GO after it.
+        let mut c = ClientHandshake::new(upgrade_config("nope"));
+        let mut s = ServerHandshake::new(vec![export("disk")]).accept_upgrade(0x4f53_4d31);
+        let e = pump(&mut c, &mut s, 1000).unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
     }
 
     #[test]

@@ -66,11 +66,11 @@ t.join().unwrap()?;
 */
 #![deny(missing_docs)]
 
-pub use crate::client::{drive_handshake, Client, Completion, Reply};
+pub use crate::client::{drive_handshake, Client, Completion, Negotiated, Reply};
 pub use crate::codec::{Codec, Reader};
 pub use crate::error::{Error, Result};
 pub use crate::handshake::{
-    ClientConfig, ClientHandshake, Export, Handshake, ServerHandshake, Session,
+    ClientConfig, ClientHandshake, Export, Handshake, ServerHandshake, Session, Upgrade,
     ALLOCATION_CONTEXT_ID,
 };
 pub use crate::msgs::{
@@ -79,7 +79,7 @@ pub use crate::msgs::{
     OptionHeader, OptionReply, OptionRequest, ReplyHeader, Request, ServerEntry, ServerGreeting,
     SimpleReply, BASE_ALLOCATION, MAX_OPTION_DATA, MAX_PAYLOAD,
 };
-pub use crate::server::{Backend, Server, READ_ALIGN};
+pub use crate::server::{Backend, Server, UpgradeHandler, READ_ALIGN};
 pub use crate::transport::{Address, Stream, Uri, DEFAULT_PORT};
 pub use crate::types::{
     AllocFlags, ClientFlags, CmdFlags, Command, ErrorCode, Extent, HandshakeFlags, InfoType, Opt,

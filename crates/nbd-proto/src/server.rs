@@ -54,10 +54,18 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// Takes over a connection whose client asked for the private upgrade option (see
+/// [`crate::Upgrade`]) and speaks the other protocol on it.
+pub trait UpgradeHandler: Send + Sync {
+    /// Serves the connection for `export`; `leftover` holds bytes the client already sent.
+    fn serve(&self, export: &str, stream: Stream, leftover: Vec<u8>) -> Result<()>;
+}
+
 /// A set of exports, each with its backend; [`Server::serve`] runs one connection.
 #[derive(Clone, Default)]
 pub struct Server {
     exports: Vec<(Export, Arc<dyn Backend>)>,
+    upgrade: Option<(u32, Arc<dyn UpgradeHandler>)>,
 }
 
 impl std::fmt::Debug for Server {
@@ -108,15 +116,31 @@ impl Server {
         self
     }
 
+    /// Accepts the private option `option`, handing such connections to `handler`.
+    pub fn with_upgrade(&mut self, option: u32, handler: Arc<dyn UpgradeHandler>) -> &mut Self {
+        self.upgrade = Some((option, handler));
+        self
+    }
+
     /// Handshakes and serves one connection until the client disconnects.
     pub fn serve(&self, mut stream: Stream) -> Result<()> {
         let mut hs = ServerHandshake::new(self.exports.iter().map(|(e, _)| e.clone()).collect());
+        if let Some((option, _)) = &self.upgrade {
+            hs = hs.accept_upgrade(*option);
+        }
         drive_handshake(&mut stream, &mut hs)?;
         let (session, leftover) = match hs.finish() {
             Ok(v) => v,
             Err(Error::Closed(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
+        if session.upgraded {
+            let (_, handler) = self
+                .upgrade
+                .as_ref()
+                .ok_or_else(|| Error::Protocol("upgraded without a handler".into()))?;
+            return handler.serve(&session.export.name, stream, leftover);
+        }
         let backend = self
             .exports
             .iter()

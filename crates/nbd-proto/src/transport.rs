@@ -44,6 +44,14 @@ impl Stream {
             Stream::Tcp(s) => s.set_read_timeout(t),
         }
     }
+
+    /// Sets a timeout on writes (`None`: block forever).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Tcp(s) => s.set_write_timeout(t),
+        }
+    }
 }
 
 impl Read for Stream {
