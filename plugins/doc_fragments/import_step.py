@@ -18,8 +18,8 @@ options:
     aliases: [os_migrate_data_dir]
   resume:
     description:
-      - After a failure in the copy, keep (and then reuse) the destination volumes and the copy checkpoints,
-        so that the next run copies only what is missing (C(os_migrate_workload_resume)).
+      - After a failure during or after the sync, keep (and then reuse) the destination volumes, so that the
+        next run's sync sends only what they lack (C(os_migrate_workload_resume)).
     type: bool
     default: true
   timeout:

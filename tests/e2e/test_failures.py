@@ -1,7 +1,8 @@
 """Failure handling: a fault injected at each step of the import sequence. Whatever failed, the source
 server keeps its volumes, no temporary resource is left in the source, the destination holds nothing of
-the failed workload (unless the copy failed with resume on: then the next run completes), and the
-playbook's message names the workload and the step.
+the failed workload (unless the sync or the server creation failed with resume on: then the destination
+volumes are kept and the next run's sync sends only what they lack), and the playbook's message names
+the workload and the step.
 
 The matrix in README.md ("What happens when a step fails") lists these cases."""
 
@@ -115,13 +116,34 @@ def test_http_500_at_each_step(world, tmp_path, case, step, fault):
     assert_recovered(world, name, server, [boot, data])
 
 
-def test_a_failure_after_the_copy_with_resume_on_removes_the_destination_volumes(world, tmp_path):
+def test_a_failure_after_the_sync_keeps_the_volumes_and_the_retry_sends_only_what_differs(world, tmp_path):
     name = "f500-create-resume"
-    server, boot, data = source_vm(world, name)
+    server, boot, data = source_vm(world, name, random_boot=True)
+    want = world.sim.volume_sha256("src", boot.id)
     export_only(world, tmp_path, name)
     import_failing(world, tmp_path, name, "import_workload_create_instance",
                    dict(kind="http", method="POST", path=r"^/compute/v2\.1/servers$", cloud="dst", nth=1, count=1, status=500))
-    assert_recovered(world, name, server, [boot, data])
+    dst = world.dst.conn
+    assert dst.compute.find_server(name) is None, "the half-made server is gone"
+    kept = sorted(v.name for v in dst.block_storage.volumes() if v.name.startswith(name))
+    assert kept == [f"{name}-boot", f"{name}-data"], "resume keeps the synced destination volumes"
+    marked = " ".join(world.leftovers())
+    assert all(f"dst volume {k} " in marked for k in kept), f"kept volumes carry the transfer mark: {marked}"
+
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
+    assert run.rc == 0, run
+    state = yaml.safe_load((world.data_dir / "workload_logs" / f"{name}.state").read_text())
+    rounds = next(v for v in state["volumes"] if v["role"] == "boot")["rounds"]
+    assert len(rounds) == 2, rounds
+    first, retry = rounds
+    assert first["bytes_written"] >= 1 << 30, first
+    assert retry["bytes_written"] == 0 and retry["chunks_equal"] == 1024, retry
+    assert retry["bytes_on_wire"] < first["bytes_on_wire"] // 100, "the retry sent digests, not data"
+    assert retry["root"] == first["root"] and retry["verified"]
+    new = dst.compute.find_server(name)
+    vols = {dst.block_storage.get_volume(a["id"]).name: a["id"] for a in dst.compute.get_server(new.id).attached_volumes}
+    assert world.sim.volume_sha256("dst", vols[f"{name}-boot"]) == want
+    assert world.leftovers() == []
 
 
 def test_stop_stuck_powering_off_times_out_and_leaves_the_source_alone(world, tmp_path):
@@ -187,14 +209,15 @@ def start_import(world, tmp_path, name, **extra):
     return proc, tmp_path / "bg-import.out"
 
 
-def copying(world, dst_volume_name, total):
-    """True once the destination volume's file holds some, but not all, of the data."""
+def copying(world, dst_volume_name, total, at_least=64 << 20):
+    """True once the destination volume's file holds some (at least `at_least` bytes), but not all, of
+    the data."""
     for v in world.dst.conn.block_storage.volumes():
         if v.name == dst_volume_name:
             p = world.sim.volume_path("dst", v.id)
             if p.exists():
                 written = p.stat().st_blocks * 512
-                return 0 < written < total
+                return at_least <= written < total
     return False
 
 
@@ -232,7 +255,11 @@ def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workloa
     run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
     assert run.rc == 0, run
     log = (world.data_dir / "workload_logs" / f"{name}.log").read_text()
-    assert "resuming transfer" in log and "already copied by the failed run" in log
+    assert "resuming transfer" in log and "syncing into the kept destination volume" in log
+    state = yaml.safe_load((world.data_dir / "workload_logs" / f"{name}.state").read_text())
+    retry = next(v for v in state["volumes"] if v["role"] == "boot")["rounds"][-1]
+    assert retry["bytes_written"] <= (1 << 30) - (32 << 20), f"what the failed run wrote was not kept: {retry}"
+    assert retry["verified"]
     new = world.dst.conn.compute.find_server(name)
     vols = {world.dst.conn.block_storage.get_volume(a["id"]).name: a["id"] for a in world.dst.conn.compute.get_server(new.id).attached_volumes}
     assert vols[f"{name}-boot"] == kept[0].id, "the resumed run reused the kept volume"

@@ -84,7 +84,7 @@ struct Cached {
 }
 
 /// How many scanned chunks (of up to `BOUNCE_LEN` bytes) the cache holds: enough for four
-/// connections of `osm-agent copy`, which reads what it mapped right away.
+/// NBD connections of a client that reads what it mapped right away (nbdcopy, qemu-img).
 const CACHE_CHUNKS: usize = 48;
 
 impl ScanCache {

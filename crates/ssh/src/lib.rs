@@ -9,7 +9,10 @@ Reaching conversion hosts over SSH, with the `ssh2` crate (libssh2).
 - [`Conn::stream`] runs a long command and hands each line of its stdout to a callback (the copy's
   progress).
 - [`Conn::upload`] writes a file atomically on the host (temporary name, then rename) when its sha256
-  differs from the local one.
+  differs from the local one; [`Conn::read_file`] reads one back, bytes as they are.
+- No operation waits forever: every call fails, naming the host and the command, once the host has
+  been silent for [`Conn::silence`] (a minute by default; [`Conn::set_silence`]), and a command's
+  stdout and stderr are drained together, so neither can stall the other.
 
 ```no_run
 use osm_ssh::{Host, HostKeyPolicy};
@@ -24,7 +27,7 @@ println!("{}", out.stdout);
 */
 #![deny(missing_docs)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,6 +37,10 @@ use ssh2::{CheckResult, HostKeyType, KnownHostFileKind, KnownHostKeyFormat, Sess
 
 /// How long [`Host::wait_reachable`] keeps retrying a host that refuses the key.
 pub const AUTH_GRACE: Duration = Duration::from_secs(30);
+/// How long a host may stay silent during an operation, by default.
+pub const DEFAULT_SILENCE: Duration = Duration::from_secs(60);
+/// How often an idle session sends a keepalive, so that firewalls keep it.
+const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// What failed while talking to a conversion host. Every variant names the host.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +100,16 @@ pub enum SshError {
         status: i32,
         /// The end of its stderr.
         stderr: String,
+    },
+    /// The host said nothing for too long during an operation.
+    #[error("{host} did not answer for {} s while {doing}; it may be down or overloaded", .silence.as_secs())]
+    Silent {
+        /// `user@address:port`.
+        host: String,
+        /// What was being done (the command line).
+        doing: String,
+        /// How long it was silent.
+        silence: Duration,
     },
     /// Reading or writing a channel failed.
     #[error("SSH channel to {host} failed while {doing}: {message}")]
@@ -195,13 +212,14 @@ impl Host {
                 message: "the server did not accept the key".into(),
             });
         }
-        // Long copies run for hours; the per-call timeout only guards the handshake.
-        session.set_timeout(0);
-        session.set_keepalive(true, 30);
-        Ok(Conn {
+        session.set_keepalive(false, KEEPALIVE.as_secs() as u32);
+        let mut conn = Conn {
             session,
             host: self.clone(),
-        })
+            silence: DEFAULT_SILENCE,
+        };
+        conn.set_silence(DEFAULT_SILENCE);
+        Ok(conn)
     }
 
     /// Waits until the host accepts an SSH session (a booting VM), up to `timeout`. A refused key is
@@ -422,6 +440,24 @@ pub struct Output {
 pub struct Conn {
     session: Session,
     host: Host,
+    silence: Duration,
+}
+
+/// What a command printed, as bytes.
+struct Raw {
+    status: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Raw {
+    fn text(self) -> Output {
+        Output {
+            status: self.status,
+            stdout: String::from_utf8_lossy(&self.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&self.stderr).into_owned(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Conn {
@@ -438,6 +474,19 @@ impl Conn {
         &self.host
     }
 
+    /// How long the host may stay silent during one operation before it fails.
+    pub fn silence(&self) -> Duration {
+        self.silence
+    }
+
+    /// Sets [`Conn::silence`] (at least one second).
+    pub fn set_silence(&mut self, d: Duration) {
+        self.silence = d.max(Duration::from_secs(1));
+        // Bounds every blocking libssh2 call (opening channels, sending input, closing).
+        self.session
+            .set_timeout(u32::try_from(self.silence.as_millis()).unwrap_or(u32::MAX));
+    }
+
     fn channel_err(&self, doing: &str, e: impl std::fmt::Display) -> SshError {
         SshError::Channel {
             host: self.host.label(),
@@ -448,14 +497,27 @@ impl Conn {
 
     /// Runs `argv` (quoted) and returns its output, whatever its exit status.
     pub fn run_unchecked<S: AsRef<str>>(&self, argv: &[S]) -> Result<Output, SshError> {
-        self.exec(&command_line(argv), None, |_| {})
+        self.exec(&command_line(argv), None, |_| {}, self.silence)
+            .map(Raw::text)
     }
 
     /// Runs `argv` (quoted); a non-zero exit status is an error carrying stderr.
     pub fn run<S: AsRef<str>>(&self, argv: &[S]) -> Result<Output, SshError> {
         let cmd = command_line(argv);
-        let out = self.exec(&cmd, None, |_| {})?;
-        self.checked(cmd, out)
+        let out = self.exec(&cmd, None, |_| {}, self.silence)?;
+        self.checked(cmd, out.text())
+    }
+
+    /// Runs `argv` (quoted), a command known to stay silent for up to `quiet` (it waits for
+    /// something); a non-zero exit status is an error.
+    pub fn run_quiet<S: AsRef<str>>(
+        &self,
+        argv: &[S],
+        quiet: Duration,
+    ) -> Result<Output, SshError> {
+        let cmd = command_line(argv);
+        let out = self.exec(&cmd, None, |_| {}, self.silence + quiet)?;
+        self.checked(cmd, out.text())
     }
 
     /// Runs `argv` (quoted) with `input` on its stdin; a non-zero exit status is an error.
@@ -465,8 +527,8 @@ impl Conn {
         input: &mut dyn Read,
     ) -> Result<Output, SshError> {
         let cmd = command_line(argv);
-        let out = self.exec(&cmd, Some(input), |_| {})?;
-        self.checked(cmd, out)
+        let out = self.exec(&cmd, Some(input), |_| {}, self.silence)?;
+        self.checked(cmd, out.text())
     }
 
     /// Runs `argv` (quoted), calling `on_line` with each line of stdout as it arrives.
@@ -476,8 +538,22 @@ impl Conn {
         on_line: impl FnMut(&str),
     ) -> Result<Output, SshError> {
         let cmd = command_line(argv);
-        let out = self.exec(&cmd, None, on_line)?;
-        self.checked(cmd, out)
+        let out = self.exec(&cmd, None, on_line, self.silence)?;
+        self.checked(cmd, out.text())
+    }
+
+    /// The bytes of a file on the host.
+    pub fn read_file(&self, remote: &str) -> Result<Vec<u8>, SshError> {
+        let cmd = command_line(&["cat", "--", remote]);
+        let out = self.exec(&cmd, None, |_| {}, self.silence)?;
+        if out.status != 0 {
+            let text = out.text();
+            return Err(self
+                .checked(cmd, text)
+                .err()
+                .unwrap_or_else(|| self.channel_err("reading a file", "cat failed")));
+        }
+        Ok(out.stdout)
     }
 
     fn checked(&self, command: String, out: Output) -> Result<Output, SshError> {
@@ -497,18 +573,38 @@ impl Conn {
         })
     }
 
+    fn silent(&self, command: &str, silence: Duration) -> SshError {
+        SshError::Silent {
+            host: self.host.label(),
+            doing: format!("running `{command}`"),
+            silence,
+        }
+    }
+
     fn exec(
         &self,
         command: &str,
         input: Option<&mut dyn Read>,
         mut on_line: impl FnMut(&str),
-    ) -> Result<Output, SshError> {
+        silence: Duration,
+    ) -> Result<Raw, SshError> {
+        let timed_out = |e: &ssh2::Error| {
+            matches!(
+                e.code(),
+                ssh2::ErrorCode::Session(libssh2_sys::LIBSSH2_ERROR_TIMEOUT)
+            )
+        };
         let mut ch = self
             .session
             .channel_session()
             .map_err(|e| self.channel_err("opening a session", e))?;
-        ch.exec(command)
-            .map_err(|e| self.channel_err(&format!("starting `{command}`"), e))?;
+        ch.exec(command).map_err(|e| {
+            if timed_out(&e) {
+                self.silent(command, self.silence)
+            } else {
+                self.channel_err(&format!("starting `{command}`"), e)
+            }
+        })?;
         if let Some(input) = input {
             let mut buf = vec![0u8; 256 * 1024];
             loop {
@@ -518,48 +614,109 @@ impl Conn {
                 if n == 0 {
                     break;
                 }
-                ch.write_all(&buf[..n])
-                    .map_err(|e| self.channel_err("sending input", e))?;
+                ch.write_all(&buf[..n]).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::TimedOut {
+                        self.silent(command, self.silence)
+                    } else {
+                        self.channel_err("sending input", e)
+                    }
+                })?;
             }
             ch.send_eof()
                 .map_err(|e| self.channel_err("closing input", e))?;
         }
-        let mut stdout = String::new();
-        {
-            let mut reader = BufReader::new(ch.stream(0));
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n = reader
-                    .read_line(&mut line)
-                    .map_err(|e| self.channel_err("reading output", e))?;
-                if n == 0 {
-                    break;
-                }
-                on_line(line.trim_end_matches(['\n', '\r']));
-                stdout.push_str(&line);
+        // Both streams are read as data arrives, without blocking on either: a command that
+        // fills its stderr while we wait for stdout (or the reverse) would otherwise stall.
+        self.session.set_blocking(false);
+        let drained = self.drain(&mut ch, command, &mut on_line, silence);
+        self.session.set_blocking(true);
+        let (stdout, stderr) = drained?;
+        ch.wait_close().map_err(|e| {
+            if timed_out(&e) {
+                self.silent(command, self.silence)
+            } else {
+                self.channel_err("closing the channel", e)
             }
-        }
-        let mut stderr = String::new();
-        ch.stderr()
-            .read_to_string(&mut stderr)
-            .map_err(|e| self.channel_err("reading stderr", e))?;
-        ch.wait_close()
-            .map_err(|e| self.channel_err("closing the channel", e))?;
+        })?;
         let status = ch
             .exit_status()
             .map_err(|e| self.channel_err("reading the exit status", e))?;
-        Ok(Output {
+        Ok(Raw {
             status,
             stdout,
             stderr,
         })
     }
 
+    fn drain(
+        &self,
+        ch: &mut ssh2::Channel,
+        command: &str,
+        on_line: &mut impl FnMut(&str),
+        silence: Duration,
+    ) -> Result<(Vec<u8>, Vec<u8>), SshError> {
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut line_start = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut out_done, mut err_done) = (false, false);
+        let mut heard = Instant::now();
+        let mut kept_alive = Instant::now();
+        while !(out_done && err_done) {
+            let mut progressed = false;
+            for (id, done) in [(0, &mut out_done), (1, &mut err_done)] {
+                if *done {
+                    continue;
+                }
+                match ch.stream(id).read(&mut buf) {
+                    // libssh2 may also return 0 when a packet for something else arrived.
+                    Ok(0) if ch.eof() => *done = true,
+                    Ok(0) => {}
+                    Ok(n) => {
+                        progressed = true;
+                        if id == 0 {
+                            stdout.extend_from_slice(&buf[..n]);
+                            while let Some(nl) =
+                                stdout[line_start..].iter().position(|&b| b == b'\n')
+                            {
+                                let line =
+                                    String::from_utf8_lossy(&stdout[line_start..line_start + nl]);
+                                on_line(line.trim_end_matches('\r'));
+                                line_start += nl + 1;
+                            }
+                        } else {
+                            stderr.extend_from_slice(&buf[..n]);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(self.channel_err("reading output", e)),
+                }
+            }
+            if progressed {
+                heard = Instant::now();
+                continue;
+            }
+            if heard.elapsed() >= silence {
+                return Err(self.silent(command, silence));
+            }
+            if kept_alive.elapsed() >= KEEPALIVE {
+                // Only keeps middleboxes from dropping an idle session; silence ends the wait.
+                let _ = self.session.keepalive_send();
+                kept_alive = Instant::now();
+            }
+            wait_readable(&self.session, Duration::from_millis(200));
+        }
+        if line_start < stdout.len() {
+            let line = String::from_utf8_lossy(&stdout[line_start..]);
+            on_line(line.trim_end_matches(['\n', '\r']));
+        }
+        Ok((stdout, stderr))
+    }
+
     /// The login's home directory on the host.
     pub fn home(&self) -> Result<String, SshError> {
-        let out = self.exec("printf %s \"$HOME\"", None, |_| {})?;
-        let out = self.checked("printf %s \"$HOME\"".into(), out)?;
+        let out = self.exec("printf %s \"$HOME\"", None, |_| {}, self.silence)?;
+        let out = self.checked("printf %s \"$HOME\"".into(), out.text())?;
         if out.stdout.starts_with('/') {
             Ok(out.stdout)
         } else {
@@ -627,6 +784,28 @@ impl Conn {
         self.run(&["chmod", &format!("{mode:o}"), "--", &tmp])?;
         self.run(&["mv", "-f", "--", &tmp, remote])?;
         Ok(())
+    }
+}
+
+/// Waits until the session's socket has something to read (or `max` passes).
+fn wait_readable(session: &Session, max: Duration) {
+    use std::os::unix::io::AsRawFd;
+    let mut events = libc::POLLIN;
+    if session
+        .block_directions()
+        .eq(&ssh2::BlockDirections::Outbound)
+        || session.block_directions() == ssh2::BlockDirections::Both
+    {
+        events |= libc::POLLOUT;
+    }
+    let mut fd = libc::pollfd {
+        fd: session.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; poll only writes its revents.
+    unsafe {
+        libc::poll(&mut fd, 1, max.as_millis() as libc::c_int);
     }
 }
 

@@ -97,35 +97,93 @@ impl std::fmt::Debug for ConvHost {
     }
 }
 
-/// One progress line of `osm-agent copy`.
+/// One line of `osm-agent sync`: `start`, `progress`, `done` or `error`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CopyEvent {
+pub struct SyncEvent {
     /// `start`, `progress`, `done` or `error`.
     pub event: String,
-    /// Bytes done.
+    /// Percent of the disk settled.
+    #[serde(default)]
+    pub percent: f64,
+    /// Bytes of the disk settled (found equal, zeroed or written).
     #[serde(default)]
     pub bytes_done: u64,
-    /// Bytes in all.
+    /// The disk's size.
     #[serde(default)]
     pub bytes_total: u64,
-    /// Bytes over the network.
+    /// Bytes the destination agent read from its own disk.
     #[serde(default)]
-    pub bytes_transferred: u64,
-    /// Throughput.
+    pub bytes_read: u64,
+    /// Bytes of data written.
+    #[serde(default)]
+    pub bytes_written: u64,
+    /// Bytes zeroed.
+    #[serde(default)]
+    pub bytes_zeroed: u64,
+    /// Bytes that crossed the link, both ways.
+    #[serde(default)]
+    pub bytes_on_wire: u64,
+    /// Data bytes per byte on the wire.
+    #[serde(default)]
+    pub compression_ratio: f64,
+    /// Chunks found equal on both sides.
+    #[serde(default)]
+    pub chunks_equal: u64,
+    /// Chunks zeroed.
+    #[serde(default)]
+    pub chunks_zeroed: u64,
+    /// Chunks written whole.
+    #[serde(default)]
+    pub chunks_written: u64,
+    /// Chunks written in part.
+    #[serde(default)]
+    pub chunks_patched: u64,
+    /// Throughput over the disk.
     #[serde(default)]
     pub mib_per_s: f64,
-    /// Seconds left.
+    /// Seconds left, estimated.
     #[serde(default)]
     pub eta_s: Option<f64>,
-    /// Error message.
+    /// Seconds since the sync started.
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// The failure (`error`).
     #[serde(default)]
     pub message: Option<String>,
-    /// Bytes skipped by a resume.
+    /// The manifest's root digest (`done`).
     #[serde(default)]
-    pub resumed_bytes: Option<u64>,
-    /// Checksum of the data when verified.
+    pub root: Option<String>,
+    /// Whether what was written was read back and proven (`done`).
     #[serde(default)]
-    pub sha256: Option<String>,
+    pub verified: bool,
+    /// Connections used (`start`).
+    #[serde(default)]
+    pub connections: u64,
+    /// Bytes the source knows free (`start`).
+    #[serde(default)]
+    pub free_bytes: u64,
+    /// `agent` or `nbd` (`start`).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// How a sync runs.
+#[derive(Debug, Clone)]
+pub struct SyncSpec<'a> {
+    /// The local sockets of the tunnels to the source export, one per connection.
+    pub sockets: &'a [String],
+    /// The export's name.
+    pub export: &'a str,
+    /// The destination device.
+    pub device: &'a str,
+    /// Where the agent writes the manifest on the host.
+    pub manifest: &'a str,
+    /// Where the agent's pid goes, so a cleanup can stop it.
+    pub pid_file: &'a str,
+    /// Accept compressed data.
+    pub compression: bool,
+    /// Read back and prove what was written.
+    pub verify: bool,
 }
 
 impl ConvHost {
@@ -228,14 +286,21 @@ impl ConvHost {
     /// Waits for an attached volume's device and returns its path.
     pub fn find_device(&self, volume_id: &str, timeout: Duration) -> Result<String, HostError> {
         let secs = timeout.as_secs().max(1).to_string();
-        let out = self.run(&[
-            &self.agent(),
-            "device",
-            "--serial",
-            volume_id,
-            "--timeout",
-            &secs,
-        ])?;
+        let out = self
+            .conn
+            .run_quiet(
+                &[
+                    &self.agent(),
+                    "device",
+                    "--serial",
+                    volume_id,
+                    "--timeout",
+                    &secs,
+                ],
+                timeout,
+            )
+            .map_err(|e| self.ssh(e))?
+            .stdout;
         let path = out.trim().to_string();
         if path.starts_with('/') {
             Ok(path)
@@ -331,11 +396,7 @@ impl ConvHost {
 
     /// Stops every background process of a transfer (pid files in its directory) and removes the
     /// directory.
-    pub fn clean_transfer(
-        &self,
-        transfer_id: &str,
-        keep_checkpoints: bool,
-    ) -> Result<(), HostError> {
+    pub fn clean_transfer(&self, transfer_id: &str) -> Result<(), HostError> {
         let dir = self.transfer_dir(transfer_id);
         let listing = self
             .conn
@@ -350,18 +411,7 @@ impl ConvHost {
         for name in listing.stdout.lines().filter(|l| l.ends_with(".pid")) {
             self.stop(&format!("{dir}/{name}"))?;
         }
-        if keep_checkpoints {
-            self.run(&[
-                "sh",
-                "-c",
-                "[ ! -d \"$1\" ] || find \"$1\" -mindepth 1 ! -name '*.ckpt' -delete",
-                "sh",
-                &dir,
-            ])
-            .map(|_| ())
-        } else {
-            self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
-        }
+        self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
     }
 
     /// Starts the tunnel that makes the source host's export socket `remote` appear as `local` here.
@@ -413,53 +463,47 @@ impl ConvHost {
         format!("{}/known_hosts", self.osm_dir())
     }
 
-    /// Runs the copy, handing each event to `on_event`; fails with the agent's message.
-    pub fn copy(
+    /// Runs the sync, handing each event to `on_event`; fails with the agent's message.
+    pub fn sync(
         &self,
-        from: &str,
-        to: &str,
-        checkpoint: &str,
-        fresh_target: bool,
-        resume: bool,
-        verify: bool,
-        mut on_event: impl FnMut(&CopyEvent),
-    ) -> Result<CopyEvent, HostError> {
+        spec: &SyncSpec<'_>,
+        mut on_event: impl FnMut(&SyncEvent),
+    ) -> Result<SyncEvent, HostError> {
         let mut argv: Vec<String> = vec![
-            self.agent(),
-            "copy".into(),
-            "--from".into(),
-            from.into(),
-            "--to".into(),
-            to.into(),
-            "--checkpoint".into(),
-            checkpoint.into(),
-        ];
-        if fresh_target {
-            argv.push("--target-is-zero".into());
-        }
-        if resume {
-            argv.push("--resume".into());
-        }
-        if verify {
-            argv.push("--verify".into());
-        }
-        argv.extend(["--progress-interval".into(), "5".into()]);
-        // The copy gets a pid file like the exports and tunnels, so that a cleanup after a crash of
-        // the migrator can stop it before it detaches the volume being written.
-        let pid_file = format!("{}.copy.pid", checkpoint.trim_end_matches(".ckpt"));
-        let mut wrapped: Vec<String> = vec![
+            // The sync gets a pid file like the exports and tunnels, so that a cleanup after a
+            // crash of the migrator can stop it before it detaches the volume being written.
             "sh".into(),
             "-c".into(),
             "echo $$ > \"$1\" && shift && exec \"$@\"".into(),
             "sh".into(),
-            pid_file,
+            spec.pid_file.into(),
+            self.agent(),
+            "sync".into(),
         ];
-        wrapped.extend(argv);
-        let argv = wrapped;
-        let mut last = CopyEvent::default();
+        for s in spec.sockets {
+            argv.extend([
+                "--from".into(),
+                format!("nbd+unix:///{}?socket={s}", spec.export),
+            ]);
+        }
+        argv.extend([
+            "--to".into(),
+            spec.device.into(),
+            "--manifest".into(),
+            spec.manifest.into(),
+            "--progress-interval".into(),
+            "5".into(),
+        ]);
+        if !spec.compression {
+            argv.push("--no-compression".into());
+        }
+        if !spec.verify {
+            argv.push("--no-verify".into());
+        }
+        let mut last = SyncEvent::default();
         let mut error: Option<String> = None;
         let result = self.conn.stream(&argv, |line| {
-            if let Ok(ev) = serde_json::from_str::<CopyEvent>(line) {
+            if let Ok(ev) = serde_json::from_str::<SyncEvent>(line) {
                 if ev.event == "error" {
                     error = ev.message.clone();
                 }
@@ -467,17 +511,23 @@ impl ConvHost {
                 last = ev;
             }
         });
+        let to = spec.device;
         match result {
             Ok(_) if last.event == "done" => Ok(last),
             Ok(_) => Err(self.agent_err(format!(
-                "the copy to {to} ended without finishing (last event: {:?})",
+                "the sync to {to} ended without finishing (last event: {:?})",
                 last.event
             ))),
             Err(e) => match error {
-                Some(msg) => Err(self.agent_err(format!("the copy to {to} failed: {msg}"))),
+                Some(msg) => Err(self.agent_err(format!("the sync to {to} failed: {msg}"))),
                 None => Err(self.ssh(e)),
             },
         }
+    }
+
+    /// The bytes of a file on the host.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, HostError> {
+        self.conn.read_file(path).map_err(|e| self.ssh(e))
     }
 }
 

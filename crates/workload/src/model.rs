@@ -32,10 +32,6 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 /// A reference to a resource by name, never by ID: IDs differ between clouds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ref {
@@ -471,9 +467,12 @@ pub struct MigrationParams {
     /// Skip free filesystem space during the copy (osm only; absent means true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sparsify: Option<bool>,
-    /// Verify each copied volume by reading both sides back (osm only; absent means false).
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub verify: bool,
+    /// Read back each synced volume and prove it equal to the source (osm only; absent means true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    /// Compress data that compresses on the link (osm only; absent means true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<bool>,
     /// Keys not modelled here.
     #[serde(flatten)]
     pub extra: Extra,
@@ -492,7 +491,8 @@ impl Default for MigrationParams {
             floating_ip_mode: FloatingIpMode::Auto,
             port_creation_mode: PortCreationMode::Nova,
             sparsify: None,
-            verify: false,
+            verify: None,
+            compression: None,
             extra: Extra::new(),
         }
     }

@@ -1,10 +1,11 @@
 //! The per-workload log and state files under `{{ os_migrate_data_dir }}/workload_logs/`.
 //!
-//! The log (`<name>.log`) is for people: one timestamped line per event, copy progress included. The
+//! The log (`<name>.log`) is for people: one timestamped line per event, sync progress included. The
 //! state (`<name>.state`) is JSON for programs and for recovery: the transfer id, every resource the
 //! run created (recorded *before* the create call, then completed with its ID), the source volumes it
-//! detached, and each volume's copy progress. Cleanup works from it even when the module that created
-//! a resource crashed.
+//! detached, and each volume's sync progress, rounds and proven root digest. Cleanup works from it
+//! even when the module that created a resource crashed. Beside them, `<name>.<role>.manifest` holds
+//! each volume's proven manifest (every chunk digest).
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -120,6 +121,19 @@ pub struct Paths {
     pub log: PathBuf,
     /// `workload_logs/<stem>.state`.
     pub state: PathBuf,
+}
+
+impl Paths {
+    /// `workload_logs/<stem>.<role>.manifest`: a volume's proven manifest.
+    pub fn manifest(&self, role: &str) -> PathBuf {
+        let mut name = self
+            .state
+            .file_stem()
+            .map(|s| s.to_os_string())
+            .unwrap_or_default();
+        name.push(format!(".{role}.manifest"));
+        self.state.with_file_name(name)
+    }
 }
 
 impl Paths {
@@ -254,23 +268,58 @@ pub struct Detached {
     pub reattached: bool,
 }
 
-/// Copy progress of one volume.
+/// Sync progress of one volume.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
-    /// Percent done.
+    /// Percent of the disk settled.
     pub percent: f64,
-    /// Bytes done.
+    /// Bytes settled (found equal, zeroed or written).
     pub bytes_done: u64,
     /// Bytes in all.
     pub bytes_total: u64,
-    /// Bytes that crossed the network.
+    /// Bytes the destination agent read from its own disk.
     #[serde(default)]
-    pub bytes_transferred: u64,
-    /// Throughput.
+    pub bytes_read: u64,
+    /// Bytes of data written to the destination.
+    #[serde(default)]
+    pub bytes_written: u64,
+    /// Bytes that crossed the link between the conversion hosts.
+    #[serde(default)]
+    pub bytes_on_wire: u64,
+    /// Data bytes per byte on the wire.
+    #[serde(default)]
+    pub compression_ratio: f64,
+    /// Chunks the destination already held.
+    #[serde(default)]
+    pub chunks_equal: u64,
+    /// Throughput over the disk.
     pub mib_per_s: f64,
     /// Seconds left, estimated.
     #[serde(default)]
     pub eta_s: Option<f64>,
+}
+
+/// One finished sync of a volume (a cold copy, a retry, a pre-copy round, a cutover delta).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncRound {
+    /// When it started.
+    pub at: String,
+    /// How long it took.
+    pub seconds: f64,
+    /// The disk's size.
+    pub bytes_total: u64,
+    /// Bytes of data written.
+    pub bytes_written: u64,
+    /// Bytes zeroed.
+    pub bytes_zeroed: u64,
+    /// Bytes that crossed the link.
+    pub bytes_on_wire: u64,
+    /// Chunks the destination already held.
+    pub chunks_equal: u64,
+    /// The root digest of the manifest both sides ended with.
+    pub root: String,
+    /// Whether the destination was read back and proven equal.
+    pub verified: bool,
 }
 
 /// One volume's way from the source to the destination.
@@ -298,12 +347,24 @@ pub struct VolumeTransfer {
     /// Device path on the destination conversion host.
     #[serde(default)]
     pub dst_device: Option<String>,
-    /// The copy finished.
+    /// The sync finished.
     #[serde(default)]
     pub copied: bool,
-    /// Copy progress.
+    /// The destination was read back and its manifest proven equal to the source's.
+    #[serde(default)]
+    pub verified: bool,
+    /// The root digest of the last sync's manifest.
+    #[serde(default)]
+    pub root_digest: Option<String>,
+    /// The last sync's manifest, next to the state file.
+    #[serde(default)]
+    pub manifest: Option<String>,
+    /// Sync progress.
     #[serde(default)]
     pub progress: Progress,
+    /// Every finished sync of this volume, oldest first.
+    #[serde(default)]
+    pub rounds: Vec<SyncRound>,
 }
 
 /// Where a workload is.

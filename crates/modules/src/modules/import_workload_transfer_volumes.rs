@@ -1,8 +1,8 @@
 //! `osm.workloads.import_workload_transfer_volumes`: destination volumes and the copy of the source disks.
 
 use crate::{connect_value, hosts, job, step_spec, StepParts};
-use osm_module::{run, Outcome};
-use osm_workload::import::transfer_volumes;
+use osm_module::{run, Opt, Outcome, Type};
+use osm_workload::import::{transfer_volumes, TransferOptions};
 
 pub fn main() -> std::process::ExitCode {
     let spec = step_spec(
@@ -13,21 +13,43 @@ pub fn main() -> std::process::ExitCode {
             hosts: true,
         },
     )
+    .opt(Opt::new("streams", Type::Int).default(4))
+    .opt(Opt::new("compression", Type::Bool).default(true))
+    .opt(Opt::new("verify", Type::Bool).default(true))
     .no_check_mode();
     run(&spec, |ctx| {
-        let mut job = job(ctx.params(), "transfer_volumes")?;
-        let src = connect_value(&ctx.params()["src_cloud"], "src_cloud")?;
-        let dst = connect_value(&ctx.params()["dst_cloud"], "dst_cloud")?;
-        let hosts = hosts(ctx.params())?;
-        let volumes = transfer_volumes(&mut job, &src, &dst, &hosts)?;
+        let p = ctx.params();
+        let streams = p["streams"].as_u64().unwrap_or(4);
+        if !(1..=16).contains(&streams) {
+            return Err(osm_module::Failure::new(format!(
+                "option 'streams': {streams} is out of range (1 to 16 SSH connections per volume)"
+            )));
+        }
+        let opts = TransferOptions {
+            streams: streams as usize,
+            compression: p["compression"].as_bool().unwrap_or(true),
+            verify: p["verify"].as_bool().unwrap_or(true),
+        };
+        let mut job = job(p, "transfer_volumes")?;
+        let src = connect_value(&p["src_cloud"], "src_cloud")?;
+        let dst = connect_value(&p["dst_cloud"], "dst_cloud")?;
+        let hosts = hosts(p)?;
+        let volumes = transfer_volumes(&mut job, &src, &dst, &hosts, &opts)?;
+        let verified = !volumes.is_empty() && volumes.iter().all(|v| v.verified);
         let msg = format!(
-            "'{}': {} volumes copied to the destination; log: {}",
+            "'{}': {} volumes synced to the destination{}; log: {}",
             job.name(),
             volumes.len(),
+            if verified {
+                ", every one proven equal to its source"
+            } else {
+                ""
+            },
             job.paths.log.display()
         );
         Ok(Outcome::changed(!volumes.is_empty())
             .with("volumes", &volumes)
+            .with("verified", verified)
             .with("log_file", &job.paths.log)
             .with("state_file", &job.paths.state)
             .msg(msg))

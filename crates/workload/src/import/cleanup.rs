@@ -266,7 +266,7 @@ pub fn src_cleanup(
         return Ok(report);
     }
     if let Some(h) = connect_host(job, "source", hosts, &mut report) {
-        h.clean_transfer(&job.state.transfer_id, false)
+        h.clean_transfer(&job.state.transfer_id)
             .map_err(job.host_err())?;
     }
     let mut on_host: Vec<String> = job
@@ -380,8 +380,8 @@ pub fn src_cleanup(
 }
 
 /// On failure: deletes what this run created in the destination (a half-made server, ports,
-/// floating IPs, volumes). When resuming is on and the copy failed, the destination volumes and the
-/// copy checkpoints are kept so that the next run copies only what is missing.
+/// floating IPs, volumes). When resuming is on and the failure came during or after the sync, the
+/// destination volumes are kept, so that the next run's sync sends only what they lack.
 pub fn dst_failure_cleanup(
     job: &mut Job,
     dst: &Connection,
@@ -395,9 +395,10 @@ pub fn dst_failure_cleanup(
     }
     let timeout = job.settings.timeout;
     let failed_step = job.state.step.clone().unwrap_or_default();
-    let keep_volumes = job.settings.resume && failed_step == "transfer_volumes";
+    let keep_volumes = job.settings.resume
+        && matches!(failed_step.as_str(), "transfer_volumes" | "create_instance");
     if let Some(h) = connect_host(job, "destination", hosts, &mut report) {
-        h.clean_transfer(&job.state.transfer_id, keep_volumes)
+        h.clean_transfer(&job.state.transfer_id)
             .map_err(job.host_err())?;
     }
     for (kind, id, name) in to_remove(job, dst, Side::Dst, &[Kind::Server])? {
@@ -434,7 +435,7 @@ pub fn dst_failure_cleanup(
     }
     if keep_volumes && !report.kept.is_empty() {
         job.log(&format!(
-            "kept for resuming the copy: {}",
+            "kept for the next run, whose sync sends only what they lack: {}",
             report.kept.join(", ")
         ));
     }

@@ -27,7 +27,7 @@ pub use create::{create_instance, CreatedServer};
 pub use export_volumes::export_volumes;
 pub use prelim::{prelim, Prelim};
 pub use refs::Resolver;
-pub use transfer::transfer_volumes;
+pub use transfer::{transfer_volumes, TransferOptions};
 
 /// What failed during an import step. Messages name the workload and the resource.
 #[derive(Debug, thiserror::Error)]

@@ -28,8 +28,8 @@ pub struct Prelim {
 
 /// Creates `workload_logs/<name>.log` and `.state`, and decides whether the workload is migrated: not
 /// when a server of that exact name already exists in the destination, nor when it is the source
-/// conversion host itself. With `resume`, a failed run's transfer id (and so its destination volumes
-/// and copy checkpoints) is kept.
+/// conversion host itself. With `resume`, a failed run's transfer id (and so its destination volumes,
+/// which the next sync completes) is kept.
 pub fn prelim(
     server: &Server,
     dst: &Connection,

@@ -1,4 +1,4 @@
-//! `import_workload_transfer_volumes`: destination volumes, the tunnel, the copy.
+//! `import_workload_transfer_volumes`: destination volumes, the tunnels, the sync.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -7,19 +7,42 @@ use osm_openstack::{Connection, NewVolume};
 
 use super::export_volumes::{attach, detach, transfer_metadata};
 use super::{Hosts, ImportError, Job};
-use crate::hosts::{ensure_link, ConvHost, CopyEvent};
-use crate::state::{Kind, Progress, Side, VolumeTransfer};
+use crate::hosts::{ensure_link, ConvHost, SyncEvent, SyncSpec};
+use crate::state::{now, Kind, Progress, Side, SyncRound, VolumeTransfer};
 
 const MIB: f64 = 1_048_576.0;
 
-/// Creates each destination volume (or reuses the one a failed run left, when resuming), attaches it
-/// to the destination conversion host, forwards the source export to it over SSH, has the agent copy
-/// it (progress into the log and state files), and detaches it.
+/// How the data crosses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferOptions {
+    /// SSH connections (each its own ssh process, so its own core for the cipher) per volume.
+    pub streams: usize,
+    /// Compress data that compresses (the workload's `compression` parameter can turn it off).
+    pub compression: bool,
+    /// Read back and prove what was written (the workload's `verify` parameter can turn it off).
+    pub verify: bool,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            streams: 4,
+            compression: true,
+            verify: true,
+        }
+    }
+}
+
+/// Creates each destination volume (or reuses the one a failed or earlier run left), attaches it to
+/// the destination conversion host, forwards the source export to it over several SSH tunnels, has
+/// the agent sync it (progress into the log and state files), records the proven manifest, and
+/// detaches it.
 pub fn transfer_volumes(
     job: &mut Job,
     src: &Connection,
     dst: &Connection,
     hosts: &Hosts,
+    opts: &TransferOptions,
 ) -> Result<Vec<VolumeTransfer>, ImportError> {
     if !job.server.migration_params.data_copy {
         job.log("data_copy is false: nothing to copy");
@@ -47,7 +70,10 @@ pub fn transfer_volumes(
     let dir = dst_host
         .make_transfer_dir(&job.state.transfer_id)
         .map_err(job.host_err())?;
-    let verify = job.server.migration_params.verify;
+    let params = &job.server.migration_params;
+    let compression = opts.compression && params.compression.unwrap_or(true);
+    let verify = opts.verify && params.verify.unwrap_or(true);
+    let streams = opts.streams.clamp(1, 16);
 
     let roles: Vec<String> = job.state.volumes.iter().map(|v| v.role.clone()).collect();
     for role in roles {
@@ -58,10 +84,6 @@ pub fn transfer_volumes(
             .find(|v| v.role == role)
             .cloned()
             .unwrap_or_default();
-        if t.copied {
-            job.log(&format!("{role}: already copied"));
-            continue;
-        }
         let Some(remote) = t.src_socket.clone() else {
             return Err(job.invalid(format!(
                 "{role}: no source export recorded; import_workload_export_volumes must run first"
@@ -82,48 +104,88 @@ pub fn transfer_volumes(
         job.state.volume_mut(&role).dst_device = Some(device.clone());
         job.save()?;
 
-        let local = format!("{dir}/{role}.sock");
-        let tunnel_pid = format!("{dir}/{role}.tunnel.pid");
-        dst_host
-            .tunnel(&hosts.src, &hosts.login.user, &remote, &local, &tunnel_pid)
-            .map_err(job.host_err())?;
-        let resume = !fresh && job.settings.resume;
+        let sockets: Vec<String> = (0..streams)
+            .map(|i| format!("{dir}/{role}.{i}.sock"))
+            .collect();
+        let tunnel_pids: Vec<String> = (0..streams)
+            .map(|i| format!("{dir}/{role}.tunnel{i}.pid"))
+            .collect();
+        let tunnels: Result<(), ImportError> =
+            sockets
+                .iter()
+                .zip(&tunnel_pids)
+                .try_for_each(|(local, pid)| {
+                    dst_host
+                        .tunnel(&hosts.src, &hosts.login.user, &remote, local, pid)
+                        .map_err(job.host_err())
+                });
+        let stop_tunnels = |h: &ConvHost| tunnel_pids.iter().try_for_each(|p| h.stop(p));
+        if let Err(e) = tunnels {
+            let _ = stop_tunnels(&dst_host);
+            return Err(e);
+        }
         job.log(&format!(
-            "{role}: copying to destination volume {dst_id} ({device}){}",
-            if resume {
-                ", resuming from the checkpoint of the failed run"
-            } else {
-                ""
-            }
+            "{role}: syncing into {} destination volume {dst_id} ({device}) over {streams} SSH connections",
+            if fresh { "the new" } else { "the kept" }
         ));
-        let from = format!("nbd+unix:///{role}?socket={local}");
-        let checkpoint = format!("{dir}/{role}.ckpt");
+        let manifest = format!("{dir}/{role}.manifest");
+        let spec = SyncSpec {
+            sockets: &sockets,
+            export: &role,
+            device: &device,
+            manifest: &manifest,
+            pid_file: &format!("{dir}/{role}.sync.pid"),
+            compression,
+            verify,
+        };
         let started = Instant::now();
+        let at = now();
         let result = {
             let paths_state = job.paths.state.clone();
             let log = job.log.clone();
             let state = &mut job.state;
-            dst_host.copy(&from, &device, &checkpoint, fresh, resume, verify, |ev| {
+            dst_host.sync(&spec, |ev| {
                 report(&log, state, &role, ev);
                 let _ = state.save(&paths_state);
             })
         };
-        let stopped = dst_host.stop(&tunnel_pid);
+        let stopped = stop_tunnels(&dst_host);
         let done = result.map_err(job.host_err())?;
         stopped.map_err(job.host_err())?;
+        let seconds = started.elapsed().as_secs_f64();
+        let root = done.root.clone().unwrap_or_default();
+        let local_manifest = save_manifest(job, &dst_host, &manifest, &role, &root)?;
         job.log(&format!(
-            "{role}: copied {:.1} MiB in {:.1} s ({:.1} MiB over the network){}",
+            "{role}: synced {:.1} MiB in {seconds:.1} s: {:.1} MiB written, {:.1} MiB zeroed, {:.1} MiB on the wire{}, {} chunks already equal; {}, root {root}",
             done.bytes_total as f64 / MIB,
-            started.elapsed().as_secs_f64(),
-            done.bytes_transferred as f64 / MIB,
-            done.sha256
-                .as_deref()
-                .map(|s| format!(", verified sha256 {s}"))
-                .unwrap_or_default()
+            done.bytes_written as f64 / MIB,
+            done.bytes_zeroed as f64 / MIB,
+            done.bytes_on_wire as f64 / MIB,
+            if done.compression_ratio > 1.0 {
+                format!(" (data compressed {:.2}x)", done.compression_ratio)
+            } else {
+                String::new()
+            },
+            done.chunks_equal,
+            if done.verified { "verified" } else { "NOT verified (verify is off)" },
         ));
         let t = job.state.volume_mut(&role);
         t.copied = true;
+        t.verified = done.verified;
+        t.root_digest = Some(root.clone());
+        t.manifest = Some(local_manifest);
         t.progress.percent = 100.0;
+        t.rounds.push(SyncRound {
+            at,
+            seconds: (seconds * 10.0).round() / 10.0,
+            bytes_total: done.bytes_total,
+            bytes_written: done.bytes_written,
+            bytes_zeroed: done.bytes_zeroed,
+            bytes_on_wire: done.bytes_on_wire,
+            chunks_equal: done.chunks_equal,
+            root,
+            verified: done.verified,
+        });
         job.save()?;
         detach(dst, &hosts.dst.id, &dst_id, timeout).map_err(job.cloud_err(
             Side::Dst,
@@ -134,7 +196,8 @@ pub fn transfer_volumes(
 }
 
 /// The destination volume of a role: the one recorded by a previous run when it still exists, else
-/// a new one. Returns its ID and whether it is fresh (known to read as zeros).
+/// a new one. Returns its ID and whether it is new (nothing is assumed about what a new volume
+/// holds: the sync proves every chunk).
 fn destination_volume(
     job: &mut Job,
     src: &Connection,
@@ -304,50 +367,92 @@ fn volume_params(job: &Job, role: &str) -> VolumeParams {
     }
 }
 
-/// Turns a copy event into a log line and the state's progress.
-fn report(log: &crate::state::Log, state: &mut crate::state::State, role: &str, ev: &CopyEvent) {
-    let total = ev.bytes_total.max(1);
-    let percent = (ev.bytes_done as f64 * 1000.0 / total as f64).round() / 10.0;
+/// Fetches the proven manifest from the destination host, checks that its root is the one the sync
+/// reported, and writes it next to the workload's state; returns its path there.
+fn save_manifest(
+    job: &Job,
+    host: &ConvHost,
+    remote: &str,
+    role: &str,
+    root: &str,
+) -> Result<String, ImportError> {
+    let bytes = host.read_file(remote).map_err(job.host_err())?;
+    let path = job.paths.manifest(role);
+    let m = osm_sync::Manifest::decode(&bytes, remote)
+        .map_err(|e| job.invalid(format!("{role}: {e}")))?;
+    if m.root().to_string() != root {
+        return Err(job.invalid(format!(
+            "{role}: the manifest fetched from the destination conversion host has root {}, not the {root} the sync reported",
+            m.root()
+        )));
+    }
+    crate::file::write_atomic(&path, &bytes, 0o640).map_err(|source| {
+        ImportError::State(crate::state::StateError::Io {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    Ok(path.display().to_string())
+}
+
+/// Turns a sync event into a log line and the state's progress.
+fn report(log: &crate::state::Log, state: &mut crate::state::State, role: &str, ev: &SyncEvent) {
     match ev.event.as_str() {
         "progress" | "done" => {
             let t = state.volume_mut(role);
             t.progress = Progress {
-                percent,
+                percent: ev.percent,
                 bytes_done: ev.bytes_done,
                 bytes_total: ev.bytes_total,
-                bytes_transferred: ev.bytes_transferred,
+                bytes_read: ev.bytes_read,
+                bytes_written: ev.bytes_written,
+                bytes_on_wire: ev.bytes_on_wire,
+                compression_ratio: ev.compression_ratio,
+                chunks_equal: ev.chunks_equal,
                 mib_per_s: ev.mib_per_s,
                 eta_s: ev.eta_s,
             };
-            let eta = ev
-                .eta_s
-                .map(|e| format!(", ETA {e:.0} s"))
-                .unwrap_or_default();
-            log.line(
-                "transfer_volumes",
-                &format!(
-                    "{role}: {percent:.1}% ({:.1} of {:.1} MiB), {:.1} MiB/s{eta}",
-                    ev.bytes_done as f64 / MIB,
-                    ev.bytes_total as f64 / MIB,
-                    ev.mib_per_s
-                ),
-            );
-        }
-        "start" => {
-            if let Some(r) = ev.resumed_bytes.filter(|r| *r > 0) {
+            if ev.event == "progress" {
+                let eta = ev
+                    .eta_s
+                    .map(|e| format!(", ETA {e:.0} s"))
+                    .unwrap_or_default();
                 log.line(
                     "transfer_volumes",
                     &format!(
-                        "{role}: {:.1} MiB already copied by the failed run",
-                        r as f64 / MIB
+                        "{role}: {:.1}% ({:.1} of {:.1} MiB), {:.1} MiB/s, {:.1} MiB read, {:.1} MiB on the wire, compression {:.2}x, {} chunks equal{eta}",
+                        ev.percent,
+                        ev.bytes_done as f64 / MIB,
+                        ev.bytes_total as f64 / MIB,
+                        ev.mib_per_s,
+                        ev.bytes_read as f64 / MIB,
+                        ev.bytes_on_wire as f64 / MIB,
+                        ev.compression_ratio,
+                        ev.chunks_equal,
                     ),
                 );
             }
         }
+        "start" => log.line(
+            "transfer_volumes",
+            &format!(
+                "{role}: {} source over {} connections{}",
+                ev.source.as_deref().unwrap_or("?"),
+                ev.connections,
+                if ev.free_bytes > 0 {
+                    format!(
+                        ", {:.1} MiB known free at the source",
+                        ev.free_bytes as f64 / MIB
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        ),
         "error" => log.line(
             "transfer_volumes",
             &format!(
-                "{role}: copy failed: {}",
+                "{role}: sync failed: {}",
                 ev.message.as_deref().unwrap_or("?")
             ),
         ),
