@@ -46,6 +46,45 @@ fn aligned_slice(v: &mut Vec<u8>, n: usize) -> &mut [u8] {
     &mut v[off..off + n]
 }
 
+/// Offsets, lengths and buffers of `O_DIRECT` I/O are aligned to this.
+pub const ALIGN: usize = DIRECT_ALIGN as usize;
+
+/// A buffer whose usable part starts at an [`ALIGN`] boundary, so `O_DIRECT` reads can fill it.
+#[derive(Debug, Default)]
+pub struct AlignedBuf {
+    v: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// A zeroed buffer of `len` bytes.
+    pub fn new(len: usize) -> AlignedBuf {
+        let mut b = AlignedBuf::default();
+        b.resize(len);
+        b
+    }
+
+    /// Makes the usable part `len` bytes long (its content is unspecified after growing).
+    pub fn resize(&mut self, len: usize) {
+        if self.v.len() < len + ALIGN {
+            self.v = vec![0; len + ALIGN];
+        }
+        self.off = self.v.as_ptr().align_offset(ALIGN);
+        self.len = len;
+    }
+
+    /// The usable bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.v[self.off..self.off + self.len]
+    }
+
+    /// The usable bytes, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.v[self.off..self.off + self.len]
+    }
+}
+
 /// A device or image file, read-only, as an NBD backend.
 ///
 /// `free` holds byte ranges known to hold nothing worth copying (free space of a filesystem);

@@ -15,7 +15,8 @@ The command line ([`cli::Cli`]) maps one-to-one onto these; `main` only parses a
 code.
 
 ```
-use osm_agent::sync::target::{AlignedBuf, Target};
+use osm_agent::disk::AlignedBuf;
+use osm_agent::sync::target::Target;
 use osm_sync::Zeros;
 
 // A new sparse file reads as zeros: its digests prove it without reading a byte.

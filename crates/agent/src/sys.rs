@@ -62,24 +62,6 @@ pub fn start_writeback(f: &File) -> io::Result<()> {
         .map(drop)
 }
 
-/// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`: writes the dirty pages of the range back
-/// to the device and waits for them (it does not flush the device's own cache: `fdatasync` does).
-pub fn sync_range(f: &File, offset: u64, len: u64) -> io::Result<()> {
-    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
-        | libc::SYNC_FILE_RANGE_WRITE
-        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-    // SAFETY: no memory effects.
-    check(unsafe {
-        libc::sync_file_range(
-            f.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            flags,
-        )
-    })
-    .map(drop)
-}
-
 /// `fdatasync(2)`.
 pub fn fdatasync(f: &File) -> io::Result<()> {
     // SAFETY: no memory effects.

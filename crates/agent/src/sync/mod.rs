@@ -9,8 +9,8 @@
 //! 2. a worker per connection sends the digests to the source and applies what comes back:
 //!    equal chunks are left alone, zero chunks go through the zeroing policy, data is written;
 //!    chunks that differ where the destination holds data get only their differing blocks;
-//! 3. a verifier reads back every chunk it changed, once the range is on the device, and digests
-//!    it again.
+//! 3. a verifier reads back every chunk it changed (what the final flush makes durable) and
+//!    digests it again.
 //!
 //! The sync ends with the destination's manifest (every chunk digest, read from its own disk)
 //! equal to the source's, or fails naming the first offsets that differ. A retry, a re-sync after
@@ -24,6 +24,8 @@ mod progress;
 mod server;
 mod source;
 pub mod target;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,7 +47,8 @@ pub use self::compress::DEFAULT_LEVEL;
 use self::progress::{add, emit, secs, Stats};
 pub use self::server::SyncServer;
 use self::source::{Event, Source, SourceStream};
-use self::target::{AlignedBuf, Target};
+use self::target::Target;
+use crate::disk::AlignedBuf;
 use crate::queue::Queue;
 
 /// What `sync` was asked to do.
@@ -185,7 +188,6 @@ fn sync(opts: &SyncOptions, start: Instant) -> Result<()> {
         "digest": ALGORITHM,
         "compression": source.compression(),
         "zero_method": target.zero_method(),
-        "direct_reads": target.direct_reads(),
         "verify": opts.verify,
         "free_bytes": source.free_bytes(),
         "manifest": opts.manifest,
@@ -555,18 +557,10 @@ impl<'a> Engine<'a> {
         Ok(())
     }
 
-    /// Reads back what each finished range changed, once it is on the device, and records both
-    /// manifests.
+    /// Reads back what each finished range changed and records both manifests.
     fn prove(&self) -> Result<()> {
         let mut buf = AlignedBuf::default();
         while let Some(st) = self.proven.pop() {
-            let start = st.first * self.cs;
-            let end = ((st.first + st.dst.len() as u64) * self.cs).min(self.size);
-            if self.verify && st.changed.iter().any(|&c| c) {
-                self.target
-                    .settle(start, end - start)
-                    .with_context(|| format!("writing back the destination at {start}"))?;
-            }
             let mut src = Vec::with_capacity(st.dst.len());
             let mut dst = Vec::with_capacity(st.dst.len());
             for (i, d) in st.dst.iter().enumerate() {

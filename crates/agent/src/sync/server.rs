@@ -18,8 +18,7 @@ use osm_sync::{
 };
 
 use super::compress::Compressor;
-use super::target::AlignedBuf;
-use crate::disk::Device;
+use crate::disk::{AlignedBuf, Device};
 use crate::queue::Queue;
 use crate::zero;
 

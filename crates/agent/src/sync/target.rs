@@ -3,53 +3,15 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use osm_sync::{Digest, Zeros};
 
+use crate::disk::AlignedBuf;
 use crate::{sys, zero};
-
-/// Offsets, lengths and buffers of `O_DIRECT` I/O are aligned to this.
-pub const ALIGN: usize = 4096;
-
-/// A buffer whose usable part starts at an [`ALIGN`] boundary, so `O_DIRECT` reads can fill it.
-#[derive(Debug, Default)]
-pub struct AlignedBuf {
-    v: Vec<u8>,
-    off: usize,
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// A zeroed buffer of `len` bytes.
-    pub fn new(len: usize) -> AlignedBuf {
-        let mut b = AlignedBuf::default();
-        b.resize(len);
-        b
-    }
-
-    /// Makes the usable part `len` bytes long (its content is unspecified after growing).
-    pub fn resize(&mut self, len: usize) {
-        if self.v.len() < len + ALIGN {
-            self.v = vec![0; len + ALIGN];
-        }
-        self.off = self.v.as_ptr().align_offset(ALIGN);
-        self.len = len;
-    }
-
-    /// The usable bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        &self.v[self.off..self.off + self.len]
-    }
-
-    /// The usable bytes, writable.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.v[self.off..self.off + self.len]
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -59,11 +21,13 @@ enum Kind {
 
 /// A local block device or regular file.
 #[derive(Debug)]
+///
+/// Reads go through the page cache: it is the file's content as the kernel holds it and will
+/// write it back, so digests of it are what a later reader sees (after a crash, the cache is gone
+/// and reads come from the device); and a re-sync soon after a copy, or the read-back of what was
+/// just written, runs at memory speed instead of reading the device again.
 pub struct Target {
     file: File,
-    /// The same file opened with `O_DIRECT` where the kernel allows it: digests read what the
-    /// device holds, not what the page cache remembers, and do not evict everything else.
-    direct: Option<File>,
     kind: Kind,
     size: u64,
     /// Set once the cheap zeroing call failed, so later calls go straight to writing zeros.
@@ -121,14 +85,8 @@ impl Target {
                 path.display()
             );
         }
-        let direct = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-            .ok();
         Ok(Target {
             file,
-            direct,
             kind,
             size,
             fallback: AtomicBool::new(false),
@@ -147,11 +105,6 @@ impl Target {
             Kind::Block => "blkzeroout",
             Kind::File => "punch-hole",
         }
-    }
-
-    /// Whether reads bypass the page cache.
-    pub fn direct_reads(&self) -> bool {
-        self.direct.is_some()
     }
 
     /// Writes `buf` at `offset`.
@@ -244,15 +197,9 @@ impl Target {
         }
     }
 
-    /// Reads `buf.len()` bytes at `offset`, bypassing the page cache where the alignment allows.
+    /// Reads `buf.len()` bytes at `offset`.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        let aligned = (offset as usize).is_multiple_of(ALIGN)
-            && buf.len().is_multiple_of(ALIGN)
-            && buf.as_ptr().align_offset(ALIGN) == 0;
-        match &self.direct {
-            Some(d) if aligned => d.read_exact_at(buf, offset),
-            _ => self.file.read_exact_at(buf, offset),
-        }
+        self.file.read_exact_at(buf, offset)
     }
 
     /// Whether `offset..offset+len` holds no data at all (a hole in a sparse file), known from the
@@ -267,8 +214,8 @@ impl Target {
         })
     }
 
-    /// The digest of the chunk at `offset` of `len` bytes, read from the disk. `buf` is scratch
-    /// space; on return it holds the chunk's bytes unless the chunk was a hole.
+    /// The digest of the chunk at `offset` of `len` bytes. `buf` is scratch space; on return it
+    /// holds the chunk's bytes unless it was a hole.
     pub fn digest(
         &self,
         offset: u64,
@@ -311,12 +258,6 @@ impl Target {
         Ok((out, read))
     }
 
-    /// Waits until what was written to `offset..offset+len` has reached the device, so that a
-    /// read-back bypassing the page cache sees it.
-    pub fn settle(&self, offset: u64, len: u64) -> io::Result<()> {
-        sys::sync_range(&self.file, offset, len)
-    }
-
     /// Makes everything written durable.
     pub fn flush(&self) -> io::Result<()> {
         sys::fdatasync(&self.file)
@@ -351,7 +292,6 @@ mod tests {
         assert_eq!(d[3], zeros.of(3));
         // Zeroing makes it a zero chunk again, whatever the file system does underneath.
         tg.zero(cs, cs).unwrap();
-        tg.settle(0, size).unwrap();
         let (d, _) = tg.digests(1, 1, cs, &zeros, size, &mut buf).unwrap();
         assert_eq!(d[0], zeros.of(1));
     }

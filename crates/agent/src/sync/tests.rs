@@ -1,0 +1,211 @@
+//! The engine against scripted sources: what it does with answers that lie, and with threads that
+//! panic.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use osm_nbd::Stream;
+use osm_sync::{Digest, Zeros};
+
+use super::source::{Event, Source, SourceStream};
+use super::target::Target;
+use super::{Engine, SyncOptions};
+
+const CS: u64 = 64 << 10;
+
+/// How a scripted connection misbehaves.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Answers honestly with the given content.
+    Honest,
+    /// Claims a digest for chunk 1 that its data does not have.
+    LiesAbout1,
+    /// Panics on the first answer.
+    Panics,
+    /// Answers a chunk nobody asked about.
+    Stray,
+}
+
+struct Scripted {
+    data: Vec<u8>,
+    script: Script,
+    streams: Mutex<Vec<Box<dyn SourceStream>>>,
+}
+
+struct ScriptedStream {
+    data: Vec<u8>,
+    script: Script,
+    ready: VecDeque<Event>,
+}
+
+impl Source for Scripted {
+    fn kind(&self) -> &'static str {
+        "scripted"
+    }
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn free_bytes(&self) -> u64 {
+        0
+    }
+    fn compression(&self) -> bool {
+        false
+    }
+    fn take_streams(&self) -> Vec<Box<dyn SourceStream>> {
+        std::mem::take(&mut *self.streams.lock().unwrap())
+    }
+    fn wire_bytes(&self) -> u64 {
+        0
+    }
+}
+
+impl SourceStream for ScriptedStream {
+    fn compare(&mut self, first: u64, digests: &[Digest]) -> Result<()> {
+        let zeros = Zeros::new(CS, self.data.len() as u64);
+        for (i, dst) in digests.iter().enumerate() {
+            let chunk = first + i as u64;
+            let start = (chunk * CS) as usize;
+            let bytes = self.data[start..(start + CS as usize).min(self.data.len())].to_vec();
+            let mut digest = Digest::of(&bytes);
+            if bytes.iter().all(|&b| b == 0) {
+                digest = zeros.of(chunk);
+            }
+            if matches!(self.script, Script::LiesAbout1) && chunk == 1 {
+                digest = Digest::of(b"something else");
+            }
+            if *dst == digest {
+                self.ready.push_back(Event::Same { chunk });
+            } else {
+                self.ready.push_back(Event::Data {
+                    chunk,
+                    offset: 0,
+                    bytes,
+                    wire: 0,
+                });
+                self.ready.push_back(Event::ChunkEnd { chunk, digest });
+            }
+        }
+        if matches!(self.script, Script::Stray) {
+            self.ready.push_back(Event::Same { chunk: 1_000_000 });
+        }
+        Ok(())
+    }
+
+    fn blocks(&mut self, chunk: u64, _sums: &[u64]) -> Result<()> {
+        bail!("no block sums expected (chunk {chunk})")
+    }
+
+    fn next(&mut self) -> Result<Event> {
+        if matches!(self.script, Script::Panics) {
+            panic!("scripted panic");
+        }
+        match self.ready.pop_front() {
+            Some(e) => Ok(e),
+            None => bail!("nothing to answer"),
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn shutdown_handle(&self) -> Option<Stream> {
+        None
+    }
+}
+
+fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dst.img");
+    let mut data: Vec<u8> = (0..(40 * CS + 100)).map(|i| (i % 251) as u8).collect();
+    data[(5 * CS) as usize..(9 * CS) as usize].fill(0);
+    std::fs::write(&path, vec![0xeeu8; data.len()]).unwrap();
+    let streams: Vec<Box<dyn SourceStream>> = (0..connections)
+        .map(|_| {
+            Box::new(ScriptedStream {
+                data: data.clone(),
+                script,
+                ready: VecDeque::new(),
+            }) as Box<dyn SourceStream>
+        })
+        .collect();
+    let source = Scripted {
+        data: data.clone(),
+        script,
+        streams: Mutex::new(streams),
+    };
+    let opts = SyncOptions {
+        from: vec!["scripted".into()],
+        to: path.clone(),
+        manifest: None,
+        chunk_size: CS as u32,
+        block_size: 4096,
+        compression: false,
+        verify: true,
+        connections,
+        progress_interval: Duration::from_secs(3600),
+        timeout: Duration::from_secs(5),
+    };
+    let target = Target::open(&path, data.len() as u64).unwrap();
+    let engine = Engine::new(&target, data.len() as u64, &opts);
+    let streams = source.take_streams();
+    let r = engine
+        .run(&source, streams, opts.progress_interval)
+        .and_then(|(src, dst)| {
+            let diff = src.differences(&dst, 4);
+            if diff.is_empty() {
+                Ok(())
+            } else {
+                bail!("differs at {diff:?}")
+            }
+        });
+    (r, std::fs::read(&path).unwrap())
+}
+
+#[test]
+fn an_honest_source_is_copied_and_proven() {
+    let (r, out) = run(Script::Honest, 3);
+    r.unwrap();
+    let want: Vec<u8> = {
+        let mut d: Vec<u8> = (0..(40 * CS + 100)).map(|i| (i % 251) as u8).collect();
+        d[(5 * CS) as usize..(9 * CS) as usize].fill(0);
+        d
+    };
+    assert!(out == want);
+}
+
+#[test]
+fn a_digest_the_data_does_not_have_fails_the_proof_naming_the_offset() {
+    let (r, _) = run(Script::LiesAbout1, 2);
+    let e = format!("{:#}", r.unwrap_err());
+    assert!(e.contains(&format!("[{CS}]")), "{e}");
+}
+
+#[test]
+fn a_panicking_connection_fails_the_sync_instead_of_hanging() {
+    static DONE: AtomicU64 = AtomicU64::new(0);
+    let t = std::thread::spawn(|| {
+        let (r, _) = run(Script::Panics, 2);
+        DONE.store(1, Ordering::SeqCst);
+        r
+    });
+    for _ in 0..200 {
+        if DONE.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(DONE.load(Ordering::SeqCst), 1, "the sync hangs after a panic");
+    let e = format!("{:#}", t.join().unwrap().unwrap_err());
+    assert!(e.contains("panicked: scripted panic"), "{e}");
+}
+
+#[test]
+fn an_answer_for_a_chunk_not_asked_is_an_error() {
+    let (r, _) = run(Script::Stray, 1);
+    let e = format!("{:#}", r.unwrap_err());
+    assert!(e.contains("not asked"), "{e}");
+}
