@@ -31,7 +31,6 @@ enum Script {
 
 struct Scripted {
     data: Vec<u8>,
-    script: Script,
     streams: Mutex<Vec<Box<dyn SourceStream>>>,
 }
 
@@ -134,7 +133,6 @@ fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
         .collect();
     let source = Scripted {
         data: data.clone(),
-        script,
         streams: Mutex::new(streams),
     };
     let opts = SyncOptions {
