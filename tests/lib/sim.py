@@ -48,9 +48,11 @@ class Sim:
 
     supports_faults = True
 
-    def __init__(self, state_dir, transition_ms=50, ssh_port=None):
+    def __init__(self, state_dir, transition_ms=50, ssh_port=None, dirty_volumes=()):
         self.state_dir = Path(state_dir)
         self.transition_ms = transition_ms
+        # Clouds whose new volumes read as garbage, as a backend that does not zero them leaves them.
+        self.dirty_volumes = list(dirty_volumes)
         self.ssh_port = ssh_port or free_port()
         self.proc = None
         self._conns = {}
@@ -68,7 +70,8 @@ class Sim:
         log = open(self.state_dir / "cloudsim.log", "ab")
         self.proc = subprocess.Popen(
             [str(binary()), "serve", "--state-dir", str(self.state_dir), "--ssh-port", str(self.ssh_port),
-             "--transition-ms", str(self.transition_ms), "--hosts-dir", str(self.hosts_dir)],
+             "--transition-ms", str(self.transition_ms), "--hosts-dir", str(self.hosts_dir),
+             *[a for c in self.dirty_volumes for a in ("--dirty-volumes", c)]],
             stdout=log, stderr=subprocess.STDOUT)
         wait_until("cloudsim's clouds.yaml", lambda: self.clouds_yaml.exists() or self.proc.poll() is not None)
         if self.proc.poll() is not None:

@@ -15,11 +15,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const MIB: u64 = 1 << 20;
 
-/// Prints a loud notice and returns from the test.
+/// Prints a loud notice and returns from the test; in CI (`CI=true`), where every tool and
+/// privilege is provided, fails the test instead, so a broken setup cannot pass as green.
 #[macro_export]
 macro_rules! skip {
     ($($arg:tt)*) => {{
-        eprintln!("\n!!!!!!!! SKIPPED: {} !!!!!!!!\n", format!($($arg)*));
+        let msg = format!($($arg)*);
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            "{msg}"
+        );
+        eprintln!("\n!!!!!!!! SKIPPED: {msg} !!!!!!!!\n");
         return;
     }};
 }
