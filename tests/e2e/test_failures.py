@@ -172,6 +172,26 @@ def test_image_stuck_saving_times_out_in_export(world, tmp_path):
     assert_recovered(world, name, server, [data])
 
 
+def assert_kept_then_retried(world, tmp_path, name, server, boot, data):
+    """After a failure past the sync with resume on (the default): the half-made server is gone, the
+    synced volumes are kept; a retry migrates, sending no data, and leaves nothing behind."""
+    dst = world.dst.conn
+    assert dst.compute.find_server(name) is None, "no destination server"
+    kept = sorted(v.name for v in dst.block_storage.volumes() if v.name.startswith(name))
+    assert kept == [f"{name}-boot", f"{name}-data"], kept
+    want = world.sim.volume_sha256("src", boot.id)
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
+    assert run.rc == 0, run
+    state = yaml.safe_load((world.data_dir / "workload_logs" / f"{name}.state").read_text())
+    for v in state["volumes"]:
+        assert v["rounds"][-1]["bytes_written"] == 0 and v["verified"], v
+    new = dst.compute.find_server(name)
+    vols = {dst.block_storage.get_volume(a["id"]).name: a["id"] for a in dst.compute.get_server(new.id).attached_volumes}
+    assert world.sim.volume_sha256("dst", vols[f"{name}-boot"]) == want
+    assert sorted(a["id"] for a in world.src.conn.compute.get_server(server.id).attached_volumes) == sorted([boot.id, data.id])
+    assert world.leftovers() == []
+
+
 def test_server_stuck_building_times_out_in_create_instance(world, tmp_path):
     name = "fstuck-build"
     server, boot, data = source_vm(world, name)
@@ -180,7 +200,7 @@ def test_server_stuck_building_times_out_in_create_instance(world, tmp_path):
                          dict(kind="stuck", resource="server", match={"name": f"^{name}$"}, cloud="dst", status="BUILD"),
                          os_migrate_timeout=SHORT)
     assert "timed out" in run.output
-    assert_recovered(world, name, server, [boot, data])
+    assert_kept_then_retried(world, tmp_path, name, server, boot, data)
 
 
 def test_server_error_in_create_instance(world, tmp_path):
@@ -191,7 +211,7 @@ def test_server_error_in_create_instance(world, tmp_path):
                          dict(kind="error", resource="server", match={"name": f"^{name}$"}, cloud="dst",
                               message="No valid host was found."))
     assert "No valid host was found." in run.output
-    assert_recovered(world, name, server, [boot, data])
+    assert_kept_then_retried(world, tmp_path, name, server, boot, data)
 
 
 # --- failures during the copy: the agent, the tunnel, the migrator's module process -----------------
