@@ -47,4 +47,4 @@ bench: setup-test build
 clean:
 	cargo clean
 	rm -rf build ansible_collections files/osm-agent
-	find plugins/modules -type f ! -name '*.yml' -delete
+	find plugins/modules -type l -delete

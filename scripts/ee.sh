@@ -78,7 +78,7 @@ if ! podman image exists "$base" && ! timeout 120 podman pull -q "$base" >/dev/n
     # Debian's system Python refuses ensurepip, which ansible-builder runs: Ansible gets a virtualenv.
     chroot "$root" python3 -m venv --without-pip /opt/ee-python
     rm -rf "$root"/var/cache/apt/archives/*.deb
-    tar -C "$root" -c . | podman import --change 'CMD ["bash"]' \
+    tar -C "$root" -c . | podman import -q --change 'CMD ["bash"]' \
       --change 'ENV PATH=/opt/ee-python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
       - "$local_base" >/dev/null
   fi
