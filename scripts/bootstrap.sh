@@ -16,6 +16,8 @@ if [ "$what" = test ]; then
   # for hosts whose cgroup layout crun refuses, and debootstrap for a base image made from Debian's
   # packages where the UBI 9 registry cannot be reached.
   apt_packages+=(podman runc debootstrap)
+  # ensurepip in virtualenvs: .venv, and ansible-test's sanity virtualenvs (tests/lib/get_pip_offline.py).
+  apt_packages+=(python3-venv)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do
