@@ -90,4 +90,7 @@ fi
 mapfile -t opts < <(global_opts "$base")
 say "building $image with podman ${opts[*]}"
 podman "${opts[@]}" build -q "${limits[@]}" -f "$ctx/Containerfile" -t "$image" "${build_args[@]}" "$ctx" >&2
+# Each build (a new tarball) leaves the previous image and its build stages untagged: drop them, or
+# repeated test runs fill the disk. The base images and the layers the new image uses stay cached.
+podman image prune -f >/dev/null
 echo "$image"
