@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-.PHONY: build collection test test-rust test-e2e test-openstack demo bench clean setup-build setup-test
+.PHONY: build collection ee test test-rust test-e2e test-openstack demo bench clean setup-build setup-test
 
 setup-build:
 	@scripts/bootstrap.sh build
@@ -18,6 +18,11 @@ build: setup-build
 ## The collection tarball (build/osm-workloads-<version>.tar.gz), with the binaries in it.
 collection: build setup-test
 	@scripts/collection.sh
+
+## The execution environment image localhost/osm-ee:<version>, built with podman from
+## execution-environment.yml (on a local Debian base where the UBI 9 registry is out of reach).
+ee: setup-test build
+	@scripts/ee.sh
 
 test: setup-test build
 	@scripts/test.sh
@@ -42,4 +47,4 @@ bench: setup-test build
 clean:
 	cargo clean
 	rm -rf build ansible_collections files/osm-agent
-	find plugins/modules -type f ! -name '*.yml' -delete
+	find plugins/modules -type l -delete

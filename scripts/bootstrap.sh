@@ -12,6 +12,12 @@ apt_packages=(make gcc pkg-config musl-tools perl)
 if [ "$what" = test ]; then
   apt_packages+=(openssh-server openssh-client qemu-utils nbdkit libnbd-bin e2fsprogs xfsprogs
                  fdisk gdisk lvm2 util-linux coreutils procps)
+  # The execution environment image (make ee, tests/test_execution_environment.py): podman, with runc
+  # for hosts whose cgroup layout crun refuses, and debootstrap for a base image made from Debian's
+  # packages where the UBI 9 registry cannot be reached.
+  apt_packages+=(podman runc debootstrap)
+  # ensurepip in virtualenvs: .venv, and ansible-test's sanity virtualenvs (tests/lib/get_pip_offline.py).
+  apt_packages+=(python3-venv)
 fi
 missing=()
 for p in "${apt_packages[@]}"; do

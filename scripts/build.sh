@@ -30,9 +30,12 @@ for doc in plugins/modules/*.yml; do
   ln -sfn ../../files/osm-modules "plugins/modules/$m"
 done
 for link in plugins/modules/*; do
-  case "$link" in *.yml) continue ;; esac
+  case "$link" in *.yml|*.py) continue ;; esac
   [ -f "$link.yml" ] || rm -f "$link"
 done
+# Documentation-only plugins/modules/<module>.py from each sidecar, for the tools that index only .py
+# modules (Galaxy, ansible-doc -l, ansible-test); see scripts/module_docs.py.
+python3 scripts/module_docs.py
 
 if [ -d crates/cloudsim ]; then
   say "building osm-cloudsim (release)"

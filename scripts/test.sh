@@ -9,4 +9,5 @@ cargo test --workspace -q
 say "end-to-end tests (pytest tests/, real ansible-playbook)"
 # Two workers, one test file each at a time (module fixtures stay whole); the tests mostly wait on
 # simulated clouds and copies, so this halves the wall time on two cores.
-.venv/bin/pytest -q -n 2 --dist loadfile tests "$@"
+# -rs: a skipped test says why in the summary (e.g. no container engine for the execution environment).
+.venv/bin/pytest -q -rs -n 2 --dist loadfile tests "$@"

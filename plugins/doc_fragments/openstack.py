@@ -53,9 +53,40 @@ options:
     description:
       - The region of the cloud's service catalog.
     type: str
+  sdk_log_level:
+    description:
+      - C(INFO) logs one line per API request to I(sdk_log_path) (method, URL, status, time, request id);
+        C(DEBUG) adds each JSON request body.
+      - Secrets never reach the log, at either level. The Keystone authentication request is logged without its body;
+        passwords, tokens, application credential secrets, C(adminPass), C(user_data) and private keys in bodies
+        are masked, and so is every credential of the connection wherever it would appear.
+    type: str
+    default: INFO
+    choices: [INFO, DEBUG]
+  sdk_log_path:
+    description:
+      - A file the module appends its API requests to, as openstack.cloud's modules do with openstacksdk's log.
+        The file is created if missing; a path that cannot be written fails the task before any request.
+    type: path
+  timeout:
+    description:
+      - How long, in seconds, the module waits for a cloud resource to reach a status. Each module that waits
+        documents its own default.
+      - Modules that wait for no resource (C(export_workload), C(os_workloads_info), C(os_conversion_host_info)) accept
+        it, as openstack.cloud's info modules do, so that C(module_defaults) can set it for the whole
+        C(group/osm.workloads.openstack); there it has no effect.
+    type: int
+    default: 180
   validate_certs:
     description:
       - Whether to check the cloud's TLS certificates. C(false) is for test clouds only.
     type: bool
     aliases: [verify]
+  wait:
+    description:
+      - Whether to wait for the resources the module changes to reach their final status, as in openstack.cloud.
+      - Modules that wait for no resource accept it with no effect. Modules that cannot return before their
+        resources settle refuse C(false), saying why.
+    type: bool
+    default: true
 '''

@@ -7,6 +7,7 @@ and the options of the import steps). The `osm-modules` binary runs the module n
 #![deny(missing_docs)]
 
 mod modules;
+mod sdk_log;
 
 pub use crate::modules::MODULES;
 
@@ -15,7 +16,8 @@ use osm_openstack::{CloudOptions, Connection};
 use serde_json::{Map, Value};
 
 /// The connection options of a module that talks to one cloud, named as openstack.cloud's (the
-/// `osm.workloads.openstack` doc fragment documents them).
+/// `osm.workloads.openstack` doc fragment documents them), with its common `wait`, `sdk_log_path`
+/// and `sdk_log_level`. (Its `timeout` is each module's own: the defaults differ.)
 pub fn cloud_options() -> Vec<Opt> {
     vec![
         Opt::new("cloud", Type::Raw),
@@ -31,7 +33,28 @@ pub fn cloud_options() -> Vec<Opt> {
         Opt::new("client_cert", Type::Path).aliases(&["cert"]),
         Opt::new("client_key", Type::Path).aliases(&["key"]),
         Opt::new("api_timeout", Type::Int),
+        Opt::new("wait", Type::Bool).default(true),
+        Opt::new("sdk_log_path", Type::Path),
+        Opt::new("sdk_log_level", Type::Str)
+            .choices(&["INFO", "DEBUG"])
+            .default("INFO"),
     ]
+}
+
+/// `timeout` of a module that waits for no cloud resource: accepted, as openstack.cloud's info
+/// modules accept it, so that `module_defaults` of the whole group can set it; it has no effect.
+pub fn unused_timeout() -> Opt {
+    Opt::new("timeout", Type::Int).default(180)
+}
+
+/// Refuses `wait: false` in a module that cannot return before its resources settle, saying why.
+pub fn must_wait(params: &Map<String, Value>, why: &str) -> Result<(), Failure> {
+    if params.get("wait").and_then(Value::as_bool) == Some(false) {
+        return Err(Failure::new(format!(
+            "option 'wait': false is not supported here: {why}"
+        )));
+    }
+    Ok(())
 }
 
 const CLOUD_KEYS: &[&str] = &[
@@ -45,6 +68,8 @@ const CLOUD_KEYS: &[&str] = &[
     "client_cert",
     "client_key",
     "api_timeout",
+    "sdk_log_path",
+    "sdk_log_level",
 ];
 
 /// Connects with the connection options among `params`.
@@ -95,7 +120,13 @@ pub fn connect_value(value: &Value, option: &str) -> Result<Connection, Failure>
             )))
         }
     };
-    Ok(Connection::from_options(&opts)?)
+    let mut conn = Connection::from_options(&opts)?;
+    if let Value::Object(m) = value {
+        if let Some(log) = sdk_log::request_log(m)? {
+            conn.set_request_log(log);
+        }
+    }
+    Ok(conn)
 }
 
 /// Which parts of the shared import-step options a module takes.

@@ -43,7 +43,30 @@ pub struct Connection {
     fresh: Client,
     session: Mutex<Option<Arc<Session>>>,
     endpoints: Mutex<HashMap<Service, Arc<Endpoint>>>,
+    request_log: Option<RequestLog>,
 }
+
+/// One API request as a [`RequestLog`] sees it, once its answer (or transport failure) is in.
+#[derive(Debug)]
+pub struct RequestRecord<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The full URL, query included. Tokens never appear in it (they travel in a header).
+    pub url: &'a str,
+    /// The HTTP status; `None` when no answer came.
+    pub status: Option<u16>,
+    /// From sending to the answer's headers.
+    pub elapsed: Duration,
+    /// The cloud's request id (`x-openstack-request-id` and kin).
+    pub request_id: Option<String>,
+    /// The JSON request body; never the Keystone auth request, which holds the credentials.
+    pub body: Option<&'a [u8]>,
+    /// Why no answer came.
+    pub error: Option<String>,
+}
+
+/// Called after every API request of a [`Connection`] (openstack.cloud's `sdk_log_path`).
+pub type RequestLog = Box<dyn Fn(&RequestRecord<'_>) + Send + Sync>;
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -335,7 +358,37 @@ impl Connection {
             fresh,
             session: Mutex::new(None),
             endpoints: Mutex::new(HashMap::new()),
+            request_log: None,
         })
+    }
+
+    /// Calls `log` after every API request this connection makes, Keystone's included.
+    pub fn set_request_log(&mut self, log: RequestLog) {
+        self.request_log = Some(log);
+    }
+
+    fn log_request(
+        &self,
+        method: &str,
+        url: &str,
+        sent: &reqwest::Result<Response>,
+        started: Instant,
+        body: Option<&[u8]>,
+    ) {
+        let Some(log) = &self.request_log else { return };
+        let (status, request_id, error) = match sent {
+            Ok(r) => (Some(r.status().as_u16()), request_id(r.headers()), None),
+            Err(e) => (None, None, Some(transport_message(e).0)),
+        };
+        log(&RequestRecord {
+            method,
+            url,
+            status,
+            elapsed: started.elapsed(),
+            request_id,
+            body,
+            error,
+        });
     }
 
     /// The configuration this connection uses.
@@ -445,7 +498,10 @@ impl Connection {
                 .header("Accept", "application/json")
                 .timeout(self.config.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT))
                 .body(body.clone());
-            match rb.send() {
+            let started = Instant::now();
+            let sent = rb.send();
+            self.log_request("POST", &url, &sent, started, None);
+            match sent {
                 Ok(r) => break r,
                 Err(e) => {
                     let (message, tls) = transport_message(&e);
@@ -768,7 +824,20 @@ impl Connection {
                     }
                 };
             let can_retry = attempt < retry.max_retries && !streamed;
-            match rb.send() {
+            let started = Instant::now();
+            let sent = rb.send();
+            let logged_body = match &call.body {
+                Body::Json(b) => Some(b.as_slice()),
+                _ => None,
+            };
+            self.log_request(
+                call.method.as_str(),
+                full.as_str(),
+                &sent,
+                started,
+                logged_body,
+            );
+            match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     if (200..300).contains(&status) {

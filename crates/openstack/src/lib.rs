@@ -77,7 +77,9 @@ pub use crate::config::{
     AuthOptions, AuthType, CloudConfig, CloudEntry, CloudOptions, CloudRef, ConfigLoader,
     Interface, RegionEntry, RetryPolicy,
 };
-pub use crate::connection::{Connection, CONNECT_TIMEOUT, DEFAULT_API_TIMEOUT};
+pub use crate::connection::{
+    Connection, RequestLog, RequestRecord, CONNECT_TIMEOUT, DEFAULT_API_TIMEOUT,
+};
 pub use crate::error::{fault_message, Error, Result};
 pub use crate::identity::{Domain, IdentityApi, Project};
 pub use crate::image::{properties_patch, Image, ImageApi, NewImage};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::{cloud_options, connect};
+use crate::{cloud_options, connect, unused_timeout};
 use osm_module::{run, Opt, Outcome, Spec, Type};
 use osm_workload::export::{export, ExportSettings, Selection};
 use osm_workload::Filter;
@@ -18,6 +18,7 @@ struct Options {
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("export_workload")
         .opts(cloud_options())
+        .opt(unused_timeout())
         .opt(Opt::new("path", Type::Path).required())
         .opt(Opt::new("name", Type::Str).aliases(&["id"]))
         .opt(Opt::new("filters", Type::Raw).aliases(&["os_migrate_workloads_filter"]))

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::{cloud_options, connect};
+use crate::{cloud_options, connect, must_wait};
 use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use osm_workload::conversion::{delete, deploy, HostSettings};
 
@@ -36,6 +36,11 @@ pub fn main() -> std::process::ExitCode {
         .opt(Opt::new("timeout", Type::Int).default(900))
         .required_if("state", "present", &["image", "flavor", "public_key_path"]);
     run(&spec, |ctx| {
+        must_wait(
+            ctx.params(),
+            "a conversion host is returned ACTIVE with the address to reach it, and deleted before \
+             the network, security group and keypair it uses; 'timeout' bounds the wait",
+        )?;
         let mut p = ctx.params().clone();
         if let Some(path) = p["public_key_path"].as_str().map(str::to_string) {
             match std::fs::read_to_string(&path) {

@@ -1,12 +1,13 @@
 //! `osm.workloads.os_conversion_host_info`: find a conversion host and the address to reach it.
 
-use crate::{cloud_options, connect};
+use crate::{cloud_options, connect, unused_timeout};
 use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use osm_ssh::{Host, HostKeyPolicy};
 
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_conversion_host_info")
         .opts(cloud_options())
+        .opt(unused_timeout())
         .opt(
             Opt::new("server", Type::Str)
                 .required()

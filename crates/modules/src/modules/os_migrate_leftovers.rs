@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 
-use crate::{cloud_options, connect};
+use crate::{cloud_options, connect, must_wait};
 use osm_workload::leftovers::{find, remove};
 
 pub fn main() -> std::process::ExitCode {
@@ -19,6 +19,13 @@ pub fn main() -> std::process::ExitCode {
         .opt(Opt::new("timeout", Type::Int).default(600));
     run(&spec, |ctx| {
         let p = ctx.params().clone();
+        if p["state"].as_str() == Some("absent") {
+            must_wait(
+                &p,
+                "leftovers are removed one after the other, each removal awaited (a server gone, a \
+                 volume detached, before the next); 'timeout' bounds each wait",
+            )?;
+        }
         let conn = connect(&p)?;
         let found = find(&conn, p["transfer_id"].as_str())?;
         if p["state"].as_str() != Some("absent") {

@@ -16,7 +16,6 @@ pub fn main() -> std::process::ExitCode {
                 .required()
                 .choices(&["start", "stop"]),
         )
-        .opt(Opt::new("wait", Type::Bool).default(true))
         .opt(Opt::new("timeout", Type::Int).default(600));
     run(&spec, |ctx| {
         let p = ctx.params().clone();

@@ -1,6 +1,6 @@
 //! `osm.workloads.os_workloads_info`: list the servers of the source project that a filter selects.
 
-use crate::{cloud_options, connect};
+use crate::{cloud_options, connect, unused_timeout};
 use osm_module::{run, Opt, Outcome, Spec, Type};
 use osm_workload::export::list_servers;
 use osm_workload::Filter;
@@ -8,6 +8,7 @@ use osm_workload::Filter;
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_workloads_info")
         .opts(cloud_options())
+        .opt(unused_timeout())
         .opt(Opt::new("filters", Type::Raw).aliases(&["os_migrate_workloads_filter"]));
     run(&spec, |ctx| {
         let filter = Filter::from_value(&ctx.params()["filters"])?;
