@@ -19,8 +19,8 @@ author: osm maintainers (@osm-migrate)
 description:
   - Deletes a half-made server, the ports and floating IPs the run created, and the destination volumes; stops the
     transfer's processes on the destination conversion host.
-  - When I(resume) is on and the copy failed, the destination volumes and the copy checkpoints are kept, and the next
-    run copies only what is missing.
+  - When I(resume) is on and the failure came during or after the sync (transfer or server creation), the
+    destination volumes are kept, and the next run's sync sends only what they lack.
   - Does nothing for a workload whose migration completed. Works from the state file and from a search by transfer
     id; idempotent.
 extends_documentation_fragment:
@@ -73,7 +73,7 @@ detached:
   type: list
   elements: str
 kept:
-  description: Destination volumes kept to resume the copy.
+  description: Destination volumes kept for the next run's sync.
   returned: success
   type: list
   elements: str

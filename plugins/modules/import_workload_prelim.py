@@ -21,7 +21,7 @@ description:
   - Decides whether the workload is migrated. It is not when a server of exactly that name already exists in the
     destination (then C(changed) is false), nor when it is the source conversion host itself.
   - Starts a transfer with a new transfer id, which names and tags every resource the run creates. With I(resume),
-    the transfer id of a failed run is kept, so its destination volumes and copy checkpoints are reused.
+    the transfer id of a failed run is kept, so its destination volumes are reused and the next sync sends only what they lack.
 extends_documentation_fragment:
   - osm.workloads.import_step
 options:

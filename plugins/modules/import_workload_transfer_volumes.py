@@ -13,22 +13,36 @@ __metaclass__ = type
 
 DOCUMENTATION = r'''
 module: import_workload_transfer_volumes
-short_description: Create the destination volumes and copy the source disks into them
+short_description: Create the destination volumes and sync the source disks into them, proven
 version_added: 1.0.0
 author: osm maintainers (@osm-migrate)
 description:
-  - Creates each destination volume (size, name, bootable flag, volume type, AZ, image metadata), attaches it to the
-    destination conversion host, forwards the source export to that host over SSH with the link key, and has the
-    agent copy it - many requests in flight, holes and free filesystem space skipped, zeros never sent.
-  - Progress goes to C(workload_logs/<name>.log) (percent, MiB/s, ETA) and C(workload_logs/<name>.state) (JSON).
-  - With I(resume), a destination volume left by a failed copy is reused and only what the copy checkpoint does not
-    record as done is copied.
+  - Creates each destination volume (size, name, bootable flag, volume type, AZ, image metadata), or reuses the one
+    a failed or earlier run of this transfer kept, attaches it to the destination conversion host, forwards the
+    source export to that host over I(streams) SSH connections with the link key, and has the agent sync it.
+  - A sync is proven, not trusted. Both agents digest their own disk chunk by chunk (BLAKE3, 1 MiB chunks); only
+    chunks that differ cross (only their differing blocks where the destination holds other data), compressed when
+    they compress; zeros and free filesystem space never cross, and the destination zeroes every range it does not
+    prove zero itself (a new volume is not assumed to read as zeros). What was written is read back and digested
+    again; the step fails, naming the volume and the first differing offsets, unless the destination's manifest
+    equals the source's.
+  - A retry after any failure, or a new run after the source changed, is the same operation - it sends only what the
+    kept destination volume lacks. No checkpoint is trusted.
+  - Progress goes to C(workload_logs/<name>.log) (percent, MiB/s, bytes read, bytes on the wire, compression,
+    chunks found equal, ETA) and C(workload_logs/<name>.state) (JSON, with every sync round); each volume's proven
+    manifest is written to C(workload_logs/<name>.<role>.manifest).
   - Installs the link key (on the destination host; its public half authorized on the source host for forwarding
     only) when it is missing.
 extends_documentation_fragment:
   - osm.workloads.import_step
   - osm.workloads.conversion_hosts
 options:
+  compression:
+    description:
+      - Compress data that compresses on the link between the conversion hosts (zstd).
+      - The workload's C(_migration_params.compression) of C(false) turns it off for that workload.
+    type: bool
+    default: true
   src_cloud:
     description:
       - The source cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),
@@ -45,6 +59,19 @@ options:
       - Secrets inside it are masked in every output.
     type: raw
     required: true
+  streams:
+    description:
+      - SSH connections that carry one volume's data, each its own ssh process (so its own core for the cipher).
+      - From 1 to 16.
+    type: int
+    default: 4
+  verify:
+    description:
+      - Read back every chunk the sync changed and prove the destination's manifest equal to the source's.
+      - The workload's C(_migration_params.verify) of C(false) turns it off for that workload; C(verified) is then
+        false.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: none
@@ -68,8 +95,16 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+verified:
+  description: Whether every volume was read back and proven equal to its source.
+  returned: success
+  type: bool
 volumes:
-  description: Per volume - the source side as export returned it, plus C(dst_volume_id), C(dst_device), C(copied) and C(progress).
+  description:
+    - Per volume - the source side as export returned it, plus C(dst_volume_id), C(dst_device), C(copied),
+      C(verified), C(root_digest) (the root of the manifest both sides ended with), C(manifest) (its file),
+      C(progress) and C(rounds) (every sync of the volume - when, seconds, bytes written, zeroed and on the wire,
+      chunks already equal, root, verified).
   returned: success
   type: list
   elements: dict
