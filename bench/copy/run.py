@@ -256,10 +256,12 @@ class Link:
 
 
 class Bench:
-    def __init__(self, work, agent, streams):
+    def __init__(self, work, agent, streams, sync_args=(), serve_args=()):
         self.work = work
         self.agent = agent
         self.streams = streams
+        self.sync_args = list(sync_args)
+        self.serve_args = list(serve_args)
         self.procs = []
         self.loops = []
         self.agent_pid_files = []
@@ -337,7 +339,7 @@ class Bench:
             pid_file = remote.parent / "serve.pid"
             sparsify = ["--sparsify"] if "sparsify" in tool else []
             run(self.agent, "serve", "--device", dev, "--socket", remote, "--export", "disk",
-                "--daemon", "--pid-file", pid_file, *sparsify, stdout=subprocess.DEVNULL)
+                "--daemon", "--pid-file", pid_file, *sparsify, *self.serve_args, stdout=subprocess.DEVNULL)
             self.agent_pid_files.append(pid_file)
             return ("agent", pid_file)
         server = subprocess.Popen(["qemu-nbd", "--read-only", "--persistent", "--shared=8", "-f", "raw",
@@ -368,7 +370,7 @@ class Bench:
         n = self.streams if agent else 1
         tunnels = [self.tunnel(link, remote, dst_dir / f"fwd{i}.sock", i) for i in range(n)]
         if agent:
-            cmd = [self.agent, "sync", "--to", dst, "--progress-interval", "3600", *extra]
+            cmd = [self.agent, "sync", "--to", dst, "--progress-interval", "3600", *self.sync_args, *extra]
             for i in range(n):
                 cmd += ["--from", f"nbd+unix:///disk?socket={dst_dir / f'fwd{i}.sock'}"]
         elif tool == "nbdcopy":
@@ -478,6 +480,9 @@ def main():
     ap.add_argument("--streams", type=int, default=4, help="tunnels (ssh processes) for osm-agent")
     ap.add_argument("--usr-gib", type=float, default=1.5, help="how much of /usr image c holds")
     ap.add_argument("--rate", default="1gbit", help="the rate limit of image c's link")
+    ap.add_argument("--sync-args", default="", help="extra arguments for osm-agent sync, e.g. '--chunk-size 262144'")
+    ap.add_argument("--serve-args", default="", help="extra arguments for osm-agent serve, e.g. '--compression-level 3'")
+    ap.add_argument("--out", default="copy.json", help="the result file under target/bench")
     ap.add_argument("--clean", action="store_true", help="remove the cached images and exit")
     args = ap.parse_args()
     out_dir = ROOT / "target/bench"
@@ -493,7 +498,7 @@ def main():
     agent = agent_binary()
     names = args.images.split(",")
     images = make_images(work, names, args.usr_gib)
-    b = Bench(work, agent, args.streams)
+    b = Bench(work, agent, args.streams, args.sync_args.split(), args.serve_args.split())
     results = []
     loopback = Link()
     limited = Link(args.rate) if "c" in names else None
@@ -541,7 +546,7 @@ def main():
         b.cleanup()
         if limited:
             limited.down()
-    (out_dir / "copy.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{'tool':20} {'image':10} {'seconds':>8} {'MiB/s':>9} {'wire MiB':>10} {'used MiB':>9}   vs nbdcopy")
     base = {r["image"]: r["seconds"] for r in results if r["tool"] == "nbdcopy"}
     base["b-verified"] = base.get("b")
@@ -549,7 +554,7 @@ def main():
         ratio = f"{base[r['image']] / r['seconds']:.2f}x" if base.get(r["image"]) else ""
         print(f"{r['tool']:20} {r['image']:10} {r['seconds']:8.2f} {r['mib_per_s']:9.1f} "
               f"{r['wire_bytes'] / MiB:10.1f} {r['used_bytes'] / MiB:9.0f}   {ratio}")
-    print(f"\nwrote {out_dir / 'copy.json'}")
+    print(f"\nwrote {out_dir / args.out}")
 
 
 if __name__ == "__main__":

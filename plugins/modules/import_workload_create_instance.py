@@ -28,6 +28,12 @@ description:
 extends_documentation_fragment:
   - osm.workloads.import_step
 options:
+  downtime_since:
+    description:
+      - When this run asked the source server to stop (C(os_server_action)'s C(requested_at), seconds since the epoch).
+      - The downtime, from then to the destination server ACTIVE, is measured, logged, recorded in the state file
+        and returned.
+    type: float
   dst_cloud:
     description:
       - The destination cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),
@@ -80,4 +86,7 @@ server:
       description: Attached volume IDs.
       type: list
       elements: str
+    downtime_s:
+      description: Seconds from the request to stop the source to this server ACTIVE, when I(downtime_since) was given.
+      type: float
 '''

@@ -19,14 +19,21 @@ author: osm maintainers (@osm-migrate)
 description:
   - Deletes a half-made server, the ports and floating IPs the run created, and the destination volumes; stops the
     transfer's processes on the destination conversion host.
-  - When I(resume) is on and the failure came during or after the sync (transfer or server creation), the
-    destination volumes are kept, and the next run's sync sends only what they lack.
+  - When I(resume) is on and the failure came during or after the sync (transfer or server creation), and always
+    in a warm migration (a pre-copy finished), the destination volumes are kept, and the next run's sync sends only
+    what they lack. I(discard_kept) deletes them anyway (abandoning the migration).
   - Does nothing for a workload whose migration completed. Works from the state file and from a search by transfer
     id; idempotent.
 extends_documentation_fragment:
   - osm.workloads.import_step
   - osm.workloads.conversion_hosts
 options:
+  discard_kept:
+    description:
+      - Delete the destination volumes even where they would be kept (resume, or a warm migration's pre-copies),
+        and mark the workload abandoned. C(os_migrate_workload_phase=abandon) uses it.
+    type: bool
+    default: false
   dst_cloud:
     description:
       - The destination cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),

@@ -67,6 +67,12 @@ id:
   description: Server ID.
   returned: success
   type: str
+requested_at:
+  description:
+    - When the action was requested, in seconds since the epoch (the start of a migration's downtime, for
+      C(import_workload_create_instance)'s I(downtime_since)).
+  returned: when the action was requested
+  type: float
 status:
   description: Its status afterwards.
   returned: success

@@ -127,6 +127,10 @@ class Sim:
     def volume_path(self, cloud, volume_id):
         return self.state_dir / "clouds" / cloud / "volumes" / volume_id
 
+    def server_disk_path(self, cloud, server_id):
+        """The root disk of a server booted from an image (what a guest writes to)."""
+        return self.state_dir / "clouds" / cloud / "disks" / server_id
+
     def volume_sha256(self, cloud, volume_id):
         h = hashlib.sha256()
         with open(self.volume_path(cloud, volume_id), "rb") as f:

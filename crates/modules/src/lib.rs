@@ -151,7 +151,12 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
                 .aliases(&["os_migrate_data_dir"]),
         )
         .opt(Opt::new("timeout", Type::Int).default(1800))
-        .opt(Opt::new("resume", Type::Bool).default(true));
+        .opt(Opt::new("resume", Type::Bool).default(true))
+        .opt(
+            Opt::new("phase", Type::Str)
+                .default("cold")
+                .choices(&["cold", "precopy", "cutover"]),
+        );
     if parts.src {
         spec = spec.opt(Opt::new("src_cloud", Type::Raw).required());
     }
@@ -205,6 +210,11 @@ pub fn settings(params: &Map<String, Value>) -> osm_workload::import::Settings {
             .get("resume")
             .and_then(Value::as_bool)
             .unwrap_or(true),
+        phase: match params.get("phase").and_then(Value::as_str) {
+            Some("precopy") => osm_workload::Phase::Precopy,
+            Some("cutover") => osm_workload::Phase::Cutover,
+            _ => osm_workload::Phase::Cold,
+        },
     }
 }
 

@@ -33,6 +33,7 @@ pub mod state;
 pub use crate::file::{sorted, write_atomic, FileError, WorkloadsFile, FORMAT_VERSION};
 pub use crate::filter::{Filter, FilterError};
 pub use crate::model::{MigrationParams, Ref, Server};
+pub use crate::state::Phase;
 
 /// A Nova `name` filter that matches exactly `name`: the filter is a regular expression, so a name
 /// is data only once escaped and anchored.

@@ -299,9 +299,47 @@ pub struct Progress {
     pub eta_s: Option<f64>,
 }
 
+/// Which part of a migration a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The whole migration with the source stopped: export, sync, create the server.
+    #[default]
+    Cold,
+    /// A sync while the source runs, from snapshots; the destination volumes are kept.
+    Precopy,
+    /// Stop the source, sync what changed since the last pre-copy, create the server.
+    Cutover,
+}
+
+impl Phase {
+    /// Its name, as the role variable spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Cold => "cold",
+            Phase::Precopy => "precopy",
+            Phase::Cutover => "cutover",
+        }
+    }
+}
+
+/// A warm migration's record across its phases.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Warm {
+    /// Pre-copy rounds that finished.
+    #[serde(default)]
+    pub precopies: u32,
+    /// When the last one finished.
+    #[serde(default)]
+    pub last_precopy_at: Option<String>,
+}
+
 /// One finished sync of a volume (a cold copy, a retry, a pre-copy round, a cutover delta).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncRound {
+    /// The phase it belonged to.
+    #[serde(default)]
+    pub phase: Phase,
     /// When it started.
     pub at: String,
     /// How long it took.
@@ -380,6 +418,11 @@ pub enum Status {
     Done,
     /// Not migrated: already in the destination, or the conversion host itself.
     Skipped,
+    /// A pre-copy round finished: the destination volumes hold the source as of its snapshots,
+    /// and wait for the next round or the cutover.
+    Precopied,
+    /// A warm migration given up: what its pre-copies kept was deleted.
+    Abandoned,
 }
 
 /// The state file's content.
@@ -417,6 +460,16 @@ pub struct State {
     /// The destination server, once created.
     #[serde(default)]
     pub dst_server_id: Option<String>,
+    /// Set once a pre-copy ran: a warm migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<Warm>,
+    /// When this run asked the source server to stop (seconds since the epoch), the start of the
+    /// downtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_requested_at: Option<f64>,
+    /// From the stop request to the destination server ACTIVE, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_s: Option<f64>,
 }
 
 impl State {

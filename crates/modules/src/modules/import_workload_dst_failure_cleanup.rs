@@ -14,6 +14,7 @@ pub fn main() -> std::process::ExitCode {
         },
     )
     .opt(Opt::new("failure", Type::Str))
+    .opt(Opt::new("discard_kept", Type::Bool).default(false))
     .no_check_mode();
     run(&spec, |ctx| {
         let Some(mut job) = Job::open_for_cleanup(workload(ctx.params())?, settings(ctx.params()))?
@@ -24,7 +25,8 @@ pub fn main() -> std::process::ExitCode {
         let dst = connect_value(&ctx.params()["dst_cloud"], "dst_cloud")?;
         let hosts = hosts(ctx.params())?;
         let failure = ctx.params()["failure"].as_str().map(str::to_string);
-        let r = dst_failure_cleanup(&mut job, &dst, &hosts, failure.as_deref())?;
+        let discard = ctx.params()["discard_kept"].as_bool().unwrap_or(false);
+        let r = dst_failure_cleanup(&mut job, &dst, &hosts, failure.as_deref(), discard)?;
         for w in &r.warnings {
             ctx.warn(w.clone());
         }

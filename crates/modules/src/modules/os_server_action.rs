@@ -53,6 +53,11 @@ pub fn main() -> std::process::ExitCode {
                 .with("id", &srv.id)
                 .with("status", &srv.status));
         }
+        // The moment of the request: a migration's downtime starts here.
+        let requested_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         if action == "stop" {
             compute.stop_server(&srv.id)?
         } else {
@@ -68,6 +73,7 @@ pub fn main() -> std::process::ExitCode {
         Ok(Outcome::changed(true)
             .with("id", &srv.id)
             .with("status", &status)
+            .with("requested_at", requested_at)
             .msg(format!(
                 "server '{}' {action} requested; now {status}",
                 srv.name

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::refs::Resolver;
 use super::{ImportError, Job};
 use crate::model::FloatingIpMode;
-use crate::state::Side;
+use crate::state::{Phase, Side};
 
 /// What the destination check found.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -199,7 +199,8 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
     Ok(out)
 }
 
-/// Fails unless the source server is SHUTOFF and its attached volumes are the ones serialized.
+/// Fails unless the source server is SHUTOFF (or, for a pre-copy, ACTIVE or SHUTOFF) and its
+/// attached volumes are the ones serialized.
 pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportError> {
     let id = job.server.info.id.clone();
     let srv = src
@@ -210,7 +211,14 @@ pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportE
         workload: job.name().to_string(),
         message,
     };
-    if srv.status != "SHUTOFF" {
+    let precopy = job.settings.phase == Phase::Precopy;
+    if precopy && !matches!(srv.status.as_str(), "ACTIVE" | "SHUTOFF") {
+        return Err(source(format!(
+            "source server {id} is {}: a pre-copy takes snapshots of a server that is ACTIVE or SHUTOFF only",
+            srv.status
+        )));
+    }
+    if !precopy && srv.status != "SHUTOFF" {
         return Err(source(format!(
             "source server {id} is {}, not SHUTOFF: stop it first, or set os_migrate_workload_stop_before_migration: true",
             srv.status
@@ -234,7 +242,8 @@ pub fn src_check(job: &mut Job, src: &Connection) -> Result<Vec<String>, ImportE
         )));
     }
     job.log(&format!(
-        "source server {id} is SHUTOFF with its {} volumes",
+        "source server {id} is {} with its {} volumes",
+        srv.status,
         attached.len()
     ));
     Ok(attached.into_iter().map(str::to_string).collect())

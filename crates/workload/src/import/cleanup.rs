@@ -380,13 +380,16 @@ pub fn src_cleanup(
 }
 
 /// On failure: deletes what this run created in the destination (a half-made server, ports,
-/// floating IPs, volumes). When resuming is on and the failure came during or after the sync, the
-/// destination volumes are kept, so that the next run's sync sends only what they lack.
+/// floating IPs, volumes). The destination volumes are kept when resuming is on and the failure came
+/// during or after the sync, and always in a warm migration (its pre-copies are in them), so that
+/// the next run's sync sends only what they lack. `discard_kept` deletes them anyway: abandoning a
+/// migration.
 pub fn dst_failure_cleanup(
     job: &mut Job,
     dst: &Connection,
     hosts: &Hosts,
     failure: Option<&str>,
+    discard_kept: bool,
 ) -> Result<CleanupReport, ImportError> {
     let mut report = CleanupReport::default();
     if job.state.status == Status::Done || job.state.transfer_id.is_empty() {
@@ -395,8 +398,10 @@ pub fn dst_failure_cleanup(
     }
     let timeout = job.settings.timeout;
     let failed_step = job.state.step.clone().unwrap_or_default();
-    let keep_volumes = job.settings.resume
-        && matches!(failed_step.as_str(), "transfer_volumes" | "create_instance");
+    let keep_volumes = !discard_kept
+        && (job.state.warm.is_some()
+            || job.settings.resume
+                && matches!(failed_step.as_str(), "transfer_volumes" | "create_instance"));
     if let Some(h) = connect_host(job, "destination", hosts, &mut report) {
         h.clean_transfer(&job.state.transfer_id)
             .map_err(job.host_err())?;
@@ -439,7 +444,13 @@ pub fn dst_failure_cleanup(
             report.kept.join(", ")
         ));
     }
-    job.state.status = Status::Failed;
+    if discard_kept {
+        job.state.status = Status::Abandoned;
+        job.state.warm = None;
+        job.log("abandoned: the destination volumes this migration kept are deleted");
+    } else {
+        job.state.status = Status::Failed;
+    }
     if let Some(f) = failure {
         job.state.error = Some(f.to_string());
     }

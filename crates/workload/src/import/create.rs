@@ -29,6 +29,8 @@ pub struct CreatedServer {
     pub floating_ips: Vec<String>,
     /// Attached volume IDs.
     pub volumes: Vec<String>,
+    /// Seconds from the request to stop the source to this server ACTIVE, when this run stopped it.
+    pub downtime_s: Option<f64>,
 }
 
 fn miss(job: &Job, what: String) -> ImportError {
@@ -41,8 +43,14 @@ fn miss(job: &Job, what: String) -> ImportError {
 /// Creates the destination server: flavor, the copied volumes (boot index 0 = boot disk) or image
 /// boot, ports (nova mode: networks and fixed IPs; neutron mode: pre-created ports keeping the MAC),
 /// security groups, keypair, metadata, tags, user data, AZ; waits for ACTIVE; then floating IPs by
-/// `floating_ip_mode`. On success the transfer marks are taken off what is kept.
-pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer, ImportError> {
+/// `floating_ip_mode`. On success the transfer marks are taken off what is kept. With
+/// `downtime_since` (when this run stopped the source, seconds since the epoch), the downtime up to
+/// the server being ACTIVE is measured and recorded.
+pub fn create_instance(
+    job: &mut Job,
+    dst: &Connection,
+    downtime_since: Option<f64>,
+) -> Result<CreatedServer, ImportError> {
     let timeout = job.settings.timeout;
     let s = job.server.clone();
     let mp = s.migration_params.clone();
@@ -193,6 +201,21 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
             format!("waiting for server {server_id} to become ACTIVE"),
         ))?;
     job.log(&format!("destination server {server_id} is ACTIVE"));
+    let downtime = downtime_since.map(|since| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(since);
+        ((now - since).max(0.0) * 10.0).round() / 10.0
+    });
+    if let Some(d) = downtime {
+        job.state.stop_requested_at = downtime_since;
+        job.state.downtime_s = Some(d);
+        job.save()?;
+        job.log(&format!(
+            "downtime {d:.1} s, from the request to stop the source server to the destination server ACTIVE"
+        ));
+    }
 
     let floating_ips = floating_ips(job, dst, &mut res, &server_id)?;
     unmark(job, dst, &server_id)?;
@@ -200,6 +223,7 @@ pub fn create_instance(job: &mut Job, dst: &Connection) -> Result<CreatedServer,
     job.save()?;
     let srv = dst.compute().get_server(&server_id).unwrap_or(srv);
     Ok(CreatedServer {
+        downtime_s: downtime,
         id: srv.id.clone(),
         name: srv.name.clone(),
         status: srv.status.clone(),

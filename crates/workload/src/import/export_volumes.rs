@@ -8,7 +8,7 @@ use osm_openstack::{Connection, NewVolume};
 
 use super::{Hosts, ImportError, Job};
 use crate::hosts::ConvHost;
-use crate::state::{Detached, Kind, Side, VolumeTransfer, TRANSFER_KEY};
+use crate::state::{Detached, Kind, Phase, Side, VolumeTransfer, TRANSFER_KEY};
 
 const GIB: u64 = 1 << 30;
 
@@ -21,8 +21,10 @@ pub(crate) fn transfer_metadata(job: &Job) -> BTreeMap<String, String> {
 
 /// Boot disk: a server booted from a volume gets a snapshot and a volume made from it; one booted
 /// from an image (with `boot_disk_copy`) gets a server image and a volume made from it. Additional
-/// volumes are detached from the source server. Each is attached to the source conversion host,
-/// found there by serial, and exported by the agent.
+/// volumes are detached from the source server, except in a pre-copy, where the server keeps running
+/// and each of them gets a snapshot and a volume made from it as well (snapshots of in-use volumes:
+/// crash-consistent). Each is attached to the source conversion host, found there by serial, and
+/// exported by the agent.
 pub fn export_volumes(
     job: &mut Job,
     src: &Connection,
@@ -35,10 +37,13 @@ pub fn export_volumes(
     }
     let timeout = job.settings.timeout;
     let roles = job.plan_roles();
+    let precopy = job.settings.phase == Phase::Precopy;
     for (role, source_volume, size) in &roles {
         let export_id = match (role.as_str(), source_volume) {
-            ("boot", Some(vol)) => boot_from_snapshot(job, src, vol, *size)?,
             ("boot", None) => boot_from_image(job, src)?,
+            (_, Some(vol)) if role == "boot" || precopy => {
+                from_snapshot(job, src, role, vol, *size)?
+            }
             (_, Some(vol)) => detach_from_source(job, src, vol)?,
             (_, None) => {
                 return Err(job.invalid(format!("volume role {role} without a source volume")))
@@ -137,21 +142,27 @@ fn ensure_created(
     Ok(id)
 }
 
-fn boot_from_snapshot(
+/// A snapshot of a source volume (in use or not: `force`, which Cinder needs below microversion
+/// 3.66 for an in-use volume) and a volume made from it.
+fn from_snapshot(
     job: &mut Job,
     src: &Connection,
+    role: &str,
     volume_id: &str,
     size: u64,
 ) -> Result<String, ImportError> {
     let timeout = job.settings.timeout;
     let meta = transfer_metadata(job);
     let bs = src.block_storage();
-    let snap_err = job.cloud_err(Side::Src, format!("snapshotting boot volume {volume_id}"));
-    let snap = ensure_created(job, Side::Src, Kind::Snapshot, "boot", |name| {
+    let snap_err = job.cloud_err(
+        Side::Src,
+        format!("snapshotting volume {volume_id} ({role})"),
+    );
+    let snap = ensure_created(job, Side::Src, Kind::Snapshot, role, |name| {
         bs.create_snapshot(
             volume_id,
             name,
-            Some("osm: boot disk of a migration"),
+            Some("osm: a disk of a migration"),
             true,
             &meta,
         )
@@ -161,7 +172,7 @@ fn boot_from_snapshot(
     bs.wait_for_snapshot(&snap, &["available"], timeout)
         .map_err(job.cloud_err(Side::Src, format!("waiting for snapshot {snap}")))?;
     let vol_err = job.cloud_err(Side::Src, format!("creating a volume from snapshot {snap}"));
-    let vol = ensure_created(job, Side::Src, Kind::Volume, "boot", |name| {
+    let vol = ensure_created(job, Side::Src, Kind::Volume, role, |name| {
         let new = NewVolume {
             size,
             name: Some(name.to_string()),

@@ -19,7 +19,7 @@ use osm_openstack as os;
 
 use crate::hosts::{HostError, HostSpec, Login};
 use crate::model::Server;
-use crate::state::{Log, Paths, Side, State, StateError};
+use crate::state::{Log, Paths, Phase, Side, State, StateError};
 
 pub use checks::{dst_check, src_check, DstCheck};
 pub use cleanup::{dst_failure_cleanup, src_cleanup, CleanupReport};
@@ -98,8 +98,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// How long to wait for one cloud resource to reach a status.
     pub timeout: Duration,
-    /// Resume a failed copy (`os_migrate_workload_resume`).
+    /// Keep the destination volumes of a failed sync for the next run (`os_migrate_workload_resume`).
     pub resume: bool,
+    /// The part of the migration this run does (`os_migrate_workload_phase`).
+    pub phase: Phase,
 }
 
 /// The conversion hosts and how to reach them.

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{ImportError, Settings};
 use crate::model::Server;
-use crate::state::{new_transfer_id, now, Log, Paths, State, Status};
+use crate::state::{new_transfer_id, now, Log, Paths, Phase, State, Status};
 
 /// What prelim decided.
 #[derive(Debug, Clone, Serialize)]
@@ -95,10 +95,43 @@ pub fn prelim(
         out.skip_reason = Some(reason);
         return Ok(out);
     }
+    let previous = previous.filter(|p| {
+        let same = p.source_id.is_empty() || p.source_id == server.info.id;
+        if !same {
+            log.line(
+                "prelim",
+                &format!(
+                    "the state file was for source server {}, not {}: its transfer {} is not resumed (os_migrate_leftovers finds what it left)",
+                    p.source_id, server.info.id, p.transfer_id
+                ),
+            );
+        }
+        same
+    });
+    // A warm migration's kept volumes are its point: they are reused whatever `resume` says, until
+    // the migration completes or is abandoned.
+    let warm = previous.as_ref().and_then(|p| p.warm.as_ref()).filter(|_| {
+        previous.as_ref().is_some_and(|p| {
+            matches!(
+                p.status,
+                Status::Failed | Status::Running | Status::Precopied
+            )
+        })
+    });
+    if settings.phase == Phase::Cutover && warm.is_none_or(|w| w.precopies == 0) {
+        let msg = format!(
+            "no pre-copy round of workload '{name}' has finished, so there is nothing to cut over to: run the pre-copy phase first (os_migrate_workload_phase: precopy); nothing was changed"
+        );
+        log.line("prelim", &msg);
+        return Err(ImportError::Invalid {
+            workload: name,
+            message: msg,
+        });
+    }
     let resumable = previous.as_ref().filter(|p| {
-        settings.resume
-            && matches!(p.status, Status::Failed | Status::Running)
-            && !p.transfer_id.is_empty()
+        !p.transfer_id.is_empty()
+            && (warm.is_some()
+                || settings.resume && matches!(p.status, Status::Failed | Status::Running))
     });
     let mut state = match resumable {
         Some(p) => {
@@ -106,9 +139,21 @@ pub fn prelim(
             let mut s = p.clone();
             s.status = Status::Running;
             s.error = None;
+            s.stop_requested_at = None;
+            s.downtime_s = None;
             log.line(
                 "prelim",
-                &format!("resuming transfer {} of a previous run", s.transfer_id),
+                &match (&s.warm, settings.phase) {
+                    (Some(w), phase) => format!(
+                        "{}: transfer {} of a warm migration ({} pre-copy rounds so far)",
+                        phase.as_str(),
+                        s.transfer_id,
+                        w.precopies
+                    ),
+                    (None, _) => {
+                        format!("resuming transfer {} of a previous run", s.transfer_id)
+                    }
+                },
             );
             s
         }
@@ -124,8 +169,15 @@ pub fn prelim(
             log.line(
                 "prelim",
                 &format!(
-                    "starting transfer {} of server {} ({})",
-                    s.transfer_id, name, server.info.id
+                    "starting transfer {} of server {} ({}){}",
+                    s.transfer_id,
+                    name,
+                    server.info.id,
+                    if settings.phase == Phase::Precopy {
+                        ", a warm migration: pre-copy while the server runs"
+                    } else {
+                        ""
+                    }
                 ),
             );
             s

@@ -8,7 +8,7 @@ use osm_openstack::{Connection, NewVolume};
 use super::export_volumes::{attach, detach, transfer_metadata};
 use super::{Hosts, ImportError, Job};
 use crate::hosts::{ensure_link, ConvHost, SyncEvent, SyncSpec};
-use crate::state::{now, Kind, Progress, Side, SyncRound, VolumeTransfer};
+use crate::state::{now, Kind, Phase, Progress, Side, Status, SyncRound, VolumeTransfer, Warm};
 
 const MIB: f64 = 1_048_576.0;
 
@@ -176,6 +176,7 @@ pub fn transfer_volumes(
         t.manifest = Some(local_manifest);
         t.progress.percent = 100.0;
         t.rounds.push(SyncRound {
+            phase: job.settings.phase,
             at,
             seconds: (seconds * 10.0).round() / 10.0,
             bytes_total: done.bytes_total,
@@ -191,6 +192,17 @@ pub fn transfer_volumes(
             Side::Dst,
             format!("detaching volume {dst_id} from the destination conversion host"),
         ))?;
+    }
+    if job.settings.phase == Phase::Precopy {
+        let w = job.state.warm.get_or_insert_with(Warm::default);
+        w.precopies += 1;
+        w.last_precopy_at = Some(now());
+        let n = w.precopies;
+        job.state.status = Status::Precopied;
+        job.save()?;
+        job.log(&format!(
+            "pre-copy round {n} finished: the destination volumes hold the source as of this round's snapshots"
+        ));
     }
     Ok(job.state.volumes.clone())
 }
