@@ -40,6 +40,9 @@ pub struct Sim {
     /// `http://127.0.0.1:PORT`, the prefix of every URL the simulator hands out.
     pub base_url: String,
     state: Mutex<State>,
+    /// Held while the state is written: the persister and the final save at shutdown both write
+    /// through one temporary file, and the later snapshot must be the one that lands.
+    saving: Mutex<()>,
     dirty: Notify,
     stopping: AtomicBool,
     /// Injected faults.
@@ -69,6 +72,7 @@ impl Sim {
 
     /// Writes the state file now.
     pub fn save_now(&self) -> Result<(), SimError> {
+        let _saving = self.saving.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = {
             let mut st = self.lock();
             st.prune_tokens();
@@ -157,6 +161,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         base_url: format!("http://{addr}"),
         cfg,
         state: Mutex::new(state),
+        saving: Mutex::new(()),
         dirty: Notify::new(),
         stopping: AtomicBool::new(false),
         faults: Faults::default(),
