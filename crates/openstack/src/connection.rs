@@ -14,7 +14,6 @@ use serde_json::Value;
 
 use crate::auth::{auth_body, parse_time, TokenInfo};
 use crate::catalog::{select_endpoint, versioned_endpoint, Service};
-use crate::common::ResourceKind;
 use crate::config::{CloudConfig, CloudOptions, ConfigLoader};
 use crate::error::{fault_message, Error, Result};
 use crate::microversion::{self, Microversion, Range};
@@ -874,65 +873,6 @@ impl Connection {
     /// Network (Neutron v2.0) calls.
     pub fn network(&self) -> crate::network::NetworkApi<'_> {
         crate::network::NetworkApi::new(self)
-    }
-
-    /// Waits until a server, volume, snapshot or image has one of `targets` (compared without
-    /// case); fails fast on `errors` (pass `kind.error_statuses()` for the usual ones) with the
-    /// resource's fault message, and with [`Error::Timeout`] after `timeout`. Returns the status
-    /// reached. Polls with backoff: 0.2 s growing to 5 s.
-    pub fn wait_for_status(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        targets: &[&str],
-        errors: &[&str],
-        timeout: Duration,
-    ) -> Result<String> {
-        crate::common::wait_status(
-            kind.as_str(),
-            id,
-            targets,
-            errors,
-            timeout,
-            || {
-                let (s, f) = self.status_of(kind, id)?;
-                Ok(crate::common::Observed {
-                    status: s.clone(),
-                    fault: f.filter(|m| !m.is_empty()),
-                    value: s,
-                })
-            },
-            |_| match kind {
-                ResourceKind::Volume | ResourceKind::Snapshot => {
-                    self.block_storage().latest_message(id)
-                }
-                ResourceKind::Server | ResourceKind::Image => None,
-            },
-        )
-    }
-
-    /// The status of a resource and its fault message, if it has one.
-    fn status_of(&self, kind: ResourceKind, id: &str) -> Result<(String, Option<String>)> {
-        Ok(match kind {
-            ResourceKind::Server => {
-                let s = self.compute().get_server(id)?;
-                (s.status, s.fault.map(|f| f.message))
-            }
-            ResourceKind::Volume => (self.block_storage().get_volume(id)?.status, None),
-            ResourceKind::Snapshot => (self.block_storage().get_snapshot(id)?.status, None),
-            ResourceKind::Image => (self.image().get_image(id)?.status, None),
-        })
-    }
-
-    /// Waits until a server, volume, snapshot or image is gone (404); fails fast when it goes to
-    /// an error status instead, and with [`Error::Timeout`] after `timeout`.
-    pub fn wait_for_deleted(&self, kind: ResourceKind, id: &str, timeout: Duration) -> Result<()> {
-        match kind {
-            ResourceKind::Server => self.compute().wait_for_server_deleted(id, timeout),
-            ResourceKind::Volume => self.block_storage().wait_for_volume_deleted(id, timeout),
-            ResourceKind::Snapshot => self.block_storage().wait_for_snapshot_deleted(id, timeout),
-            ResourceKind::Image => self.image().wait_for_image_deleted(id, timeout),
-        }
     }
 }
 

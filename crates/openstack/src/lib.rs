@@ -102,4 +102,5 @@ mod identity;
 mod image;
 pub mod microversion;
 mod network;
+mod resource;
 mod secret;
