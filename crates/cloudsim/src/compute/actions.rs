@@ -21,7 +21,7 @@ use crate::util;
 use crate::volume;
 
 use super::servers::start_delete;
-use super::{conflict_state, server_not_found, visible_server, with_server};
+use super::{conflict_state, server_mut, server_not_found, server_ref, with_server};
 
 async fn server_action(
     ctx: Ctx,
@@ -105,13 +105,7 @@ async fn server_action(
                 .ok_or_else(|| ApiError::bad_request("Missing parameter name"))?
                 .to_string();
             ctx.write(|c, _| {
-                let s = c
-                    .compute
-                    .servers
-                    .get(&id)
-                    .filter(|s| visible_server(&ctx, s))
-                    .ok_or_else(|| server_not_found(&id))?
-                    .clone();
+                let s = server_ref(&ctx, c, &id)?.clone();
                 let sg = network::find_security_group(&c.network, &s.project_id, &g)
                     .map(|x| x.c.id.clone())
                     .ok_or_else(|| {
@@ -171,12 +165,7 @@ async fn lifecycle(
     task: &str,
 ) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let s = c
-            .compute
-            .servers
-            .get_mut(id)
-            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
-            .ok_or_else(|| server_not_found(id))?;
+        let s = server_mut(ctx, c, id)?;
         if s.locked && !ctx.is_admin() {
             return Err(ApiError::conflict(format!("Instance {id} is locked")));
         }
@@ -199,7 +188,7 @@ async fn create_image(ctx: &Ctx, id: &str, args: &Value) -> Result<Response, Api
     })?;
     let extra = util::opt_str_map(args, "metadata")?.unwrap_or_default();
     let (image_id, snaps) = ctx.write(|c, seq| {
-        let s = c.compute.servers.get(id).filter(|s| visible_server(ctx, s)).ok_or_else(|| server_not_found(id))?.clone();
+        let s = server_ref(ctx, c, id)?.clone();
         if s.task_state.is_some() || !["active", "stopped", "paused", "suspended"].contains(&s.vm_state.as_str()) {
             return Err(conflict_state("createImage", &s));
         }

@@ -17,7 +17,7 @@ use crate::util;
 use crate::volume::VolAttachment;
 
 use super::servers::{Bdm, Server};
-use super::{conflict_state, server_not_found, visible_server, with_server, HOST};
+use super::{conflict_state, server_ref, with_server, HOST};
 
 pub(super) fn device_letter(i: usize) -> String {
     let letters = b"abcdefghijklmnopqrstuvwxyz";
@@ -107,13 +107,7 @@ async fn attach_volume(
     let dot = util::opt_bool(&spec, "delete_on_termination")?.unwrap_or(false);
     let device_req = util::opt_str(&spec, "device")?;
     let resp = ctx.write(|c, _| {
-        let s = c
-            .compute
-            .servers
-            .get(&id)
-            .filter(|s| visible_server(&ctx, s))
-            .ok_or_else(|| server_not_found(&id))?
-            .clone();
+        let s = server_ref(&ctx, c, &id)?.clone();
         if s.task_state.is_some()
             || !["active", "stopped", "paused", "suspended"].contains(&s.vm_state.as_str())
         {
@@ -180,7 +174,7 @@ async fn detach_volume(
     Path((id, vol)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let s = c.compute.servers.get(&id).filter(|s| visible_server(&ctx, s)).ok_or_else(|| server_not_found(&id))?.clone();
+        let s = server_ref(&ctx, c, &id)?.clone();
         let b = s.bdms.iter().find(|b| b.volume_id == vol).ok_or_else(|| ApiError::not_found(format!("volume_id not found: {vol}")))?;
         if b.boot_index == Some(0) {
             return Err(ApiError::bad_request("Cannot detach a root device volume"));

@@ -16,7 +16,7 @@ use crate::network::{self, AddrIndex, PortRequest};
 use crate::sim::Sim;
 use crate::util;
 
-use super::{conflict_state, server_not_found, visible_server, with_server, HOST};
+use super::{conflict_state, server_ref, with_server, HOST};
 
 fn render_interface(p: &network::Port, mv: Mv) -> Value {
     let mut v = json!({
@@ -84,13 +84,7 @@ async fn attach_interface(
                 .collect()
         });
     let resp = ctx.write(|c, seq| {
-        let s = c
-            .compute
-            .servers
-            .get(&id)
-            .filter(|s| visible_server(&ctx, s))
-            .ok_or_else(|| server_not_found(&id))?
-            .clone();
+        let s = server_ref(&ctx, c, &id)?.clone();
         if s.task_state.is_some() || !["active", "stopped"].contains(&s.vm_state.as_str()) {
             return Err(conflict_state("attach_interface", &s));
         }
@@ -149,13 +143,7 @@ async fn detach_interface(
     Path((id, port)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let s = c
-            .compute
-            .servers
-            .get(&id)
-            .filter(|s| visible_server(&ctx, s))
-            .ok_or_else(|| server_not_found(&id))?
-            .clone();
+        let s = server_ref(&ctx, c, &id)?.clone();
         if c.network.ports.get(&port).is_none_or(|p| p.device_id != id) {
             return Err(ApiError::not_found(format!("Port {port} is not attached")));
         }

@@ -12,19 +12,9 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::http::{self, Ctx, JsonBody};
 use crate::sim::Sim;
-use crate::state::Cloud;
 use crate::util;
 
-use super::servers::Server;
-use super::{server_not_found, with_server};
-
-fn server_mut<'a>(ctx: &Ctx, c: &'a mut Cloud, id: &str) -> Result<&'a mut Server, ApiError> {
-    c.compute
-        .servers
-        .get_mut(id)
-        .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
-        .ok_or_else(|| server_not_found(id))
-}
+use super::{server_mut, with_server};
 
 async fn get_metadata(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     with_server(&ctx, &id, |_, s| {
@@ -37,8 +27,7 @@ async fn merge_metadata(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?
-        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+    let m = util::metadata_body(&body)?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         s.metadata.extend(m);
@@ -52,8 +41,7 @@ async fn replace_metadata(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?
-        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+    let m = util::metadata_body(&body)?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         s.metadata = m;
@@ -80,12 +68,7 @@ async fn put_meta_item(
     Path((id, key)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "meta")?
-        .ok_or_else(|| ApiError::bad_request("Malformed request body: meta missing"))?;
-    let v = m
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
+    let (_, v) = util::meta_item_body(&body, &key)?;
     ctx.write(|c, _| {
         let s = server_mut(&ctx, c, &id)?;
         s.metadata.insert(key.clone(), v.clone());

@@ -119,18 +119,26 @@ fn visible_server(ctx: &Ctx, s: &Server) -> bool {
     s.project_id == ctx.project_id || ctx.is_admin()
 }
 
+fn server_ref<'a>(ctx: &Ctx, c: &'a Cloud, id: &str) -> Result<&'a Server, ApiError> {
+    c.compute
+        .servers
+        .get(id)
+        .filter(|s| visible_server(ctx, s))
+        .ok_or_else(|| server_not_found(id))
+}
+
+fn server_mut<'a>(ctx: &Ctx, c: &'a mut Cloud, id: &str) -> Result<&'a mut Server, ApiError> {
+    c.compute
+        .servers
+        .get_mut(id)
+        .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
+        .ok_or_else(|| server_not_found(id))
+}
+
 fn with_server<R>(
     ctx: &Ctx,
     id: &str,
     f: impl FnOnce(&Cloud, &Server) -> Result<R, ApiError>,
 ) -> Result<R, ApiError> {
-    ctx.read(|c| {
-        let s = c
-            .compute
-            .servers
-            .get(id)
-            .filter(|s| visible_server(ctx, s))
-            .ok_or_else(|| server_not_found(id))?;
-        f(c, s)
-    })
+    ctx.read(|c| f(c, server_ref(ctx, c, id)?))
 }

@@ -22,7 +22,7 @@ use crate::state::Cloud;
 use crate::util::{self, Ts};
 
 use super::create::create_server;
-use super::{links, server_not_found, with_server, HOST};
+use super::{links, server_mut, with_server, HOST};
 
 /// A server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -528,12 +528,7 @@ async fn update_server(
     let disk_config = util::opt_str(&spec, "OS-DCF:diskConfig")?;
     let hostname = util::opt_str(&spec, "hostname")?;
     ctx.write(|c, _| {
-        let s = c
-            .compute
-            .servers
-            .get_mut(&id)
-            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
-            .ok_or_else(|| server_not_found(&id))?;
+        let s = server_mut(&ctx, c, &id)?;
         if let Some(n) = name {
             s.name = n;
         }
@@ -568,12 +563,7 @@ async fn delete_server(ctx: Ctx, Path(id): Path<String>) -> Result<Response, Api
 
 pub(super) fn start_delete(ctx: &Ctx, id: &str) -> Result<(), ApiError> {
     let spawn = ctx.write(|c, _| {
-        let s = c
-            .compute
-            .servers
-            .get_mut(id)
-            .filter(|s| s.project_id == ctx.project_id || ctx.is_admin())
-            .ok_or_else(|| server_not_found(id))?;
+        let s = server_mut(ctx, c, id)?;
         if s.locked && !ctx.is_admin() {
             return Err(ApiError::conflict(format!("Instance {id} is locked")));
         }

@@ -17,17 +17,12 @@ use crate::http::{self, Ctx};
 use crate::sim::Sim;
 use crate::util;
 
-use super::not_found;
+use super::{not_found, visible_image, visible_image_mut};
 
 async fn upload(ctx: Ctx, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
     let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image_mut(&ctx, c, &id)?;
         if img.status != "queued" {
             return Err(ApiError::conflict(format!(
                 "Image status transition from {} to saving is not allowed",
@@ -114,12 +109,7 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String, String
 
 async fn download(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let (checksum, status) = ctx.read(|c| {
-        let img = c
-            .image
-            .images
-            .get(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image(&ctx, c, &id)?;
         Ok::<_, ApiError>((img.checksum.clone(), img.status.clone()))
     })?;
     if status == "deactivated" {

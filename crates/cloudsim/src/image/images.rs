@@ -17,7 +17,7 @@ use crate::http::{self, Ctx, JsonBody, Q};
 use crate::sim::Sim;
 use crate::util::{self, Ts};
 
-use super::not_found;
+use super::{not_found, visible_image, visible_image_mut};
 
 /// A Glance image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -379,12 +379,7 @@ async fn create_image(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, Ap
 
 async fn show_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let img = c
-            .image
-            .images
-            .get(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image(&ctx, c, &id)?;
         Ok(http::ok(img.render()))
     })
 }
@@ -504,12 +499,7 @@ async fn update_image(
         ApiError::bad_request("Request body must be a JSON array of operation objects.")
     })?;
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image_mut(&ctx, c, &id)?;
         if img.owner != ctx.project_id && !ctx.is_admin() {
             return Err(ApiError::forbidden(
                 "You are not permitted to modify this image.",
@@ -565,12 +555,7 @@ async fn update_image(
 async fn delete_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image(&ctx, c, &id)?;
         if img.owner != ctx.project_id && !ctx.is_admin() {
             return Err(ApiError::forbidden(
                 "You are not permitted to delete this image.",
@@ -590,12 +575,7 @@ async fn delete_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiE
 
 async fn add_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image_mut(&ctx, c, &id)?;
         if !img.tags.contains(&tag) {
             img.tags.push(tag);
             img.updated = util::now();
@@ -609,12 +589,7 @@ async fn remove_tag(
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image_mut(&ctx, c, &id)?;
         if !img.tags.contains(&tag) {
             return Err(ApiError::not_found(format!("Tag {tag} not found")));
         }

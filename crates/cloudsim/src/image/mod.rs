@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::http::{self, CloudCtx, Ctx};
 use crate::sim::Sim;
+use crate::state::Cloud;
 
 mod data;
 mod images;
@@ -32,6 +33,22 @@ pub struct ImageData {
 
 fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("No image found with ID {id}"))
+}
+
+fn visible_image<'a>(ctx: &Ctx, c: &'a Cloud, id: &str) -> Result<&'a Image, ApiError> {
+    c.image
+        .images
+        .get(id)
+        .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+        .ok_or_else(|| not_found(id))
+}
+
+fn visible_image_mut<'a>(ctx: &Ctx, c: &'a mut Cloud, id: &str) -> Result<&'a mut Image, ApiError> {
+    c.image
+        .images
+        .get_mut(id)
+        .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
+        .ok_or_else(|| not_found(id))
 }
 
 /// Glance routes.

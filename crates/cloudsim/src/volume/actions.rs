@@ -16,7 +16,7 @@ use crate::jobs;
 use crate::sim::Sim;
 use crate::util;
 
-use super::{own_volume, vol_not_found};
+use super::{own_volume_mut, vol_not_found};
 
 async fn volume_action(
     ctx: Ctx,
@@ -34,8 +34,7 @@ async fn volume_action(
     let action = action.clone();
     let mut spawn = false;
     let resp = ctx.write(|c, _| {
-        own_volume(&ctx, c, &id)?;
-        let v = c.volume.volumes.get_mut(&id).ok_or_else(|| vol_not_found(&id))?;
+        let v = own_volume_mut(&ctx, c, &id)?;
         let r = match action.as_str() {
             "os-set_bootable" => {
                 v.bootable = util::opt_bool(&args, "bootable")?.ok_or_else(|| ApiError::bad_request("Must specify bootable in request."))?;

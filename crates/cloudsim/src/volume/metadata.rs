@@ -14,7 +14,7 @@ use crate::http::{self, Ctx, JsonBody};
 use crate::sim::Sim;
 use crate::util;
 
-use super::{own_volume, vol_not_found};
+use super::{own_volume, own_volume_mut};
 
 async fn get_metadata(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
@@ -29,15 +29,9 @@ async fn merge_metadata(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?
-        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+    let m = util::metadata_body(&body)?;
     ctx.write(|c, _| {
-        own_volume(&ctx, c, &id)?;
-        let v = c
-            .volume
-            .volumes
-            .get_mut(&id)
-            .ok_or_else(|| vol_not_found(&id))?;
+        let v = own_volume_mut(&ctx, c, &id)?;
         v.metadata.extend(m);
         Ok(http::ok(json!({"metadata": v.metadata})))
     })
@@ -48,15 +42,9 @@ async fn replace_metadata(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "metadata")?
-        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))?;
+    let m = util::metadata_body(&body)?;
     ctx.write(|c, _| {
-        own_volume(&ctx, c, &id)?;
-        let v = c
-            .volume
-            .volumes
-            .get_mut(&id)
-            .ok_or_else(|| vol_not_found(&id))?;
+        let v = own_volume_mut(&ctx, c, &id)?;
         v.metadata = m;
         Ok(http::ok(json!({"metadata": v.metadata})))
     })
@@ -80,24 +68,14 @@ async fn put_meta_item(
     Path((id, key)): Path<(String, String)>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let m = util::opt_str_map(&body, "meta")?
-        .ok_or_else(|| ApiError::bad_request("Malformed request body: meta missing"))?;
-    let val = m
-        .get(&key)
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
+    let (m, val) = util::meta_item_body(&body, &key)?;
     if m.len() != 1 {
         return Err(ApiError::bad_request(
             "Request body contains too many items",
         ));
     }
     ctx.write(|c, _| {
-        own_volume(&ctx, c, &id)?;
-        let v = c
-            .volume
-            .volumes
-            .get_mut(&id)
-            .ok_or_else(|| vol_not_found(&id))?;
+        let v = own_volume_mut(&ctx, c, &id)?;
         v.metadata.insert(key.clone(), val.clone());
         v.updated = util::now();
         Ok(http::ok(json!({"meta": {key.clone(): val}})))
@@ -109,12 +87,7 @@ async fn delete_meta_item(
     Path((id, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        own_volume(&ctx, c, &id)?;
-        let v = c
-            .volume
-            .volumes
-            .get_mut(&id)
-            .ok_or_else(|| vol_not_found(&id))?;
+        let v = own_volume_mut(&ctx, c, &id)?;
         v.metadata.remove(&key).ok_or_else(|| {
             ApiError::not_found(format!("Volume {id} has no metadata with key {key}."))
         })?;

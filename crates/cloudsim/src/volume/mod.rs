@@ -170,6 +170,14 @@ fn own_volume<'a>(ctx: &Ctx, c: &'a Cloud, id: &str) -> Result<&'a Volume, ApiEr
         .ok_or_else(|| vol_not_found(id))
 }
 
+fn own_volume_mut<'a>(ctx: &Ctx, c: &'a mut Cloud, id: &str) -> Result<&'a mut Volume, ApiError> {
+    c.volume
+        .volumes
+        .get_mut(id)
+        .filter(|v| v.project_id == ctx.project_id || ctx.is_admin())
+        .ok_or_else(|| vol_not_found(id))
+}
+
 /// Sorts by Cinder's `sort=key:dir` / `sort_key`+`sort_dir` (created_at desc by default).
 fn sort_by_query<T>(items: &mut [T], q: &Q, key: impl Fn(&T) -> (u64, String, u64, String)) {
     let spec = q.get("sort").map(str::to_string).or_else(|| {

@@ -20,7 +20,8 @@ use crate::state::Cloud;
 use crate::util::{self, Ts};
 
 use super::{
-    gib_ceil, list_body, own_volume, snap_not_found, sort_by_query, vol_not_found, DEFAULT_TYPE,
+    gib_ceil, list_body, own_volume, own_volume_mut, snap_not_found, sort_by_query, vol_not_found,
+    DEFAULT_TYPE,
 };
 
 /// A Cinder volume.
@@ -553,12 +554,7 @@ async fn update_volume(
         util::opt_str(spec, "description")?.or(util::opt_str(spec, "display_description")?);
     let metadata = util::opt_str_map(spec, "metadata")?;
     ctx.write(|c, _| {
-        own_volume(&ctx, c, &id)?;
-        let v = c
-            .volume
-            .volumes
-            .get_mut(&id)
-            .ok_or_else(|| vol_not_found(&id))?;
+        let v = own_volume_mut(&ctx, c, &id)?;
         if spec.get("name").is_some() || spec.get("display_name").is_some() {
             v.name = name;
         }
