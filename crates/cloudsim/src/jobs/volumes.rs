@@ -71,7 +71,9 @@ async fn create_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
         VolumeSource::Snapshot { id: s } => Some(sim.data_path(cloud, "snapshots", s)),
         VolumeSource::Volume { id: v } => Some(sim.data_path(cloud, "volumes", v)),
     };
+    let dirty = sim.dirty_volumes(cloud);
     let copied = blocking(move || match src {
+        None if dirty => files::create_garbage(&dst, len),
         None => files::create_sparse(&dst, len),
         Some(src) => files::sparse_copy(&src, &dst, len).map(|_| ()),
     })
