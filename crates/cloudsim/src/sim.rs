@@ -97,7 +97,7 @@ impl Sim {
             .join(id)
     }
 
-    /// `DIR/hosts/<server id>` (or `--hosts-dir`/<server id>): a conversion host's directory.
+    /// `DIR/hosts/<server id>` (or `--hosts-dir/<server id>`): a conversion host's directory.
     pub fn host_dir(&self, server_id: &str) -> PathBuf {
         match &self.cfg.hosts_dir {
             Some(d) => d.join(server_id),

@@ -1,8 +1,8 @@
-//! Nova v2.1, one file per resource family: [`servers`] (list, show, update, delete),
-//! [`create`] (server create: block device mappings, networks, conversion hosts), [`actions`]
-//! (stop/start/reboot, createImage, ...), [`attachments`] (os-volume_attachments),
-//! [`interfaces`] (os-interface, ips), [`metadata`] (metadata, tags, instance actions),
-//! [`flavors`], [`keypairs`] and [`quotas`] (availability zones, limits, quota sets, extensions).
+//! Nova v2.1, one file per resource family: `servers.rs` (list, show, update, delete),
+//! `create.rs` (server create: block device mappings, networks, conversion hosts), `actions.rs`
+//! (stop/start/reboot, createImage, ...), `attachments.rs` (os-volume_attachments),
+//! `interfaces.rs` (os-interface, ips), `metadata.rs` (metadata, tags, instance actions),
+//! `flavors.rs`, `keypairs.rs` and `quotas.rs` (availability zones, limits, quota sets, extensions).
 //! This module holds the per-cloud data, the route table, the version documents and the helpers
 //! the families share (server lookup, links, conflict errors).
 //!

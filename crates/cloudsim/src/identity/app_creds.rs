@@ -28,7 +28,7 @@ pub struct AppCred {
     pub user_id: String,
     /// Project its tokens are scoped to.
     pub project_id: String,
-    /// Secret (clear, see [`User::password`]).
+    /// Secret (clear, see [`User::password`](super::User::password)).
     pub secret: String,
     /// Description.
     pub description: Option<String>,

@@ -1,7 +1,7 @@
 //! Keystone v3: password, token and application-credential authentication, the service catalog,
 //! projects, domains, users, roles and application credentials. One file per family:
-//! [`tokens`] (issue, validate, revoke, the token's scope), [`catalog`] (services, endpoints,
-//! regions), [`resources`] (projects, domains, users, roles, assignments) and [`app_creds`];
+//! `tokens.rs` (issue, validate, revoke, the token's scope), `catalog.rs` (services, endpoints,
+//! regions), `resources.rs` (projects, domains, users, roles, assignments) and `app_creds.rs`;
 //! this module holds the records, the bootstrap of a cloud's Keystone, the route table and the
 //! version documents.
 //!

@@ -1,6 +1,6 @@
 //! Glance v2: images with data upload/download, JSON-patch updates, tags, visibility, filters and
-//! `next` pagination. Image data lives in `DIR/clouds/<cloud>/images/<id>`. [`images`] holds
-//! the record and its API, [`data`] the upload and download of image data; this module holds
+//! `next` pagination. Image data lives in `DIR/clouds/<cloud>/images/<id>`. `images.rs` holds
+//! the record and its API, `data.rs` the upload and download of image data; this module holds
 //! the per-cloud data, the route table and the version and schema documents.
 
 use std::collections::BTreeMap;

@@ -1,8 +1,8 @@
 //! Background transitions: every status that takes time (server BUILD, stop, start, reboot,
 //! delete, createImage; volume creating/downloading, attaching, detaching, extending, deleting;
 //! snapshot creating/deleting) is completed here by a task spawned when the request recorded it.
-//! One file per resource: [`servers`], [`volumes`], [`images`] (snapshots and images), and
-//! [`conversion_hosts`] (their sshd); this module holds the spawners, [`resume_all`] and
+//! One file per resource: `servers.rs`, `volumes.rs`, `images.rs` (snapshots and images), and
+//! `conversion_hosts.rs` (their sshd); this module holds the spawners, [`resume_all`] and
 //! the transition machinery they share.
 //!
 //! Each driver looks at the resource's current status and moves it forward, so the same

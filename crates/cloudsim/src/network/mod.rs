@@ -1,7 +1,7 @@
-//! Neutron v2.0, one file per resource family: [`networks`], [`subnets`], [`ports`] (with IP
-//! and MAC allocation), [`security_groups`] and their rules, [`routers`] with interfaces and
-//! gateways, [`floating_ips`], [`tags`], plus [`addresses`] (a server's addresses as Nova shows
-//! them) and [`quotas`] (extensions, availability zones, quotas). [`listing`] filters, sorts,
+//! Neutron v2.0, one file per resource family: `networks.rs`, `subnets.rs`, `ports.rs` (with IP
+//! and MAC allocation), `security_groups.rs` and their rules, `routers.rs` with interfaces and
+//! gateways, `floating_ips.rs`, `tags.rs`, plus `addresses.rs` (a server's addresses as Nova shows
+//! them) and `quotas.rs` (extensions, availability zones, quotas). `listing.rs` filters, sorts,
 //! paginates and selects fields for every collection. This module holds the per-cloud data, the
 //! fields every resource has, the route table and the validation helpers the families share.
 //!

@@ -1,6 +1,6 @@
-//! Cinder v3, one file per resource family: [`volumes`] (sparse files in
-//! `DIR/clouds/<cloud>/volumes/<id>`), volume [`actions`], volume [`metadata`], [`snapshots`],
-//! volume [`types`], user [`messages`], and [`quotas`] (availability zones, limits, quota sets,
+//! Cinder v3, one file per resource family: `volumes.rs` (sparse files in
+//! `DIR/clouds/<cloud>/volumes/<id>`), volume `actions.rs`, volume `metadata.rs`, `snapshots.rs`,
+//! volume `types.rs`, user `messages.rs`, and `quotas.rs` (availability zones, limits, quota sets,
 //! extensions, backups). This module holds the per-cloud data, the route table, the version
 //! documents and the lookups and listing helpers the families share. Status transitions run in
 //! `crate::jobs`.

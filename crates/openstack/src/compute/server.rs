@@ -423,7 +423,7 @@ pub enum UserData {
     Base64(String),
 }
 
-/// What [`ComputeApi::create_server`] sends.
+/// What [`ComputeApi::create_server`](crate::ComputeApi::create_server) sends.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewServer {
     /// Name.

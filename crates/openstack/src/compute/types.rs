@@ -60,7 +60,7 @@ fn swap<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::E
     })
 }
 
-/// What [`ComputeApi::create_flavor`] sends.
+/// What [`ComputeApi::create_flavor`](crate::ComputeApi::create_flavor) sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewFlavor {
     /// Name.

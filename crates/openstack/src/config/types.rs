@@ -312,7 +312,7 @@ impl<'de> Deserialize<'de> for CloudRef {
 /// `region_name`, `interface`, `validate_certs`, `ca_cert`, `client_cert`, `client_key`,
 /// `api_timeout`), ready to be flattened into a module's options.
 ///
-/// Resolution ([`ConfigLoader::load`]) follows openstack.cloud and openstacksdk:
+/// Resolution ([`ConfigLoader::load`](crate::ConfigLoader::load)) follows openstack.cloud and openstacksdk:
 /// - `cloud` is a dict: it is the whole configuration; giving any other option too is an error.
 /// - `cloud` is a name: that cloud from clouds.yaml (+ secure.yaml), with the other options
 ///   overriding it (`auth` key by key).

@@ -337,7 +337,7 @@ pub struct FloatingIp {
     pub extra: Map<String, Value>,
 }
 
-/// What [`NetworkApi::create_network`] sends.
+/// What [`NetworkApi::create_network`](crate::NetworkApi::create_network) sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewNetwork {
     /// Name.
@@ -359,7 +359,7 @@ pub struct NewNetwork {
     pub extra: Map<String, Value>,
 }
 
-/// What [`NetworkApi::create_subnet`] sends.
+/// What [`NetworkApi::create_subnet`](crate::NetworkApi::create_subnet) sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewSubnet {
     /// Network.
@@ -391,7 +391,7 @@ pub struct NewSubnet {
     pub extra: Map<String, Value>,
 }
 
-/// What [`NetworkApi::create_port`] sends.
+/// What [`NetworkApi::create_port`](crate::NetworkApi::create_port) sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewPort {
     /// Network.
@@ -431,7 +431,7 @@ pub struct NewPort {
     pub extra: Map<String, Value>,
 }
 
-/// What [`NetworkApi::create_security_group_rule`] sends.
+/// What [`NetworkApi::create_security_group_rule`](crate::NetworkApi::create_security_group_rule) sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewSecurityGroupRule {
     /// Group.
@@ -461,7 +461,7 @@ pub struct NewSecurityGroupRule {
     pub description: Option<String>,
 }
 
-/// What [`NetworkApi::create_router`] sends.
+/// What [`NetworkApi::create_router`](crate::NetworkApi::create_router) sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewRouter {
     /// Name.
@@ -480,7 +480,7 @@ pub struct NewRouter {
     pub extra: Map<String, Value>,
 }
 
-/// What [`NetworkApi::create_floating_ip`] sends.
+/// What [`NetworkApi::create_floating_ip`](crate::NetworkApi::create_floating_ip) sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewFloatingIp {
     /// External network.
