@@ -16,7 +16,7 @@ use crate::http::{self, Ctx, JsonBody, Q};
 use crate::sim::Sim;
 use crate::util;
 
-use super::links;
+use super::{links, list_page};
 
 /// A flavor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,12 +149,8 @@ fn flavor_list(ctx: &Ctx, q: &Q, detail: bool) -> Result<Response, ApiError> {
             }
         })
         .collect();
-    let mut body = json!({"flavors": items});
-    if let Some(m) = page.next_marker {
-        let path = if detail { "flavors/detail" } else { "flavors" };
-        body["flavors_links"] = json!([{"rel": "next", "href": ctx.url(&format!("/compute/v2.1/{path}?{}", http::next_query(q, &m)))}]);
-    }
-    Ok(http::ok(body))
+    let path = if detail { "flavors/detail" } else { "flavors" };
+    Ok(list_page(ctx, q, "flavors", path, items, page.next_marker))
 }
 
 async fn list_flavors(ctx: Ctx, q: Q) -> Result<Response, ApiError> {

@@ -15,6 +15,8 @@ use crate::http::{self, Ctx, JsonBody, Q};
 use crate::sim::Sim;
 use crate::util::{self, Ts};
 
+use super::list_page;
+
 /// A keypair.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Keypair {
@@ -207,11 +209,14 @@ async fn list_keypairs(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
         .iter()
         .map(|k| json!({"keypair": render_keypair(&ctx, k, false)}))
         .collect();
-    let mut body = json!({"keypairs": items});
-    if let Some(m) = page.next_marker {
-        body["keypairs_links"] = json!([{"rel": "next", "href": ctx.url(&format!("/compute/v2.1/os-keypairs?{}", http::next_query(&q, &m)))}]);
-    }
-    Ok(http::ok(body))
+    Ok(list_page(
+        &ctx,
+        &q,
+        "keypairs",
+        "os-keypairs",
+        items,
+        page.next_marker,
+    ))
 }
 
 fn keypair_key(ctx: &Ctx, q: &Q, name: &str) -> String {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::http::{self, CloudCtx, Ctx, COMPUTE_MAX, COMPUTE_MIN};
+use crate::http::{self, CloudCtx, Ctx, COMPUTE_MAX, COMPUTE_MIN, Q};
 use crate::sim::Sim;
 use crate::state::Cloud;
 
@@ -113,6 +113,24 @@ fn links(ctx: &Ctx, kind: &str, id: &str) -> Value {
         {"rel": "self", "href": ctx.url(&format!("/compute/v2.1/{kind}/{id}"))},
         {"rel": "bookmark", "href": ctx.url(&format!("/compute/{kind}/{id}"))},
     ])
+}
+
+/// A page of a Nova list: `{key: items}`, and `{key}_links` to the next page of `path` (after
+/// `/compute/v2.1/`) when there is one.
+fn list_page(
+    ctx: &Ctx,
+    q: &Q,
+    key: &str,
+    path: &str,
+    items: Vec<Value>,
+    next_marker: Option<String>,
+) -> Response {
+    let mut body = json!({ key: items });
+    if let Some(m) = next_marker {
+        let href = ctx.url(&format!("/compute/v2.1/{path}?{}", http::next_query(q, &m)));
+        body[format!("{key}_links")] = json!([{"rel": "next", "href": href}]);
+    }
+    http::ok(body)
 }
 
 fn visible_server(ctx: &Ctx, s: &Server) -> bool {

@@ -22,7 +22,7 @@ use crate::state::Cloud;
 use crate::util::{self, Ts};
 
 use super::create::create_server;
-use super::{links, server_mut, with_server, HOST};
+use super::{links, list_page, server_mut, with_server, HOST};
 
 /// A server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -492,12 +492,8 @@ fn list_filtered(ctx: &Ctx, q: &Q, detail: bool) -> Result<Response, ApiError> {
             }
         })
         .collect();
-    let mut body = json!({"servers": items});
-    if let Some(m) = page.next_marker {
-        let path = if detail { "servers/detail" } else { "servers" };
-        body["servers_links"] = json!([{"rel": "next", "href": ctx.url(&format!("/compute/v2.1/{path}?{}", http::next_query(q, &m)))}]);
-    }
-    Ok(http::ok(body))
+    let path = if detail { "servers/detail" } else { "servers" };
+    Ok(list_page(ctx, q, "servers", path, items, page.next_marker))
 }
 
 async fn list_servers(ctx: Ctx, q: Q) -> Result<Response, ApiError> {
