@@ -2,7 +2,7 @@
 //!
 //! | request | does |
 //! |---|---|
-//! | `GET /_sim` | base URL, state dir, ssh port, transition delay, clouds with their auth URLs |
+//! | `GET /_sim` | base URL, state dir, ssh port, transition delay, dirty-volume clouds, clouds with their auth URLs |
 //! | `POST /_sim/faults` | adds a fault (see `crate::faults::FaultSpec`), answers 201 with it and its id |
 //! | `GET /_sim/faults` | lists faults with their `matched`/`fired` counters |
 //! | `DELETE /_sim/faults` | removes every fault |
@@ -10,6 +10,8 @@
 //! | `GET /_sim/requests` | `{cloud: {"METHOD /route/template": count}}` |
 //! | `POST /_sim/requests/reset` | zeroes the counts |
 //! | `GET /_sim/hosts` | conversion hosts: server, cloud, address, directory, status |
+//! | `GET /_sim/dirty-volumes` | `{"clouds": [...]}`: clouds whose new empty volumes read as garbage |
+//! | `PUT /_sim/dirty-volumes` | `{"clouds": [...]}` replaces that set (see [`Sim::dirty_volumes`]) |
 
 use std::sync::Arc;
 
@@ -36,6 +38,10 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/_sim/requests", get(requests))
         .route("/_sim/requests/reset", post(reset_requests))
         .route("/_sim/hosts", get(hosts))
+        .route(
+            "/_sim/dirty-volumes",
+            get(dirty_volumes).put(set_dirty_volumes),
+        )
 }
 
 async fn info(State(sim): State<Arc<Sim>>) -> Response {
@@ -63,6 +69,7 @@ async fn info(State(sim): State<Arc<Sim>>) -> Response {
         "clouds_yaml": sim.cfg.state_dir.join("clouds.yaml"),
         "ssh_port": sim.cfg.ssh_port,
         "transition_ms": sim.cfg.transition.as_millis() as u64,
+        "dirty_volumes": sim.dirty_clouds(),
         "clouds": clouds,
     }))
 }
@@ -128,4 +135,19 @@ async fn hosts(State(sim): State<Arc<Sim>>) -> Response {
         }
     }
     http::ok(json!({"hosts": out}))
+}
+
+async fn dirty_volumes(State(sim): State<Arc<Sim>>) -> Response {
+    http::ok(json!({"clouds": sim.dirty_clouds()}))
+}
+
+async fn set_dirty_volumes(
+    State(sim): State<Arc<Sim>>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let clouds = crate::util::opt_str_list(&body, "clouds")?
+        .ok_or_else(|| ApiError::bad_request("give the clouds as {\"clouds\": [...]}"))?;
+    sim.set_dirty_clouds(&clouds)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(http::ok(json!({"clouds": sim.dirty_clouds()})))
 }

@@ -232,6 +232,14 @@ pub enum SimError {
         /// The cause.
         source: serde_json::Error,
     },
+    /// A cloud name that is not one of the simulator's.
+    #[error("there is no cloud {cloud:?} (clouds: {known})")]
+    UnknownCloud {
+        /// The name given.
+        cloud: String,
+        /// The clouds there are, comma-separated.
+        known: String,
+    },
     /// sshd for a conversion host could not be started.
     #[error("sshd for host {server}: {message}")]
     Sshd {

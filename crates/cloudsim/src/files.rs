@@ -28,6 +28,43 @@ pub fn create_sparse(path: &Path, len: u64) -> io::Result<()> {
     f.set_len(len)
 }
 
+/// Creates (or truncates) a file of `len` bytes of pseudo-random non-zero data, every byte
+/// written: what a disk that was never cleared holds. Blocks are rotations of one random pool,
+/// so the cost is the writes, not the randomness.
+pub fn create_garbage(path: &Path, len: u64) -> io::Result<()> {
+    const POOL: usize = 4 << 20;
+    // Not a multiple of the 4 KiB sector: each block is a different rotation of the pool.
+    const STEP: usize = 8 * 4093;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    f.set_len(len)?;
+    let mut pool = vec![0u8; POOL];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut pool[..]);
+    // A zero byte could start a run that reads as cleared; garbage has none.
+    for b in pool.iter_mut().filter(|b| **b == 0) {
+        *b = 0xa5;
+    }
+    let mut off = 0u64;
+    let mut k = 0usize;
+    while off < len {
+        // Block k is the pool rotated by r: pool[r..] then pool[..r], cut at the end of the file.
+        let r = k.wrapping_mul(STEP) % POOL;
+        let n = (len - off).min(POOL as u64) as usize;
+        let head = &pool[r..][..n.min(POOL - r)];
+        f.write_all_at(head, off)?;
+        f.write_all_at(&pool[..n - head.len()], off + head.len() as u64)?;
+        off += n as u64;
+        k += 1;
+    }
+    Ok(())
+}
+
 /// Grows a file to at least `len` bytes (holes at the end).
 pub fn grow(path: &Path, len: u64) -> io::Result<()> {
     let f = OpenOptions::new().write(true).open(path)?;
@@ -145,6 +182,22 @@ mod tests {
         assert!(
             g.metadata().unwrap().blocks() * 512 < 8 << 20,
             "copy is not sparse"
+        );
+    }
+
+    #[test]
+    fn garbage_fills_every_byte_up_to_an_odd_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g");
+        let len = (9 << 20) + 5;
+        create_garbage(&p, len).unwrap();
+        let data = std::fs::read(&p).unwrap();
+        assert_eq!(data.len() as u64, len);
+        assert!(data.iter().all(|b| *b != 0), "a zero byte");
+        assert_ne!(
+            data[..4096],
+            data[4 << 20..(4 << 20) + 4096],
+            "blocks repeat"
         );
     }
 }

@@ -24,6 +24,7 @@ let cfg = osm_cloudsim::Config {
     transition: std::time::Duration::from_millis(50),
     verbose: false,
     hosts_dir: None,
+    dirty_volumes: vec![],
 };
 let running = osm_cloudsim::start(cfg).await?;
 println!("clouds.yaml for {}", running.sim.base_url);

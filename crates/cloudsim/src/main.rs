@@ -1,4 +1,5 @@
-//! `osm-cloudsim serve --state-dir DIR [--listen ADDR] [--ssh-port N] [--transition-ms N]`
+//! `osm-cloudsim serve --state-dir DIR [--listen ADDR] [--ssh-port N] [--transition-ms N]
+//! [--dirty-volumes CLOUD,...]`
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,10 @@ enum Command {
         /// since NBD socket paths under a host's home must fit in 108 bytes.
         #[arg(long)]
         hosts_dir: Option<PathBuf>,
+        /// Clouds whose new empty volumes read as garbage instead of zeros, as on a Cinder backend
+        /// that does not clear them (LVM thick, volume_clear=none); repeat or separate with commas.
+        #[arg(long, value_name = "CLOUD", value_delimiter = ',')]
+        dirty_volumes: Vec<String>,
     },
 }
 
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         transition_ms,
         verbose,
         hosts_dir,
+        dirty_volumes,
     } = Cli::parse().command;
     let cfg = osm_cloudsim::Config {
         state_dir,
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         transition: Duration::from_millis(transition_ms),
         verbose,
         hosts_dir,
+        dirty_volumes,
     };
     match serve(cfg) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,7 @@
 //! The simulator process: configuration, the shared [`Sim`] handle, start-up, persistence and
 //! shutdown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +31,8 @@ pub struct Config {
     /// Where conversion host directories live (default `DIR/hosts`). Their sockets' paths must stay
     /// under the 108 bytes a Unix socket path may have, so a deep state directory needs a short one.
     pub hosts_dir: Option<PathBuf>,
+    /// Clouds whose new empty volumes read as garbage (see [`Sim::dirty_volumes`]).
+    pub dirty_volumes: Vec<String>,
 }
 
 /// Everything the request handlers and background jobs share.
@@ -40,6 +42,9 @@ pub struct Sim {
     /// `http://127.0.0.1:PORT`, the prefix of every URL the simulator hands out.
     pub base_url: String,
     state: Mutex<State>,
+    /// Held while the state is written: the persister and the final save at shutdown both write
+    /// through one temporary file, and the later snapshot must be the one that lands.
+    saving: Mutex<()>,
     dirty: Notify,
     stopping: AtomicBool,
     /// Injected faults.
@@ -48,6 +53,7 @@ pub struct Sim {
     pub requests: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     /// The sshd processes of conversion hosts.
     pub hosts: HostManager,
+    dirty_volumes: Mutex<BTreeSet<String>>,
 }
 
 impl Sim {
@@ -69,6 +75,7 @@ impl Sim {
 
     /// Writes the state file now.
     pub fn save_now(&self) -> Result<(), SimError> {
+        let _saving = self.saving.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = {
             let mut st = self.lock();
             st.prune_tokens();
@@ -90,12 +97,43 @@ impl Sim {
             .join(id)
     }
 
-    /// `DIR/hosts/<server id>` (or `--hosts-dir`/<server id>): a conversion host's directory.
+    /// `DIR/hosts/<server id>` (or `--hosts-dir/<server id>`): a conversion host's directory.
     pub fn host_dir(&self, server_id: &str) -> PathBuf {
         match &self.cfg.hosts_dir {
             Some(d) => d.join(server_id),
             None => self.cfg.state_dir.join("hosts").join(server_id),
         }
+    }
+
+    /// Whether new empty volumes of `cloud` read as garbage rather than zeros, as on a Cinder
+    /// backend that does not clear what it allocates (LVM thick with `volume_clear=none`): a
+    /// volume created with no image, snapshot or volume to copy is filled with pseudo-random
+    /// non-zero bytes over its whole size. Volumes with a source keep its content.
+    pub fn dirty_volumes(&self, cloud: &str) -> bool {
+        self.dirty_clouds().contains(cloud)
+    }
+
+    /// The clouds whose new empty volumes read as garbage.
+    pub fn dirty_clouds(&self) -> BTreeSet<String> {
+        self.dirty_volumes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Makes exactly `clouds` the clouds whose new empty volumes read as garbage; fails, changing
+    /// nothing, on a name that is not a cloud.
+    pub fn set_dirty_clouds(&self, clouds: &[String]) -> Result<(), SimError> {
+        let known: Vec<String> = self.lock().clouds.keys().cloned().collect();
+        if let Some(unknown) = clouds.iter().find(|c| !known.contains(c)) {
+            return Err(SimError::UnknownCloud {
+                cloud: unknown.clone(),
+                known: known.join(", "),
+            });
+        }
+        *self.dirty_volumes.lock().unwrap_or_else(|e| e.into_inner()) =
+            clouds.iter().cloned().collect();
+        Ok(())
     }
 
     /// How long a transition takes when no fault changes it.
@@ -157,12 +195,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         base_url: format!("http://{addr}"),
         cfg,
         state: Mutex::new(state),
+        saving: Mutex::new(()),
         dirty: Notify::new(),
         stopping: AtomicBool::new(false),
         faults: Faults::default(),
         requests: Mutex::new(BTreeMap::new()),
         hosts: HostManager::new(),
+        dirty_volumes: Mutex::new(BTreeSet::new()),
     });
+    sim.set_dirty_clouds(&sim.cfg.dirty_volumes)?;
     if fresh {
         sim.save_now()?;
     }

@@ -163,6 +163,27 @@ pub fn opt_str_map(
     }
 }
 
+/// The `metadata` object of a Nova or Cinder metadata request (`POST`/`PUT .../metadata`).
+pub fn metadata_body(body: &Value) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    opt_str_map(body, "metadata")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: metadata missing"))
+}
+
+/// The `meta` object of a one-key metadata request (`PUT .../metadata/{key}`), and its value for
+/// `key`, the key the URL names.
+pub fn meta_item_body(
+    body: &Value,
+    key: &str,
+) -> Result<(std::collections::BTreeMap<String, String>, String), ApiError> {
+    let m = opt_str_map(body, "meta")?
+        .ok_or_else(|| ApiError::bad_request("Malformed request body: meta missing"))?;
+    let v = m
+        .get(key)
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("Request body and URI mismatch"))?;
+    Ok((m, v))
+}
+
 /// Reads a list of strings (tags).
 pub fn opt_str_list(obj: &Value, key: &str) -> Result<Option<Vec<String>>, ApiError> {
     match obj.get(key) {

@@ -4,6 +4,7 @@
 mod util;
 
 mod api;
+mod dirty_volumes;
 mod faults;
 mod identity;
 mod lifecycle;

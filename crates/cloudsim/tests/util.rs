@@ -16,6 +16,8 @@ pub struct Sim {
     pub base: String,
     pub ssh_port: u16,
     pub transition_ms: u64,
+    /// More `serve` options.
+    pub args: Vec<String>,
     pub client: Client,
 }
 
@@ -43,6 +45,11 @@ impl Sim {
     }
 
     pub fn start_with(transition_ms: u64) -> Sim {
+        Sim::start_args(transition_ms, &[])
+    }
+
+    /// Starts a simulator with more `serve` options.
+    pub fn start_args(transition_ms: u64, args: &[&str]) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let mut sim = Sim {
             dir,
@@ -50,6 +57,7 @@ impl Sim {
             base: String::new(),
             ssh_port: free_port(),
             transition_ms,
+            args: args.iter().map(|a| a.to_string()).collect(),
             client: Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -76,6 +84,7 @@ impl Sim {
                 "--transition-ms",
                 &self.transition_ms.to_string(),
             ])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

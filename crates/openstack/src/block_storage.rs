@@ -7,11 +7,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::Service;
-use crate::common::{find_one, wait_deleted, wait_status, Observed, Query, ResourceKind};
+use crate::common::{Query, ResourceKind};
 use crate::connection::{seg, Call, Connection};
 use crate::de::{lenient_bool, null_default};
 use crate::error::Result;
 use crate::microversion as mv;
+use crate::resource::{Status, SNAPSHOTS, VOLUMES, VOLUME_TYPES};
 
 /// An attachment as the volume reports it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -106,6 +107,12 @@ pub struct Volume {
     pub extra: Map<String, Value>,
 }
 
+impl Status for Volume {
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
 /// What [`BlockStorageApi::create_volume`] sends.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct NewVolume {
@@ -180,6 +187,12 @@ pub struct Snapshot {
     pub extra: Map<String, Value>,
 }
 
+impl Status for Snapshot {
+    fn status(&self) -> &str {
+        &self.status
+    }
+}
+
 /// A volume type.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct VolumeType {
@@ -245,46 +258,30 @@ impl<'a> BlockStorageApi<'a> {
     /// Volumes matching Cinder's filters (`name`, `status`, `metadata` as a JSON object — see
     /// [`metadata_filter`] —, `all_tenants`, ...), every page.
     pub fn list_volumes_with(&self, filters: &Query) -> Result<Vec<Volume>> {
-        self.conn
-            .list_all(Call::get(S, "/volumes/detail").queries(filters), "volumes")
+        self.conn.list(&VOLUMES, filters)
     }
 
     /// A volume by ID.
     pub fn get_volume(&self, id: &str) -> Result<Volume> {
-        self.conn
-            .call_key(Call::get(S, format!("/volumes/{}", seg(id))), "volume")
-            .map_err(|e| e.not_found_as("volume", id))
+        self.conn.get(&VOLUMES, id)
     }
 
     /// A volume by ID or exact name.
     pub fn find_volume(&self, name_or_id: &str) -> Result<Option<Volume>> {
-        find_one(
-            "volume",
-            name_or_id,
-            || self.get_volume(name_or_id),
-            || self.list_volumes_with(&Query::new().with("name", name_or_id)),
-            |v| Some(v.name.as_str()),
-        )
+        let by_name = Query::new().with("name", name_or_id);
+        self.conn
+            .find(&VOLUMES, name_or_id, &by_name, |v: &Volume| &v.name)
     }
 
     /// Creates a volume (status `creating`; wait for `available`).
     pub fn create_volume(&self, new: &NewVolume) -> Result<Volume> {
-        self.conn.call_key(
-            Call::post(S, "/volumes").json(&json!({"volume": new}))?,
-            "volume",
-        )
+        self.conn.create(&VOLUMES, new, None)
     }
 
     /// Deletes a volume; `cascade` also deletes its snapshots.
     pub fn delete_volume(&self, id: &str, cascade: bool) -> Result<()> {
-        let mut call = Call::delete(S, format!("/volumes/{}", seg(id)));
-        if cascade {
-            call = call.query("cascade", "true");
-        }
-        self.conn
-            .call(call)
-            .map(drop)
-            .map_err(|e| e.not_found_as("volume", id))
+        let query = Query::new().with_opt("cascade", cascade.then_some("true"));
+        self.conn.delete_with(&VOLUMES, id, &query)
     }
 
     /// Sets metadata keys (others are kept); returns all metadata.
@@ -293,25 +290,12 @@ impl<'a> BlockStorageApi<'a> {
         id: &str,
         metadata: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>> {
-        self.conn
-            .call_key(
-                Call::post(S, format!("/volumes/{}/metadata", seg(id)))
-                    .json(&json!({"metadata": metadata}))?,
-                "metadata",
-            )
-            .map_err(|e| e.not_found_as("volume", id))
+        self.conn.set_metadata(&VOLUMES, id, metadata)
     }
 
     /// Removes one metadata key of a volume; a missing key is not an error.
     pub fn delete_volume_metadata(&self, id: &str, key: &str) -> Result<()> {
-        match self.conn.call(Call::delete(
-            S,
-            format!("/volumes/{}/metadata/{}", seg(id), seg(key)),
-        )) {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() && self.get_volume(id).is_ok() => Ok(()),
-            Err(e) => Err(e.not_found_as("volume", id)),
-        }
+        self.conn.delete_metadata(&VOLUMES, id, key)
     }
 
     /// Sets the name and/or description.
@@ -328,12 +312,7 @@ impl<'a> BlockStorageApi<'a> {
         if let Some(d) = description {
             v.insert("description".into(), json!(d));
         }
-        self.conn
-            .call_key(
-                Call::put(S, format!("/volumes/{}", seg(id))).json(&json!({"volume": v}))?,
-                "volume",
-            )
-            .map_err(|e| e.not_found_as("volume", id))
+        self.conn.update(&VOLUMES, id, &v)
     }
 
     /// `os-set_bootable`.
@@ -376,40 +355,24 @@ impl<'a> BlockStorageApi<'a> {
         statuses: &[&str],
         timeout: Duration,
     ) -> Result<Volume> {
-        wait_status(
-            "volume",
+        self.conn.wait_for(
+            &VOLUMES,
             id,
             statuses,
             ResourceKind::Volume.error_statuses(),
             timeout,
-            || {
-                let v = self.get_volume(id)?;
-                Ok(Observed {
-                    status: v.status.clone(),
-                    fault: None,
-                    value: v,
-                })
-            },
-            |_| self.latest_message(id),
+            || self.latest_message(id),
         )
     }
 
     /// Waits until the volume is gone (404); fails fast on `error_deleting`.
     pub fn wait_for_volume_deleted(&self, id: &str, timeout: Duration) -> Result<()> {
-        wait_deleted(
-            "volume",
+        self.conn.wait_for_gone::<Volume>(
+            &VOLUMES,
             id,
             ResourceKind::Volume.delete_error_statuses(),
             timeout,
-            || {
-                let v = self.get_volume(id)?;
-                let fault = if v.status.starts_with("error") {
-                    self.latest_message(id)
-                } else {
-                    None
-                };
-                Ok((v.status, fault))
-            },
+            || self.latest_message(id),
         )
     }
 
@@ -448,28 +411,19 @@ impl<'a> BlockStorageApi<'a> {
 
     /// Snapshots matching Cinder's filters (`name`, `volume_id`, `status`, ...), every page.
     pub fn list_snapshots_with(&self, filters: &Query) -> Result<Vec<Snapshot>> {
-        self.conn.list_all(
-            Call::get(S, "/snapshots/detail").queries(filters),
-            "snapshots",
-        )
+        self.conn.list(&SNAPSHOTS, filters)
     }
 
     /// A snapshot by ID.
     pub fn get_snapshot(&self, id: &str) -> Result<Snapshot> {
-        self.conn
-            .call_key(Call::get(S, format!("/snapshots/{}", seg(id))), "snapshot")
-            .map_err(|e| e.not_found_as("snapshot", id))
+        self.conn.get(&SNAPSHOTS, id)
     }
 
     /// A snapshot by ID or exact name.
     pub fn find_snapshot(&self, name_or_id: &str) -> Result<Option<Snapshot>> {
-        find_one(
-            "snapshot",
-            name_or_id,
-            || self.get_snapshot(name_or_id),
-            || self.list_snapshots_with(&Query::new().with("name", name_or_id)),
-            |s| Some(s.name.as_str()),
-        )
+        let by_name = Query::new().with("name", name_or_id);
+        self.conn
+            .find(&SNAPSHOTS, name_or_id, &by_name, |s: &Snapshot| &s.name)
     }
 
     /// Creates a snapshot of a volume. `force` allows an in-use volume before microversion 3.66
@@ -492,18 +446,12 @@ impl<'a> BlockStorageApi<'a> {
         if !metadata.is_empty() {
             s["metadata"] = json!(metadata);
         }
-        self.conn.call_key(
-            Call::post(S, "/snapshots").json(&json!({"snapshot": s}))?,
-            "snapshot",
-        )
+        self.conn.create(&SNAPSHOTS, &s, None)
     }
 
     /// Deletes a snapshot.
     pub fn delete_snapshot(&self, id: &str) -> Result<()> {
-        self.conn
-            .call(Call::delete(S, format!("/snapshots/{}", seg(id))))
-            .map(drop)
-            .map_err(|e| e.not_found_as("snapshot", id))
+        self.conn.delete(&SNAPSHOTS, id)
     }
 
     /// Waits until the snapshot has one of `statuses`; fails fast on `error`.
@@ -513,35 +461,24 @@ impl<'a> BlockStorageApi<'a> {
         statuses: &[&str],
         timeout: Duration,
     ) -> Result<Snapshot> {
-        wait_status(
-            "snapshot",
+        self.conn.wait_for(
+            &SNAPSHOTS,
             id,
             statuses,
             ResourceKind::Snapshot.error_statuses(),
             timeout,
-            || {
-                let s = self.get_snapshot(id)?;
-                Ok(Observed {
-                    status: s.status.clone(),
-                    fault: None,
-                    value: s,
-                })
-            },
-            |_| self.latest_message(id),
+            || self.latest_message(id),
         )
     }
 
     /// Waits until the snapshot is gone (404); fails fast on `error_deleting`.
     pub fn wait_for_snapshot_deleted(&self, id: &str, timeout: Duration) -> Result<()> {
-        wait_deleted(
-            "snapshot",
+        self.conn.wait_for_gone::<Snapshot>(
+            &SNAPSHOTS,
             id,
             ResourceKind::Snapshot.delete_error_statuses(),
             timeout,
-            || {
-                let s = self.get_snapshot(id)?;
-                Ok((s.status, None))
-            },
+            || None,
         )
     }
 
@@ -549,24 +486,22 @@ impl<'a> BlockStorageApi<'a> {
 
     /// Volume types the project may use.
     pub fn list_volume_types(&self) -> Result<Vec<VolumeType>> {
-        self.conn.list_all(Call::get(S, "/types"), "volume_types")
+        self.conn.list(&VOLUME_TYPES, &Query::new())
     }
 
     /// A volume type by ID.
     pub fn get_volume_type(&self, id: &str) -> Result<VolumeType> {
-        self.conn
-            .call_key(Call::get(S, format!("/types/{}", seg(id))), "volume_type")
-            .map_err(|e| e.not_found_as("volume type", id))
+        self.conn.get(&VOLUME_TYPES, id)
     }
 
     /// A volume type by ID or exact name.
     pub fn find_volume_type(&self, name_or_id: &str) -> Result<Option<VolumeType>> {
-        find_one(
-            "volume type",
+        // Cinder cannot filter types by name: every type is listed.
+        self.conn.find(
+            &VOLUME_TYPES,
             name_or_id,
-            || self.get_volume_type(name_or_id),
-            || self.list_volume_types(),
-            |t| Some(t.name.as_str()),
+            &Query::new(),
+            |t: &VolumeType| &t.name,
         )
     }
 }

@@ -1,8 +1,7 @@
 //! Helpers shared by the service modules: query strings, name-or-ID lookup, base64, waiting.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::connection::poll_until;
 use crate::error::{Error, Result};
 
 /// Query parameters of a `list_*_with` call (filters), in order; a key may repeat.
@@ -246,6 +245,26 @@ pub(crate) fn wait_deleted(
     })
 }
 
+/// Polls `fetch` with backoff (0.2 s growing by 1.5x to 5 s) until `done` or the deadline.
+pub(crate) fn poll_until<T>(
+    timeout: Duration,
+    mut step: impl FnMut() -> Result<Option<T>>,
+) -> Result<std::result::Result<T, Duration>> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        if let Some(v) = step()? {
+            return Ok(Ok(v));
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Ok(Err(waited));
+        }
+        std::thread::sleep(delay.min(timeout - waited));
+        delay = (delay.mul_f64(1.5)).min(Duration::from_secs(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -422,5 +441,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, Error::ErrorState { .. }));
+    }
+
+    #[test]
+    fn polling_backs_off_and_times_out() {
+        let mut n = 0;
+        let r = poll_until(Duration::from_secs(5), || {
+            n += 1;
+            Ok(if n == 3 { Some(n) } else { None })
+        })
+        .unwrap();
+        assert_eq!(r, Ok(3));
+        let t = Instant::now();
+        let r: std::result::Result<(), Duration> =
+            poll_until(Duration::from_millis(300), || Ok(None)).unwrap();
+        assert!(r.is_err());
+        assert!(t.elapsed() < Duration::from_secs(2));
     }
 }

@@ -5,10 +5,11 @@ use serde_json::{Map, Value};
 
 use crate::auth::{DomainRef, TokenEntity};
 use crate::catalog::Service;
-use crate::common::find_one;
-use crate::connection::{seg, Call, Connection};
+use crate::common::{find_one, Query};
+use crate::connection::{Call, Connection};
 use crate::de::null_default;
 use crate::error::{Error, Result};
+use crate::resource::{DOMAINS, PROJECTS};
 
 /// A project.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -108,10 +109,7 @@ impl<'a> IdentityApi<'a> {
 
     /// A project by ID. A 403 for the token's own project is answered from the token.
     pub fn get_project(&self, id: &str) -> Result<Project> {
-        match self
-            .conn
-            .call_key::<Project>(Call::get(S, format!("/projects/{}", seg(id))), "project")
-        {
+        match self.conn.get::<Project>(&PROJECTS, id) {
             Ok(p) => Ok(p),
             Err(e) if e.status() == Some(403) => {
                 let info = self.conn.authenticate()?;
@@ -120,14 +118,14 @@ impl<'a> IdentityApi<'a> {
                     None => Err(e),
                 }
             }
-            Err(e) => Err(e.not_found_as("project", id)),
+            Err(e) => Err(e),
         }
     }
 
     /// A project by ID or exact name, among [`IdentityApi::list_projects`].
     pub fn find_project(&self, name_or_id: &str) -> Result<Option<Project>> {
         find_one(
-            "project",
+            PROJECTS.kind,
             name_or_id,
             || self.get_project(name_or_id),
             || self.list_projects(),
@@ -138,7 +136,7 @@ impl<'a> IdentityApi<'a> {
     /// Every project the token may see: `GET /projects` (admins); on 403 the projects of the
     /// user (`GET /auth/projects`); if that fails too, the token's own project.
     pub fn list_projects(&self) -> Result<Vec<Project>> {
-        match self.conn.list_all(Call::get(S, "/projects"), "projects") {
+        match self.conn.list(&PROJECTS, &Query::new()) {
             Ok(p) => return Ok(p),
             Err(e) if e.status() != Some(403) => return Err(e),
             Err(_) => {}
@@ -162,10 +160,7 @@ impl<'a> IdentityApi<'a> {
     /// A domain by ID. A 403 for the domain of the token's user or project is answered from the
     /// token.
     pub fn get_domain(&self, id: &str) -> Result<Domain> {
-        match self
-            .conn
-            .call_key::<Domain>(Call::get(S, format!("/domains/{}", seg(id))), "domain")
-        {
+        match self.conn.get::<Domain>(&DOMAINS, id) {
             Ok(d) => Ok(d),
             Err(e) if e.status() == Some(403) => {
                 let info = self.conn.authenticate()?;
@@ -181,7 +176,7 @@ impl<'a> IdentityApi<'a> {
                     .find_map(domain_from_ref);
                 found.ok_or(e)
             }
-            Err(e) => Err(e.not_found_as("domain", id)),
+            Err(e) => Err(e),
         }
     }
 }

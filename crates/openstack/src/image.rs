@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::catalog::Service;
-use crate::common::{find_one, wait_deleted, wait_status, Observed, Query, ResourceKind};
+use crate::common::{Query, ResourceKind};
 use crate::connection::{seg, Body, Call, Connection};
 use crate::de::{lenient_bool, null_default};
 use crate::error::{Error, Result};
+use crate::resource::{Status, IMAGES};
 
 /// A Glance image. Custom properties are top-level keys in the API; here they are in
 /// `properties`.
@@ -72,6 +73,12 @@ pub struct Image {
     /// Custom properties and every other key (`file`, `schema`, `self`, `os_distro`, ...).
     #[serde(flatten)]
     pub properties: Map<String, Value>,
+}
+
+impl Status for Image {
+    fn status(&self) -> &str {
+        &self.status
+    }
 }
 
 impl Image {
@@ -160,31 +167,24 @@ impl<'a> ImageApi<'a> {
     /// Images matching Glance's filters (`name`, `visibility`, `status`, `owner`, `tag` —
     /// repeat it for several —, and `<property>=<value>`), every page.
     pub fn list_images_with(&self, filters: &Query) -> Result<Vec<Image>> {
-        self.conn
-            .list_all(Call::get(S, "/images").queries(filters), "images")
+        self.conn.list(&IMAGES, filters)
     }
 
     /// An image by ID.
     pub fn get_image(&self, id: &str) -> Result<Image> {
-        self.conn
-            .call_json(Call::get(S, format!("/images/{}", seg(id))))
-            .map_err(|e| e.not_found_as("image", id))
+        self.conn.get(&IMAGES, id)
     }
 
     /// An image by ID or exact name.
     pub fn find_image(&self, name_or_id: &str) -> Result<Option<Image>> {
-        find_one(
-            "image",
-            name_or_id,
-            || self.get_image(name_or_id),
-            || self.list_images_with(&Query::new().with("name", name_or_id)),
-            |i| Some(i.name.as_str()),
-        )
+        let by_name = Query::new().with("name", name_or_id);
+        self.conn
+            .find(&IMAGES, name_or_id, &by_name, |i: &Image| &i.name)
     }
 
     /// Creates an image record (status `queued`); upload data with [`ImageApi::upload_image_data`].
     pub fn create_image(&self, new: &NewImage) -> Result<Image> {
-        self.conn.call_json(Call::post(S, "/images").json(new)?)
+        self.conn.create(&IMAGES, new, None)
     }
 
     /// Uploads the image data (`PUT /images/{id}/file`), streamed from `data`. With `size` the
@@ -246,10 +246,7 @@ impl<'a> ImageApi<'a> {
 
     /// Deletes an image.
     pub fn delete_image(&self, id: &str) -> Result<()> {
-        self.conn
-            .call(Call::delete(S, format!("/images/{}", seg(id))))
-            .map(drop)
-            .map_err(|e| e.not_found_as("image", id))
+        self.conn.delete(&IMAGES, id)
     }
 
     /// Sets properties (and top-level attributes such as `name`, `min_disk`) and removes
@@ -289,35 +286,24 @@ impl<'a> ImageApi<'a> {
 
     /// Waits until the image has one of `statuses` (e.g. `["active"]`); fails fast on `killed`.
     pub fn wait_for_image(&self, id: &str, statuses: &[&str], timeout: Duration) -> Result<Image> {
-        wait_status(
-            "image",
+        self.conn.wait_for(
+            &IMAGES,
             id,
             statuses,
             ResourceKind::Image.error_statuses(),
             timeout,
-            || {
-                let i = self.get_image(id)?;
-                Ok(Observed {
-                    status: i.status.clone(),
-                    fault: None,
-                    value: i,
-                })
-            },
-            |_| None,
+            || None,
         )
     }
 
     /// Waits until the image is gone (404 or `deleted`).
     pub fn wait_for_image_deleted(&self, id: &str, timeout: Duration) -> Result<()> {
-        wait_deleted(
-            "image",
+        self.conn.wait_for_gone::<Image>(
+            &IMAGES,
             id,
             ResourceKind::Image.delete_error_statuses(),
             timeout,
-            || {
-                let i = self.get_image(id)?;
-                Ok((i.status, None))
-            },
+            || None,
         )
     }
 }

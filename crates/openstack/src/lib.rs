@@ -104,4 +104,5 @@ mod identity;
 mod image;
 pub mod microversion;
 mod network;
+mod resource;
 mod secret;

@@ -1,43 +1,23 @@
-//! Glance v2: images with data upload/download, JSON-patch updates, tags, visibility, filters and
-//! `next` pagination. Image data lives in `DIR/clouds/<cloud>/images/<id>`.
+//! Images: the record (core attributes and free-form properties), list with Glance's filters,
+//! show, create, JSON-patch update, delete, tags, members, deactivate and reactivate.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
-use futures_util::StreamExt;
-use md5::Digest;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
-use crate::http::{self, CloudCtx, Ctx, JsonBody, Q};
+use crate::http::{self, Ctx, JsonBody, Q};
 use crate::sim::Sim;
 use crate::util::{self, Ts};
 
-/// Work still to do for an image created by Nova's createImage.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ImagePending {
-    /// Copy the root disk of an image-booted server into the image.
-    ServerDisk {
-        /// Server.
-        server_id: String,
-    },
-    /// Wait for the Cinder snapshots of a volume-booted server.
-    VolumeSnapshots {
-        /// Server.
-        server_id: String,
-        /// Snapshots that make up the image.
-        snapshot_ids: Vec<String>,
-    },
-}
+use super::{not_found, visible_image, visible_image_mut};
 
 /// A Glance image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,70 +64,6 @@ pub struct Image {
     #[serde(default)]
     pub pending: Option<ImagePending>,
 }
-
-/// One cloud's Glance data.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct ImageData {
-    /// Images by id.
-    pub images: BTreeMap<String, Image>,
-}
-
-const CORE: &[&str] = &[
-    "id",
-    "name",
-    "status",
-    "visibility",
-    "protected",
-    "os_hidden",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "size",
-    "virtual_size",
-    "min_disk",
-    "min_ram",
-    "disk_format",
-    "container_format",
-    "owner",
-    "created_at",
-    "updated_at",
-    "tags",
-    "self",
-    "file",
-    "schema",
-    "locations",
-    "direct_url",
-    "stores",
-];
-const READ_ONLY: &[&str] = &[
-    "status",
-    "checksum",
-    "os_hash_algo",
-    "os_hash_value",
-    "size",
-    "virtual_size",
-    "created_at",
-    "updated_at",
-    "self",
-    "file",
-    "schema",
-    "direct_url",
-    "stores",
-    "locations",
-];
-const DISK_FORMATS: &[&str] = &[
-    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
-];
-const CONTAINER_FORMATS: &[&str] = &[
-    "ami",
-    "ari",
-    "aki",
-    "bare",
-    "ovf",
-    "ova",
-    "docker",
-    "compressed",
-];
 
 impl Image {
     /// A new queued image.
@@ -247,74 +163,80 @@ impl Image {
     }
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(format!("No image found with ID {id}"))
+/// Work still to do for an image created by Nova's createImage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImagePending {
+    /// Copy the root disk of an image-booted server into the image.
+    ServerDisk {
+        /// Server.
+        server_id: String,
+    },
+    /// Wait for the Cinder snapshots of a volume-booted server.
+    VolumeSnapshots {
+        /// Server.
+        server_id: String,
+        /// Snapshots that make up the image.
+        snapshot_ids: Vec<String>,
+    },
 }
 
-/// Glance routes.
-pub fn routes() -> Router<Arc<Sim>> {
-    Router::new()
-        .route("/image", get(versions))
-        .route("/image/versions", get(versions))
-        .route("/image/v2", get(versions))
-        .route("/image/v2/images", get(list_images).post(create_image))
-        .route(
-            "/image/v2/images/{id}",
-            get(show_image).patch(update_image).delete(delete_image),
-        )
-        .route("/image/v2/images/{id}/file", get(download).put(upload))
-        .route(
-            "/image/v2/images/{id}/tags/{tag}",
-            put(add_tag).delete(remove_tag),
-        )
-        .route("/image/v2/images/{id}/members", get(members))
-        .route("/image/v2/images/{id}/actions/deactivate", post(deactivate))
-        .route("/image/v2/images/{id}/actions/reactivate", post(reactivate))
-        .route("/image/v2/schemas/image", get(schema_image))
-        .route("/image/v2/schemas/images", get(schema_images))
-        .route("/image/v2/info/import", get(info_import))
-}
-
-async fn versions(
-    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
-    cc: CloudCtx,
-) -> Response {
-    let href = format!("{}/{}/image/v2/", sim.base_url, cc.cloud);
-    let vs: Vec<Value> = ["2.16", "2.15", "2.9", "2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1", "2.0"]
-        .iter()
-        .enumerate()
-        .map(|(i, v)| json!({"id": format!("v{v}"), "status": if i == 0 { "CURRENT" } else { "SUPPORTED" }, "links": [{"rel": "self", "href": href}]}))
-        .collect();
-    http::json(StatusCode::MULTIPLE_CHOICES, json!({"versions": vs}))
-}
-
-async fn info_import(_ctx: Ctx) -> Response {
-    http::ok(
-        json!({"import-methods": {"description": "Import methods available.", "type": "array", "value": []}}),
-    )
-}
-
-async fn schema_image(_ctx: Ctx) -> Response {
-    http::ok(
-        json!({"name": "image", "additionalProperties": {"type": "string"}, "properties": {
-            "id": {"type": "string"}, "name": {"type": ["null", "string"]}, "status": {"type": "string"},
-            "visibility": {"type": "string", "enum": ["community", "public", "private", "shared"]},
-            "protected": {"type": "boolean"}, "os_hidden": {"type": "boolean"}, "checksum": {"type": ["null", "string"]},
-            "size": {"type": ["null", "integer"]}, "virtual_size": {"type": ["null", "integer"]},
-            "min_disk": {"type": "integer"}, "min_ram": {"type": "integer"},
-            "disk_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]},
-            "container_format": {"type": ["null", "string"], "enum": [null, "ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"]},
-            "owner": {"type": ["null", "string"]}, "tags": {"type": "array", "items": {"type": "string"}},
-        }}),
-    )
-}
-
-async fn schema_images(ctx: Ctx) -> Response {
-    let _ = ctx;
-    http::ok(
-        json!({"name": "images", "properties": {"images": {"type": "array"}, "first": {"type": "string"}, "next": {"type": "string"}, "schema": {"type": "string"}}}),
-    )
-}
+const CORE: &[&str] = &[
+    "id",
+    "name",
+    "status",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "size",
+    "virtual_size",
+    "min_disk",
+    "min_ram",
+    "disk_format",
+    "container_format",
+    "owner",
+    "created_at",
+    "updated_at",
+    "tags",
+    "self",
+    "file",
+    "schema",
+    "locations",
+    "direct_url",
+    "stores",
+];
+const READ_ONLY: &[&str] = &[
+    "status",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "size",
+    "virtual_size",
+    "created_at",
+    "updated_at",
+    "self",
+    "file",
+    "schema",
+    "direct_url",
+    "stores",
+    "locations",
+];
+const DISK_FORMATS: &[&str] = &[
+    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
+];
+const CONTAINER_FORMATS: &[&str] = &[
+    "ami",
+    "ari",
+    "aki",
+    "bare",
+    "ovf",
+    "ova",
+    "docker",
+    "compressed",
+];
 
 fn prop_string(v: &Value) -> Option<String> {
     match v {
@@ -457,12 +379,7 @@ async fn create_image(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, Ap
 
 async fn show_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     ctx.read(|c| {
-        let img = c
-            .image
-            .images
-            .get(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image(&ctx, c, &id)?;
         Ok(http::ok(img.render()))
     })
 }
@@ -582,12 +499,7 @@ async fn update_image(
         ApiError::bad_request("Request body must be a JSON array of operation objects.")
     })?;
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image_mut(&ctx, c, &id)?;
         if img.owner != ctx.project_id && !ctx.is_admin() {
             return Err(ApiError::forbidden(
                 "You are not permitted to modify this image.",
@@ -643,12 +555,7 @@ async fn update_image(
 async fn delete_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image(&ctx, c, &id)?;
         if img.owner != ctx.project_id && !ctx.is_admin() {
             return Err(ApiError::forbidden(
                 "You are not permitted to delete this image.",
@@ -666,155 +573,9 @@ async fn delete_image(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiE
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-async fn upload(ctx: Ctx, Path(id): Path<String>, body: Body) -> Result<Response, ApiError> {
-    let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
-    ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
-        if img.status != "queued" {
-            return Err(ApiError::conflict(format!(
-                "Image status transition from {} to saving is not allowed",
-                img.status
-            )));
-        }
-        img.status = "saving".into();
-        img.updated = util::now();
-        Ok(())
-    })?;
-    let result = receive(&path, body).await;
-    match result {
-        Ok((size, md5, sha512)) => ctx.write(|c, _| {
-            let img = c.image.images.get_mut(&id).ok_or_else(|| not_found(&id))?;
-            img.size = Some(size);
-            img.checksum = Some(md5);
-            img.os_hash_value = Some(sha512);
-            img.status = "active".into();
-            img.updated = util::now();
-            Ok(http::empty(StatusCode::NO_CONTENT))
-        }),
-        Err(e) => {
-            crate::files::remove(&path);
-            ctx.write(|c, _| {
-                if let Some(img) = c.image.images.get_mut(&id) {
-                    img.status = "queued".into();
-                }
-            });
-            Err(e)
-        }
-    }
-}
-
-/// Streams a request body into a file, hashing it; returns `(size, md5, sha512)`.
-async fn receive(path: &std::path::Path, body: Body) -> Result<(u64, String, String), ApiError> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let mut file = tokio::fs::File::create(path).await?;
-    let mut md5 = md5::Md5::new();
-    let mut sha = sha2::Sha512::new();
-    let mut size = 0u64;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::bad_request(format!("Error receiving image data: {e}")))?;
-        md5.update(&chunk);
-        sha.update(&chunk);
-        size += chunk.len() as u64;
-        file.write_all(&chunk).await?;
-    }
-    file.flush().await?;
-    file.sync_all().await?;
-    Ok((
-        size,
-        hex::encode(md5.finalize()),
-        hex::encode(sha.finalize()),
-    ))
-}
-
-/// Hashes a file the way an upload does (createImage data).
-pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String, String)> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut md5 = md5::Md5::new();
-    let mut sha = sha2::Sha512::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        md5.update(&buf[..n]);
-        sha.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((
-        size,
-        hex::encode(md5.finalize()),
-        hex::encode(sha.finalize()),
-    ))
-}
-
-async fn download(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let (checksum, status) = ctx.read(|c| {
-        let img = c
-            .image
-            .images
-            .get(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
-        Ok::<_, ApiError>((img.checksum.clone(), img.status.clone()))
-    })?;
-    if status == "deactivated" {
-        return Err(ApiError::forbidden(
-            "The requested image has been deactivated. Image data download is forbidden.",
-        ));
-    }
-    let path = ctx.sim.data_path(&ctx.cloud, "images", &id);
-    let Some(checksum) = checksum else {
-        return Ok(http::empty(StatusCode::NO_CONTENT));
-    };
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ApiError::not_found(format!("Image {id} has no data.")))?;
-    let len = file.metadata().await?.len();
-    let stream = futures_util::stream::unfold(file, |mut f| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buf = vec![0u8; 1 << 20];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), f))
-            }
-            Err(e) => Some((Err(e), f)),
-        }
-    });
-    let mut resp = Body::from_stream(stream).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if let Ok(v) = HeaderValue::from_str(&checksum) {
-        h.insert("content-md5", v);
-    }
-    Ok(resp)
-}
-
 async fn add_tag(ctx: Ctx, Path((id, tag)): Path<(String, String)>) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image_mut(&ctx, c, &id)?;
         if !img.tags.contains(&tag) {
             img.tags.push(tag);
             img.updated = util::now();
@@ -828,12 +589,7 @@ async fn remove_tag(
     Path((id, tag)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     ctx.write(|c, _| {
-        let img = c
-            .image
-            .images
-            .get_mut(&id)
-            .filter(|i| i.visible_to(&ctx.project_id, ctx.is_admin()))
-            .ok_or_else(|| not_found(&id))?;
+        let img = visible_image_mut(&ctx, c, &id)?;
         if !img.tags.contains(&tag) {
             return Err(ApiError::not_found(format!("Tag {tag} not found")));
         }
@@ -885,4 +641,21 @@ async fn deactivate(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiErr
 
 async fn reactivate(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
     set_status(&ctx, &id, &["deactivated"], "active").await
+}
+
+/// Routes of this resource family.
+pub(super) fn routes() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/image/v2/images", get(list_images).post(create_image))
+        .route(
+            "/image/v2/images/{id}",
+            get(show_image).patch(update_image).delete(delete_image),
+        )
+        .route(
+            "/image/v2/images/{id}/tags/{tag}",
+            put(add_tag).delete(remove_tag),
+        )
+        .route("/image/v2/images/{id}/members", get(members))
+        .route("/image/v2/images/{id}/actions/deactivate", post(deactivate))
+        .route("/image/v2/images/{id}/actions/reactivate", post(reactivate))
 }

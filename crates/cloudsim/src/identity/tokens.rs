@@ -1,0 +1,289 @@
+//! Tokens: issue (password, token, application credential), validate, revoke, and the
+//! projects and domains a token may be scoped to.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::http::{self, CloudCtx, Ctx, JsonBody};
+use crate::sim::Sim;
+use crate::state::Cloud;
+use crate::util::{self, Ts};
+
+use super::catalog::catalog;
+use super::resources::render_project;
+use super::{links, TOKEN_LIFETIME_SECS};
+
+/// An issued token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Token {
+    /// The token string (`X-Subject-Token`).
+    pub id: String,
+    /// Whose.
+    pub user_id: String,
+    /// Project scope, if scoped.
+    pub project_id: Option<String>,
+    /// Authentication methods used.
+    pub methods: Vec<String>,
+    /// Issue time.
+    pub issued_at: Ts,
+    /// Expiry.
+    pub expires_at: Ts,
+    /// The application credential it came from.
+    pub app_cred_id: Option<String>,
+    /// Audit id.
+    pub audit_id: String,
+}
+
+fn render_token(sim: &Sim, cloud: &Cloud, t: &Token) -> Value {
+    let d = &cloud.identity;
+    let user = d.users.get(&t.user_id);
+    let user_domain = user.and_then(|u| d.domains.get(&u.domain_id));
+    let mut token = json!({
+        "methods": t.methods,
+        "user": {
+            "id": t.user_id,
+            "name": user.map(|u| u.name.clone()).unwrap_or_default(),
+            "domain": {"id": user_domain.map(|x| x.id.clone()).unwrap_or_default(), "name": user_domain.map(|x| x.name.clone()).unwrap_or_default()},
+            "password_expires_at": null,
+        },
+        "audit_ids": [t.audit_id],
+        "expires_at": util::iso_micro_z(&t.expires_at),
+        "issued_at": util::iso_micro_z(&t.issued_at),
+    });
+    if let Some(pid) = &t.project_id {
+        if let Some(p) = d.projects.get(pid) {
+            let pd = d.domains.get(&p.domain_id);
+            let roles: Vec<Value> = d
+                .assignments
+                .iter()
+                .filter(|a| a.user_id == t.user_id && a.project_id == *pid)
+                .filter_map(|a| d.roles.get(&a.role_id))
+                .filter(
+                    |r| match t.app_cred_id.as_ref().and_then(|c| d.app_creds.get(c)) {
+                        Some(c) => c.roles.contains(&r.name),
+                        None => true,
+                    },
+                )
+                .map(|r| json!({"id": r.id, "name": r.name}))
+                .collect();
+            token["project"] = json!({"id": p.id, "name": p.name, "domain": {"id": p.domain_id, "name": pd.map(|x| x.name.clone()).unwrap_or_default()}});
+            token["is_domain"] = json!(false);
+            token["roles"] = Value::Array(roles);
+            token["catalog"] = catalog(sim, cloud, pid);
+        }
+    }
+    if let Some(c) = t.app_cred_id.as_ref().and_then(|c| d.app_creds.get(c)) {
+        token["application_credential"] =
+            json!({"id": c.id, "name": c.name, "restricted": !c.unrestricted});
+    }
+    json!({"token": token})
+}
+
+fn auth_failed(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, message)
+}
+
+async fn issue_token(
+    axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
+    cc: CloudCtx,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let auth = body
+        .get("auth")
+        .ok_or_else(|| ApiError::bad_request("Expecting to find auth in request body."))?;
+    let identity = auth
+        .get("identity")
+        .ok_or_else(|| ApiError::bad_request("Expecting to find identity in auth."))?;
+    let methods: Vec<String> = identity
+        .get("methods")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let method = methods
+        .first()
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("Expecting to find methods in identity."))?;
+    let now = util::now();
+    let mut st = sim.lock();
+    let (cloud, _) = http::cloud_and_seq(&mut st, &cc.cloud);
+    let d = &cloud.identity;
+    let generic = "The request you have made requires authentication.";
+
+    // Who, and the scope implied by the method (application credentials and rescoped tokens).
+    let (user_id, implied_project, app_cred_id): (String, Option<String>, Option<String>) =
+        match method.as_str() {
+            "password" => {
+                let pw = identity
+                    .get("password")
+                    .and_then(|p| p.get("user"))
+                    .ok_or_else(|| auth_failed(generic))?;
+                let user = d.find_user(pw).ok_or_else(|| auth_failed(generic))?;
+                let given = pw.get("password").and_then(Value::as_str).unwrap_or("");
+                if given != user.password {
+                    return Err(auth_failed(generic));
+                }
+                (user.id.clone(), None, None)
+            }
+            "token" => {
+                let id = identity
+                    .get("token")
+                    .and_then(|t| t.get("id"))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| auth_failed(generic))?;
+                let t = d.valid_token(id).ok_or_else(|| auth_failed(generic))?;
+                (
+                    t.user_id.clone(),
+                    t.project_id.clone(),
+                    t.app_cred_id.clone(),
+                )
+            }
+            "application_credential" => {
+                let ac = identity
+                    .get("application_credential")
+                    .ok_or_else(|| auth_failed(generic))?;
+                let secret = ac.get("secret").and_then(Value::as_str).unwrap_or("");
+                let cred = if let Some(id) = ac.get("id").and_then(Value::as_str) {
+                    d.app_creds.get(id)
+                } else {
+                    let name = ac.get("name").and_then(Value::as_str).unwrap_or("");
+                    let user = ac
+                        .get("user")
+                        .and_then(|u| d.find_user(u))
+                        .ok_or_else(|| auth_failed(generic))?;
+                    d.app_creds
+                        .values()
+                        .find(|c| c.name == name && c.user_id == user.id)
+                }
+                .ok_or_else(|| auth_failed(generic))?;
+                if cred.secret != secret || cred.expires_at.is_some_and(|e| e <= now) {
+                    return Err(auth_failed(generic));
+                }
+                (
+                    cred.user_id.clone(),
+                    Some(cred.project_id.clone()),
+                    Some(cred.id.clone()),
+                )
+            }
+            other => {
+                return Err(auth_failed(&format!(
+                    "Attempted to authenticate with an unsupported method: {other}"
+                )))
+            }
+        };
+
+    let scoped_project = match auth.get("scope").and_then(|s| s.get("project")) {
+        Some(spec) if app_cred_id.is_none() => {
+            let p = d.find_project(spec).ok_or_else(|| auth_failed(generic))?;
+            if d.role_names(&user_id, &p.id).is_empty() {
+                return Err(auth_failed(&format!(
+                    "User {user_id} has no access to project {}",
+                    p.id
+                )));
+            }
+            Some(p.id.clone())
+        }
+        _ => implied_project,
+    };
+    if auth
+        .get("scope")
+        .and_then(|s| s.get("domain").or_else(|| s.get("system")))
+        .is_some()
+    {
+        return Err(auth_failed(
+            "Domain and system scoped tokens are not simulated.",
+        ));
+    }
+
+    let token = Token {
+        id: format!("gAAAAAB{}", util::random_string(176)),
+        user_id,
+        project_id: scoped_project,
+        methods: if method == "token" {
+            vec!["token".into(), "password".into()]
+        } else {
+            vec![method]
+        },
+        issued_at: now,
+        expires_at: now + chrono::Duration::seconds(TOKEN_LIFETIME_SECS),
+        app_cred_id,
+        audit_id: util::random_string(22),
+    };
+    let body = render_token(&sim, cloud, &token);
+    let id = token.id.clone();
+    cloud.identity.tokens.insert(id.clone(), token);
+    drop(st);
+    sim.changed();
+    let mut resp = http::json(StatusCode::CREATED, body);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-subject-token", v);
+    }
+    Ok(resp)
+}
+
+fn subject(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| ApiError::not_found("Could not find token: (none)."))
+}
+
+async fn validate_token(ctx: Ctx, headers: HeaderMap) -> Result<Response, ApiError> {
+    let sub = subject(&headers)?;
+    ctx.read(|c| {
+        let t = c
+            .identity
+            .valid_token(&sub)
+            .ok_or_else(|| ApiError::not_found(format!("Could not find token: {sub}.")))?;
+        let mut resp = http::ok(render_token(&ctx.sim, c, t));
+        if let Ok(v) = HeaderValue::from_str(&sub) {
+            resp.headers_mut().insert("x-subject-token", v);
+        }
+        Ok(resp)
+    })
+}
+
+async fn revoke_token(ctx: Ctx, headers: HeaderMap) -> Result<Response, ApiError> {
+    let sub = subject(&headers)?;
+    ctx.write(|c, _| c.identity.tokens.remove(&sub))
+        .ok_or_else(|| ApiError::not_found(format!("Could not find token: {sub}.")))?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+async fn auth_projects(ctx: Ctx) -> Response {
+    let items = ctx.read(|c| {
+        c.identity
+            .projects
+            .values()
+            .filter(|p| !c.identity.role_names(&ctx.user_id, &p.id).is_empty())
+            .map(|p| render_project(&ctx, p))
+            .collect::<Vec<_>>()
+    });
+    http::ok(json!({"projects": items, "links": links(&ctx, "/auth/projects")}))
+}
+
+async fn auth_domains(ctx: Ctx) -> Response {
+    http::ok(json!({"domains": [], "links": links(&ctx, "/auth/domains")}))
+}
+
+/// Routes of this resource family.
+pub(super) fn routes() -> Router<Arc<Sim>> {
+    Router::new()
+        .route(
+            "/identity/v3/auth/tokens",
+            get(validate_token).post(issue_token).delete(revoke_token),
+        )
+        .route("/identity/v3/auth/projects", get(auth_projects))
+        .route("/identity/v3/auth/domains", get(auth_domains))
+}
