@@ -414,43 +414,44 @@ impl ConvHost {
         self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
     }
 
-    /// Starts the tunnel that makes the source host's export socket `remote` appear as `local` here.
-    pub fn tunnel(
+    /// Starts the tunnels that make the source host's export socket `remote` appear here as each
+    /// `(local socket, pid file)` of `tunnels`: one ssh process each, all started at once (each
+    /// takes a key exchange to come up) in one command.
+    pub fn tunnels(
         &self,
         src: &HostSpec,
         user: &str,
         remote: &str,
-        local: &str,
-        pid_file: &str,
+        tunnels: &[(String, String)],
     ) -> Result<(), HostError> {
-        if self.running(pid_file)? {
-            return Ok(());
-        }
         let port = src.ssh_port.to_string();
         let key = self.link_key();
         let known = self.link_known_hosts();
-        self.run(&[
-            &self.agent(),
-            "tunnel",
-            "--remote-socket",
+        let script = "a=$1 r=$2 h=$3 p=$4 u=$5 k=$6 n=$7; shift 7; pids=; \
+                      while [ $# -ge 2 ]; do \
+                        \"$a\" tunnel --remote-socket \"$r\" --local-socket \"$1\" --host \"$h\" --port \"$p\" \
+                          --user \"$u\" --identity \"$k\" --known-hosts \"$n\" --daemon --pid-file \"$2\" & \
+                        pids=\"$pids $!\"; shift 2; \
+                      done; st=0; for x in $pids; do wait \"$x\" || st=1; done; exit $st";
+        let agent = self.agent();
+        let mut argv: Vec<&str> = vec![
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &agent,
             remote,
-            "--local-socket",
-            local,
-            "--host",
             &src.address,
-            "--port",
             &port,
-            "--user",
             user,
-            "--identity",
             &key,
-            "--known-hosts",
             &known,
-            "--daemon",
-            "--pid-file",
-            pid_file,
-        ])
-        .map(|_| ())
+        ];
+        for (local, pid) in tunnels {
+            argv.push(local);
+            argv.push(pid);
+        }
+        self.run(&argv).map(|_| ())
     }
 
     /// The link key's path on the destination host.
