@@ -83,6 +83,10 @@ pub enum Command {
         /// Do not read back what was written (the result is then not proven).
         #[arg(long)]
         no_verify: bool,
+        /// The digests' seed, 16 hex digits: the migrator draws one per transfer, so that no
+        /// guest can craft chunks whose digests collide, and every sync of the transfer compares.
+        #[arg(long, default_value = "0000000000000000", value_parser = parse_seed)]
+        seed: u64,
         /// Connections to an NBD server that allows several, when --from is given once.
         #[arg(long, default_value_t = 4)]
         connections: usize,
@@ -134,6 +138,13 @@ pub enum Command {
     },
 }
 
+fn parse_seed(s: &str) -> std::result::Result<u64, String> {
+    if s.len() != 16 {
+        return Err("a seed is 16 hex digits".into());
+    }
+    u64::from_str_radix(s, 16).map_err(|_| "a seed is 16 hex digits".into())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -170,10 +181,12 @@ pub fn run(cli: Cli) -> Result<()> {
             block_size,
             no_compression,
             no_verify,
+            seed,
             connections,
             progress_interval,
             timeout,
         } => sync::run(sync::SyncOptions {
+            seed,
             from,
             to,
             manifest,

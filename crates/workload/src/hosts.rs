@@ -184,6 +184,8 @@ pub struct SyncSpec<'a> {
     pub compression: bool,
     /// Read back and prove what was written.
     pub verify: bool,
+    /// The transfer's digest seed (16 hex digits).
+    pub seed: &'a str,
 }
 
 impl ConvHost {
@@ -494,6 +496,8 @@ impl ConvHost {
             spec.manifest.into(),
             "--progress-interval".into(),
             "5".into(),
+            "--seed".into(),
+            spec.seed.into(),
         ]);
         if !spec.compression {
             argv.push("--no-compression".into());

@@ -10,7 +10,7 @@ use osm_openstack::Connection;
 use super::export_volumes::{attach, detach};
 use super::{Hosts, ImportError, Job};
 use crate::hosts::{ensure_link, ConvHost};
-use crate::state::{now, Phase, Side, Status, VolumeTransfer, Warm};
+use crate::state::{new_digest_seed, now, Phase, Side, Status, VolumeTransfer, Warm};
 use volume::destination_volume;
 
 /// How the data crosses.
@@ -121,7 +121,13 @@ pub fn transfer_volumes(
     drop(dst_host);
     // Then the syncs, all volumes at once (each over its own connections), so that a server's
     // volumes take as long as its largest one, not as their sum.
+    if job.state.digest_seed.is_none() {
+        job.state.digest_seed = Some(new_digest_seed());
+        job.save()?;
+    }
+    let seed = job.state.digest_seed.clone().unwrap_or_default();
     let how = sync::How {
+        seed: &seed,
         dir: &dir,
         streams,
         compression,

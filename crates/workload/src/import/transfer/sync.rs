@@ -36,6 +36,8 @@ pub(crate) struct How<'a> {
     pub verify: bool,
     /// The phase the rounds belong to.
     pub phase: Phase,
+    /// The transfer's digest seed.
+    pub seed: &'a str,
 }
 
 /// Syncs every planned volume at once; one result per plan, in order.
@@ -108,6 +110,7 @@ fn one(
         pid_file: &format!("{dir}/{role}.sync.pid"),
         compression: how.compression,
         verify: how.verify,
+        seed: how.seed,
     };
     let started = Instant::now();
     let at = now();
