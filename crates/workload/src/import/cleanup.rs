@@ -11,7 +11,7 @@ use std::time::Duration;
 use osm_openstack::{self as os, metadata_filter, Connection, Query};
 use serde::Serialize;
 
-use super::export_volumes::detach;
+use super::attachments::detach;
 use super::{Hosts, ImportError, Job};
 use crate::hosts::ConvHost;
 use crate::state::{Kind, Side, Status, TRANSFER_KEY};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use osm_openstack::Connection;
 
-use super::export_volumes::{attach, detach};
+use super::attachments::{attach, detach};
 use super::{Hosts, ImportError, Job};
 use crate::hosts::{ensure_link, ConvHost};
 use crate::state::{new_digest_seed, now, Phase, Side, Status, VolumeTransfer, Warm};

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 
 use osm_openstack::{Connection, NewVolume};
 
-use super::super::export_volumes::transfer_metadata;
 use super::super::{ImportError, Job};
 use crate::state::{Kind, Side, VolumeTransfer};
 
@@ -40,7 +39,7 @@ pub(super) fn destination_volume(
         }
     }
     let (name, description, volume_type, az, image_meta) = volume_params(job, &t.role);
-    let mut meta = transfer_metadata(job);
+    let mut meta = job.transfer_metadata();
     if let Some(s) = &t.source_volume_id {
         meta.insert("osm_source_volume".into(), s.clone());
     }
