@@ -165,8 +165,8 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
     }
     if parts.hosts {
         spec = spec
-            .opt(Opt::new("src_conversion_host", Type::Dict).required())
-            .opt(Opt::new("dst_conversion_host", Type::Dict).required())
+            .opt(Opt::new("src_conversion_host", Type::Dict))
+            .opt(Opt::new("dst_conversion_host", Type::Dict))
             .opt(Opt::new("ssh_user", Type::Str).default("cloud-user"))
             .opt(Opt::new("ssh_key", Type::Path).required())
             .opt(Opt::new("ssh_port", Type::Int).default(22))
@@ -218,6 +218,23 @@ pub fn settings(params: &Map<String, Value>) -> osm_workload::import::Settings {
     }
 }
 
+/// The conversion hosts, or `None` when neither is given: a run where no selected workload copies
+/// data deploys none (upstream's #602), and its cleanups have nothing on them to undo.
+pub fn optional_hosts(
+    params: &Map<String, Value>,
+) -> Result<Option<osm_workload::import::Hosts>, Failure> {
+    let given = |k: &str| {
+        params
+            .get(k)
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+    };
+    if !given("src_conversion_host") && !given("dst_conversion_host") {
+        return Ok(None);
+    }
+    hosts(params).map(Some)
+}
+
 /// The conversion hosts and the login, from the step options.
 pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts, Failure> {
     let port = params
@@ -227,6 +244,11 @@ pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts,
         .unwrap_or(22);
     let host = |key: &str| -> Result<osm_workload::hosts::HostSpec, Failure> {
         let mut v = params.get(key).cloned().unwrap_or(Value::Null);
+        if v.as_object().is_none_or(|m| m.is_empty()) {
+            return Err(Failure::new(format!(
+                "option '{key}' is required: the workload copies data through the conversion hosts (its _migration_params.data_copy is true)"
+            )));
+        }
         if let Value::Object(m) = &mut v {
             m.entry("ssh_port").or_insert(Value::from(port));
         }

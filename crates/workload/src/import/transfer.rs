@@ -13,7 +13,7 @@ use crate::state::{now, Kind, Phase, Progress, Side, Status, SyncRound, VolumeTr
 const MIB: f64 = 1_048_576.0;
 
 /// How the data crosses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferOptions {
     /// SSH connections (each its own ssh process, so its own core for the cipher) per volume.
     pub streams: usize,
@@ -21,6 +21,10 @@ pub struct TransferOptions {
     pub compression: bool,
     /// Read back and prove what was written (the workload's `verify` parameter can turn it off).
     pub verify: bool,
+    /// Upstream's `os_migrate_workload_boot_volume_prefix`: the destination boot volume of a server
+    /// booted from an image is named this followed by the server's name (unless
+    /// `boot_volume_params.name` says otherwise); without it, `<server>-boot`.
+    pub boot_volume_prefix: Option<String>,
 }
 
 impl Default for TransferOptions {
@@ -29,6 +33,7 @@ impl Default for TransferOptions {
             streams: 4,
             compression: true,
             verify: true,
+            boot_volume_prefix: None,
         }
     }
 }
@@ -89,7 +94,8 @@ pub fn transfer_volumes(
                 "{role}: no source export recorded; import_workload_export_volumes must run first"
             )));
         };
-        let (dst_id, fresh) = destination_volume(job, src, dst, &t)?;
+        let (dst_id, fresh) =
+            destination_volume(job, src, dst, &t, opts.boot_volume_prefix.as_deref())?;
         attach(
             job,
             dst,
@@ -215,6 +221,7 @@ fn destination_volume(
     src: &Connection,
     dst: &Connection,
     t: &VolumeTransfer,
+    boot_volume_prefix: Option<&str>,
 ) -> Result<(String, bool), ImportError> {
     let timeout = job.settings.timeout;
     if let Some(id) = &t.dst_volume_id {
@@ -238,7 +245,8 @@ fn destination_volume(
             c.deleted = true;
         }
     }
-    let (name, description, volume_type, az, image_meta) = volume_params(job, &t.role);
+    let (name, description, volume_type, az, image_meta) =
+        volume_params(job, &t.role, boot_volume_prefix);
     let mut meta = transfer_metadata(job);
     if let Some(s) = &t.source_volume_id {
         meta.insert("osm_source_volume".into(), s.clone());
@@ -315,7 +323,7 @@ type VolumeParams = (
 );
 
 /// Name, description, type, AZ and image metadata of a role's destination volume.
-fn volume_params(job: &Job, role: &str) -> VolumeParams {
+fn volume_params(job: &Job, role: &str, boot_volume_prefix: Option<&str>) -> VolumeParams {
     let s = &job.server;
     let to_strings = |m: &Option<BTreeMap<String, serde_json::Value>>| -> BTreeMap<String, String> {
         m.iter()
@@ -337,7 +345,10 @@ fn volume_params(job: &Job, role: &str) -> VolumeParams {
             .name
             .clone()
             .or_else(|| src.and_then(|v| v.params.name.clone()))
-            .unwrap_or_else(|| format!("{}-boot", s.params.name));
+            .unwrap_or_else(|| match boot_volume_prefix {
+                Some(p) => format!("{p}{}", s.params.name),
+                None => format!("{}-boot", s.params.name),
+            });
         return (
             name,
             bp.description
