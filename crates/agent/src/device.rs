@@ -135,7 +135,7 @@ mod tests {
 
         // virtio-blk: 20 characters.
         let v = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
-        let vdb = disk("vdb", "virtio-aaaaaaaa-bbbb-cccc-ddd");
+        let vdb = disk("vdb", "virtio-aaaaaaaa-bbbb-cccc-d");
         assert_eq!(wait(v, Duration::ZERO).unwrap(), vdb);
         assert_eq!(check_expected(&vdb, v).unwrap(), vdb);
         std::env::remove_var("OSM_DEV_ROOT");

@@ -138,6 +138,9 @@ pub struct StepParts {
     pub dst: bool,
     /// The conversion hosts and how to log in to them.
     pub hosts: bool,
+    /// The conversion hosts may be left out: a cleanup of a workload that copies no data (a run where
+    /// no workload copies data has none).
+    pub hosts_optional: bool,
 }
 
 /// The options of an import step module: the workload, the data directory, the clouds and the
@@ -165,8 +168,8 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
     }
     if parts.hosts {
         spec = spec
-            .opt(Opt::new("src_conversion_host", Type::Dict))
-            .opt(Opt::new("dst_conversion_host", Type::Dict))
+            .opt(host_opt("src_conversion_host", parts.hosts_optional))
+            .opt(host_opt("dst_conversion_host", parts.hosts_optional))
             .opt(Opt::new("ssh_user", Type::Str).default("cloud-user"))
             .opt(Opt::new("ssh_key", Type::Path).required())
             .opt(Opt::new("ssh_port", Type::Int).default(22))
@@ -174,6 +177,15 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
             .opt(Opt::new("agent_path", Type::Path).required());
     }
     spec
+}
+
+fn host_opt(name: &'static str, optional: bool) -> Opt {
+    let o = Opt::new(name, Type::Dict);
+    if optional {
+        o
+    } else {
+        o.required()
+    }
 }
 
 /// The workload given as `data`.

@@ -10,6 +10,7 @@ pub fn main() -> std::process::ExitCode {
         StepParts {
             src: true,
             hosts: true,
+            hosts_optional: true,
             ..StepParts::default()
         },
     )

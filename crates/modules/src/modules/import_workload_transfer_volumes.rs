@@ -11,6 +11,7 @@ pub fn main() -> std::process::ExitCode {
             src: true,
             dst: true,
             hosts: true,
+            ..StepParts::default()
         },
     )
     .opt(Opt::new("streams", Type::Int).default(4))
