@@ -11,7 +11,7 @@ import yaml
 from lib import backend
 from lib.ansible import REPO, run_playbook
 from lib.scenario import (CloudBase, boot_from_image, boot_from_volume, conversion_image, export, import_,
-                          volume_from_image, wait_volume)
+                          upload_image, volume_from_image, wait_server, wait_volume)
 from lib.upstream import loader_errors, remap_ids, seed
 
 FIXTURE = REPO / "crates" / "workload" / "tests" / "data" / "upstream-1.0.5.yml"
@@ -79,6 +79,50 @@ def test_a_real_upstream_export_imports_and_osm_writes_what_upstream_reads(world
     assert servers
 
 
+def test_a_local_ephemeral_disk_is_refused_unless_recreated(world, tmp_path):
+    """Upstream's #510: a flavor's ephemeral disk is on the hypervisor, out of reach of any API, so its
+    data cannot move; the destination check says which disk would be lost, and local_disks: recreate
+    accepts a new, empty one (swap is recreated empty without asking: it holds nothing)."""
+    src, dst = world.src.conn, world.dst.conn
+    flavors = {c: c.compute.find_flavor("m1.eph") or c.compute.create_flavor(
+        name="m1.eph", vcpus=1, ram=512, disk=1, ephemeral=2, swap=256) for c in (src, dst)}
+    s = src.compute.create_server(name="eph-server", flavor_id=flavors[src].id, image_id=world.src.cirros.id,
+                                  networks=[{"uuid": world.src.app_net.id}])
+    wait_server(src, s.id, "ACTIVE")
+    src.compute.stop_server(s)
+    wait_server(src, s.id, "SHUTOFF")
+    run = export(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=["eph-server"])
+    assert run.rc == 0, run
+    assert "its flavor has a local ephemeral disk" in " ".join(run.output.split())
+    entry = entries(world.data_dir / "workloads.yml")["eph-server"]
+    assert (entry["_info"]["flavor_ephemeral_gb"], entry["_info"]["flavor_swap_mb"]) == (2, 256)
+    volumes_before = {v.id for v in dst.block_storage.volumes()}
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=["eph-server"])
+    assert run.rc != 0
+    out = " ".join(run.output.split())
+    assert "failed in step import_workload_dst_check" in out
+    assert ("the source flavor 'm1.eph' gives the server a local ephemeral disk ephemeral0 of 2 GiB "
+            "(/dev/vdb as Nova names it) whose data would be lost") in out
+    assert "_migration_params.local_disks: recreate" in out
+    assert dst.compute.find_server("eph-server") is None
+    assert {v.id for v in dst.block_storage.volumes()} == volumes_before
+
+    path = world.data_dir / "workloads.yml"
+    doc = yaml.safe_load(path.read_text())
+    for r in doc["resources"]:
+        if r["params"]["name"] == "eph-server":
+            r["_migration_params"]["local_disks"] = "recreate"
+    path.write_text(yaml.safe_dump(doc))
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=["eph-server"])
+    assert run.rc == 0, run
+    new = dst.compute.get_server(dst.compute.find_server("eph-server").id)
+    assert new.status == "ACTIVE" and new.flavor.ephemeral == 2
+    log = (world.data_dir / "workload_logs" / "eph-server.log").read_text()
+    assert "the destination server gets a new, empty one (local_disks: recreate)" in log
+    assert "swap disk of 256 MiB (/dev/vdc) of flavor 'm1.eph': recreated empty" in log
+    assert world.leftovers() == []
+
+
 def test_data_copy_false_needs_no_conversion_hosts(clouds, tmp_path):
     """Upstream's #602: no selected workload copies data, so no conversion host is looked for (none is
     deployed here). A server booted from an image boots from the given volume; a null additional volume
@@ -138,6 +182,10 @@ def test_an_upstream_vars_file_and_inventory_run_every_playbook(upstream_world, 
     clouds = yaml.safe_load(sim.clouds_yaml.read_text())["clouds"]
     data_dir = tmp_path / "data"
     conversion_image(sim, root)
+    # The destination conversion host attaches volumes on virtio-scsi: the agent finds them as udev
+    # names them there (scsi-0QEMU_QEMU_HARDDISK_<id>), or the import could not sync into them.
+    upload_image(dst.conn, "osm-conv-scsi", root / "conv.raw",
+                 properties={"osm_sim_conversion_host": "true", "hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi"})
     boot_from_image(src.conn, "vf-app", src, src.cirros, [{"uuid": src.app_net.id}], stop=False)
     boot_from_image(src.conn, "vf-skip", src, src.cirros, [{"uuid": src.app_net.id}])
     inventory = tmp_path / "inventory.yml"
@@ -153,7 +201,7 @@ def test_an_upstream_vars_file_and_inventory_run_every_playbook(upstream_world, 
         "os_migrate_dst_validate_certs": False,
         "os_migrate_src_block_storage_api_version": 3,
         "os_migrate_src_conversion_image_name": "osm-conv",
-        "os_migrate_dst_conversion_image_name": "osm-conv",
+        "os_migrate_dst_conversion_image_name": "osm-conv-scsi",
         "os_migrate_src_conversion_flavor_name": "m1.small",
         "os_migrate_dst_conversion_flavor_name": "m1.small",
         "os_migrate_src_conversion_external_network_name": "public",
@@ -216,6 +264,8 @@ def test_an_upstream_vars_file_and_inventory_run_every_playbook(upstream_world, 
     assert new.status == "ACTIVE"
     names = [dst.conn.block_storage.get_volume(a["id"]).name for a in new.attached_volumes]
     assert names == ["os-migrate-vf-app"], "upstream's boot volume name"
+    log = (data_dir / "workload_logs" / "vf-app.log").read_text()
+    assert "syncing into the new destination volume" in log and "verified, root" in log
 
     dst_fip = next(f for f in dst.conn.network.ips() if (f.description or "").startswith("osm conversion host"))
     play("delete_conversion_hosts")

@@ -344,6 +344,12 @@ impl<'a> Exporter<'a> {
             Some(f) if s.flavor.ephemeral.is_none() => (f.ephemeral, f.swap),
             _ => (s.flavor.ephemeral.unwrap_or(0), s.flavor.swap.unwrap_or(0)),
         };
+        if ephemeral > 0 {
+            self.warnings.push(format!(
+                "server '{}': its flavor has a local ephemeral disk ({ephemeral} GiB) on the hypervisor, whose data no API can read: the import refuses it unless its _migration_params.local_disks is recreate (a new, empty disk)",
+                s.name
+            ));
+        }
         let mut server = Server {
             kind: SERVER_TYPE.into(),
             params: ServerParams {
