@@ -38,7 +38,8 @@ pub enum Command {
         #[arg(long, requires = "daemon")]
         pid_file: Option<PathBuf>,
         /// Refuse unless --device is the disk attached with this serial (a volume id), found as
-        /// ${OSM_DEV_ROOT}/dev/disk/by-id/virtio-<first 20 characters>.
+        /// udev names it under ${OSM_DEV_ROOT}/dev/disk/by-id/ (virtio-<first 20 characters>, or
+        /// scsi-0QEMU_QEMU_HARDDISK_<serial> on virtio-scsi).
         #[arg(long)]
         expect_serial: Option<String>,
         /// Serve the free space of recognised filesystems (ext2/3/4, XFS, swap, inside MBR/GPT
@@ -99,7 +100,7 @@ pub enum Command {
     },
     /// Wait for an attached volume and print its device path.
     Device {
-        /// The volume id (its first 20 characters are the virtio serial).
+        /// The volume id: the disk serial Nova gives it (virtio-blk keeps its first 20 characters).
         #[arg(long)]
         serial: String,
         /// Seconds to wait.

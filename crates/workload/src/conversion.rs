@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use osm_openstack::{
-    self as os, BlockDeviceMapping, Connection, ExternalGateway, NewFloatingIp, NewNetwork,
-    NewRouter, NewSecurityGroupRule, NewServer, NewSubnet, Query, ServerNetwork,
+    self as os, AllocationPool, BlockDeviceMapping, Connection, ExternalGateway, NewFloatingIp,
+    NewNetwork, NewRouter, NewSecurityGroupRule, NewServer, NewSubnet, Query, ServerNetwork,
 };
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +89,21 @@ pub struct HostSettings {
     /// Attach a floating IP.
     #[serde(default = "yes")]
     pub floating_ip: bool,
+    /// On delete, delete the floating IP osm allocated (false: release it, keeping the address).
+    #[serde(default = "yes")]
+    pub delete_floating_ip: bool,
+    /// MTU of the managed network (Neutron's default when unset).
+    #[serde(default)]
+    pub network_mtu: Option<u32>,
+    /// First address of the managed subnet's allocation pool (with `allocation_pool_end`).
+    #[serde(default)]
+    pub allocation_pool_start: Option<String>,
+    /// Last address of the managed subnet's allocation pool.
+    #[serde(default)]
+    pub allocation_pool_end: Option<String>,
+    /// Gateway of the managed subnet: the router's address on it (Neutron's first address when unset).
+    #[serde(default)]
+    pub gateway_ip: Option<String>,
 }
 
 fn yes() -> bool {
@@ -293,6 +308,10 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
             let n = net
                 .create_network(&NewNetwork {
                     name: s.network_name.clone(),
+                    extra: s
+                        .network_mtu
+                        .map(|m| serde_json::Map::from_iter([("mtu".to_string(), m.into())]))
+                        .unwrap_or_default(),
                     ..NewNetwork::default()
                 })
                 .map_err(c.err(format!("creating network {}", s.network_name)))?;
@@ -325,6 +344,14 @@ fn network(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
                     name: Some(s.subnet_name.clone()),
                     enable_dhcp: Some(true),
                     dns_nameservers: s.dns_nameservers.clone(),
+                    gateway_ip: s.gateway_ip.clone(),
+                    allocation_pools: match (&s.allocation_pool_start, &s.allocation_pool_end) {
+                        (Some(start), Some(end)) => vec![AllocationPool {
+                            start: start.clone(),
+                            end: end.clone(),
+                        }],
+                        _ => Vec::new(),
+                    },
                     ..NewSubnet::default()
                 })
                 .map_err(c.err(format!("creating subnet {}", s.subnet_name)))?;
@@ -610,7 +637,7 @@ fn floating_ip(c: &mut Ctx, srv: &os::Server) -> Result<Option<String>, Conversi
 }
 
 /// Deletes the conversion host and what `deploy` created for it: its floating IP (when osm allocated
-/// it), the server, the security group, the router, subnet and network (when managed) and the
+/// it and `delete_floating_ip`; an address osm did not allocate is only released), the server, the security group, the router, subnet and network (when managed) and the
 /// keypair. What is already gone is skipped.
 pub fn delete(
     conn: &Connection,
@@ -639,7 +666,7 @@ pub fn delete(
                     .is_some_and(|d| d.starts_with(FIP_DESCRIPTION));
                 c.changed(format!("floating IP {}", f.floating_ip_address));
                 if !check {
-                    let r = if ours {
+                    let r = if ours && s.delete_floating_ip {
                         net.delete_floating_ip(&f.id)
                     } else {
                         net.update_floating_ip_port(&f.id, None, None).map(drop)

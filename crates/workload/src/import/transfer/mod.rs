@@ -14,7 +14,7 @@ use crate::state::{new_digest_seed, now, Phase, Side, Status, VolumeTransfer, Wa
 use volume::destination_volume;
 
 /// How the data crosses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferOptions {
     /// SSH connections (each its own ssh process, so its own core for the cipher) per volume.
     pub streams: usize,
@@ -22,6 +22,10 @@ pub struct TransferOptions {
     pub compression: bool,
     /// Read back and prove what was written (the workload's `verify` parameter can turn it off).
     pub verify: bool,
+    /// Upstream's `os_migrate_workload_boot_volume_prefix`: the destination boot volume of a server
+    /// booted from an image is named this followed by the server's name (unless
+    /// `boot_volume_params.name` says otherwise); without it, `<server>-boot`.
+    pub boot_volume_prefix: Option<String>,
 }
 
 impl Default for TransferOptions {
@@ -30,6 +34,7 @@ impl Default for TransferOptions {
             streams: 4,
             compression: true,
             verify: true,
+            boot_volume_prefix: None,
         }
     }
 }
@@ -93,7 +98,8 @@ pub fn transfer_volumes(
                 "{role}: no source export recorded; import_workload_export_volumes must run first"
             )));
         };
-        let (dst_id, fresh) = destination_volume(job, src, dst, &t)?;
+        let (dst_id, fresh) =
+            destination_volume(job, src, dst, &t, opts.boot_volume_prefix.as_deref())?;
         attach(
             job,
             dst,

@@ -15,6 +15,7 @@ pub(super) fn destination_volume(
     src: &Connection,
     dst: &Connection,
     t: &VolumeTransfer,
+    boot_volume_prefix: Option<&str>,
 ) -> Result<(String, bool), ImportError> {
     let timeout = job.settings.timeout;
     if let Some(id) = &t.dst_volume_id {
@@ -38,7 +39,8 @@ pub(super) fn destination_volume(
             c.deleted = true;
         }
     }
-    let (name, description, volume_type, az, image_meta) = volume_params(job, &t.role);
+    let (name, description, volume_type, az, image_meta) =
+        volume_params(job, &t.role, boot_volume_prefix);
     let mut meta = job.transfer_metadata();
     if let Some(s) = &t.source_volume_id {
         meta.insert("osm_source_volume".into(), s.clone());
@@ -115,7 +117,7 @@ type VolumeParams = (
 );
 
 /// Name, description, type, AZ and image metadata of a role's destination volume.
-fn volume_params(job: &Job, role: &str) -> VolumeParams {
+fn volume_params(job: &Job, role: &str, boot_volume_prefix: Option<&str>) -> VolumeParams {
     let s = &job.server;
     let to_strings = |m: &Option<BTreeMap<String, serde_json::Value>>| -> BTreeMap<String, String> {
         m.iter()
@@ -137,7 +139,10 @@ fn volume_params(job: &Job, role: &str) -> VolumeParams {
             .name
             .clone()
             .or_else(|| src.and_then(|v| v.params.name.clone()))
-            .unwrap_or_else(|| format!("{}-boot", s.params.name));
+            .unwrap_or_else(|| match boot_volume_prefix {
+                Some(p) => format!("{p}{}", s.params.name),
+                None => format!("{}-boot", s.params.name),
+            });
         return (
             name,
             bp.description
