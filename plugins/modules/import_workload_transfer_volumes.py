@@ -37,6 +37,13 @@ extends_documentation_fragment:
   - osm.workloads.import_step
   - osm.workloads.conversion_hosts
 options:
+  boot_volume_prefix:
+    description:
+      - Names the destination boot volume of a server booted from an image C(<prefix><server name>), upstream OS
+        Migrate's naming; C(boot_volume_params.name) in the workload wins over it.
+      - Without it the volume is named C(<server name>-boot).
+    type: str
+    aliases: [os_migrate_workload_boot_volume_prefix]
   compression:
     description:
       - Compress data that compresses on the link between the conversion hosts (zstd).

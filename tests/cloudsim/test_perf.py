@@ -20,6 +20,7 @@ def test_listing_500_servers_with_detail(sim):
     wait_until("500 ACTIVE", lambda: not c.session.get(endpoint + "/servers?status=BUILD", headers=headers).json()["servers"],
                timeout=120, interval=0.5)
     r = c.session.get(endpoint + "/servers/detail", headers=headers)
-    servers = r.json()["servers"]
+    # The simulator is shared with other tests of this worker: count this test's servers.
+    servers = [s for s in r.json()["servers"] if s["name"].startswith("bulk-")]
     assert len(servers) == 500
     assert all(s["status"] == "ACTIVE" and s["addresses"]["bulk"] for s in servers)

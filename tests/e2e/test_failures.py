@@ -20,7 +20,7 @@ from lib.scenario import (boot_from_image, boot_from_volume, export, import_, ma
                           upload_image, volume_from_image, wait_server, wait_volume)
 from lib.sim import wait_until
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("reclaim")]
 
 SHORT = 12  # os_migrate_timeout for the stuck-status cases, in seconds
 

@@ -61,9 +61,12 @@ def test_destination_failure_after_the_copy_is_cleaned_up_then_retried(world, tm
     assert run.rc != 0
     assert "Workload 'mac-server' failed in step import_workload_create_instance" in run.output, run
     assert dst.compute.find_server("mac-server") is None
-    assert {v.id for v in dst.block_storage.volumes()} == volumes_before, "the copied volumes are removed"
+    # Resume is on (the default): the synced volumes stay, marked, for the retry; nothing else does.
+    kept = {v.id for v in dst.block_storage.volumes()} - volumes_before
+    assert len(kept) == 2, "the synced volumes are kept for the retry"
+    assert all("osm_transfer_id" in dst.block_storage.get_volume(v).metadata for v in kept)
     assert {p.id for p in dst.network.ports()} == ports_before, "the ports made for the server are removed"
-    assert world.leftovers() == []
+    assert len(world.leftovers()) == 2 and all(" volume " in f for f in world.leftovers())
     after = src.compute.get_server(server.id)
     assert after.status == "SHUTOFF"
     assert sorted(a["id"] for a in after.attached_volumes) == sorted(sums), "the source keeps its volumes"
@@ -77,6 +80,7 @@ def test_destination_failure_after_the_copy_is_cleaned_up_then_retried(world, tm
     assert next(dst.network.ports(device_id=new.id)).mac_address == mac
     names = {dst.block_storage.get_volume(a["id"]).name: a["id"] for a in new.attached_volumes}
     assert set(names) == {"mac-boot", "mac-data"}
+    assert set(names.values()) == kept, "the retry synced into the kept volumes"
     assert world.sim.volume_sha256("dst", names["mac-boot"]) == sums[boot.id]
     assert world.sim.volume_sha256("dst", names["mac-data"]) == sums[data.id]
     assert world.leftovers() == []

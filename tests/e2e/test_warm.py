@@ -16,6 +16,8 @@ from lib.sim import wait_until
 
 from .test_failures import pids, start_import
 
+pytestmark = pytest.mark.usefixtures("reclaim")
+
 
 def image_file(world, name, fs, seed, size=96 << 20):
     path = world.root / name
