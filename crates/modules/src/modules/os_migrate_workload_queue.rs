@@ -108,7 +108,7 @@ pub fn main() -> std::process::ExitCode {
                 Ok(Outcome::changed(false)
                     .with("summary", &s)
                     .with("lines", summary::lines(&s))
-                    .with("failed", failed)
+                    .with("failed_count", failed)
                     .with("path", path.display().to_string())
                     .msg(format!(
                         "{} workloads: {}; summary in {}",
