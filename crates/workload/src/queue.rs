@@ -221,7 +221,7 @@ pub fn init(
         if pairs[..i].contains(p) {
             return Err(QueueError::Invalid {
                 field: format!("pairs[{i}]"),
-                message: format!("pair {p:?} is listed twice"),
+                message: format!("pair '{p}' is listed twice"),
             });
         }
     }
@@ -249,14 +249,17 @@ pub fn init(
                     &["_migration_params", "conversion_host_pair"],
                 ),
             ),
-            ("os_migrate_conversion_host_pair", w.pair.as_deref()),
+            (
+                "os_migrate_conversion_host_pair (or os_migrate_workload_conversion_host_pairs)",
+                w.pair.as_deref(),
+            ),
         ];
         for (field, pin) in pins {
             if let Some(p) = pin.filter(|p| !pairs.iter().any(|x| x == p)) {
                 return Err(QueueError::Invalid {
                     field: format!("{field} of workload '{name}'"),
                     message: format!(
-                        "pair {p:?} is not in the pool of conversion host pairs ({})",
+                        "pair '{p}' is not in the pool of conversion host pairs ({})",
                         pairs.join(", ")
                     ),
                 });
