@@ -39,8 +39,8 @@ options:
     type: path
   filter:
     description:
-      - Which workloads - exact names and C({regex: PATTERN}) items (an unanchored search), as
-        C(os_migrate_workloads_filter).
+      - "Which workloads - exact names and C({regex: PATTERN}) items (an unanchored search), as
+        C(os_migrate_workloads_filter)."
     type: list
     elements: raw
     default: [{regex: '.*'}]
