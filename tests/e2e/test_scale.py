@@ -71,11 +71,12 @@ def test_the_pool_is_deployed(pool):
 def test_a_slow_workload_holds_back_no_other_and_a_pair_runs_one_at_a_time(pool, tmp_path):
     if not pool.sim.supports_faults:
         pytest.skip("the slow workload is made by the simulator")
-    names = ["q-slow"] + [f"q-{i}" for i in range(5)]
+    # Exported (so queued) in name order: the slow one first, so that the others queue behind it.
+    names = ["q-0-slow"] + [f"q-{i}" for i in range(1, 6)]
     sums = servers(pool, names)
     assert export(tmp_path, pool.sim, pool.data_dir, os_migrate_workloads_filter=[{"regex": "^q-"}]).rc == 0
-    # The destination server of q-slow takes a minute to build: its lane is busy that long.
-    pool.sim.fault(kind="slow", resource="server", match={"name": "^q-slow$"}, cloud="dst", status="BUILD", seconds=60)
+    # The destination server of q-0-slow takes a minute to build: its lane is busy that long.
+    pool.sim.fault(kind="slow", resource="server", match={"name": "^q-0-slow$"}, cloud="dst", status="BUILD", seconds=60)
     try:
         run = import_(tmp_path, pool.sim, pool.data_dir, os_migrate_workloads_filter=[{"regex": "^q-"}],
                       os_migrate_workload_parallelism=2, os_migrate_workloads_per_conversion_host_pair=1, **POOL)
@@ -92,7 +93,7 @@ def test_a_slow_workload_holds_back_no_other_and_a_pair_runs_one_at_a_time(pool,
     for name, r in rows.items():
         assert r["bytes"] > 0 and r["duration_s"] > 0, r
         assert state(pool, name)["conversion_host_pair"] == r["pair"], "the state file records the pair"
-    slow = rows["q-slow"]
+    slow = rows["q-0-slow"]
     inside = [n for n, r in rows.items() if slow["started_at"] < r["started_at"] and r["ended_at"] < slow["ended_at"]]
     assert len(inside) >= 2, f"workloads waited for the slow one: {rows}"
     for p in PAIRS:
