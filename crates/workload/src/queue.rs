@@ -244,10 +244,7 @@ pub fn init(
         let pins = [
             (
                 "_migration_params.conversion_host_pair",
-                str_at(
-                    &w.workload,
-                    &["_migration_params", "conversion_host_pair"],
-                ),
+                str_at(&w.workload, &["_migration_params", "conversion_host_pair"]),
             ),
             (
                 "os_migrate_conversion_host_pair (or os_migrate_workload_conversion_host_pairs)",
@@ -484,4 +481,152 @@ pub fn release(
         item.message = message;
         Ok(item.clone())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn items(n: usize, pins: &[(usize, &str)]) -> Vec<NewItem> {
+        (0..n)
+            .map(|i| NewItem {
+                host: format!("h{i}"),
+                workload: json!({"params": {"name": format!("w{i}")}, "_info": {"id": format!("id{i}")}}),
+                pair: pins
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .map(|(_, p)| p.to_string()),
+            })
+            .collect()
+    }
+
+    fn pairs(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    const NOW: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn least_loaded_pairs_and_the_per_pair_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = init(dir.path(), &pairs(&["p1", "p2"]), 1, &items(3, &[])).unwrap();
+        let a = claim(dir.path(), &q.run_id, "l1", NOW)
+            .unwrap()
+            .item
+            .unwrap();
+        let b = claim(dir.path(), &q.run_id, "l2", NOW)
+            .unwrap()
+            .item
+            .unwrap();
+        assert_eq!(
+            (a.pair.as_deref(), b.pair.as_deref()),
+            (Some("p1"), Some("p2"))
+        );
+        // Both pairs are busy: the third waits until one ends, then runs on the pair that freed.
+        let run_id = q.run_id.clone();
+        let path = dir.path().to_path_buf();
+        let waiter =
+            std::thread::spawn(move || claim(&path, &run_id, "l3", Duration::from_millis(20)));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!waiter.is_finished(), "a third workload ran on a busy pair");
+        release(
+            dir.path(),
+            &q.run_id,
+            &b.id,
+            ItemStatus::Migrated,
+            None,
+            None,
+        )
+        .unwrap();
+        let c = waiter.join().unwrap().unwrap().item.unwrap();
+        assert_eq!((c.name.as_str(), c.pair.as_deref()), ("w2", Some("p2")));
+        release(
+            dir.path(),
+            &q.run_id,
+            &a.id,
+            ItemStatus::Migrated,
+            None,
+            None,
+        )
+        .unwrap();
+        release(
+            dir.path(),
+            &q.run_id,
+            &c.id,
+            ItemStatus::Failed,
+            Some("x".into()),
+            None,
+        )
+        .unwrap();
+        assert!(claim(dir.path(), &q.run_id, "l1", NOW)
+            .unwrap()
+            .item
+            .is_none());
+    }
+
+    #[test]
+    fn a_pinned_workload_waits_for_its_pair_and_others_pass_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = init(
+            dir.path(),
+            &pairs(&["p1", "p2"]),
+            1,
+            &items(3, &[(1, "p1")]),
+        )
+        .unwrap();
+        let a = claim(dir.path(), &q.run_id, "l1", NOW)
+            .unwrap()
+            .item
+            .unwrap();
+        assert_eq!(a.pair.as_deref(), Some("p1"));
+        // w1 is pinned to the busy p1: w2 goes first, on p2.
+        let b = claim(dir.path(), &q.run_id, "l2", NOW)
+            .unwrap()
+            .item
+            .unwrap();
+        assert_eq!((b.name.as_str(), b.pair.as_deref()), ("w2", Some("p2")));
+    }
+
+    #[test]
+    fn the_pair_of_kept_volumes_wins_over_a_pin() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path(), "w0", "id0");
+        paths.create_dir().unwrap();
+        let mut st = State {
+            workload: "w0".into(),
+            source_id: "id0".into(),
+            transfer_id: "t".into(),
+            status: Status::Failed,
+            conversion_host_pair: Some("p2".into()),
+            ..State::default()
+        };
+        st.save(&paths.state).unwrap();
+        let q = init(
+            dir.path(),
+            &pairs(&["p1", "p2"]),
+            1,
+            &items(1, &[(0, "p1")]),
+        )
+        .unwrap();
+        assert_eq!(q.items[0].fixed_pair.as_deref(), Some("p2"));
+        assert_eq!(q.items[0].fixed_by.as_deref(), Some("state file"));
+    }
+
+    #[test]
+    fn bad_input_is_refused_naming_the_field_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = init(dir.path(), &pairs(&["p1"]), 1, &items(1, &[(0, "p9")])).unwrap_err();
+        assert!(
+            e.to_string().contains("of workload 'w0'") && e.to_string().contains("'p9'"),
+            "{e}"
+        );
+        let e = init(dir.path(), &pairs(&["p1", "a b"]), 1, &items(1, &[])).unwrap_err();
+        assert!(e.to_string().starts_with("pairs[1]"), "{e}");
+        let e = init(dir.path(), &pairs(&["p1", "p1"]), 1, &items(1, &[])).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        assert!(init(dir.path(), &pairs(&["p1"]), 0, &items(1, &[])).is_err());
+        assert!(!dir.path().join("queue").exists());
+        assert!(claim(dir.path(), "../x", "l", NOW).is_err());
+    }
 }

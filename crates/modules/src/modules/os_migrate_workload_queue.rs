@@ -41,10 +41,13 @@ pub fn main() -> std::process::ExitCode {
         .opt(Opt::new("workloads", Type::List).elements(Type::Dict))
         .opt(Opt::new("lane", Type::Str))
         .opt(Opt::new("workload_id", Type::Str))
-        .opt(
-            Opt::new("outcome", Type::Str)
-                .choices(&["migrated", "skipped", "precopied", "abandoned", "failed"]),
-        )
+        .opt(Opt::new("outcome", Type::Str).choices(&[
+            "migrated",
+            "skipped",
+            "precopied",
+            "abandoned",
+            "failed",
+        ]))
         .opt(Opt::new("step", Type::Str))
         .opt(Opt::new("message", Type::Str))
         .opt(Opt::new("poll_interval", Type::Float).default(1.0))
