@@ -33,6 +33,11 @@ options:
       - Secrets inside it are masked in every output.
     type: raw
     required: true
+  conversion_host_pair:
+    description:
+      - The conversion host pair this run of the workload uses; recorded in its state file, so that a retry goes
+        back to the pair of its kept volumes (C(os_migrate_workload_queue) reads it).
+    type: str
   src_conversion_host:
     description:
       - The source conversion host (C(id), C(name)), so that it is never migrated itself.

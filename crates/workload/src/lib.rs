@@ -31,7 +31,9 @@ pub mod import;
 pub mod leftovers;
 pub mod model;
 pub mod preflight;
+pub mod queue;
 pub mod state;
+pub mod summary;
 
 pub use crate::file::{sorted, write_atomic, FileError, WorkloadsFile, FORMAT_VERSION};
 pub use crate::filter::{Filter, FilterError};

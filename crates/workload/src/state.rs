@@ -487,6 +487,9 @@ pub struct State {
     /// From the stop request to the destination server ACTIVE, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub downtime_s: Option<f64>,
+    /// The conversion-host pair the workload runs on: a retry goes back to it (its kept volumes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversion_host_pair: Option<String>,
 }
 
 impl State {

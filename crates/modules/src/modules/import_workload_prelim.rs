@@ -3,6 +3,19 @@
 use crate::{connect_value, settings, step_spec, workload, StepParts};
 use osm_module::{run, Opt, Outcome, Type};
 use osm_workload::import::prelim;
+use osm_workload::state::{State, StateError};
+use std::path::Path;
+
+/// Records the pair in the state file, so that a retry goes back to the pair of its kept volumes.
+fn record_pair(path: &Path, pair: &str) -> Result<(), StateError> {
+    if let Some(mut st) = State::load(path)? {
+        if st.conversion_host_pair.as_deref() != Some(pair) {
+            st.conversion_host_pair = Some(pair.to_string());
+            st.save(path)?;
+        }
+    }
+    Ok(())
+}
 
 pub fn main() -> std::process::ExitCode {
     let spec = step_spec(
@@ -12,7 +25,8 @@ pub fn main() -> std::process::ExitCode {
             ..StepParts::default()
         },
     )
-    .opt(Opt::new("src_conversion_host", Type::Dict));
+    .opt(Opt::new("src_conversion_host", Type::Dict))
+    .opt(Opt::new("conversion_host_pair", Type::Str));
     run(&spec, |ctx| {
         let server = workload(ctx.params())?;
         let dst = connect_value(&ctx.params()["dst_cloud"], "dst_cloud")?;
@@ -30,6 +44,11 @@ pub fn main() -> std::process::ExitCode {
             &settings(ctx.params()),
             ctx.check_mode(),
         )?;
+        if let Some(pair) = ctx.params()["conversion_host_pair"].as_str() {
+            if p.migrate && !ctx.check_mode() {
+                record_pair(Path::new(&p.state_file), pair)?;
+            }
+        }
         let msg = match &p.skip_reason {
             Some(r) => format!("skipping '{}': {r}", p.server_name),
             None => format!(

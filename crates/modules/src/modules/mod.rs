@@ -14,6 +14,7 @@ mod os_conversion_host_info;
 mod os_conversion_host_link;
 mod os_migrate_leftovers;
 mod os_migrate_preflight;
+mod os_migrate_workload_queue;
 mod os_server_action;
 mod os_workloads_info;
 mod read_workloads;
@@ -49,6 +50,7 @@ pub const MODULES: &[(&str, fn() -> std::process::ExitCode)] = &[
     ("os_conversion_host_link", os_conversion_host_link::main),
     ("os_migrate_leftovers", os_migrate_leftovers::main),
     ("os_migrate_preflight", os_migrate_preflight::main),
+    ("os_migrate_workload_queue", os_migrate_workload_queue::main),
     ("os_server_action", os_server_action::main),
     ("os_workloads_info", os_workloads_info::main),
     ("read_workloads", read_workloads::main),
