@@ -36,7 +36,8 @@ pub struct TunnelOptions {
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The ssh command line: no shell, host keys checked against the given file only, no password
-/// prompts, and a fast AEAD cipher (the data is already the bottleneck's payload).
+/// prompts, and a fast AEAD cipher (the data is already the bottleneck's payload). `--` ends the
+/// options, so the destination is never read as one.
 pub fn ssh_command(o: &TunnelOptions) -> Command {
     let mut c = Command::new("ssh");
     c.arg("-N")
@@ -61,13 +62,37 @@ pub fn ssh_command(o: &TunnelOptions) -> Command {
         .arg(&o.identity)
         .arg("-p")
         .arg(o.port.to_string())
+        .arg("--")
         .arg(format!("{}@{}", o.user, o.host));
     c
+}
+
+/// Refuses a user or host that ssh could take for an option (`-oProxyCommand=...`) or that is no
+/// name at all: the destination is data, never a switch, even where `--` would already hold.
+pub fn check_destination(user: &str, host: &str) -> Result<()> {
+    for (what, v) in [("user", user), ("host", host)] {
+        if v.is_empty() {
+            bail!("the SSH {what} is empty");
+        }
+        if v.starts_with('-') {
+            bail!(
+                "the SSH {what} {v:?} starts with '-', which ssh would read as an option; refused"
+            );
+        }
+        if v.chars().any(char::is_control) {
+            bail!("the SSH {what} {v:?} holds a control character; refused");
+        }
+    }
+    if host.contains('@') {
+        bail!("the SSH host {host:?} holds '@'; refused");
+    }
+    Ok(())
 }
 
 /// Runs the tunnel: in the foreground (ssh replaces this process), or detached once the local
 /// socket exists.
 pub fn run(o: TunnelOptions) -> Result<()> {
+    check_destination(&o.user, &o.host)?;
     for (what, p) in [("identity", &o.identity), ("known_hosts", &o.known_hosts)] {
         if !p.is_file() {
             bail!("the {what} file {} does not exist", p.display());
@@ -122,4 +147,51 @@ pub fn log_path(pid_file: &Path) -> PathBuf {
     let mut s = pid_file.as_os_str().to_owned();
     s.push(".log");
     PathBuf::from(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(user: &str, host: &str) -> TunnelOptions {
+        TunnelOptions {
+            remote_socket: "/r.sock".into(),
+            local_socket: "/l.sock".into(),
+            host: host.into(),
+            port: 22,
+            user: user.into(),
+            identity: "/k".into(),
+            known_hosts: "/kh".into(),
+            daemon: None,
+        }
+    }
+
+    #[test]
+    fn the_destination_comes_after_the_end_of_options() {
+        let c = ssh_command(&options("root", "192.0.2.7"));
+        let args: Vec<String> = c
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(&args[args.len() - 2..], ["--", "root@192.0.2.7"]);
+    }
+
+    #[test]
+    fn a_user_or_host_that_looks_like_an_option_is_refused() {
+        for (user, host) in [
+            ("-oProxyCommand=touch /tmp/x", "192.0.2.7"),
+            ("root", "-oProxyCommand=touch /tmp/x"),
+            ("", "192.0.2.7"),
+            ("root", ""),
+            ("ro\not", "192.0.2.7"),
+            ("root", "a@b"),
+        ] {
+            let e = check_destination(user, host).expect_err("refused");
+            assert!(e.to_string().starts_with("the SSH "), "{e}");
+        }
+        let e = check_destination("-x", "h").expect_err("refused");
+        assert!(e.to_string().contains("would read as an option"), "{e}");
+        check_destination("cloud-user", "2001:db8::7").expect("a plain login");
+        assert!(run(options("-oProxyCommand=x", "h")).is_err());
+    }
 }

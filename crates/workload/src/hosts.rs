@@ -33,6 +33,20 @@ pub enum HostError {
         /// What happened.
         message: String,
     },
+    /// A login setting would be read as something else than a name (an option, another command).
+    #[error("{role} conversion host {name}: {field} {value:?} {message}")]
+    Setting {
+        /// `source` or `destination`.
+        role: &'static str,
+        /// The host's name.
+        name: String,
+        /// The setting (`ssh_user`, `address`).
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is refused.
+        message: &'static str,
+    },
     /// A local file (the agent binary, the known_hosts file) is unusable.
     #[error("{path}: {message}")]
     Local {
@@ -76,6 +90,9 @@ pub struct Login {
     pub policy: HostKeyPolicy,
     /// How long to keep trying to connect.
     pub timeout: Duration,
+    /// How long a host may stay silent during one operation before it fails
+    /// (`ssh_silence_timeout`).
+    pub silence: Duration,
 }
 
 /// A connected conversion host.
@@ -193,6 +210,17 @@ impl ConvHost {
         spec: &HostSpec,
         login: &Login,
     ) -> Result<ConvHost, HostError> {
+        for (field, value) in [("ssh_user", &login.user), ("address", &spec.address)] {
+            if let Some(message) = unusable_login_word(value) {
+                return Err(HostError::Setting {
+                    role,
+                    name: spec.name.clone(),
+                    field,
+                    value: value.clone(),
+                    message,
+                });
+            }
+        }
         let host = Host::new(
             spec.address.clone(),
             spec.ssh_port,
@@ -205,9 +233,10 @@ impl ConvHost {
             name: spec.name.clone(),
             source,
         };
-        let conn = host
+        let mut conn = host
             .wait_reachable(login.policy, login.timeout)
             .map_err(ssh)?;
+        conn.set_silence(login.silence);
         let home = conn.home().map_err(ssh)?;
         Ok(ConvHost {
             conn,
@@ -531,6 +560,20 @@ impl ConvHost {
     }
 }
 
+/// Why a user or address cannot be a login: the tunnel hands both to ssh as `user@address`, where a
+/// leading `-` would be an option.
+fn unusable_login_word(v: &str) -> Option<&'static str> {
+    if v.is_empty() {
+        Some("is empty")
+    } else if v.starts_with('-') {
+        Some("starts with '-', which ssh would read as an option; refused")
+    } else if v.chars().any(char::is_control) {
+        Some("holds a control character; refused")
+    } else {
+        None
+    }
+}
+
 /// Lines of a known_hosts file for an entry (`addr` or `[addr]:port`).
 pub fn known_host_lines(known_hosts: &Path, entry: &str) -> Result<Vec<String>, HostError> {
     let text = std::fs::read_to_string(known_hosts).map_err(|e| HostError::Local {
@@ -636,4 +679,50 @@ pub fn ensure_link(
         ));
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(user: &str) -> Login {
+        Login {
+            user: user.into(),
+            key: "/nonexistent/key".into(),
+            known_hosts: "/nonexistent/known_hosts".into(),
+            policy: HostKeyPolicy::Verify,
+            timeout: Duration::from_secs(1),
+            silence: Duration::from_secs(60),
+        }
+    }
+
+    fn spec(address: &str) -> HostSpec {
+        HostSpec {
+            id: "id".into(),
+            name: "conv".into(),
+            address: address.into(),
+            ssh_port: 22,
+        }
+    }
+
+    #[test]
+    fn a_user_or_address_that_ssh_would_read_as_an_option_is_refused_before_connecting() {
+        let e = ConvHost::connect("source", &spec("192.0.2.1"), &login("-oProxyCommand=id"))
+            .expect_err("refused");
+        assert!(
+            matches!(e, HostError::Setting { field: "ssh_user", .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("would read as an option"), "{e}");
+        let e = ConvHost::connect("source", &spec("-oProxyCommand=id"), &login("root"))
+            .expect_err("refused");
+        assert!(
+            matches!(e, HostError::Setting { field: "address", .. }),
+            "{e:?}"
+        );
+        for bad in ["", "a\nb"] {
+            assert!(unusable_login_word(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(unusable_login_word("cloud-user"), None);
+    }
 }

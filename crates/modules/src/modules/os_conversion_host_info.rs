@@ -1,6 +1,6 @@
 //! `osm.workloads.os_conversion_host_info`: find a conversion host and the address to reach it.
 
-use crate::{cloud_options, connect, unused_timeout};
+use crate::{cloud_options, connect, ssh_silence, ssh_silence_option, unused_timeout};
 use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use osm_ssh::{Host, HostKeyPolicy};
 
@@ -14,6 +14,7 @@ pub fn main() -> std::process::ExitCode {
                 .aliases(&["name", "id", "server_id"]),
         )
         .opt(Opt::new("ssh_port", Type::Int).default(22))
+        .opt(ssh_silence_option())
         .opt(Opt::new("ssh_user", Type::Str))
         .opt(Opt::new("ssh_key", Type::Path))
         .opt(Opt::new("known_hosts", Type::Path))
@@ -22,6 +23,7 @@ pub fn main() -> std::process::ExitCode {
         .required_if("trust_on_first_use", "true", &["ssh_key"]);
     run(&spec, |ctx| {
         let p = ctx.params().clone();
+        let silence = ssh_silence(&p)?;
         let name = p["server"].as_str().unwrap_or_default().to_string();
         let conn = connect(&p)?;
         let srv = conn
@@ -66,9 +68,10 @@ pub fn main() -> std::process::ExitCode {
             let before = std::fs::read_to_string(&known_hosts).unwrap_or_default();
             let timeout = std::time::Duration::from_secs(p["ssh_timeout"].as_u64().unwrap_or(300));
             let h = Host::new(address.clone(), port, user, key, &known_hosts);
-            let conn = h
+            let mut conn = h
                 .wait_reachable(policy, timeout)
                 .map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
+            conn.set_silence(silence);
             conn.run(&["true"])
                 .map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
             let recorded = std::fs::read_to_string(&known_hosts).unwrap_or_default() != before;
