@@ -43,7 +43,7 @@ options:
         an upload, a copy's progress) before the step fails with an error naming the host and the
         command. A host that died or hangs mid-command ends the step instead of blocking it; cleanup
         still runs.
-      - At least C(10): a copy reports progress every 5 seconds.
+      - At least C(10), since a copy reports progress every 5 seconds.
     type: int
     default: 60
   ssh_user:

@@ -44,6 +44,13 @@ options:
       - SSH port.
     type: int
     default: 22
+  ssh_silence_timeout:
+    description:
+      - Seconds the host may stay silent during one SSH operation before the check fails, naming
+        the host and the command (a hung host ends the check instead of blocking it).
+      - At least C(10).
+    type: int
+    default: 60
   ssh_timeout:
     description:
       - Seconds to keep trying SSH (a host that just booted).

@@ -97,7 +97,7 @@ def test_passwords_and_application_credential_secrets_are_never_written(world, t
     for secret in (src_auth["password"], dst_auth["password"], bad_dst["password"], cred.secret):
         assert all(secret not in o for o in outputs), "a secret in the playbook output"
         assert secret_hits(secret, [data_dir, tmp_path / "ansible-local"]) == [], "a secret in a file the run wrote"
-    assert (data_dir / "workloads.yml").exists()
+    assert (data_dir / "workloads.yml").stat().st_mode & 0o777 == 0o600, "user data carries secrets: 0600"
 
 
 def test_a_changed_host_key_is_refused(world, tmp_path):

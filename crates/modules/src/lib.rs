@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 /// and `sdk_log_level`. (Its `timeout` is each module's own: the defaults differ.)
 pub fn cloud_options() -> Vec<Opt> {
     vec![
-        Opt::new("cloud", Type::Raw),
-        Opt::new("auth", Type::Dict),
+        Opt::new("cloud", Type::Raw).credentials(),
+        Opt::new("auth", Type::Dict).credentials(),
         Opt::new("auth_type", Type::Str),
         Opt::new("region_name", Type::Str),
         Opt::new("interface", Type::Str)
@@ -158,10 +158,10 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
                 .choices(&["cold", "precopy", "cutover"]),
         );
     if parts.src {
-        spec = spec.opt(Opt::new("src_cloud", Type::Raw).required());
+        spec = spec.opt(Opt::new("src_cloud", Type::Raw).required().credentials());
     }
     if parts.dst {
-        spec = spec.opt(Opt::new("dst_cloud", Type::Raw).required());
+        spec = spec.opt(Opt::new("dst_cloud", Type::Raw).required().credentials());
     }
     if parts.hosts {
         spec = spec

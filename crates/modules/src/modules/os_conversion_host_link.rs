@@ -13,7 +13,7 @@ pub fn main() -> std::process::ExitCode {
         },
     )
     .no_check_mode();
-    spec = spec.without(&["data", "resume"]);
+    spec = spec.without(&["data", "resume", "phase"]);
     run(&spec, |ctx| {
         let h = hosts(ctx.params())?;
         let src = ConvHost::connect("source", &h.src, &h.login)?;
