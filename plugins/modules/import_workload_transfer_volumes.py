@@ -31,8 +31,8 @@ description:
   - Progress goes to C(workload_logs/<name>.log) (percent, MiB/s, bytes read, bytes on the wire, compression,
     chunks found equal, ETA) and C(workload_logs/<name>.state) (JSON, with every sync round); each volume's proven
     manifest is written to C(workload_logs/<name>.<role>.manifest).
-  - Installs the link key (on the destination host; its public half authorized on the source host for forwarding
-    only) when it is missing.
+  - Installs the link key (on the destination host; its public half authorized on the source host for the agent's
+    bridge to its sockets only) when it is missing.
 extends_documentation_fragment:
   - osm.workloads.import_step
   - osm.workloads.conversion_hosts

@@ -294,7 +294,7 @@ def test_agent_killed_during_the_copy_then_resumed(world, tmp_path):
 
 def test_tunnel_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-ssh",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(rf"^ssh .*-L {re.escape(str(world.sim.hosts_dir))}.*boot\.sock")])
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(rf"^ssh .* bridge --root {re.escape(str(world.sim.hosts_dir))}/")])
 
 
 def test_module_process_killed_during_the_copy_then_resumed(world, tmp_path):

@@ -443,12 +443,14 @@ impl ConvHost {
         self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
     }
 
-    /// Starts the tunnel that makes the source host's export socket `remote` appear as `local` here.
+    /// Starts the tunnel that makes the source host's export socket `remote` appear as `local` here,
+    /// through the bridge of the source host's agent `remote_agent`.
     pub fn tunnel(
         &self,
         src: &HostSpec,
         user: &str,
         remote: &str,
+        remote_agent: &str,
         local: &str,
         pid_file: &str,
     ) -> Result<(), HostError> {
@@ -475,6 +477,8 @@ impl ConvHost {
             &key,
             "--known-hosts",
             &known,
+            "--remote-agent",
+            remote_agent,
             "--daemon",
             "--pid-file",
             pid_file,
@@ -591,10 +595,38 @@ pub fn known_host_lines(known_hosts: &Path, entry: &str) -> Result<Vec<String>, 
         .collect())
 }
 
+/// The `authorized_keys` line of the link key on the source host: everything off (`restrict`: no
+/// port forwarding in either direction, no pty, no agent or X11 forwarding, no `~/.ssh/rc`) and one
+/// forced command, the agent's bridge to the sockets under its own directory, whatever the client
+/// asks to run. (An `ssh -L` key cannot be narrowed to Unix sockets: `permitopen` has no form for
+/// them and would refuse them all, while without it the key reaches every TCP service the source
+/// host reaches; and `permitlisten` has no form that refuses every remote forward.)
+pub fn link_key_line(src: &ConvHost, public: &str) -> Result<String, HostError> {
+    let (agent, root) = (src.agent(), src.osm_dir());
+    for (field, value) in [("agent path", &agent), ("agent directory", &root)] {
+        // The forced command is a shell line inside a quoted option: plain paths only.
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+@%=:,".contains(&b))
+        {
+            return Err(HostError::Setting {
+                role: src.role,
+                name: src.spec.name.clone(),
+                field,
+                value: value.clone(),
+                message: "is not a plain path (the login's home holds unusual characters); the link key's forced command cannot name it",
+            });
+        }
+    }
+    Ok(format!(
+        "restrict,command=\"{agent} bridge --root {root}\" {public}"
+    ))
+}
+
 /// Lets the destination host reach the source host for the tunnel, idempotently: a link key made on
 /// the destination host (its private half never leaves it), its public half authorized on the source
-/// host for forwarding only (`restrict,port-forwarding`: no shell), and the source host's key, as the
-/// migrator recorded it, in the destination host's known_hosts for the tunnel. Returns what it changed.
+/// host for tunnels only ([`link_key_line`]), and the source host's key, as the migrator recorded
+/// it, in the destination host's known_hosts for the tunnel. Returns what it changed.
 pub fn ensure_link(
     src: &ConvHost,
     dst: &ConvHost,
@@ -631,21 +663,26 @@ pub fn ensure_link(
             "the link key's public half is unreadable: {public:?}"
         )));
     }
-    let line = format!("restrict,port-forwarding {public}");
-    // A file whose last line lacks its newline (key data written as given) would glue our line
-    // onto that key: end it first.
+    let line = link_key_line(src, public)?;
+    // The key's blob (type and base64) finds every line of this key, so that an older line with
+    // weaker options (sshd uses the first line that matches) is replaced, never left before ours.
+    let blob = public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
     let authorize = "umask 077 && mkdir -p \"$HOME/.ssh\" && f=\"$HOME/.ssh/authorized_keys\" && touch \"$f\" && \
-                     if grep -qxF -- \"$1\" \"$f\"; then exit 0; fi && \
-                     if [ -s \"$f\" ] && [ -n \"$(tail -c 1 \"$f\")\" ]; then printf '\\n' >> \"$f\"; fi && \
-                     printf '%s\\n' \"$1\" >> \"$f\" && exit 10";
+                     if grep -qxF -- \"$1\" \"$f\" && [ \"$(grep -cF -- \"$2\" \"$f\")\" = 1 ]; then exit 0; fi && \
+                     { grep -vF -- \"$2\" \"$f\" || [ $? = 1 ]; } > \"$f.osm-new\" && \
+                     printf '%s\\n' \"$1\" >> \"$f.osm-new\" && mv -f -- \"$f.osm-new\" \"$f\" && exit 10";
     let out = src
         .conn
-        .run_unchecked(&["sh", "-c", authorize, "sh", &line])
+        .run_unchecked(&["sh", "-c", authorize, "sh", &line, &blob])
         .map_err(|e| src.ssh(e))?;
     match out.status {
         0 => {}
         10 => changed.push(format!(
-            "authorized the link key on {} (port forwarding only)",
+            "authorized the link key on {} (tunnels to osm's sockets only: no command, no port forward)",
             src.spec.name
         )),
         s => {
@@ -710,14 +747,26 @@ mod tests {
         let e = ConvHost::connect("source", &spec("192.0.2.1"), &login("-oProxyCommand=id"))
             .expect_err("refused");
         assert!(
-            matches!(e, HostError::Setting { field: "ssh_user", .. }),
+            matches!(
+                e,
+                HostError::Setting {
+                    field: "ssh_user",
+                    ..
+                }
+            ),
             "{e:?}"
         );
         assert!(e.to_string().contains("would read as an option"), "{e}");
         let e = ConvHost::connect("source", &spec("-oProxyCommand=id"), &login("root"))
             .expect_err("refused");
         assert!(
-            matches!(e, HostError::Setting { field: "address", .. }),
+            matches!(
+                e,
+                HostError::Setting {
+                    field: "address",
+                    ..
+                }
+            ),
             "{e:?}"
         );
         for bad in ["", "a\nb"] {

@@ -66,6 +66,7 @@ pub fn transfer_volumes(
     {
         job.log(&format!("link between the conversion hosts: {change}"));
     }
+    let src_agent = src_host.agent();
     drop(src_host);
     let dir = dst_host
         .make_transfer_dir(&job.state.transfer_id)
@@ -116,7 +117,14 @@ pub fn transfer_volumes(
                 .zip(&tunnel_pids)
                 .try_for_each(|(local, pid)| {
                     dst_host
-                        .tunnel(&hosts.src, &hosts.login.user, &remote, local, pid)
+                        .tunnel(
+                            &hosts.src,
+                            &hosts.login.user,
+                            &remote,
+                            &src_agent,
+                            local,
+                            pid,
+                        )
                         .map_err(job.host_err())
                 });
         let stop_tunnels = |h: &ConvHost| tunnel_pids.iter().try_for_each(|p| h.stop(p));
