@@ -22,6 +22,10 @@ description:
     destination (then C(changed) is false), nor when it is the source conversion host itself.
   - Starts a transfer with a new transfer id, which names and tags every resource the run creates. With I(resume),
     the transfer id of a failed run is kept, so its destination volumes are reused and the next sync sends only what they lack.
+  - A state belongs to the source server id and the destination project it records, not to the name. A state of
+    another server of that name (one deleted and made again, say) or of another destination project is never resumed;
+    it is set aside as C(workload_logs/<name>.<its source server id>.state), the log and C(msg) say so, and the run
+    starts its own transfer. Every later step refuses a state that is not this server's.
 extends_documentation_fragment:
   - osm.workloads.import_step
 options:
@@ -84,7 +88,8 @@ transfer_id:
   returned: success
   type: str
 prelim:
-  description: All of the above, with C(skip_reason) and C(resumed).
+  description: All of the above, with C(skip_reason), C(resumed) and C(superseded_state) (where a state of another
+    server or destination project was set aside, else null).
   returned: success
   type: dict
 '''
