@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -380,3 +381,64 @@ def test_a_new_server_with_the_name_of_a_failed_one_gets_its_own_transfer(world,
         dst.block_storage.delete_volume(v)
         wait_until("a leftover volume to go", lambda v=v: dst.block_storage.find_volume(v) is None)
     assert world.leftovers() == []
+
+
+def sshd_sessions(host_dir):
+    """The sshd processes serving the sessions of a simulated conversion host: the descendants of its
+    listening sshd (whose pid file is in the host's directory) that are sshd themselves."""
+    listener = int((Path(host_dir) / "etc" / "sshd.pid").read_text())
+    parent, comm = {}, {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(p.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            comm[int(p.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
+
+    def under(pid):
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == listener:
+                return True
+        return False
+    return [p for p in parent if comm[p].startswith("sshd") and under(p)]
+
+
+def test_a_frozen_sshd_ends_the_step_in_bounded_time_and_cleanup_runs(world, tmp_path):
+    name = "fsilent"
+    server, boot, data = source_vm(world, name, random_boot=True)
+    export_only(world, tmp_path, name)
+    dst_host = next(h for h in world.sim.hosts()["hosts"] if h["cloud"] == "dst" and h["status"] == "ACTIVE")
+    silence = 10
+    proc, out = start_import(world, tmp_path, name, os_migrate_conversion_host_ssh_silence_timeout=silence,
+                             os_migrate_workload_resume=False)
+    stopped = []
+    try:
+        wait_until("the copy to be under way", lambda: copying(world, f"{name}-boot", 1 << 30) or proc.poll() is not None,
+                   timeout=300, interval=0.02)
+        assert proc.poll() is None, f"the import ended before the copy could be frozen: {out.read_text()[-3000:]}"
+        # The sshd serving the sync's session stops answering, as on a host that hangs; the host
+        # still accepts new sessions, which cleanup uses.
+        stopped = sshd_sessions(dst_host["dir"])
+        assert stopped, "the destination host serves the sync"
+        for p in stopped:
+            os.kill(p, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        proc.wait(timeout=600)
+        took = time.monotonic() - frozen_at
+    finally:
+        for p in stopped:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert f"Workload '{name}' failed in step import_workload_transfer_volumes" in text, text[-4000:]
+    assert f"did not answer for {silence} s while running" in text and dst_host["address"] in text, text[-4000:]
+    # The step ended after the silence, and cleanup (source and destination) ran within the bound too.
+    assert took < 150, f"{took:.0f} s from the freeze to the end of the playbook"
+    assert_recovered(world, name, server, [boot, data])
