@@ -3,6 +3,7 @@
 use crate::{cloud_options, connect, ssh_silence, ssh_silence_option, unused_timeout};
 use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use osm_ssh::{Host, HostKeyPolicy};
+use osm_workload::conversion::reach_address;
 
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_conversion_host_info")
@@ -13,6 +14,7 @@ pub fn main() -> std::process::ExitCode {
                 .required()
                 .aliases(&["name", "id", "server_id"]),
         )
+        .opt(Opt::new("network", Type::Str))
         .opt(Opt::new("ssh_port", Type::Int).default(22))
         .opt(ssh_silence_option())
         .opt(Opt::new("ssh_user", Type::Str))
@@ -36,17 +38,12 @@ pub fn main() -> std::process::ExitCode {
                 srv.name, srv.id, srv.status
             )));
         }
-        let floating = srv
-            .addresses
-            .all()
-            .find(|a| a.ip_type.as_deref() == Some("floating"))
-            .map(|a| a.addr.clone());
-        let address = srv
-            .access_ipv4
-            .clone()
-            .filter(|a| !a.is_empty())
-            .or(floating)
-            .ok_or_else(|| Failure::new(format!("conversion host '{}' ({}) has no access IPv4 and no floating IP to reach it by", srv.name, srv.id)))?;
+        let address = reach_address(&srv, p["network"].as_str()).ok_or_else(|| {
+            Failure::new(format!(
+                "conversion host '{}' ({}) has no address to reach it by: no access IPv4, floating IP or fixed address",
+                srv.name, srv.id
+            ))
+        })?;
         let port = p["ssh_port"]
             .as_u64()
             .and_then(|x| u16::try_from(x).ok())
