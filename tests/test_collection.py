@@ -5,7 +5,7 @@ import tarfile
 
 from lib.ansible import REPO, VENV_BIN, ansible_env, module_binaries, run_tasks
 
-UPSTREAM = REPO / "crates" / "workload" / "tests" / "data" / "upstream-1.0.yml"
+SAMPLE = REPO / "crates" / "workload" / "tests" / "data" / "workloads-1.0.1.yml"
 
 
 def test_tarball_installs_and_runs(tmp_path):
@@ -29,7 +29,7 @@ def test_tarball_installs_and_runs(tmp_path):
     assert (install / "ansible_collections" / "osm" / "workloads" / "plugins" / "modules" / "read_workloads").exists()
     run = run_tasks(tmp_path, f"""
         - osm.workloads.read_workloads:
-            path: {UPSTREAM}
+            path: {SAMPLE}
           register: installed
         """, registers=["installed"], env={"ANSIBLE_COLLECTIONS_PATH": str(install)})
     assert run.rc == 0, run

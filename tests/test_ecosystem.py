@@ -18,7 +18,7 @@ import yaml
 from lib.ansible import REPO, VENV_BIN, ansible_env, run_playbook, run_tasks, sidecar
 
 MODULES = sorted(p.stem for p in (REPO / "plugins" / "modules").glob("*.yml"))
-UPSTREAM = REPO / "crates" / "workload" / "tests" / "data" / "upstream-1.0.yml"
+SAMPLE = REPO / "crates" / "workload" / "tests" / "data" / "workloads-1.0.1.yml"
 
 
 def tool(name):
@@ -114,7 +114,7 @@ def test_ansible_runs_the_binary_beside_the_documentation(tmp_path):
     binary (a documentation-only .py would return nothing and fail)."""
     run = run_tasks(tmp_path, f"""
         - osm.workloads.read_workloads:
-            path: {UPSTREAM}
+            path: {SAMPLE}
           register: read
         """, registers=["read"], args=["-vvv"])
     assert run.rc == 0, run

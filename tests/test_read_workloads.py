@@ -4,13 +4,13 @@ import shutil
 
 from lib.ansible import REPO, run_tasks
 
-UPSTREAM = REPO / "crates" / "workload" / "tests" / "data" / "upstream-1.0.yml"
+SAMPLE = REPO / "crates" / "workload" / "tests" / "data" / "workloads-1.0.1.yml"
 
 
 def workloads(tmp_path, text=None):
     path = tmp_path / "workloads.yml"
     if text is None:
-        shutil.copy(UPSTREAM, path)
+        shutil.copy(SAMPLE, path)
     else:
         path.write_text(text)
     return path
@@ -83,7 +83,7 @@ def test_bad_option_fails_naming_it(tmp_path):
 
 
 def test_malformed_file_names_resource_and_key(tmp_path):
-    text = UPSTREAM.read_text().replace("    name: db-01\n", "    name: db-01\n    flavor_ref: null\n", 1)
+    text = SAMPLE.read_text().replace("    name: db-01\n", "    name: db-01\n    flavor_ref: null\n", 1)
     text = text.replace("    flavor_ref:\n      domain_name: '%auth%'\n      name: m1.small\n      project_name: '%auth%'\n    floating_ips: []", "    floating_ips: []", 1)
     path = workloads(tmp_path, text)
     run = run_tasks(tmp_path, f"""

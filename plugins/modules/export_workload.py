@@ -24,8 +24,12 @@ description:
     project appears as C(%auth%). Ports are kept in the server's NIC order (only ports owned by Nova),
     with their fixed IPs, MAC address, binding profile and VNIC type; floating IPs per port; volumes
     with their attachments, size, bootable flag, type and image metadata.
-  - C(_migration_params) get their defaults; C(boot_disk_copy) is forced true for servers booted from
-    a volume. When an entry already exists, its C(_migration_params) (an operator's edits) are kept.
+  - C(_migration_params) get their defaults, with one C(additional_volumes) slot per additional volume;
+    C(boot_disk_copy) is forced true for servers booted from a volume. When an entry already exists, its
+    C(_migration_params) (an operator's edits) are kept, except C(boot_disk_copy) when I(boot_disk_copy) is given.
+  - Floating IPs keep their DNS name and domain and their QoS policy (by name, in C(qos_policy_ref)). The size of
+    the flavor's local ephemeral and swap disks is recorded in C(_info) (C(flavor_ephemeral_gb), C(flavor_swap_mb)),
+    for the destination check.
   - Flavors, networks, subnets, security groups, ports, floating IPs, volumes and projects are read once
     per run, whatever the number of servers.
   - The file is written atomically with mode 0600 (servers' user data often carries passwords and keys) and sorted
@@ -36,10 +40,13 @@ extends_documentation_fragment:
 options:
   boot_disk_copy:
     description:
-      - C(boot_disk_copy) of new entries for servers booted from an image. Servers booted from a volume always
-        copy their boot disk.
+      - C(boot_disk_copy) of the exported servers booted from an image, as upstream's
+        C(os_migrate_workloads_boot_disk_copy).
+      - When not given (upstream's null), each server decides - C(false) for a new entry of a server booted from an
+        image, and an existing entry keeps its value.
+      - When given, it is set on every exported server booted from an image, over what its entry held.
+      - Servers booted from a volume always copy their boot disk (C(true)); they have no image to boot from.
     type: bool
-    default: false
     aliases: [os_migrate_workloads_boot_disk_copy]
   filters:
     description:

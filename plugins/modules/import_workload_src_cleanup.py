@@ -25,6 +25,18 @@ extends_documentation_fragment:
   - osm.workloads.import_step
   - osm.workloads.conversion_hosts
 options:
+  dst_conversion_host:
+    description:
+      - The destination conversion host as C(os_conversion_host_info) returns it (C(id), C(name), C(address), optionally
+        C(ssh_port)).
+      - Left out (with I(src_conversion_host)) when no selected workload copies data, so that no conversion host was
+        looked for - there is then nothing on the conversion hosts to stop or detach.
+    type: dict
+  src_conversion_host:
+    description:
+      - The source conversion host as C(os_conversion_host_info) returns it.
+      - Left out (with I(dst_conversion_host)) when no selected workload copies data.
+    type: dict
   src_cloud:
     description:
       - The source cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),

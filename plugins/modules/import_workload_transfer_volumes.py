@@ -20,12 +20,12 @@ description:
   - Creates each destination volume (size, name, bootable flag, volume type, AZ, image metadata), or reuses the one
     a failed or earlier run of this transfer kept, attaches it to the destination conversion host, forwards the
     source export to that host over I(streams) SSH connections with the link key, and has the agent sync it.
-  - A sync is proven, not trusted. Both agents digest their own disk chunk by chunk (BLAKE3, 1 MiB chunks); only
-    chunks that differ cross (only their differing blocks where the destination holds other data), compressed when
-    they compress; zeros and free filesystem space never cross, and the destination zeroes every range it does not
-    prove zero itself (a new volume is not assumed to read as zeros). What was written is read back and digested
-    again; the step fails, naming the volume and the first differing offsets, unless the destination's manifest
-    equals the source's.
+  - A sync is proven, not trusted. Both agents digest their own disk chunk by chunk (XXH3-128 seeded at random per
+    transfer, 1 MiB chunks); only chunks that differ cross (only their differing blocks where the destination
+    holds other data), compressed when they compress; zeros and free filesystem space never cross, and the
+    destination zeroes every range it does not prove zero itself (a new volume is not assumed to read as zeros).
+    What was written is read back and digested again; the step fails, naming the volume and the first differing
+    offsets, unless the destination's manifest equals the source's.
   - A retry after any failure, or a new run after the source changed, is the same operation - it sends only what the
     kept destination volume lacks. No checkpoint is trusted.
   - Progress goes to C(workload_logs/<name>.log) (percent, MiB/s, bytes read, bytes on the wire, compression,

@@ -26,6 +26,18 @@ description:
 extends_documentation_fragment:
   - osm.workloads.openstack
 options:
+  allocation_pool_end:
+    description:
+      - Last address of the managed subnet's allocation pool (upstream's C(os_migrate_conversion_subnet_alloc_end)).
+      - Given with I(allocation_pool_start). Neutron's whole range when neither is given.
+      - This attribute cannot be updated.
+    type: str
+  allocation_pool_start:
+    description:
+      - First address of the managed subnet's allocation pool (upstream's C(os_migrate_conversion_subnet_alloc_start)).
+      - Given with I(allocation_pool_end).
+      - This attribute cannot be updated.
+    type: str
   availability_zone:
     description:
       - Availability zone of the server.
@@ -34,6 +46,14 @@ options:
     description:
       - Boot the server from a new volume of this many GiB made from the image.
     type: int
+  delete_floating_ip:
+    description:
+      - With I(state=absent), delete the floating IP osm allocated for the server; C(false) only releases it, so the
+        address stays in the project (upstream's C(os_migrate_*_conversion_host_delete_fip)).
+      - A floating IP osm did not allocate (a given I(floating_ip_address) that already existed) is always only
+        released.
+    type: bool
+    default: true
   dns_nameservers:
     description:
       - DNS servers of the managed subnet.
@@ -55,6 +75,12 @@ options:
   floating_ip_address:
     description:
       - Use this floating IP address (allocated when free).
+    type: str
+  gateway_ip:
+    description:
+      - Gateway of the managed subnet, the router's address on it (upstream's C(os_migrate_conversion_router_ip)).
+        Neutron's first address of the subnet when not given.
+      - This attribute cannot be updated.
     type: str
   image:
     description:
@@ -80,6 +106,11 @@ options:
       - Network to boot on (created when managed).
     type: str
     default: os_migrate_conv
+  network_mtu:
+    description:
+      - MTU of the managed network (upstream's C(os_migrate_*_conversion_net_mtu)). Neutron's default when not given.
+      - This attribute cannot be updated.
+    type: int
   public_key_path:
     description:
       - Public key of the keypair (OpenSSH format). Required with I(state=present).

@@ -8,8 +8,9 @@ import yaml
 
 from lib.ansible import REPO
 from lib.scenario import (boot_from_image, boot_from_volume, export, volume_from_image, wait_server, wait_volume)
+from lib.upstream import loader_errors
 
-UPSTREAM = REPO / "crates" / "workload" / "tests" / "data" / "upstream-1.0.yml"
+SAMPLE = REPO / "crates" / "workload" / "tests" / "data" / "workloads-1.0.1.yml"
 NASTY = "web 01; $(id)"
 
 
@@ -141,13 +142,19 @@ def test_upstream_file_entries_are_kept_and_readable(clouds, tmp_path):
     w = clouds
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    shutil.copy(UPSTREAM, data_dir / "workloads.yml")
+    shutil.copy(SAMPLE, data_dir / "workloads.yml")
     boot_from_image(w.src.conn, "up-new", w.src, w.src.cirros, [{"uuid": w.src.app_net.id}])
     run = export(tmp_path, w.sim, data_dir, os_migrate_workloads_filter=["up-new"])
     assert run.rc == 0, run
     e = entries(data_dir)
     assert set(e) == {"app-01", "db-01", "up-new"}
-    original = {r["params"]["name"]: r for r in yaml.safe_load(UPSTREAM.read_text())["resources"]}
-    assert e["app-01"]["params"]["ports"] == original["app-01"]["params"]["ports"]
+    original = {r["params"]["name"]: r for r in yaml.safe_load(SAMPLE.read_text())["resources"]}
+    # Every value is kept; the keys upstream's deserializers index are added (null where unset).
+    port = e["app-01"]["params"]["ports"][0]
+    assert {k: v for k, v in port["params"].items() if v is not None} == original["app-01"]["params"]["ports"][0]["params"]
+    assert port["params"]["mac_address"] is None and port["_info"] == original["app-01"]["params"]["ports"][0]["_info"]
     assert e["db-01"]["_migration_params"]["port_creation_mode"] == "neutron"
-    assert yaml.safe_load((data_dir / "workloads.yml").read_text())["os_migrate_version"] == "1.0.1"
+    # Written as upstream 1.0.5 reads it (its loader wants its own version exactly).
+    written = (data_dir / "workloads.yml").read_text()
+    assert yaml.safe_load(written)["os_migrate_version"] == "1.0.5"
+    assert loader_errors(written) == []

@@ -38,7 +38,8 @@ pub enum Command {
         #[arg(long, requires = "daemon")]
         pid_file: Option<PathBuf>,
         /// Refuse unless --device is the disk attached with this serial (a volume id), found as
-        /// ${OSM_DEV_ROOT}/dev/disk/by-id/virtio-<first 20 characters>.
+        /// udev names it under ${OSM_DEV_ROOT}/dev/disk/by-id/ (virtio-<first 20 characters>, or
+        /// scsi-0QEMU_QEMU_HARDDISK_<serial> on virtio-scsi).
         #[arg(long)]
         expect_serial: Option<String>,
         /// Serve the free space of recognised filesystems (ext2/3/4, XFS, swap, inside MBR/GPT
@@ -83,6 +84,10 @@ pub enum Command {
         /// Do not read back what was written (the result is then not proven).
         #[arg(long)]
         no_verify: bool,
+        /// The digests' seed, 16 hex digits: the migrator draws one per transfer, so that no
+        /// guest can craft chunks whose digests collide, and every sync of the transfer compares.
+        #[arg(long, default_value = "0000000000000000", value_parser = parse_seed)]
+        seed: u64,
         /// Connections to an NBD server that allows several, when --from is given once.
         #[arg(long, default_value_t = 4)]
         connections: usize,
@@ -95,7 +100,7 @@ pub enum Command {
     },
     /// Wait for an attached volume and print its device path.
     Device {
-        /// The volume id (its first 20 characters are the virtio serial).
+        /// The volume id: the disk serial Nova gives it (virtio-blk keeps its first 20 characters).
         #[arg(long)]
         serial: String,
         /// Seconds to wait.
@@ -146,6 +151,13 @@ pub enum Command {
     },
 }
 
+fn parse_seed(s: &str) -> std::result::Result<u64, String> {
+    if s.len() != 16 {
+        return Err("a seed is 16 hex digits".into());
+    }
+    u64::from_str_radix(s, 16).map_err(|_| "a seed is 16 hex digits".into())
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -182,10 +194,12 @@ pub fn run(cli: Cli) -> Result<()> {
             block_size,
             no_compression,
             no_verify,
+            seed,
             connections,
             progress_interval,
             timeout,
         } => sync::run(sync::SyncOptions {
+            seed,
             from,
             to,
             manifest,

@@ -17,14 +17,15 @@ code.
 
 ```
 use osm_agent::disk::AlignedBuf;
-use osm_agent::sync::target::Target;
-use osm_sync::Zeros;
+use osm_agent::sync::target::{Layout, Target};
+use osm_sync::Hasher;
 
 // A new sparse file reads as zeros: its digests prove it without reading a byte.
 let dir = tempfile::tempdir()?;
 let disk = Target::open(&dir.path().join("disk.img"), 4 << 20)?;
-let zeros = Zeros::new(1 << 20, 4 << 20);
-let (digests, read) = disk.digests(0, 4, 1 << 20, &zeros, 4 << 20, &mut AlignedBuf::default())?;
+let layout = Layout::new(Hasher::new(7), 1 << 20, 4 << 20);
+let zeros = layout.zeros;
+let (digests, read) = disk.digests(&layout, 0, 4, &mut AlignedBuf::default())?;
 assert_eq!(read, 0);
 assert!(digests.iter().enumerate().all(|(i, d)| *d == zeros.of(i as u64)));
 # Ok::<(), anyhow::Error>(())

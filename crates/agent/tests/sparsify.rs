@@ -189,7 +189,9 @@ fn read_xfs_file(img: &Path, name: &str, out: &Path) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        let msg = format!("reading {name} back: cannot loop-mount XFS here (needs root and loop devices)");
+        let msg = format!(
+            "reading {name} back: cannot loop-mount XFS here (needs root and loop devices)"
+        );
         assert!(!in_ci(), "{msg}");
         eprintln!("\n*** SKIPPED {msg} ***\n");
         return false;

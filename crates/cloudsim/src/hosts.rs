@@ -449,22 +449,40 @@ pub fn addr_free(addr: IpAddr, port: u16) -> bool {
     std::net::TcpListener::bind(SocketAddr::new(addr, port)).is_ok()
 }
 
-/// Makes `DIR/hosts/<id>/dev/disk/by-id/virtio-<id[:20]>` point at a volume file.
-pub fn link_volume(host_dir: &Path, volume_id: &str, target: &Path) -> std::io::Result<()> {
+/// Makes `DIR/hosts/<id>/dev/disk/by-id/<serial name>` point at a volume file, named as udev names
+/// a disk on the host's bus ([`serial_name`]).
+pub fn link_volume(
+    host_dir: &Path,
+    volume_id: &str,
+    bus: Option<&str>,
+    target: &Path,
+) -> std::io::Result<()> {
     let dir = host_dir.join("dev/disk/by-id");
     std::fs::create_dir_all(&dir)?;
-    let link = dir.join(serial_name(volume_id));
+    let link = dir.join(serial_name(volume_id, bus));
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(target, link)
 }
 
-/// Removes the by-id link of a volume.
+/// Removes the by-id link of a volume, whichever bus named it.
 pub fn unlink_volume(host_dir: &Path, volume_id: &str) {
-    let _ = std::fs::remove_file(host_dir.join("dev/disk/by-id").join(serial_name(volume_id)));
+    for bus in [None, Some("scsi")] {
+        let _ = std::fs::remove_file(
+            host_dir
+                .join("dev/disk/by-id")
+                .join(serial_name(volume_id, bus)),
+        );
+    }
 }
 
-/// `virtio-<first 20 characters of the volume id>`, as udev names virtio disks by serial.
-pub fn serial_name(volume_id: &str) -> String {
+/// The by-id name udev gives a disk whose serial is the volume id: on virtio-scsi
+/// (`hw_disk_bus=scsi`) `scsi-0QEMU_QEMU_HARDDISK_<id>`, from the identification page that
+/// libvirt fills with the whole serial; on virtio-blk `virtio-<first 20 characters>`, all the
+/// kernel keeps.
+pub fn serial_name(volume_id: &str, bus: Option<&str>) -> String {
+    if bus == Some("scsi") {
+        return format!("scsi-0QEMU_QEMU_HARDDISK_{volume_id}");
+    }
     let n: String = volume_id.chars().take(20).collect();
     format!("virtio-{n}")
 }
@@ -501,8 +519,12 @@ mod tests {
             assert!(c.contains(needle), "missing {needle}");
         }
         assert_eq!(
-            serial_name("0123456789abcdefghijklmnop"),
+            serial_name("0123456789abcdefghijklmnop", None),
             "virtio-0123456789abcdefghij"
+        );
+        assert_eq!(
+            serial_name("0123456789abcdefghijklmnop", Some("scsi")),
+            "scsi-0QEMU_QEMU_HARDDISK_0123456789abcdefghijklmnop"
         );
     }
 }

@@ -9,3 +9,4 @@ mod faults;
 mod identity;
 mod lifecycle;
 mod persistence;
+mod upstream;

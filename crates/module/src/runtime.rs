@@ -111,7 +111,6 @@ pub struct Ctx {
     params: Map<String, Value>,
     internal: Internal,
     warnings: Vec<String>,
-    secrets: Secrets,
     module: &'static str,
 }
 
@@ -137,24 +136,9 @@ impl Ctx {
         self.internal.check_mode
     }
 
-    /// True when the task runs with `--diff`.
-    pub fn diff_mode(&self) -> bool {
-        self.internal.diff
-    }
-
-    /// Ansible's verbosity (`-v` count).
-    pub fn verbosity(&self) -> u64 {
-        self.internal.verbosity
-    }
-
     /// Adds a warning shown by Ansible after the task.
     pub fn warn(&mut self, msg: impl Into<String>) {
         self.warnings.push(msg.into());
-    }
-
-    /// Registers a secret learnt at run time so that it is masked in the output.
-    pub fn add_secret(&mut self, secret: impl Into<String>) {
-        self.secrets.add(secret);
     }
 }
 
@@ -274,7 +258,6 @@ where
         params: params.values,
         internal: params.internal,
         warnings: Vec::new(),
-        secrets,
         module: spec.module,
     };
     let diff_mode = ctx.internal.diff;
@@ -338,7 +321,7 @@ where
     if let Some(inv) = invocation {
         out.insert("invocation".into(), inv);
     }
-    (Value::Object(out), ok, ctx.secrets)
+    (Value::Object(out), ok, secrets)
 }
 
 fn check_args(spec: &Spec, path: &str) -> ExitCode {
@@ -542,15 +525,6 @@ mod tests {
             Ok(Outcome::default())
         });
         assert_eq!(v["warnings"], json!(["careful"]));
-    }
-
-    #[test]
-    fn runtime_secret_is_masked() {
-        let (v, _) = masked(&spec(), json!({"name": "a"}), |ctx| {
-            ctx.add_secret("tok-abc");
-            Err(Failure::new("token tok-abc expired"))
-        });
-        assert_eq!(v["msg"], json!("token ******** expired"));
     }
 
     #[derive(Debug, thiserror::Error)]

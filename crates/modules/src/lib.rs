@@ -138,6 +138,9 @@ pub struct StepParts {
     pub dst: bool,
     /// The conversion hosts and how to log in to them.
     pub hosts: bool,
+    /// The conversion hosts may be left out: a cleanup of a workload that copies no data (a run where
+    /// no workload copies data has none).
+    pub hosts_optional: bool,
 }
 
 /// The options of an import step module: the workload, the data directory, the clouds and the
@@ -165,8 +168,8 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
     }
     if parts.hosts {
         spec = spec
-            .opt(Opt::new("src_conversion_host", Type::Dict).required())
-            .opt(Opt::new("dst_conversion_host", Type::Dict).required())
+            .opt(host_opt("src_conversion_host", parts.hosts_optional))
+            .opt(host_opt("dst_conversion_host", parts.hosts_optional))
             .opt(Opt::new("ssh_user", Type::Str).default("cloud-user"))
             .opt(Opt::new("ssh_key", Type::Path).required())
             .opt(Opt::new("ssh_port", Type::Int).default(22))
@@ -197,6 +200,15 @@ pub fn ssh_silence(params: &Map<String, Value>) -> Result<std::time::Duration, F
         _ => Err(Failure::new(format!(
             "option 'ssh_silence_timeout': {secs} is too short; give at least {MIN_SILENCE_S} seconds (a copy reports progress every 5 seconds); nothing was changed"
         ))),
+    }
+}
+
+fn host_opt(name: &'static str, optional: bool) -> Opt {
+    let o = Opt::new(name, Type::Dict);
+    if optional {
+        o
+    } else {
+        o.required()
     }
 }
 
@@ -242,6 +254,23 @@ pub fn settings(params: &Map<String, Value>) -> osm_workload::import::Settings {
     }
 }
 
+/// The conversion hosts, or `None` when neither is given: a run where no selected workload copies
+/// data deploys none (upstream's #602), and its cleanups have nothing on them to undo.
+pub fn optional_hosts(
+    params: &Map<String, Value>,
+) -> Result<Option<osm_workload::import::Hosts>, Failure> {
+    let given = |k: &str| {
+        params
+            .get(k)
+            .and_then(Value::as_object)
+            .is_some_and(|m| !m.is_empty())
+    };
+    if !given("src_conversion_host") && !given("dst_conversion_host") {
+        return Ok(None);
+    }
+    hosts(params).map(Some)
+}
+
 /// The conversion hosts and the login, from the step options.
 pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts, Failure> {
     let port = params
@@ -251,6 +280,11 @@ pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts,
         .unwrap_or(22);
     let host = |key: &str| -> Result<osm_workload::hosts::HostSpec, Failure> {
         let mut v = params.get(key).cloned().unwrap_or(Value::Null);
+        if v.as_object().is_none_or(|m| m.is_empty()) {
+            return Err(Failure::new(format!(
+                "option '{key}' is required: the workload copies data through the conversion hosts (its _migration_params.data_copy is true)"
+            )));
+        }
         if let Value::Object(m) = &mut v {
             m.entry("ssh_port").or_insert(Value::from(port));
         }

@@ -1,18 +1,15 @@
-//! A blocking client with many requests in flight on one connection.
+//! A blocking client with many requests in flight on one connection: a thin driver that moves
+//! bytes between a socket and the sans-I/O [`ClientTransmission`].
 
-use std::collections::HashMap;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, IoSlice, Read, Write};
 use std::net::Shutdown;
-use std::ops::Range;
 
-use crate::codec::{Codec, Reader};
 use crate::error::{Error, Result};
 use crate::handshake::{ClientConfig, ClientHandshake, Handshake, Session};
-use crate::msgs::{
-    BlockStatus, ChunkHeader, ErrorChunk, OffsetHole, ReplyHeader, Request, MAX_PAYLOAD,
-};
+use crate::msgs::Request;
+use crate::transmission::{ClientTransmission, Completion, Reply};
 use crate::transport::{Stream, Uri};
-use crate::types::{CmdFlags, Command, Extent, ReplyFlags, ReplyType, TransmissionFlags};
+use crate::types::{Extent, TransmissionFlags};
 
 /// Drives a handshake state machine over a stream until it is done.
 pub fn drive_handshake(stream: &mut Stream, hs: &mut impl Handshake) -> Result<()> {
@@ -30,88 +27,6 @@ pub fn drive_handshake(stream: &mut Stream, hs: &mut impl Handshake) -> Result<(
             return Err(Error::Closed("during the handshake".into()));
         }
         hs.received(&buf[..n])?;
-    }
-}
-
-/// A finished request.
-#[derive(Debug)]
-pub struct Completion {
-    /// The cookie [`Client`]'s `submit_*` returned.
-    pub cookie: u64,
-    /// The reply, or the server's error for this request (the connection stays usable).
-    pub result: Result<Reply>,
-}
-
-/// The successful outcome of a request.
-#[derive(Debug)]
-pub enum Reply {
-    /// A read: the buffer given to [`Client::submit_read`], filled.
-    Read {
-        /// Where the read started.
-        offset: u64,
-        /// The data; holes are zero-filled.
-        buf: Vec<u8>,
-        /// The ranges (absolute offsets) the server sent as hole chunks, in arrival order.
-        holes: Vec<Range<u64>>,
-    },
-    /// A block status query in `base:allocation`.
-    BlockStatus(Vec<Extent>),
-    /// Any other command.
-    Done,
-}
-
-#[derive(Debug)]
-struct Pending {
-    command: Command,
-    offset: u64,
-    length: u32,
-    buf: Vec<u8>,
-    holes: Vec<Range<u64>>,
-    extents: Vec<Extent>,
-    covered: Coverage,
-    error: Option<Error>,
-}
-
-/// The parts of a read that chunks have filled, as sorted, disjoint ranges. A chunk that overlaps
-/// another is a protocol error: it would leave the bytes of whichever came last, and a count of
-/// covered bytes would then hide a gap elsewhere.
-#[derive(Debug, Default)]
-struct Coverage(Vec<Range<u64>>);
-
-impl Coverage {
-    fn insert(&mut self, r: Range<u64>) -> Result<()> {
-        if r.is_empty() {
-            return Ok(());
-        }
-        let i = self.0.partition_point(|x| x.end <= r.start);
-        if let Some(next) = self.0.get(i) {
-            if next.start < r.end {
-                return Err(Error::Protocol(format!(
-                    "reply chunk {r:?} overlaps chunk {next:?} of the same read"
-                )));
-            }
-        }
-        match (i.checked_sub(1).and_then(|p| self.0.get_mut(p)), r) {
-            (Some(prev), r) if prev.end == r.start => {
-                prev.end = r.end;
-                if let Some(next) = self.0.get(i).cloned().filter(|n| n.start == r.end) {
-                    self.0[i - 1].end = next.end;
-                    self.0.remove(i);
-                }
-            }
-            (_, r) => {
-                if let Some(next) = self.0.get_mut(i).filter(|n| n.start == r.end) {
-                    next.start = r.start;
-                } else {
-                    self.0.insert(i, r);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn is_exactly(&self, r: &Range<u64>) -> bool {
-        self.0.len() == 1 && self.0[0] == *r || (r.is_empty() && self.0.is_empty())
     }
 }
 
@@ -133,9 +48,9 @@ pub enum Negotiated {
 pub struct Client {
     reader: BufReader<Stream>,
     writer: Stream,
-    session: Session,
-    next_cookie: u64,
-    pending: HashMap<u64, Pending>,
+    conn: ClientTransmission,
+    /// Request headers on their way out, kept to reuse the allocation.
+    out: Vec<u8>,
 }
 
 impl Client {
@@ -174,30 +89,29 @@ impl Client {
         Ok(Client {
             reader: BufReader::with_capacity(256 << 10, stream),
             writer,
-            session,
-            next_cookie: 1,
-            pending: HashMap::new(),
+            conn: ClientTransmission::new(session),
+            out: Vec::with_capacity(Request::LEN),
         })
     }
 
     /// What was negotiated.
     pub fn session(&self) -> &Session {
-        &self.session
+        self.conn.session()
     }
 
     /// The export's size.
     pub fn size(&self) -> u64 {
-        self.session.export.size
+        self.session().export.size
     }
 
     /// The export's transmission flags.
     pub fn flags(&self) -> TransmissionFlags {
-        self.session.export.flags
+        self.session().export.flags
     }
 
     /// How many requests await their reply.
     pub fn in_flight(&self) -> usize {
-        self.pending.len()
+        self.conn.in_flight()
     }
 
     /// The stream, to set timeouts on reads for example.
@@ -205,307 +119,80 @@ impl Client {
         &self.writer
     }
 
-    fn submit(
+    /// Sends the request `encode` appended to the pending output, then `payload` (a write's data).
+    fn send(
         &mut self,
-        command: Command,
-        flags: CmdFlags,
-        offset: u64,
-        length: u32,
+        encode: impl FnOnce(&mut ClientTransmission, &mut Vec<u8>) -> Result<u64>,
         payload: &[u8],
-        buf: Vec<u8>,
     ) -> Result<u64> {
-        let end = offset
-            .checked_add(length.into())
-            .filter(|&e| e <= self.size());
-        if end.is_none() && !matches!(command, Command::Flush | Command::Disc) {
-            return Err(Error::Protocol(format!(
-                "{command:?} of {length} bytes at {offset} is beyond the export's size {}",
-                self.size()
-            )));
-        }
-        if matches!(command, Command::Read | Command::Write) && length > MAX_PAYLOAD {
-            return Err(Error::TooLarge {
-                what: "request payload",
-                len: length.into(),
-                max: MAX_PAYLOAD.into(),
-            });
-        }
-        let cookie = self.next_cookie;
-        self.next_cookie += 1;
-        let mut msg = Vec::with_capacity(Request::LEN);
-        Request {
-            flags,
-            command,
-            cookie,
-            offset,
-            length,
-        }
-        .encode(&mut msg);
+        self.out.clear();
+        let cookie = encode(&mut self.conn, &mut self.out)?;
         if payload.is_empty() {
-            self.writer.write_all(&msg)?;
+            self.writer.write_all(&self.out)?;
         } else {
-            let mut both = [std::io::IoSlice::new(&msg), std::io::IoSlice::new(payload)];
+            let mut both = [IoSlice::new(&self.out), IoSlice::new(payload)];
             write_all_vectored(&mut self.writer, &mut both)?;
-        }
-        if command != Command::Disc {
-            self.pending.insert(
-                cookie,
-                Pending {
-                    command,
-                    offset,
-                    length,
-                    buf,
-                    holes: Vec::new(),
-                    extents: Vec::new(),
-                    covered: Coverage::default(),
-                    error: None,
-                },
-            );
         }
         Ok(cookie)
     }
 
     /// Reads `buf.len()` bytes at `offset`; the buffer comes back in the completion.
     pub fn submit_read(&mut self, offset: u64, buf: Vec<u8>) -> Result<u64> {
-        let len = u32::try_from(buf.len()).unwrap_or(u32::MAX);
-        self.submit(Command::Read, CmdFlags::default(), offset, len, &[], buf)
+        self.send(|c, out| c.read(offset, buf, out), &[])
     }
 
     /// Writes `data` at `offset`.
     pub fn submit_write(&mut self, offset: u64, data: &[u8]) -> Result<u64> {
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        self.submit(
-            Command::Write,
-            CmdFlags::default(),
-            offset,
-            len,
-            data,
-            Vec::new(),
-        )
+        self.send(|c, out| c.write(offset, len, out), data)
     }
 
     /// Writes `length` zero bytes at `offset`.
     pub fn submit_write_zeroes(&mut self, offset: u64, length: u32) -> Result<u64> {
-        self.submit(
-            Command::WriteZeroes,
-            CmdFlags::default(),
-            offset,
-            length,
-            &[],
-            Vec::new(),
-        )
+        self.send(|c, out| c.write_zeroes(offset, length, out), &[])
     }
 
     /// Flushes the server's caches.
     pub fn submit_flush(&mut self) -> Result<u64> {
-        self.submit(Command::Flush, CmdFlags::default(), 0, 0, &[], Vec::new())
+        self.send(|c, out| c.flush(out), &[])
     }
 
     /// Asks for the `base:allocation` status of `length` bytes at `offset`; the server may answer
     /// for less (or, in the last extent, more).
     pub fn submit_block_status(&mut self, offset: u64, length: u32) -> Result<u64> {
-        if self.session.base_allocation.is_none() {
-            return Err(Error::Protocol("base:allocation was not negotiated".into()));
-        }
-        self.submit(
-            Command::BlockStatus,
-            CmdFlags::default(),
-            offset,
-            length,
-            &[],
-            Vec::new(),
-        )
+        self.send(|c, out| c.block_status(offset, length, out), &[])
     }
 
     /// Sends `NBD_CMD_DISC` and closes the connection; requests still in flight are dropped.
     pub fn disconnect(mut self) -> Result<()> {
-        self.submit(Command::Disc, CmdFlags::default(), 0, 0, &[], Vec::new())?;
+        self.send(|c, out| c.disconnect(out), &[])?;
         self.writer.shutdown(Shutdown::Write)?;
         Ok(())
     }
 
     /// Waits for the next request to complete.
     pub fn recv(&mut self) -> Result<Completion> {
-        if self.pending.is_empty() {
+        if self.conn.in_flight() == 0 {
             return Err(Error::Protocol("recv with no request in flight".into()));
         }
         loop {
-            if let Some(c) = self.recv_one()? {
+            if let Some(c) = self.conn.next_completion() {
                 return Ok(c);
             }
-        }
-    }
-
-    fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
-        self.reader.read_exact(buf).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::Closed(format!(
-                    "while reading {what}, with {} requests in flight",
-                    self.pending.len()
-                ))
-            } else {
-                Error::Io(e)
-            }
-        })
-    }
-
-    fn recv_one(&mut self) -> Result<Option<Completion>> {
-        let mut hdr = [0u8; ChunkHeader::LEN];
-        self.read_exact(&mut hdr[..4], "a reply")?;
-        let len = ReplyHeader::len_for_magic([hdr[0], hdr[1], hdr[2], hdr[3]])?;
-        self.read_exact(&mut hdr[4..len], "a reply header")?;
-        match ReplyHeader::read(&mut Reader::new(&hdr[..len]))? {
-            ReplyHeader::Simple(s) => {
-                let mut p = self.pending.remove(&s.cookie).ok_or_else(|| {
-                    Error::Protocol(format!("simple reply for unknown cookie {}", s.cookie))
-                })?;
-                if let Some(code) = s.error {
-                    return Ok(Some(Completion {
-                        cookie: s.cookie,
-                        result: Err(command_error(&p, code, String::new())),
-                    }));
-                }
-                if p.command == Command::Read {
-                    let mut buf = std::mem::take(&mut p.buf);
-                    self.read_exact(&mut buf, "read data")?;
-                    p.buf = buf;
-                    p.covered.insert(p.offset..p.offset + u64::from(p.length))?;
-                }
-                Ok(Some(self.complete(s.cookie, p)))
-            }
-            ReplyHeader::Chunk(c) => self.on_chunk(c),
-        }
-    }
-
-    fn on_chunk(&mut self, c: ChunkHeader) -> Result<Option<Completion>> {
-        if c.length > MAX_PAYLOAD + 64 {
-            return Err(Error::TooLarge {
-                what: "reply chunk",
-                len: c.length.into(),
-                max: (MAX_PAYLOAD + 64).into(),
-            });
-        }
-        let mut p = self.pending.remove(&c.cookie).ok_or_else(|| {
-            Error::Protocol(format!("reply chunk for unknown cookie {}", c.cookie))
-        })?;
-        let range = p.offset..p.offset + u64::from(p.length);
-        let within = |off: u64, len: u64| {
-            off >= range.start && off.checked_add(len).is_some_and(|e| e <= range.end)
-        };
-        match c.kind {
-            ReplyType::OffsetData if p.command == Command::Read && c.length >= 8 => {
-                let mut o = [0u8; 8];
-                self.read_exact(&mut o, "data chunk offset")?;
-                let off = u64::from_be_bytes(o);
-                let len = u64::from(c.length - 8);
-                if !within(off, len) {
-                    return Err(Error::Protocol(format!(
-                        "data chunk {off}+{len} outside read {range:?}"
-                    )));
-                }
-                p.covered.insert(off..off + len)?;
-                let at = (off - p.offset) as usize;
-                let mut buf = std::mem::take(&mut p.buf);
-                self.read_exact(&mut buf[at..at + len as usize], "data chunk")?;
-                p.buf = buf;
-            }
-            ReplyType::OffsetHole if p.command == Command::Read && c.length == 12 => {
-                let mut b = [0u8; 12];
-                self.read_exact(&mut b, "hole chunk")?;
-                let h = OffsetHole::from_bytes(&b)?;
-                if !within(h.offset, h.length.into()) {
-                    return Err(Error::Protocol(format!(
-                        "hole chunk {}+{} outside read {range:?}",
-                        h.offset, h.length
-                    )));
-                }
-                p.covered.insert(h.offset..h.offset + u64::from(h.length))?;
-                let at = (h.offset - p.offset) as usize;
-                p.buf[at..at + h.length as usize].fill(0);
-                p.holes.push(h.offset..h.offset + u64::from(h.length));
-            }
-            ReplyType::BlockStatus if p.command == Command::BlockStatus => {
-                let payload = self.payload(c.length, "block status chunk")?;
-                let bs = BlockStatus::from_bytes(&payload)?;
-                if Some(bs.context) == self.session.base_allocation {
-                    let mut at = p.offset;
-                    for d in bs.descriptors {
-                        if d.length == 0 {
-                            return Err(Error::Protocol(
-                                "block status descriptor of length 0".into(),
-                            ));
-                        }
-                        p.extents.push(Extent {
-                            offset: at,
-                            length: d.length.into(),
-                            flags: d.flags,
-                        });
-                        at += u64::from(d.length);
-                    }
-                }
-            }
-            ReplyType::Error | ReplyType::ErrorOffset => {
-                let payload = self.payload(c.length, "error chunk")?;
-                let e = ErrorChunk::decode(c.kind, &payload)?;
-                if p.error.is_none() {
-                    p.error = Some(command_error(&p, e.code, e.message));
-                }
-            }
-            ReplyType::None if c.length == 0 && c.flags.contains(ReplyFlags::DONE) => {}
-            other => {
-                return Err(Error::Protocol(format!(
-                    "unexpected chunk {other:?} of {} bytes for {:?}",
-                    c.length, p.command
+            if self.conn.read_from(&mut self.reader)? == 0 {
+                return Err(Error::Closed(format!(
+                    "while reading {}, with {} requests in flight",
+                    self.conn.awaiting(),
+                    self.conn.in_flight()
                 )));
             }
         }
-        if c.flags.contains(ReplyFlags::DONE) {
-            return Ok(Some(self.complete(c.cookie, p)));
-        }
-        self.pending.insert(c.cookie, p);
-        Ok(None)
-    }
-
-    fn payload(&mut self, len: u32, what: &str) -> Result<Vec<u8>> {
-        let mut v = vec![0; len as usize];
-        self.read_exact(&mut v, what)?;
-        Ok(v)
-    }
-
-    fn complete(&mut self, cookie: u64, p: Pending) -> Completion {
-        let result = match p.error {
-            Some(e) => Err(e),
-            None => match p.command {
-                Command::Read
-                    if !p
-                        .covered
-                        .is_exactly(&(p.offset..p.offset + u64::from(p.length))) =>
-                {
-                    Err(Error::Protocol(format!(
-                        "read of {} bytes at {} answered only for {:?}",
-                        p.length, p.offset, p.covered.0
-                    )))
-                }
-                Command::Read => Ok(Reply::Read {
-                    offset: p.offset,
-                    buf: p.buf,
-                    holes: p.holes,
-                }),
-                Command::BlockStatus if p.extents.is_empty() => Err(Error::Protocol(format!(
-                    "block status at {} returned no extents",
-                    p.offset
-                ))),
-                Command::BlockStatus => Ok(Reply::BlockStatus(p.extents)),
-                _ => Ok(Reply::Done),
-            },
-        };
-        Completion { cookie, result }
     }
 
     /// Runs one request to completion; only valid with nothing else in flight.
     fn call(&mut self, cookie: Result<u64>) -> Result<Reply> {
         let cookie = cookie?;
-        if self.pending.len() != 1 {
+        if self.in_flight() != 1 {
             return Err(Error::Protocol(
                 "synchronous call with other requests in flight".into(),
             ));
@@ -556,43 +243,14 @@ impl Client {
     }
 }
 
-fn command_error(p: &Pending, code: crate::types::ErrorCode, message: String) -> Error {
-    Error::Command {
-        what: format!("{:?} of {} bytes at {}", p.command, p.length, p.offset),
-        code,
-        message,
-    }
-}
-
-fn write_all_vectored(w: &mut Stream, mut bufs: &mut [std::io::IoSlice<'_>]) -> Result<()> {
-    std::io::IoSlice::advance_slices(&mut bufs, 0);
+fn write_all_vectored(w: &mut Stream, mut bufs: &mut [IoSlice<'_>]) -> Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
         let n = w.write_vectored(bufs)?;
         if n == 0 {
             return Err(Error::Closed("while sending a request".into()));
         }
-        std::io::IoSlice::advance_slices(&mut bufs, n);
+        IoSlice::advance_slices(&mut bufs, n);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn coverage_merges_and_refuses_overlaps() {
-        let mut c = Coverage::default();
-        c.insert(100..200).unwrap();
-        c.insert(0..50).unwrap();
-        c.insert(300..400).unwrap();
-        c.insert(50..100).unwrap();
-        assert_eq!(c.0, vec![0..200, 300..400]);
-        assert!(!c.is_exactly(&(0..400)), "a gap is not coverage");
-        assert!(c.insert(150..250).is_err());
-        assert!(c.insert(250..301).is_err());
-        assert!(c.insert(0..1).is_err(), "a repeated chunk overlaps");
-        c.insert(200..300).unwrap();
-        assert!(c.is_exactly(&(0..400)));
-    }
 }

@@ -5,16 +5,21 @@ The core never touches a socket, in the style of rustls: every wire type impleme
 (encode to bytes, decode from a bounds-checked [`Reader`] whose errors name the missing or wrong
 field), protocol numbers are enums that keep unknown values ([`Opt`], [`Command`], ...), and the
 handshake is a pair of state machines, [`ClientHandshake`] and [`ServerHandshake`], fed with bytes
-through the [`Handshake`] trait.
+through the [`Handshake`] trait. The transmission phase is one too: [`ClientTransmission`] encodes
+requests to bytes and turns the server's bytes, split anywhere, into [`Completion`]s, reassembling
+structured replies whatever the order of their chunks and tracking which ranges of each read they
+covered (an overlap or a repeat is a protocol error, a gap fails the read).
 
 On top sits a thin blocking layer over Unix sockets and TCP ([`Stream`], [`Uri`]):
 
 - [`Client`] negotiates the fixed newstyle handshake with `NBD_OPT_GO` (falling back to
-  `NBD_OPT_EXPORT_NAME`), structured replies and the `base:allocation` context, then keeps many
-  requests in flight, keyed by cookie: `submit_*` sends, [`Client::recv`] returns the next
-  [`Completion`]. Reads report the ranges that came back as hole chunks.
+  `NBD_OPT_EXPORT_NAME`), structured replies and the `base:allocation` context, then drives a
+  [`ClientTransmission`] with many requests in flight, keyed by cookie: `submit_*` sends,
+  [`Client::recv`] returns the next [`Completion`]. Reads report the ranges that came back as hole
+  chunks.
 - [`Server`] answers the same handshake (plus `INFO`, `LIST`, `LIST_META_CONTEXT`) and serves one
-  connection from a [`Backend`], sending the zero runs a backend reports as hole chunks.
+  connection from a [`Backend`], decoding requests with a state machine of the same kind and sending
+  the zero runs a backend reports as hole chunks.
 
 Payloads are capped at [`MAX_PAYLOAD`] (32 MiB).
 
@@ -66,7 +71,7 @@ t.join().unwrap()?;
 */
 #![deny(missing_docs)]
 
-pub use crate::client::{drive_handshake, Client, Completion, Negotiated, Reply};
+pub use crate::client::{drive_handshake, Client, Negotiated};
 pub use crate::codec::{Codec, Reader};
 pub use crate::error::{Error, Result};
 pub use crate::handshake::{
@@ -80,6 +85,7 @@ pub use crate::msgs::{
     SimpleReply, BASE_ALLOCATION, MAX_OPTION_DATA, MAX_PAYLOAD,
 };
 pub use crate::server::{Backend, Server, UpgradeHandler, READ_ALIGN};
+pub use crate::transmission::{ClientTransmission, Completion, Reply};
 pub use crate::transport::{Address, Stream, Uri, DEFAULT_PORT};
 pub use crate::types::{
     AllocFlags, ClientFlags, CmdFlags, Command, ErrorCode, Extent, HandshakeFlags, InfoType, Opt,
@@ -92,5 +98,6 @@ mod error;
 mod handshake;
 mod msgs;
 mod server;
+mod transmission;
 mod transport;
 mod types;

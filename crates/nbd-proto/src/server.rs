@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::thread;
 
 use crate::client::drive_handshake;
-use crate::codec::{Codec, Reader};
+use crate::codec::Codec;
 use crate::error::{Error, Result};
 use crate::handshake::{Export, ServerHandshake, Session};
 use crate::msgs::{
     BlockStatus, ChunkHeader, Descriptor, ErrorChunk, OffsetHole, Request, SimpleReply, MAX_PAYLOAD,
 };
+use crate::transmission::{Feed, Incoming, RequestDecoder};
 use crate::transport::Stream;
 use crate::types::{
     AllocFlags, CmdFlags, Command, ErrorCode, Extent, ReplyFlags, ReplyType, TransmissionFlags,
@@ -77,7 +78,7 @@ impl std::fmt::Debug for Server {
 }
 
 /// One reply on its way out: header bytes, with read data spliced in between.
-struct Outgoing {
+pub(crate) struct Outgoing {
     meta: Vec<u8>,
     /// (end of a stretch of `meta`, range of `data` that follows it)
     parts: Vec<(usize, Range<usize>)>,
@@ -93,7 +94,7 @@ impl Outgoing {
         }
     }
 
-    fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn write_to(&self, w: &mut impl Write) -> io::Result<()> {
         let mut at = 0;
         for (end, r) in &self.parts {
             w.write_all(&self.meta[at..*end])?;
@@ -153,14 +154,12 @@ impl Server {
         let (back, pool) = sync_channel::<Vec<u8>>(16);
         let out = stream.try_clone()?;
         let writer = thread::spawn(move || write_replies(out, rx, back));
-        let input = io::Cursor::new(leftover).chain(stream);
-        let mut conn = Connection {
-            session,
-            backend: &*backend,
-            input: BufReader::with_capacity(256 << 10, input),
-            pool,
-        };
-        let result = conn.run(|o| tx.send(o).is_ok());
+        let conn = Connection::new(session, &*backend, pool);
+        let mut requests = RequestDecoder::new();
+        let mut input = BufReader::with_capacity(256 << 10, stream);
+        let result = requests
+            .feed(&leftover)
+            .and_then(|()| conn.run(&mut requests, &mut input, |o| tx.send(o).is_ok()));
         drop(tx);
         let written = writer
             .join()
@@ -199,10 +198,12 @@ fn write_replies(
 /// Alignment of read buffers handed to backends, so they can read with `O_DIRECT` into them.
 pub const READ_ALIGN: usize = 4096;
 
-struct Connection<'a, R> {
+/// Answers the requests of one connection from a backend, without I/O: each request becomes the
+/// bytes of its reply.
+pub(crate) struct Connection<'a> {
     session: Session,
     backend: &'a dyn Backend,
-    input: BufReader<R>,
+    /// Read buffers the reply writer is done with.
     pool: Receiver<Vec<u8>>,
 }
 
@@ -219,22 +220,39 @@ fn io_code(e: &io::Error) -> ErrorCode {
     }
 }
 
-impl<R: Read> Connection<'_, R> {
-    fn run(&mut self, mut send: impl FnMut(Outgoing) -> bool) -> Result<()> {
-        let mut hdr = [0u8; Request::LEN];
+impl<'a> Connection<'a> {
+    pub(crate) fn new(
+        session: Session,
+        backend: &'a dyn Backend,
+        pool: Receiver<Vec<u8>>,
+    ) -> Connection<'a> {
+        Connection {
+            session,
+            backend,
+            pool,
+        }
+    }
+
+    fn run(
+        &self,
+        requests: &mut RequestDecoder,
+        input: &mut dyn Read,
+        mut send: impl FnMut(Outgoing) -> bool,
+    ) -> Result<()> {
         loop {
-            match self.input.read_exact(&mut hdr) {
-                Ok(()) => {}
+            while let Some(Incoming { req, payload }) = requests.next_request() {
+                if req.command == Command::Disc {
+                    return Ok(());
+                }
+                if !send(self.handle(&req, &payload)) {
+                    return Ok(());
+                }
+            }
+            if requests.fill_from(input)? == 0 {
+                if requests.in_payload() {
+                    return Err(Error::Closed("in the middle of a write's payload".into()));
+                }
                 // A client that just closes instead of sending DISC is common (and harmless).
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e.into()),
-            }
-            let req = Request::read(&mut Reader::new(&hdr))?;
-            if req.command == Command::Disc {
-                return Ok(());
-            }
-            let out = self.handle(&req)?;
-            if !send(out) {
                 return Ok(());
             }
         }
@@ -267,7 +285,8 @@ impl<R: Read> Connection<'_, R> {
         Outgoing::meta(meta)
     }
 
-    fn handle(&mut self, req: &Request) -> Result<Outgoing> {
+    /// The reply to `req`; `payload` is a write's data.
+    pub(crate) fn handle(&self, req: &Request, payload: &[u8]) -> Outgoing {
         let size = self.session.export.size;
         let in_range = req.end().is_some_and(|e| e <= size);
         let read_only = self
@@ -275,24 +294,14 @@ impl<R: Read> Connection<'_, R> {
             .export
             .flags
             .contains(TransmissionFlags::READ_ONLY);
-        Ok(match req.command {
+        match req.command {
             Command::Write => {
-                if req.length > MAX_PAYLOAD {
-                    // The payload cannot be skipped safely without reading 4 GiB: hang up.
-                    return Err(Error::TooLarge {
-                        what: "write payload",
-                        len: req.length.into(),
-                        max: MAX_PAYLOAD.into(),
-                    });
-                }
-                let mut data = vec![0u8; req.length as usize];
-                self.input.read_exact(&mut data)?;
                 if read_only {
                     self.error(req, ErrorCode::Perm, "export is read-only")
                 } else if !in_range {
                     self.error(req, ErrorCode::NoSpc, "write beyond the end of the export")
                 } else {
-                    match self.backend.write(req.offset, &data) {
+                    match self.backend.write(req.offset, payload) {
                         Ok(()) => self.simple(req.cookie, None),
                         Err(e) => self.error(req, io_code(&e), &e.to_string()),
                     }
@@ -324,7 +333,7 @@ impl<R: Read> Connection<'_, R> {
                 ErrorCode::Inval,
                 &format!("command {other:?} is not supported"),
             ),
-        })
+        }
     }
 
     fn read(&self, req: &Request) -> Outgoing {

@@ -86,8 +86,8 @@ pub use crate::image::{properties_patch, Image, ImageApi, NewImage};
 pub use crate::microversion::Microversion;
 pub use crate::network::{
     AllocationPool, ExternalGateway, FloatingIp, Network, NetworkApi, NewFloatingIp, NewNetwork,
-    NewPort, NewRouter, NewSecurityGroupRule, NewSubnet, Port, PortFixedIp, Router, SecurityGroup,
-    SecurityGroupRule, Subnet, TaggedResource,
+    NewPort, NewRouter, NewSecurityGroupRule, NewSubnet, Port, PortFixedIp, QosPolicy, Router,
+    SecurityGroup, SecurityGroupRule, Subnet, TaggedResource,
 };
 pub use crate::secret::{Secret, MASK};
 

@@ -73,6 +73,8 @@ pub const COMPUTE_FLAVOR_DESCRIPTION: Microversion = Microversion::new(2, 55);
 pub const COMPUTE_KEYPAIR_TYPE: Microversion = Microversion::new(2, 2);
 /// `delete_on_termination` when attaching a volume.
 pub const COMPUTE_ATTACH_DELETE_ON_TERMINATION: Microversion = Microversion::new(2, 79);
+/// `delete_on_termination` of an existing volume attachment (PUT os-volume_attachments).
+pub const COMPUTE_UPDATE_DELETE_ON_TERMINATION: Microversion = Microversion::new(2, 85);
 /// The base block-storage microversion.
 pub const BLOCK_STORAGE_BASE: Microversion = Microversion::new(3, 0);
 /// Cinder's user messages API.

@@ -218,6 +218,16 @@ pub(crate) const FLOATING_IPS: Resource = Resource {
     kind: "floating IP",
 };
 
+/// Neutron QoS policies (the `qos` extension).
+pub(crate) const QOS_POLICIES: Resource = Resource {
+    service: Service::Network,
+    path: "/qos/policies",
+    list_path: "/qos/policies",
+    plural: "policies",
+    singular: Some("policy"),
+    kind: "QoS policy",
+};
+
 /// A resource with a status that callers wait on.
 pub(crate) trait Status {
     /// The status (`ACTIVE`, `available`, ...).

@@ -5,14 +5,14 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::digest::{hex, Digest, Zeros, ALGORITHM_ID, DIGEST_LEN};
+use crate::digest::{hex, Digest, Hasher, ALGORITHM_ID, DIGEST_LEN};
 
 /// The file's first bytes.
 const MAGIC: &[u8; 8] = b"OSMMANIF";
 /// The file format's version.
 const FORMAT: u16 = 1;
-/// Bytes before the digests: magic, format, algorithm, chunk size, disk size, root.
-const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 32;
+/// Bytes before the digests: magic, format, algorithm, chunk size, disk size, seed, root.
+const HEADER_LEN: usize = 8 + 2 + 2 + 4 + 8 + 8 + 32;
 
 /// What is wrong with a manifest file.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,8 @@ pub struct Manifest {
     pub chunk_size: u32,
     /// The disk's size in bytes.
     pub size: u64,
+    /// The digests' seed ([`Hasher`]): digests of different seeds do not compare.
+    pub seed: u64,
     /// One digest per chunk.
     pub digests: Vec<Digest>,
 }
@@ -53,25 +55,27 @@ pub fn chunk_count(size: u64, chunk_size: u32) -> u64 {
 
 impl Manifest {
     /// A manifest of a disk that reads as zeros everywhere.
-    pub fn zeros(size: u64, chunk_size: u32) -> Manifest {
-        let z = Zeros::new(chunk_size.into(), size);
+    pub fn zeros(size: u64, chunk_size: u32, seed: u64) -> Manifest {
+        let z = Hasher::new(seed).zeros(chunk_size.into(), size);
         Manifest {
             chunk_size,
             size,
+            seed,
             digests: (0..chunk_count(size, chunk_size))
                 .map(|i| z.of(i))
                 .collect(),
         }
     }
 
-    /// The root digest: BLAKE3 over the chunk size, the disk size and every chunk digest, so two
-    /// disks have the same root exactly when every chunk digest matches.
+    /// The root digest: BLAKE3 over the chunk size, the disk size, the seed and every chunk
+    /// digest, so two disks have the same root exactly when every chunk digest matches.
     pub fn root(&self) -> Digest32 {
         let mut h = blake3::Hasher::new();
         h.update(b"osm manifest v1\0");
         h.update(&ALGORITHM_ID.to_be_bytes());
         h.update(&self.chunk_size.to_be_bytes());
         h.update(&self.size.to_be_bytes());
+        h.update(&self.seed.to_be_bytes());
         for d in &self.digests {
             h.update(&d.0);
         }
@@ -104,6 +108,7 @@ impl Manifest {
         out.extend_from_slice(&ALGORITHM_ID.to_be_bytes());
         out.extend_from_slice(&self.chunk_size.to_be_bytes());
         out.extend_from_slice(&self.size.to_be_bytes());
+        out.extend_from_slice(&self.seed.to_be_bytes());
         out.extend_from_slice(&self.root().0);
         for d in &self.digests {
             out.extend_from_slice(&d.0);
@@ -129,9 +134,12 @@ impl Manifest {
             )));
         }
         let chunk_size = u32::from_be_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
-        let mut s = [0u8; 8];
-        s.copy_from_slice(&bytes[16..24]);
-        let size = u64::from_be_bytes(s);
+        let u64_at = |i: usize| {
+            let mut s = [0u8; 8];
+            s.copy_from_slice(&bytes[i..i + 8]);
+            u64::from_be_bytes(s)
+        };
+        let (size, seed) = (u64_at(16), u64_at(24));
         if chunk_size == 0 {
             return Err(bad("chunk size 0".into()));
         }
@@ -154,9 +162,10 @@ impl Manifest {
         let m = Manifest {
             chunk_size,
             size,
+            seed,
             digests,
         };
-        if m.root().0[..] != bytes[24..56] {
+        if m.root().0[..] != bytes[32..64] {
             return Err(bad(
                 "its root digest does not match its chunk digests".into()
             ));
@@ -224,8 +233,8 @@ mod tests {
     use super::*;
 
     fn sample() -> Manifest {
-        let mut m = Manifest::zeros((5 << 20) + 100, 1 << 20);
-        m.digests[2] = Digest::of(b"data");
+        let mut m = Manifest::zeros((5 << 20) + 100, 1 << 20, 9);
+        m.digests[2] = Hasher::new(9).digest(b"data");
         m
     }
 
@@ -236,7 +245,13 @@ mod tests {
         let bytes = m.encode();
         assert_eq!(bytes.len(), HEADER_LEN + 6 * DIGEST_LEN);
         assert_eq!(Manifest::decode(&bytes, "m").unwrap(), m);
-        assert_ne!(m.root(), Manifest::zeros((5 << 20) + 100, 1 << 20).root());
+        assert_ne!(
+            m.root(),
+            Manifest::zeros((5 << 20) + 100, 1 << 20, 9).root()
+        );
+        let mut reseeded = m.clone();
+        reseeded.seed = 10;
+        assert_ne!(m.root(), reseeded.root());
         // A different disk size with the same digests is a different root.
         let mut other = m.clone();
         other.size += 1;
@@ -260,7 +275,7 @@ mod tests {
     #[test]
     fn differences_name_offsets() {
         let a = sample();
-        let b = Manifest::zeros(a.size, a.chunk_size);
+        let b = Manifest::zeros(a.size, a.chunk_size, a.seed);
         assert_eq!(a.differences(&b, 10), vec![2 << 20]);
         assert!(a.differences(&a, 10).is_empty());
     }

@@ -64,6 +64,8 @@ pub struct Hello {
     pub block_size: u32,
     /// Whether the client accepts compressed data.
     pub compression: bool,
+    /// The digests' seed ([`crate::Hasher`]).
+    pub seed: u64,
 }
 
 /// What the server settles.
@@ -237,6 +239,7 @@ impl Frame {
                 out.extend_from_slice(&h.chunk_size.to_be_bytes());
                 out.extend_from_slice(&h.block_size.to_be_bytes());
                 out.push(u8::from(h.compression));
+                out.extend_from_slice(&h.seed.to_be_bytes());
             }
             Frame::Welcome(w) => {
                 out.extend_from_slice(&w.version.to_be_bytes());
@@ -294,6 +297,7 @@ impl Frame {
                 chunk_size: r.u32("hello.chunk_size")?,
                 block_size: r.u32("hello.block_size")?,
                 compression: r.take(1, "hello.compression")?[0] != 0,
+                seed: r.u64("hello.seed")?,
             }),
             WELCOME => Frame::Welcome(Welcome {
                 version: r.u16("welcome.version")?,
@@ -406,6 +410,7 @@ mod tests {
                 chunk_size: 1 << 20,
                 block_size: 4096,
                 compression: true,
+                seed: 77,
             }),
             Frame::Welcome(Welcome {
                 version: VERSION,
@@ -417,7 +422,7 @@ mod tests {
             }),
             Frame::Compare {
                 first: 9,
-                digests: vec![Digest::of(b"a"), Digest::of(b"b")],
+                digests: vec![Digest([1; 16]), Digest([2; 16])],
             },
             Frame::Blocks {
                 chunk: 3,
@@ -428,7 +433,7 @@ mod tests {
             Frame::Zero { chunk: 2 },
             Frame::Differs {
                 chunk: 3,
-                digest: Digest::of(b"c"),
+                digest: Digest([3; 16]),
             },
             Frame::Data {
                 chunk: 4,
@@ -439,7 +444,7 @@ mod tests {
             },
             Frame::ChunkEnd {
                 chunk: 4,
-                digest: Digest::of(b"d"),
+                digest: Digest([4; 16]),
             },
             Frame::Error {
                 message: "disk gone".into(),

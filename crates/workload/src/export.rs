@@ -14,7 +14,7 @@ use crate::filter::{Filter, FilterError};
 use crate::model::{
     Extra, FixedIpRef, FloatingIpParams, MigrationParams, PortParams, Ref, Server,
     ServerFloatingIp, ServerInfo, ServerParams, ServerPort, ServerVolume, VolumeInfo, VolumeParams,
-    AUTH_PROJECT, FLOATING_IP_TYPE, PORT_TYPE, SERVER_TYPE, VOLUME_TYPE,
+    VolumeUuid, AUTH_PROJECT, FLOATING_IP_TYPE, PORT_TYPE, SERVER_TYPE, VOLUME_TYPE,
 };
 
 /// What failed during an export.
@@ -59,8 +59,11 @@ fn cloud(doing: impl FnOnce() -> String) -> impl FnOnce(os::Error) -> ExportErro
 /// Export settings.
 #[derive(Debug, Clone, Default)]
 pub struct ExportSettings {
-    /// `boot_disk_copy` for servers booted from an image (`os_migrate_workloads_boot_disk_copy`).
-    pub boot_disk_copy: bool,
+    /// `os_migrate_workloads_boot_disk_copy`, as upstream: `None` lets each server decide (false
+    /// for a server booted from an image, true for one booted from a volume, and an existing entry
+    /// keeps its value); a value is applied to every exported server booted from an image, over
+    /// what its entry held. A server booted from a volume keeps `true`: it has no image to boot from.
+    pub boot_disk_copy: Option<bool>,
 }
 
 /// Which servers to export.
@@ -105,6 +108,7 @@ pub struct Exporter<'a> {
     fips_by_port: HashMap<String, Vec<os::FloatingIp>>,
     volumes: HashMap<String, os::Volume>,
     images: HashMap<String, Option<os::Image>>,
+    qos_policies: Option<HashMap<String, os::QosPolicy>>,
     warnings: Vec<String>,
 }
 
@@ -166,6 +170,7 @@ impl<'a> Exporter<'a> {
             fips_by_port,
             volumes: volumes.into_iter().map(|v| (v.id.clone(), v)).collect(),
             images: HashMap::new(),
+            qos_policies: None,
             warnings: Vec::new(),
         };
         exporter.projects.insert(
@@ -248,7 +253,7 @@ impl<'a> Exporter<'a> {
             domain_name: None,
         };
         let mut migration = MigrationParams {
-            boot_disk_copy: settings.boot_disk_copy,
+            boot_disk_copy: settings.boot_disk_copy.unwrap_or(false),
             ..MigrationParams::default()
         };
 
@@ -259,6 +264,12 @@ impl<'a> Exporter<'a> {
             .filter(|id| !id.is_empty())
         {
             None => {
+                if settings.boot_disk_copy == Some(false) {
+                    self.warnings.push(format!(
+                        "server '{}' boots from a volume: its boot_disk_copy stays true (os_migrate_workloads_boot_disk_copy is false), since there is no image to boot it from",
+                        s.name
+                    ));
+                }
                 migration.boot_disk_copy = true;
                 None
             }
@@ -303,7 +314,7 @@ impl<'a> Exporter<'a> {
         for p in &ports {
             ser_ports.push(self.port(p));
             for f in self.fips_by_port.get(&p.id).cloned().unwrap_or_default() {
-                ser_fips.push(self.floating_ip(&f));
+                ser_fips.push(self.floating_ip(&f)?);
             }
         }
         let volumes = s
@@ -311,7 +322,7 @@ impl<'a> Exporter<'a> {
             .iter()
             .filter_map(|a| self.volumes.get(&a.id).cloned())
             .collect::<Vec<_>>();
-        let ser_volumes = volumes.iter().map(|v| volume(v, &s.id)).collect();
+        let ser_volumes: Vec<ServerVolume> = volumes.iter().map(|v| volume(v, &s.id)).collect();
 
         let config_drive = match &s.config_drive {
             Value::String(x) if x.is_empty() => None,
@@ -329,7 +340,17 @@ impl<'a> Exporter<'a> {
                 info_extra.insert(k.into(), Value::String(v.clone()));
             }
         }
-        Ok(Server {
+        let (ephemeral, swap) = match &flavor {
+            Some(f) if s.flavor.ephemeral.is_none() => (f.ephemeral, f.swap),
+            _ => (s.flavor.ephemeral.unwrap_or(0), s.flavor.swap.unwrap_or(0)),
+        };
+        if ephemeral > 0 {
+            self.warnings.push(format!(
+                "server '{}': its flavor has a local ephemeral disk ({ephemeral} GiB) on the hypervisor, whose data no API can read: the import refuses it unless its _migration_params.local_disks is recreate (a new, empty disk)",
+                s.name
+            ));
+        }
+        let mut server = Server {
             kind: SERVER_TYPE.into(),
             params: ServerParams {
                 name: s.name.clone(),
@@ -361,10 +382,17 @@ impl<'a> Exporter<'a> {
                 user_id: s.user_id.clone(),
                 flavor_id: flavor.map(|f| f.id).or_else(|| s.flavor.id.clone()),
                 security_group_ids: Some(sg_ids),
+                flavor_ephemeral_gb: Some(ephemeral).filter(|e| *e > 0),
+                flavor_swap_mb: Some(swap).filter(|w| *w > 0),
                 extra: info_extra,
             },
             migration_params: migration,
-        })
+        };
+        // One slot per additional volume for the operator to fill when data_copy is false (upstream
+        // writes a single one whatever the server has).
+        server.migration_params.additional_volumes =
+            vec![VolumeUuid::default(); server.additional_volumes().len()];
+        Ok(server)
     }
 
     fn flavor_of(&self, s: &os::Server) -> Option<os::Flavor> {
@@ -456,22 +484,54 @@ impl<'a> Exporter<'a> {
         }
     }
 
-    fn floating_ip(&mut self, f: &os::FloatingIp) -> ServerFloatingIp {
+    /// The QoS policy of `id` (listed once, on the first floating IP that has one).
+    fn qos_policy(&mut self, id: &str) -> Result<Option<os::QosPolicy>, ExportError> {
+        if self.qos_policies.is_none() {
+            let list = self
+                .conn
+                .network()
+                .list_qos_policies(&Query::new())
+                .map_err(cloud(|| "listing QoS policies".into()))?;
+            self.qos_policies = Some(list.into_iter().map(|q| (q.id.clone(), q)).collect());
+        }
+        Ok(self.qos_policies.as_ref().and_then(|m| m.get(id)).cloned())
+    }
+
+    fn floating_ip(&mut self, f: &os::FloatingIp) -> Result<ServerFloatingIp, ExportError> {
         let floating_network_ref = self
             .networks
             .get(&f.floating_network_id)
             .cloned()
             .map(|n| self.reference(&n.name, n.project_id.as_deref()));
+        let qos_policy_ref = match f.qos_policy_id.as_deref().filter(|q| !q.is_empty()) {
+            Some(id) => match self.qos_policy(id)? {
+                Some(q) => Some(self.reference(&q.name, q.project_id.as_deref())),
+                None => {
+                    self.warnings.push(format!(
+                        "floating IP {}: its QoS policy {id} is not visible to the project; the floating IP is exported without it",
+                        f.floating_ip_address
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        // The keys upstream's serializer writes under _info.
         let mut info = Extra::new();
         for (k, v) in [
             ("id", Some(&f.id)),
             ("floating_network_id", Some(&f.floating_network_id)),
             ("port_id", f.port_id.as_ref()),
+            ("qos_policy_id", f.qos_policy_id.as_ref()),
             ("router_id", f.router_id.as_ref()),
         ] {
             info.insert(k.into(), v.cloned().map_or(Value::Null, Value::String));
         }
-        ServerFloatingIp {
+        for k in ["created_at", "updated_at"] {
+            info.insert(k.into(), f.extra.get(k).cloned().unwrap_or(Value::Null));
+        }
+        info.insert("tags".into(), Value::from(f.tags.clone()));
+        Ok(ServerFloatingIp {
             kind: FLOATING_IP_TYPE.into(),
             params: FloatingIpParams {
                 floating_network_ref,
@@ -480,12 +540,12 @@ impl<'a> Exporter<'a> {
                 description: f.description.clone().filter(|d| !d.is_empty()),
                 dns_domain: f.dns_domain.clone().filter(|d| !d.is_empty()),
                 dns_name: f.dns_name.clone().filter(|d| !d.is_empty()),
-                qos_policy_ref: None,
+                qos_policy_ref,
                 extra: Extra::new(),
             },
             info,
             migration_params: Extra::new(),
-        }
+        })
     }
 }
 
@@ -539,18 +599,19 @@ fn volume(v: &os::Volume, server_id: &str) -> ServerVolume {
 
 /// Lists the source servers that `filter` selects.
 pub fn list_servers(conn: &Connection, filter: &Filter) -> Result<Vec<os::Server>, ExportError> {
-    let mut servers = conn
+    let servers = conn
         .compute()
         .list_servers()
         .map_err(cloud(|| "listing servers".into()))?;
-    servers.retain(|s| filter.matches(&s.name));
+    let mut servers = filter.select(servers, |s| &s.name)?;
     servers.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     Ok(servers)
 }
 
 /// Exports the selected servers into the workloads file at `path`. The file is only written when its
 /// content changes, and never in check mode. An operator's edits of an entry's `_migration_params`
-/// survive a re-export (except `boot_disk_copy`, which stays forced for servers booted from a volume).
+/// survive a re-export, except `boot_disk_copy`: forced for servers booted from a volume, and set by
+/// `settings.boot_disk_copy` when given (upstream applies it on every export).
 pub fn export(
     conn: &Connection,
     path: &std::path::Path,
@@ -580,10 +641,11 @@ pub fn export(
     for s in &servers {
         let mut ser = exporter.serialize(s, settings)?;
         if let Some(existing) = file.resources.iter().find(|r| r.info.id == ser.info.id) {
-            let forced = ser.migration_params.boot_disk_copy && ser.params.image_ref.is_none();
+            let forced = ser.params.image_ref.is_none() || settings.boot_disk_copy.is_some();
+            let boot_disk_copy = ser.migration_params.boot_disk_copy;
             ser.migration_params = existing.migration_params.clone();
             if forced {
-                ser.migration_params.boot_disk_copy = true;
+                ser.migration_params.boot_disk_copy = boot_disk_copy;
             }
         }
         if let Some(other) = file

@@ -8,9 +8,10 @@ use serde_json::{Map, Value};
 
 use crate::model::{Server, FLOATING_IP_TYPE, PORT_TYPE, SERVER_TYPE, VOLUME_TYPE};
 
-/// The `os_migrate_version` written into new files: the upstream 1.x format this crate reads and
-/// writes. A file that already has a version keeps it.
-pub const FORMAT_VERSION: &str = "1.0.4";
+/// The `os_migrate_version` osm writes: upstream OS Migrate's loader accepts a file only when this
+/// equals its own version exactly, and 1.0.5 (also the version of upstream's main branch) is the
+/// newest. Files of every upstream 1.x version are read; each written file says 1.0.5.
+pub const FORMAT_VERSION: &str = "1.0.5";
 
 /// What is wrong with a workloads file. Each variant names the file, and where it applies the
 /// resource (by name, or by position when it has no usable name) and the key path.
@@ -85,7 +86,8 @@ pub enum FileError {
 /// A workloads file: a version and the servers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkloadsFile {
-    /// `os_migrate_version` as found (or [`FORMAT_VERSION`] for a new file).
+    /// `os_migrate_version` as found (or [`FORMAT_VERSION`] for a new file); writing always writes
+    /// [`FORMAT_VERSION`].
     pub os_migrate_version: String,
     /// The servers, in file order.
     pub resources: Vec<Server>,
@@ -204,7 +206,7 @@ impl WorkloadsFile {
         let mut top = Map::new();
         top.insert(
             "os_migrate_version".into(),
-            Value::String(self.os_migrate_version.clone()),
+            Value::String(FORMAT_VERSION.to_string()),
         );
         top.insert("resources".into(), resources);
         serde_yaml::to_string(&sorted(Value::Object(top))).map_err(|e| ser(e.to_string()))

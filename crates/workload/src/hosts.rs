@@ -201,6 +201,8 @@ pub struct SyncSpec<'a> {
     pub compression: bool,
     /// Read back and prove what was written.
     pub verify: bool,
+    /// The transfer's digest seed (16 hex digits).
+    pub seed: &'a str,
 }
 
 impl ConvHost {
@@ -443,47 +445,48 @@ impl ConvHost {
         self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
     }
 
-    /// Starts the tunnel that makes the source host's export socket `remote` appear as `local` here,
-    /// through the bridge of the source host's agent `remote_agent`.
-    pub fn tunnel(
+    /// Starts the tunnels that make the source host's export socket `remote` appear here as each
+    /// `(local socket, pid file)` of `tunnels`, through the bridge of the source host's agent
+    /// `remote_agent`: one tunnel each, all started at once (each takes a key exchange to come up)
+    /// in one command.
+    pub fn tunnels(
         &self,
         src: &HostSpec,
         user: &str,
         remote: &str,
         remote_agent: &str,
-        local: &str,
-        pid_file: &str,
+        tunnels: &[(String, String)],
     ) -> Result<(), HostError> {
-        if self.running(pid_file)? {
-            return Ok(());
-        }
         let port = src.ssh_port.to_string();
         let key = self.link_key();
         let known = self.link_known_hosts();
-        self.run(&[
-            &self.agent(),
-            "tunnel",
-            "--remote-socket",
+        let script = "a=$1 r=$2 h=$3 p=$4 u=$5 k=$6 n=$7 g=$8; shift 8; pids=; \
+                      while [ $# -ge 2 ]; do \
+                        \"$a\" tunnel --remote-socket \"$r\" --local-socket \"$1\" --host \"$h\" --port \"$p\" \
+                          --user \"$u\" --identity \"$k\" --known-hosts \"$n\" --remote-agent \"$g\" \
+                          --daemon --pid-file \"$2\" & \
+                        pids=\"$pids $!\"; shift 2; \
+                      done; st=0; for x in $pids; do wait \"$x\" || st=1; done; exit $st";
+        let agent = self.agent();
+        let mut argv: Vec<&str> = vec![
+            "sh",
+            "-c",
+            script,
+            "sh",
+            &agent,
             remote,
-            "--local-socket",
-            local,
-            "--host",
             &src.address,
-            "--port",
             &port,
-            "--user",
             user,
-            "--identity",
             &key,
-            "--known-hosts",
             &known,
-            "--remote-agent",
             remote_agent,
-            "--daemon",
-            "--pid-file",
-            pid_file,
-        ])
-        .map(|_| ())
+        ];
+        for (local, pid) in tunnels {
+            argv.push(local);
+            argv.push(pid);
+        }
+        self.run(&argv).map(|_| ())
     }
 
     /// The link key's path on the destination host.
@@ -526,6 +529,8 @@ impl ConvHost {
             spec.manifest.into(),
             "--progress-interval".into(),
             "5".into(),
+            "--seed".into(),
+            spec.seed.into(),
         ]);
         if !spec.compression {
             argv.push("--no-compression".into());

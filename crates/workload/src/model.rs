@@ -134,6 +134,73 @@ impl Server {
             .filter(|v| Some(v.info.id.as_str()) != boot)
             .collect()
     }
+
+    /// What the destination server boots from, as upstream decides it: with `data_copy`, the copied
+    /// boot volume when `boot_disk_copy`, else the image; without, the volume named by
+    /// `boot_volume.uuid` when given (whatever the source booted from), else the image.
+    pub fn boot_source(&self) -> BootSource<'_> {
+        let mp = &self.migration_params;
+        if mp.data_copy && mp.boot_disk_copy {
+            return BootSource::CopiedVolume;
+        }
+        if !mp.data_copy {
+            if let Some(id) = mp.reused_boot_volume() {
+                return BootSource::ReusedVolume(id);
+            }
+        }
+        match &self.params.image_ref {
+            Some(r) => BootSource::Image(r),
+            None => BootSource::Nothing,
+        }
+    }
+
+    /// The device the source server had a volume at (`/dev/sda`), from its serialized attachment.
+    pub fn device_of(&self, volume: &ServerVolume) -> Option<String> {
+        volume
+            .info
+            .attachments
+            .iter()
+            .filter(|a| {
+                a.get("server_id")
+                    .and_then(Value::as_str)
+                    .is_none_or(|s| s == self.info.id)
+            })
+            .find_map(|a| a.get("device").and_then(Value::as_str))
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+    }
+
+    /// The device name prefix of the source server's disks (`vd` virtio-blk, `sd` SCSI or SATA,
+    /// `xvd`, `hd`): its boot volume's, else any volume's; `vd` when none says.
+    pub fn disk_prefix(&self) -> &'static str {
+        let devices = self
+            .boot_volume()
+            .into_iter()
+            .chain(self.params.volumes.iter())
+            .filter_map(|v| self.device_of(v));
+        for d in devices {
+            let name = d.trim_start_matches("/dev/");
+            for p in ["xvd", "vd", "sd", "hd"] {
+                if name.starts_with(p) {
+                    return p;
+                }
+            }
+        }
+        "vd"
+    }
+}
+
+/// What the destination server boots from ([`Server::boot_source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootSource<'a> {
+    /// The boot disk copied by this migration.
+    CopiedVolume,
+    /// An existing destination volume (`data_copy: false` with `boot_volume.uuid`).
+    ReusedVolume(&'a str),
+    /// The image of that name in the destination.
+    Image(&'a Ref),
+    /// Nothing: a server booted from a volume with neither the copy nor a volume to reuse.
+    Nothing,
 }
 
 /// The recreated part of a server.
@@ -210,6 +277,13 @@ pub struct ServerInfo {
     /// Source security group IDs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_group_ids: Option<Vec<String>>,
+    /// Size in GiB of the source flavor's local ephemeral disk, when it has one (osm; upstream files
+    /// lack it, and then the destination flavor of the same name tells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor_ephemeral_gb: Option<u64>,
+    /// Size in MiB of the source flavor's swap disk, when it has one (osm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flavor_swap_mb: Option<u64>,
     /// Keys not modelled here (created_at, launched_at, hypervisor_hostname, ...).
     #[serde(flatten)]
     pub extra: Extra,
@@ -244,13 +318,13 @@ pub struct PortParams {
     #[serde(default, deserialize_with = "null_default")]
     pub fixed_ips_refs: Vec<FixedIpRef>,
     /// MAC address (kept in neutron port creation mode).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub mac_address: Option<String>,
     /// `binding:profile`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub binding_profile: Option<Value>,
     /// `binding:vnic_type`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub binding_vnic_type: Option<String>,
     /// Keys not modelled here.
     #[serde(flatten)]
@@ -288,11 +362,12 @@ pub struct ServerFloatingIp {
     pub migration_params: Extra,
 }
 
-/// The recreated part of a floating IP.
+/// The recreated part of a floating IP. Every key is written, null when unset: upstream's
+/// deserializer indexes `floating_network_ref` and `qos_policy_ref` directly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FloatingIpParams {
     /// The external network, by name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub floating_network_ref: Option<Ref>,
     /// The floating address.
     #[serde(default)]
@@ -301,16 +376,16 @@ pub struct FloatingIpParams {
     #[serde(default)]
     pub fixed_ip_address: Option<String>,
     /// Description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub description: Option<String>,
     /// DNS domain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dns_domain: Option<String>,
     /// DNS name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub dns_name: Option<String>,
     /// QoS policy, by name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub qos_policy_ref: Option<Ref>,
     /// Keys not modelled here.
     #[serde(flatten)]
@@ -352,8 +427,8 @@ pub struct VolumeParams {
     /// Availability zone.
     #[serde(default)]
     pub availability_zone: Option<String>,
-    /// Glance metadata of a volume made from an image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Glance metadata of a volume made from an image (`hw_disk_bus`, `hw_scsi_model`, ...).
+    #[serde(default)]
     pub volume_image_metadata: Option<BTreeMap<String, Value>>,
     /// Keys not modelled here.
     #[serde(flatten)]
@@ -473,9 +548,33 @@ pub struct MigrationParams {
     /// Compress data that compresses on the link (osm only; absent means true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compression: Option<bool>,
+    /// Upstream's direct read of the source disks through nbdkit on the hypervisor; osm copies
+    /// through the conversion hosts, so `true` is refused by `import_workload_dst_check`.
+    #[serde(default)]
+    pub use_nbdkit_direct: bool,
+    /// Upstream's nbdkit socket for `use_nbdkit_direct` (written null, kept as found).
+    #[serde(default)]
+    pub nbdkit_socket_uri: Option<String>,
+    /// Upstream's nbdkit export name for `use_nbdkit_direct` (written null, kept as found).
+    #[serde(default)]
+    pub nbdkit_export_name: Option<String>,
+    /// What becomes of the data on the flavor's local ephemeral disk (osm only; absent: the import
+    /// is refused when the server has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_disks: Option<LocalDisks>,
     /// Keys not modelled here.
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+/// What a migration does about a flavor's local (hypervisor) ephemeral disk, whose data no
+/// OpenStack API can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalDisks {
+    /// The destination server gets a new, empty ephemeral disk from its flavor; what the source's
+    /// held is lost (the operator moved it, or does not need it).
+    Recreate,
 }
 
 impl Default for MigrationParams {
@@ -493,6 +592,10 @@ impl Default for MigrationParams {
             sparsify: None,
             verify: None,
             compression: None,
+            use_nbdkit_direct: false,
+            nbdkit_socket_uri: None,
+            nbdkit_export_name: None,
+            local_disks: None,
             extra: Extra::new(),
         }
     }
@@ -507,17 +610,23 @@ impl MigrationParams {
             .or(self.boot_volume_id.as_deref())
     }
 
-    /// The destination volume to reuse for the `index`th additional volume, in either spelling.
-    pub fn reused_additional_volume(&self, index: usize) -> Option<&str> {
-        self.additional_volumes
-            .get(index)
-            .and_then(|v| v.uuid.as_deref())
-            .or_else(|| {
-                self.additional_volume_ids
-                    .as_ref()
-                    .and_then(|ids| ids.get(index))
-                    .map(String::as_str)
-            })
+    /// The destination volumes attached to the new server when `data_copy` is false, in order: as
+    /// upstream, every non-null `additional_volumes[].uuid` (null slots are skipped), whatever the
+    /// number of the source's additional volumes; else the newer spelling `additional_volume_ids`.
+    pub fn reused_additional_volumes(&self) -> Vec<&str> {
+        let ids: Vec<&str> = self
+            .additional_volumes
+            .iter()
+            .filter_map(|v| v.uuid.as_deref())
+            .collect();
+        if !ids.is_empty() {
+            return ids;
+        }
+        self.additional_volume_ids
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect()
     }
 
     /// Whether free filesystem space is skipped during the copy.

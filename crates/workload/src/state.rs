@@ -76,7 +76,16 @@ pub fn now() -> String {
 
 /// A new transfer id: 8 random hex digits.
 pub fn new_transfer_id() -> String {
-    let mut buf = [0u8; 4];
+    random_hex::<4>()
+}
+
+/// A new digest seed: 16 random hex digits.
+pub fn new_digest_seed() -> String {
+    random_hex::<8>()
+}
+
+fn random_hex<const N: usize>() -> String {
+    let mut buf = [0u8; N];
     let random = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
     if random.is_err() {
@@ -84,7 +93,10 @@ pub fn new_transfer_id() -> String {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        buf = ((t as u32) ^ std::process::id().rotate_left(16)).to_be_bytes();
+        let x = t ^ (u128::from(std::process::id()) << 64);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (x >> (8 * (i % 16))) as u8;
+        }
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -466,6 +478,11 @@ pub struct State {
     pub dst_project_id: Option<String>,
     /// The transfer id naming and tagging everything this run creates.
     pub transfer_id: String,
+    /// The seed of this transfer's chunk digests (16 hex digits), drawn at random so that no guest
+    /// can craft chunks whose digests collide; every sync of the transfer uses it, so the rounds'
+    /// manifests compare.
+    #[serde(default)]
+    pub digest_seed: Option<String>,
     /// Where the workload is.
     pub status: Status,
     /// The step running or last run.

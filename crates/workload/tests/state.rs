@@ -7,7 +7,7 @@ use osm_workload::import::{ImportError, Job, Settings};
 use osm_workload::state::{Paths, State, Status};
 use osm_workload::{Phase, WorkloadsFile};
 
-const UPSTREAM: &str = include_str!("data/upstream-1.0.yml");
+const SAMPLE: &str = include_str!("data/workloads-1.0.1.yml");
 
 fn settings(dir: &Path) -> Settings {
     Settings {
@@ -21,7 +21,7 @@ fn settings(dir: &Path) -> Settings {
 #[test]
 fn the_steps_refuse_and_cleanup_leaves_alone_a_state_of_another_server_of_that_name() {
     let dir = tempfile::tempdir().expect("tmp");
-    let server = WorkloadsFile::parse(Path::new("workloads.yml"), UPSTREAM)
+    let server = WorkloadsFile::parse(Path::new("workloads.yml"), SAMPLE)
         .expect("upstream file")
         .resources
         .remove(0);

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Client, ClientConfig, Negotiated, Stream, Upgrade, Uri};
 use osm_sync::{
-    block_sums, chunk_count, upgrade_data, Digest, Hello, Manifest, Zeros, ALGORITHM, ALGORITHM_ID,
+    chunk_count, upgrade_data, Digest, Hasher, Hello, Manifest, Zeros, ALGORITHM, ALGORITHM_ID,
     UPGRADE_OPTION, VERSION,
 };
 use serde_json::json;
@@ -47,7 +47,7 @@ pub use self::compress::DEFAULT_LEVEL;
 use self::progress::{add, emit, secs, Stats};
 pub use self::server::SyncServer;
 use self::source::{Event, Source, SourceStream};
-use self::target::Target;
+use self::target::{Layout, Target};
 use crate::disk::AlignedBuf;
 use crate::queue::Queue;
 
@@ -68,6 +68,8 @@ pub struct SyncOptions {
     pub compression: bool,
     /// Read back and digest what was changed.
     pub verify: bool,
+    /// The digests' seed (the same for every sync of a transfer, so their manifests compare).
+    pub seed: u64,
     /// Connections to an NBD server that allows several, when `from` names just one.
     pub connections: usize,
     /// How often to print progress.
@@ -116,6 +118,7 @@ fn open_source(opts: &SyncOptions) -> Result<Box<dyn Source>> {
         chunk_size: opts.chunk_size,
         block_size: opts.block_size,
         compression: opts.compression,
+        seed: opts.seed,
     };
     let connect = |uri: &str, upgrade: bool| -> Result<Negotiated> {
         let parsed = Uri::parse(uri).with_context(|| format!("--from {uri}"))?;
@@ -166,7 +169,11 @@ fn open_source(opts: &SyncOptions) -> Result<Box<dyn Source>> {
             }
         }
     }
-    Ok(Box::new(nbd::NbdSource::new(nbd, opts.chunk_size.into())?))
+    Ok(Box::new(nbd::NbdSource::new(
+        nbd,
+        opts.chunk_size.into(),
+        Hasher::new(opts.seed),
+    )?))
 }
 
 fn sync(opts: &SyncOptions, start: Instant) -> Result<()> {
@@ -186,6 +193,7 @@ fn sync(opts: &SyncOptions, start: Instant) -> Result<()> {
         "chunk_size": opts.chunk_size,
         "block_size": opts.block_size,
         "digest": ALGORITHM,
+        "seed": format!("{:016x}", opts.seed),
         "compression": source.compression(),
         "zero_method": target.zero_method(),
         "verify": opts.verify,
@@ -250,6 +258,8 @@ struct Engine<'a> {
     block: usize,
     chunks: u64,
     ranges: u64,
+    hasher: Hasher,
+    layout: Layout,
     zeros: Zeros,
     verify: bool,
     stats: Stats,
@@ -279,7 +289,9 @@ impl<'a> Engine<'a> {
             block: opts.block_size as usize,
             chunks,
             ranges: chunks.div_ceil(RANGE_CHUNKS),
-            zeros: Zeros::new(cs, size),
+            hasher: Hasher::new(opts.seed),
+            layout: Layout::new(Hasher::new(opts.seed), cs, size),
+            zeros: Hasher::new(opts.seed).zeros(cs, size),
             verify: opts.verify,
             stats: Stats::default(),
             started: Instant::now(),
@@ -397,6 +409,7 @@ impl<'a> Engine<'a> {
         let manifest = |digests| Manifest {
             chunk_size: self.cs as u32,
             size: self.size,
+            seed: self.hasher.seed,
             digests,
         };
         Ok((manifest(take(&self.src)?), manifest(take(&self.dst)?)))
@@ -414,7 +427,7 @@ impl<'a> Engine<'a> {
             let count = RANGE_CHUNKS.min(self.chunks - first);
             let (d, read) = self
                 .target
-                .digests(first, count, self.cs, &self.zeros, self.size, &mut buf)
+                .digests(&self.layout, first, count, &mut buf)
                 .with_context(|| format!("reading the destination at {}", first * self.cs))?;
             add(&self.stats.bytes_read, read);
             if !self.scanned.push((r, d)) {
@@ -506,7 +519,7 @@ impl<'a> Engine<'a> {
                     .read_at(buf.as_mut_slice(), offset)
                     .with_context(|| format!("reading the destination at {offset}"))?;
                 add(&self.stats.bytes_read, len);
-                stream.blocks(chunk, &block_sums(buf.as_slice(), self.block))?;
+                stream.blocks(chunk, &self.hasher.block_sums(buf.as_slice(), self.block))?;
                 st.patched[i] = true;
             }
             Event::Data {
@@ -572,6 +585,7 @@ impl<'a> Engine<'a> {
                     let (d, read) = self
                         .target
                         .digest(
+                            &self.hasher,
                             chunk * self.cs,
                             self.chunk_len(chunk) as usize,
                             self.zeros.of(chunk),

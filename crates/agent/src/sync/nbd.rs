@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Client, Extent, Reply, Stream};
-use osm_sync::{Digest, Zeros};
+use osm_sync::{Digest, Hasher, Zeros};
 
 use super::source::{Event, Source, SourceStream};
 use crate::zero;
@@ -27,7 +27,11 @@ pub struct NbdSource {
 
 impl NbdSource {
     /// Wraps connected clients (all to the same export); the first decides size and flags.
-    pub fn new(clients: Vec<(String, Client)>, chunk_size: u64) -> Result<NbdSource> {
+    pub fn new(
+        clients: Vec<(String, Client)>,
+        chunk_size: u64,
+        hasher: Hasher,
+    ) -> Result<NbdSource> {
         let (_, first) = clients
             .first()
             .ok_or_else(|| anyhow!("no connection to the source"))?;
@@ -47,7 +51,8 @@ impl NbdSource {
                 uri,
                 cs: chunk_size,
                 size,
-                zeros: Zeros::new(chunk_size, size),
+                zeros: hasher.zeros(chunk_size, size),
+                hasher,
                 jobs: VecDeque::new(),
                 ready: VecDeque::new(),
                 cur: None,
@@ -135,6 +140,7 @@ struct NbdStream {
     cs: u64,
     size: u64,
     zeros: Zeros,
+    hasher: Hasher,
     extents: bool,
     jobs: VecDeque<Job>,
     ready: VecDeque<Event>,
@@ -261,7 +267,7 @@ impl NbdStream {
                 let digest = if zero::is_zero(&buf) {
                     zeros
                 } else {
-                    Digest::of(&buf)
+                    self.hasher.digest(&buf)
                 };
                 if digest == dst {
                     self.ready.push_back(Event::Same { chunk });

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Codec, Stream, UpgradeHandler};
 use osm_sync::{
-    block_sums, Digest, Encoding, Frame, FrameHeader, Hello, Welcome, Zeros, ALGORITHM_ID, VERSION,
+    Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros, ALGORITHM_ID, VERSION,
 };
 
 use super::compress::Compressor;
@@ -132,14 +132,15 @@ impl SyncServer {
 
         let jobs: Queue<Job> = Queue::new(usize::MAX);
         let (tx, rx) = sync_channel::<Vec<u8>>(8);
-        let zeros = Zeros::new(welcome.chunk_size.into(), welcome.size);
+        let hasher = Hasher::new(hello.seed);
+        let zeros = hasher.zeros(welcome.chunk_size.into(), welcome.size);
         thread::scope(|s| -> Result<()> {
             let writer = s.spawn(move || write_frames(out, rx));
             let workers: Vec<_> = (0..WORKERS)
                 .map(|_| {
                     let (tx, jobs, w) = (tx.clone(), &jobs, &welcome);
                     s.spawn(move || -> Result<()> {
-                        let r = self.work(jobs, &tx, w, &zeros);
+                        let r = self.work(jobs, &tx, w, &hasher, &zeros);
                         if let Err(e) = &r {
                             jobs.abort();
                             let _ = tx.send(
@@ -186,6 +187,7 @@ impl SyncServer {
         jobs: &Queue<Job>,
         tx: &SyncSender<Vec<u8>>,
         w: &Welcome,
+        hasher: &Hasher,
         zeros: &Zeros,
     ) -> Result<()> {
         let mut c = Compressor::new(w.compression, self.level)?;
@@ -211,7 +213,7 @@ impl SyncServer {
             let digest = if all_zero {
                 zero
             } else {
-                Digest::of(buf.as_slice())
+                hasher.digest(buf.as_slice())
             };
             match job {
                 Job::Chunk { dst, .. } if dst == digest => send(Frame::Same { chunk }.to_bytes())?,
@@ -231,7 +233,7 @@ impl SyncServer {
                 Job::Chunk { .. } => send(Frame::Differs { chunk, digest }.to_bytes())?,
                 Job::Blocks { sums, .. } => {
                     let bs = w.block_size as usize;
-                    let mine = block_sums(buf.as_slice(), bs);
+                    let mine = hasher.block_sums(buf.as_slice(), bs);
                     if mine.len() != sums.len() {
                         bail!(
                             "chunk {chunk}: {} block sums for {} blocks",
@@ -436,6 +438,7 @@ mod tests {
             chunk_size: 1 << 20,
             block_size: 4096,
             compression: true,
+            seed: 1,
         };
         assert!(check_hello(&ok).is_ok());
         for bad in [

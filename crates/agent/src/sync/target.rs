@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
-use osm_sync::{Digest, Zeros};
+use osm_sync::{Digest, Hasher, Zeros};
 
 use crate::disk::AlignedBuf;
 use crate::{sys, zero};
@@ -17,6 +17,31 @@ use crate::{sys, zero};
 enum Kind {
     Block,
     File,
+}
+
+/// How a disk is cut into chunks and digested.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// The digests' hasher.
+    pub hasher: Hasher,
+    /// The zero digests of the chunk sizes.
+    pub zeros: Zeros,
+    /// Bytes per chunk.
+    pub chunk_size: u64,
+    /// The disk's size.
+    pub size: u64,
+}
+
+impl Layout {
+    /// `size` bytes in chunks of `chunk_size`, digested with `hasher`.
+    pub fn new(hasher: Hasher, chunk_size: u64, size: u64) -> Layout {
+        Layout {
+            hasher,
+            zeros: hasher.zeros(chunk_size, size),
+            chunk_size,
+            size,
+        }
+    }
 }
 
 /// A local block device or regular file.
@@ -218,6 +243,7 @@ impl Target {
     /// holds the chunk's bytes unless it was a hole.
     pub fn digest(
         &self,
+        hasher: &Hasher,
         offset: u64,
         len: usize,
         zeros: Digest,
@@ -231,7 +257,7 @@ impl Target {
         let d = if zero::is_zero(buf.as_slice()) {
             zeros
         } else {
-            Digest::of(buf.as_slice())
+            hasher.digest(buf.as_slice())
         };
         Ok((d, len as u64))
     }
@@ -239,19 +265,17 @@ impl Target {
     /// Digests of `count` chunks from chunk `first`: (digests, bytes read).
     pub fn digests(
         &self,
+        layout: &Layout,
         first: u64,
         count: u64,
-        chunk_size: u64,
-        zeros: &Zeros,
-        limit: u64,
         buf: &mut AlignedBuf,
     ) -> io::Result<(Vec<Digest>, u64)> {
         let mut out = Vec::with_capacity(count as usize);
         let mut read = 0;
         for i in first..first + count {
-            let start = i * chunk_size;
-            let len = chunk_size.min(limit - start) as usize;
-            let (d, n) = self.digest(start, len, zeros.of(i), buf)?;
+            let start = i * layout.chunk_size;
+            let len = layout.chunk_size.min(layout.size - start) as usize;
+            let (d, n) = self.digest(&layout.hasher, start, len, layout.zeros.of(i), buf)?;
             out.push(d);
             read += n;
         }
@@ -275,24 +299,26 @@ mod tests {
         let cs = 64 << 10;
         let size = 3 * cs + 4096;
         let tg = Target::open(&p, size).unwrap();
-        let zeros = Zeros::new(cs, size);
+        let h = Hasher::new(7);
+        let layout = Layout::new(h, cs, size);
+        let zeros = layout.zeros;
         let mut buf = AlignedBuf::default();
-        let (d, read) = tg.digests(0, 4, cs, &zeros, size, &mut buf).unwrap();
+        let (d, read) = tg.digests(&layout, 0, 4, &mut buf).unwrap();
         assert_eq!(
             read, 0,
             "a fresh sparse file is proven zero without reading"
         );
         assert!((0..4).all(|i| d[i as usize] == zeros.of(i)));
         tg.write_at(&[5; 100], cs + 10).unwrap();
-        let (d, read) = tg.digests(0, 4, cs, &zeros, size, &mut buf).unwrap();
+        let (d, read) = tg.digests(&layout, 0, 4, &mut buf).unwrap();
         assert!(read > 0);
         let mut want = vec![0u8; cs as usize];
         want[10..110].fill(5);
-        assert_eq!(d[1], Digest::of(&want));
+        assert_eq!(d[1], h.digest(&want));
         assert_eq!(d[3], zeros.of(3));
         // Zeroing makes it a zero chunk again, whatever the file system does underneath.
         tg.zero(cs, cs).unwrap();
-        let (d, _) = tg.digests(1, 1, cs, &zeros, size, &mut buf).unwrap();
+        let (d, _) = tg.digests(&layout, 1, 1, &mut buf).unwrap();
         assert_eq!(d[0], zeros.of(1));
     }
 

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use osm_nbd::Stream;
-use osm_sync::{Digest, Zeros};
+use osm_sync::{Digest, Hasher};
 
 use super::source::{Event, Source, SourceStream};
 use super::target::Target;
 use super::{Engine, SyncOptions};
 
 const CS: u64 = 64 << 10;
+const SEED: u64 = 0x0123_4567_89ab_cdef;
 
 /// How a scripted connection misbehaves.
 #[derive(Clone, Copy)]
@@ -63,17 +64,18 @@ impl Source for Scripted {
 
 impl SourceStream for ScriptedStream {
     fn compare(&mut self, first: u64, digests: &[Digest]) -> Result<()> {
-        let zeros = Zeros::new(CS, self.data.len() as u64);
+        let h = Hasher::new(SEED);
+        let zeros = h.zeros(CS, self.data.len() as u64);
         for (i, dst) in digests.iter().enumerate() {
             let chunk = first + i as u64;
             let start = (chunk * CS) as usize;
             let bytes = self.data[start..(start + CS as usize).min(self.data.len())].to_vec();
-            let mut digest = Digest::of(&bytes);
+            let mut digest = h.digest(&bytes);
             if bytes.iter().all(|&b| b == 0) {
                 digest = zeros.of(chunk);
             }
             if matches!(self.script, Script::LiesAbout1) && chunk == 1 {
-                digest = Digest::of(b"something else");
+                digest = h.digest(b"something else");
             }
             if *dst == digest {
                 self.ready.push_back(Event::Same { chunk });
@@ -143,6 +145,7 @@ fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
         block_size: 4096,
         compression: false,
         verify: true,
+        seed: SEED,
         connections,
         progress_interval: Duration::from_secs(3600),
         timeout: Duration::from_secs(5),
@@ -196,7 +199,11 @@ fn a_panicking_connection_fails_the_sync_instead_of_hanging() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(DONE.load(Ordering::SeqCst), 1, "the sync hangs after a panic");
+    assert_eq!(
+        DONE.load(Ordering::SeqCst),
+        1,
+        "the sync hangs after a panic"
+    );
     let e = format!("{:#}", t.join().unwrap().unwrap_err());
     assert!(e.contains("panicked: scripted panic"), "{e}");
 }

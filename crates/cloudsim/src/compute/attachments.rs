@@ -19,16 +19,36 @@ use crate::volume::VolAttachment;
 use super::servers::{Bdm, Server};
 use super::{conflict_state, server_ref, with_server, HOST};
 
-pub(super) fn device_letter(i: usize) -> String {
+/// The device name prefix of a disk bus, as Nova's libvirt driver names disks.
+pub(super) fn bus_prefix(bus: Option<&str>) -> &'static str {
+    match bus {
+        Some("scsi" | "sata" | "usb") => "sd",
+        Some("ide") => "hd",
+        _ => "vd",
+    }
+}
+
+/// The `i`th device name on a bus (`/dev/vda`, `/dev/sdb`, ..., `/dev/vdaa`).
+pub(super) fn device_name(bus: Option<&str>, i: usize) -> String {
     let letters = b"abcdefghijklmnopqrstuvwxyz";
+    let prefix = bus_prefix(bus);
     if i < 26 {
-        format!("/dev/vd{}", letters[i] as char)
+        format!("/dev/{prefix}{}", letters[i] as char)
     } else {
         format!(
-            "/dev/vd{}{}",
+            "/dev/{prefix}{}{}",
             letters[(i / 26 - 1) % 26] as char,
             letters[i % 26] as char
         )
+    }
+}
+
+/// A device name as a client gives it (`vdb` or `/dev/vdb`), as Nova stores it.
+pub(super) fn full_device_name(name: &str) -> String {
+    if name.starts_with("/dev/") {
+        name.to_string()
+    } else {
+        format!("/dev/{name}")
     }
 }
 
@@ -41,10 +61,11 @@ fn next_device(s: &Server) -> String {
     } else {
         0
     };
+    let bus = s.disk_bus.as_deref();
     (start..702)
-        .map(device_letter)
+        .map(|i| device_name(bus, i))
         .find(|d| !used.contains(&d.as_str()))
-        .unwrap_or_else(|| "/dev/vdzz".into())
+        .unwrap_or_else(|| format!("/dev/{}zz", bus_prefix(bus)))
 }
 
 fn render_attachment(ctx: &Ctx, server_id: &str, b: &Bdm) -> Value {
@@ -130,8 +151,8 @@ async fn attach_volume(
                 v.status
             )));
         }
-        let device = match device_req {
-            Some(d) if !s.bdms.iter().any(|b| b.device == d) && d.starts_with("/dev/") => d,
+        let device = match device_req.as_deref().map(full_device_name) {
+            Some(d) if !s.bdms.iter().any(|b| b.device == d) => d,
             _ => next_device(&s),
         };
         let bdm = Bdm {
@@ -195,6 +216,46 @@ async fn detach_volume(
     Ok(http::empty(StatusCode::ACCEPTED))
 }
 
+/// Updates an attachment: `delete_on_termination` (microversion 2.85). Swapping the volume (another
+/// `volumeId`) is an admin's operation that the simulator does not do.
+async fn update_attachment(
+    ctx: Ctx,
+    Path((id, vol)): Path<(String, String)>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let spec = util::body_object(&body, "volumeAttachment")?.clone();
+    let new_vol = util::opt_str(&spec, "volumeId")?.ok_or_else(|| ApiError::bad_request("Invalid input for field/attribute volumeAttachment. Value: 'volumeId' is a required property"))?;
+    if new_vol != vol {
+        return Err(ApiError::forbidden(
+            "Policy doesn't allow os_compute_api:os-volumes-attachments:swap to be performed.",
+        ));
+    }
+    let dot = util::opt_bool(&spec, "delete_on_termination")?;
+    if dot.is_some() && !ctx.mv.ge(2, 85) {
+        return Err(ApiError::bad_request("Invalid input for field/attribute volumeAttachment. Value: {'delete_on_termination': ...}. Additional properties are not allowed ('delete_on_termination' was unexpected)"));
+    }
+    ctx.write(|c, _| {
+        server_ref(&ctx, c, &id)?;
+        let srv = c
+            .compute
+            .servers
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found(format!("Instance {id} could not be found.")))?;
+        let b = srv
+            .bdms
+            .iter_mut()
+            .find(|b| b.volume_id == vol)
+            .ok_or_else(|| {
+                ApiError::not_found(format!("Volume {vol} is not attached to instance {id}"))
+            })?;
+        if let Some(d) = dot {
+            b.delete_on_termination = d;
+        }
+        srv.updated = util::now();
+        Ok(http::empty(StatusCode::ACCEPTED))
+    })
+}
+
 /// Routes of this resource family.
 pub(super) fn routes() -> Router<Arc<Sim>> {
     Router::new()
@@ -204,6 +265,8 @@ pub(super) fn routes() -> Router<Arc<Sim>> {
         )
         .route(
             "/compute/v2.1/servers/{id}/os-volume_attachments/{vol}",
-            get(show_attachment).delete(detach_volume),
+            get(show_attachment)
+                .put(update_attachment)
+                .delete(detach_volume),
         )
 }

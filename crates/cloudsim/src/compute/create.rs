@@ -18,7 +18,7 @@ use crate::state::State;
 use crate::util;
 use crate::volume;
 
-use super::attachments::device_letter;
+use super::attachments::{device_name, full_device_name};
 use super::links;
 use super::servers::{Bdm, FlavorCopy, Server, ServerFault};
 
@@ -345,6 +345,22 @@ pub(super) async fn create_server(
     }
     bdm_reqs.retain(|b| b.dest == "volume");
     let volume_boot = bdm_reqs.iter().any(|b| b.boot_index == Some(0));
+    // Nova's libvirt driver takes the bus from the image metadata: the image's, or the boot volume's
+    // volume_image_metadata.
+    let disk_bus = match (&image, bdm_reqs.iter().find(|b| b.boot_index == Some(0))) {
+        (Some(img), _) if !volume_boot => img.properties.get("hw_disk_bus").cloned(),
+        (_, Some(b)) if b.source == "volume" => b
+            .uuid
+            .as_ref()
+            .and_then(|v| cloud.volume.volumes.get(v))
+            .and_then(|v| v.image_metadata.get("hw_disk_bus").cloned()),
+        (_, Some(b)) if b.source == "image" => b
+            .uuid
+            .as_ref()
+            .and_then(|i| cloud.image.images.get(i))
+            .and_then(|i| i.properties.get("hw_disk_bus").cloned()),
+        _ => None,
+    };
     if volume_boot {
         image = None;
     } else if image.is_none() {
@@ -587,6 +603,7 @@ pub(super) async fn create_server(
         } else {
             sg_names.clone()
         },
+        disk_bus: disk_bus.clone(),
         hostname: hostname.unwrap_or_else(|| sanitize_hostname(&name)),
         reservation_id: format!("r-{}", &util::random_string(8).to_lowercase()),
     };
@@ -650,11 +667,15 @@ pub(super) async fn create_server(
         _ => i64::MAX,
     });
     for b in sorted_bdms {
-        let device = b.device_name.clone().unwrap_or_else(|| {
-            let d = device_letter(dev_i + usize::from(image.is_some()));
-            dev_i += 1;
-            d
-        });
+        let device = b
+            .device_name
+            .as_deref()
+            .map(full_device_name)
+            .unwrap_or_else(|| {
+                let d = device_name(disk_bus.as_deref(), dev_i + usize::from(image.is_some()));
+                dev_i += 1;
+                d
+            });
         let (volume_id, created) = if b.source == "volume" {
             let vid = b.uuid.clone().unwrap_or_default();
             if let Some(v) = cloud.volume.volumes.get_mut(&vid) {

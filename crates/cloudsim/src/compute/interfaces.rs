@@ -201,9 +201,29 @@ async fn server_ips(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiErr
     })
 }
 
+/// The server's security groups (openstacksdk's `fetch_server_security_groups`, which upstream OS
+/// Migrate's export calls).
+async fn server_security_groups(ctx: Ctx, Path(id): Path<String>) -> Result<Response, ApiError> {
+    with_server(&ctx, &id, |c, s| {
+        let idx = AddrIndex::new(&c.network);
+        let ports: Vec<String> = idx
+            .ports_in(&s.id, &s.port_order)
+            .iter()
+            .map(|p| p.c.id.clone())
+            .collect();
+        let groups =
+            network::nova_security_groups(&c.network, &ports, &s.security_groups, &s.project_id);
+        Ok(http::ok(json!({"security_groups": groups})))
+    })
+}
+
 /// Routes of this resource family.
 pub(super) fn routes() -> Router<Arc<Sim>> {
     Router::new()
+        .route(
+            "/compute/v2.1/servers/{id}/os-security-groups",
+            get(server_security_groups),
+        )
         .route(
             "/compute/v2.1/servers/{id}/os-interface",
             get(list_interfaces).post(attach_interface),

@@ -98,6 +98,11 @@ pub struct Server {
     pub locked: bool,
     /// Security group names asked for (servers without ports still report them).
     pub security_groups: Vec<String>,
+    /// `hw_disk_bus` of its image or boot volume: `scsi` (virtio-scsi), `sata` and `usb` disks are
+    /// `/dev/sdX`, `ide` ones `/dev/hdX`, the rest (virtio-blk) `/dev/vdX`; on a conversion host, a
+    /// SCSI disk's by-id link is `scsi-0QEMU_QEMU_HARDDISK_<serial>`.
+    #[serde(default)]
+    pub disk_bus: Option<String>,
     /// Hostname.
     pub hostname: String,
     /// Reservation id.

@@ -9,11 +9,10 @@ use crate::sim::Sim;
 
 /// The sshd settings of a host server, with the volumes to link (id, file), or None if the
 /// server is not a running host.
-fn host_spec(
-    sim: &Sim,
-    cloud: &str,
-    id: &str,
-) -> Option<(HostSpec, Vec<(String, std::path::PathBuf)>)> {
+/// A volume attached to a host: its id, the host's disk bus and the file behind it.
+type HostLink = (String, Option<String>, std::path::PathBuf);
+
+fn host_spec(sim: &Sim, cloud: &str, id: &str) -> Option<(HostSpec, Vec<HostLink>)> {
     let st = sim.lock();
     let c = st.clouds.get(cloud)?;
     let s = c.compute.servers.get(id)?;
@@ -42,6 +41,7 @@ fn host_spec(
         .map(|b| {
             (
                 b.volume_id.clone(),
+                s.disk_bus.clone(),
                 sim.data_path(cloud, "volumes", &b.volume_id),
             )
         })
@@ -71,8 +71,8 @@ pub(super) async fn start_host(sim: &Arc<Sim>, cloud: &str, id: &str) -> Result<
         return Err("the conversion host has no address".into());
     }
     hosts::prepare_dir(&spec.dir, &spec.authorized_keys).map_err(|e| e.to_string())?;
-    for (vid, file) in links {
-        hosts::link_volume(&spec.dir, &vid, &file)
+    for (vid, bus, file) in links {
+        hosts::link_volume(&spec.dir, &vid, bus.as_deref(), &file)
             .map_err(|e| format!("linking volume {vid}: {e}"))?;
     }
     sim.hosts.start(spec).await.map_err(|e| e.to_string())

@@ -129,9 +129,16 @@ fn fail_volume(sim: &Sim, cloud: &str, id: &str, source: &VolumeSource, detail: 
 }
 
 /// Whether a server is a conversion host, and its directory.
-fn host_dir_of(sim: &Sim, st: &State, cloud: &str, server_id: &str) -> Option<std::path::PathBuf> {
+/// The directory of a simulated conversion host, with its disk bus.
+fn host_dir_of(
+    sim: &Sim,
+    st: &State,
+    cloud: &str,
+    server_id: &str,
+) -> Option<(std::path::PathBuf, Option<String>)> {
     let s = st.clouds.get(cloud)?.compute.servers.get(server_id)?;
-    s.is_host.then(|| sim.host_dir(server_id))
+    s.is_host
+        .then(|| (sim.host_dir(server_id), s.disk_bus.clone()))
 }
 
 async fn attach_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
@@ -172,8 +179,8 @@ async fn attach_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
             return;
         }
         // The device appears on the host before the volume reports in-use, as on a real host.
-        if let Some(dir) = host_dir {
-            if let Err(e) = hosts::link_volume(&dir, id, &file) {
+        if let Some((dir, bus)) = host_dir {
+            if let Err(e) = hosts::link_volume(&dir, id, bus.as_deref(), &file) {
                 eprintln!(
                     "osm-cloudsim: linking volume {id} into {}: {e}",
                     dir.display()
@@ -213,7 +220,7 @@ async fn detach_volume(sim: &Arc<Sim>, cloud: &str, id: &str) {
             return;
         }
         // The device disappears before the volume reports available.
-        if let Some(dir) = host_dir {
+        if let Some((dir, _)) = host_dir {
             hosts::unlink_volume(&dir, id);
         }
         if let Some(sid) = &server {

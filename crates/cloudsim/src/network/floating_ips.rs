@@ -17,6 +17,7 @@ use crate::sim::Sim;
 
 use super::listing::{list_response, sorted};
 use super::ports::{create_port, delete_port_record, PortRequest};
+use super::qos::check_usable;
 use super::{bad, body_of, conflict, not_found, owner, s, visible, Common, NetworkData};
 
 /// A floating IP.
@@ -45,6 +46,9 @@ pub struct FloatingIp {
     /// dns_name.
     #[serde(default)]
     pub dns_name: String,
+    /// QoS policy.
+    #[serde(default)]
+    pub qos_policy_id: Option<String>,
 }
 
 fn render_fip(f: &FloatingIp, net: &NetworkData) -> Value {
@@ -65,7 +69,7 @@ fn render_fip(f: &FloatingIp, net: &NetworkData) -> Value {
     );
     m.insert("dns_domain".into(), json!(f.dns_domain));
     m.insert("dns_name".into(), json!(f.dns_name));
-    m.insert("qos_policy_id".into(), Value::Null);
+    m.insert("qos_policy_id".into(), json!(f.qos_policy_id));
     m.insert("qos_network_policy_id".into(), Value::Null);
     m.insert("port_forwardings".into(), json!([]));
     m.insert(
@@ -194,8 +198,12 @@ async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiE
     let description = s(&spec, "description")?.unwrap_or_default();
     let dns_name = s(&spec, "dns_name")?.unwrap_or_default();
     let dns_domain = s(&spec, "dns_domain")?.unwrap_or_default();
+    let qos_policy_id = s(&spec, "qos_policy_id")?;
     let (resp, server) = ctx.write(|c, seq| {
         let net = &mut c.network;
+        if let Some(q) = &qos_policy_id {
+            check_usable(&ctx, net, q)?;
+        }
         let ext = net
             .networks
             .get(&net_id)
@@ -247,6 +255,7 @@ async fn create_fip(ctx: Ctx, JsonBody(body): JsonBody) -> Result<Response, ApiE
             router_id: assoc.map(|a| a.1),
             dns_domain,
             dns_name,
+            qos_policy_id,
         };
         let v = render_fip(&fip, net);
         net.floating_ips.insert(fip_id, fip);
@@ -300,6 +309,12 @@ async fn update_fip(
         }
         if let Some(d) = s(&spec, "description")? {
             next.c.description = d;
+        }
+        if spec.get("qos_policy_id").is_some() {
+            next.qos_policy_id = s(&spec, "qos_policy_id")?;
+            if let Some(q) = &next.qos_policy_id {
+                check_usable(&ctx, net, q)?;
+            }
         }
         next.c.touch();
         servers.push(server_of_port(net, next.port_id.as_deref()));

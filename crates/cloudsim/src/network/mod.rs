@@ -1,6 +1,6 @@
 //! Neutron v2.0, one file per resource family: `networks.rs`, `subnets.rs`, `ports.rs` (with IP
 //! and MAC allocation), `security_groups.rs` and their rules, `routers.rs` with interfaces and
-//! gateways, `floating_ips.rs`, `tags.rs`, plus `addresses.rs` (a server's addresses as Nova shows
+//! gateways, `floating_ips.rs`, `qos.rs` (QoS policies), `tags.rs`, plus `addresses.rs` (a server's addresses as Nova shows
 //! them) and `quotas.rs` (extensions, availability zones, quotas). `listing.rs` filters, sorts,
 //! paginates and selects fields for every collection. This module holds the per-cloud data, the
 //! fields every resource has, the route table and the validation helpers the families share.
@@ -28,6 +28,7 @@ mod floating_ips;
 mod listing;
 mod networks;
 mod ports;
+mod qos;
 mod quotas;
 mod routers;
 mod security_groups;
@@ -41,9 +42,10 @@ pub use ports::{
     bind_server_ports, create_port, delete_port_record, release_server_ports, FixedIp, Port,
     PortRequest,
 };
+pub use qos::QosPolicy;
 pub use routers::{Gateway, Router};
 pub use security_groups::{
-    ensure_default_security_group, find_security_group, SecurityGroup, SgRule,
+    ensure_default_security_group, find_security_group, nova_security_groups, SecurityGroup, SgRule,
 };
 pub use subnets::Subnet;
 
@@ -64,6 +66,9 @@ pub struct NetworkData {
     pub routers: BTreeMap<String, Router>,
     /// Floating IPs.
     pub floating_ips: BTreeMap<String, FloatingIp>,
+    /// QoS policies.
+    #[serde(default)]
+    pub qos_policies: BTreeMap<String, QosPolicy>,
     /// Next VXLAN segmentation id.
     #[serde(default)]
     pub next_segment: u64,
@@ -187,6 +192,7 @@ pub fn routes() -> axum::Router<Arc<Sim>> {
         .merge(security_groups::routes())
         .merge(routers::routes())
         .merge(floating_ips::routes())
+        .merge(qos::routes())
         .merge(tags::routes())
         .merge(quotas::routes())
 }

@@ -23,6 +23,8 @@ const EXTENSIONS: &[(&str, &str)] = &[
     ("port-security", "Port Security"),
     ("project-id", "project_id field enabled"),
     ("provider", "Provider Network"),
+    ("qos", "Quality of Service"),
+    ("qos-fip", "Floating IP QoS"),
     ("quotas", "Quota management support"),
     ("router", "Neutron L3 Router"),
     ("security-group", "security-group"),

@@ -124,6 +124,72 @@ pub fn find_security_group<'a>(
     })
 }
 
+/// A server's security groups as Nova's `os-security-groups` shows them: the groups of its ports
+/// (in port order, each once), or the names it was created with when it has no port; each with its
+/// ingress rules in Nova's shape.
+pub fn nova_security_groups(
+    net: &NetworkData,
+    ports: &[String],
+    names_without_ports: &[String],
+    project_id: &str,
+) -> Vec<Value> {
+    let mut ids: Vec<&str> = Vec::new();
+    for p in ports.iter().filter_map(|p| net.ports.get(p)) {
+        for g in &p.security_groups {
+            if !ids.contains(&g.as_str()) {
+                ids.push(g);
+            }
+        }
+    }
+    let groups: Vec<&SecurityGroup> = if ports.is_empty() {
+        names_without_ports
+            .iter()
+            .filter_map(|n| find_security_group(net, n, project_id))
+            .collect()
+    } else {
+        ids.iter()
+            .filter_map(|id| net.security_groups.get(*id))
+            .collect()
+    };
+    groups
+        .into_iter()
+        .map(|g| {
+            let mut rules: Vec<&SgRule> = net
+                .sg_rules
+                .values()
+                .filter(|r| r.security_group_id == g.c.id && r.direction == "ingress")
+                .collect();
+            rules.sort_by_key(|r| r.c.seq);
+            let rules: Vec<Value> = rules
+                .iter()
+                .map(|r| {
+                    let group = r
+                        .remote_group_id
+                        .as_ref()
+                        .and_then(|id| net.security_groups.get(id))
+                        .map_or(
+                            json!({}),
+                            |rg| json!({"name": rg.c.name, "tenant_id": rg.c.project_id}),
+                        );
+                    let ip_range = r
+                        .remote_ip_prefix
+                        .as_ref()
+                        .map_or(json!({}), |c| json!({"cidr": c}));
+                    json!({
+                        "id": r.c.id, "parent_group_id": g.c.id, "ip_protocol": r.protocol,
+                        "from_port": r.port_range_min, "to_port": r.port_range_max,
+                        "ip_range": ip_range, "group": group,
+                    })
+                })
+                .collect();
+            json!({
+                "id": g.c.id, "name": g.c.name, "description": g.c.description,
+                "tenant_id": g.c.project_id, "rules": rules,
+            })
+        })
+        .collect()
+}
+
 fn render_sg(g: &SecurityGroup, net: &NetworkData) -> Value {
     let mut m = g.c.render();
     let mut rules: Vec<&SgRule> = net

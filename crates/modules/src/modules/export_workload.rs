@@ -12,7 +12,7 @@ struct Options {
     path: PathBuf,
     name: Option<String>,
     filters: serde_json::Value,
-    boot_disk_copy: bool,
+    boot_disk_copy: Option<bool>,
 }
 
 pub fn main() -> std::process::ExitCode {
@@ -24,7 +24,6 @@ pub fn main() -> std::process::ExitCode {
         .opt(Opt::new("filters", Type::Raw).aliases(&["os_migrate_workloads_filter"]))
         .opt(
             Opt::new("boot_disk_copy", Type::Bool)
-                .default(false)
                 .aliases(&["os_migrate_workloads_boot_disk_copy"]),
         )
         .mutually_exclusive(&["name", "filters"]);

@@ -1,6 +1,6 @@
 //! `osm.workloads.import_workload_dst_failure_cleanup`: after a failure, remove what the run made in the destination.
 
-use crate::{connect_value, hosts, settings, step_spec, workload, StepParts};
+use crate::{connect_value, optional_hosts, settings, step_spec, workload, StepParts};
 use osm_module::{run, Opt, Outcome, Type};
 use osm_workload::import::{dst_failure_cleanup, Job};
 
@@ -10,6 +10,7 @@ pub fn main() -> std::process::ExitCode {
         StepParts {
             dst: true,
             hosts: true,
+            hosts_optional: true,
             ..StepParts::default()
         },
     )
@@ -24,10 +25,10 @@ pub fn main() -> std::process::ExitCode {
             ));
         };
         let dst = connect_value(&ctx.params()["dst_cloud"], "dst_cloud")?;
-        let hosts = hosts(ctx.params())?;
+        let hosts = optional_hosts(ctx.params())?;
         let failure = ctx.params()["failure"].as_str().map(str::to_string);
         let discard = ctx.params()["discard_kept"].as_bool().unwrap_or(false);
-        let r = dst_failure_cleanup(&mut job, &dst, &hosts, failure.as_deref(), discard)?;
+        let r = dst_failure_cleanup(&mut job, &dst, hosts.as_ref(), failure.as_deref(), discard)?;
         for w in &r.warnings {
             ctx.warn(w.clone());
         }

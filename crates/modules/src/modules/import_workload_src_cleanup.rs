@@ -1,6 +1,6 @@
 //! `osm.workloads.import_workload_src_cleanup`: remove the source side of a transfer, whatever happened.
 
-use crate::{connect_value, hosts, settings, step_spec, workload, StepParts};
+use crate::{connect_value, optional_hosts, settings, step_spec, workload, StepParts};
 use osm_module::{run, Opt, Outcome, Type};
 use osm_workload::import::{src_cleanup, Job};
 
@@ -10,6 +10,7 @@ pub fn main() -> std::process::ExitCode {
         StepParts {
             src: true,
             hosts: true,
+            hosts_optional: true,
             ..StepParts::default()
         },
     )
@@ -23,9 +24,9 @@ pub fn main() -> std::process::ExitCode {
             ));
         };
         let src = connect_value(&ctx.params()["src_cloud"], "src_cloud")?;
-        let hosts = hosts(ctx.params())?;
+        let hosts = optional_hosts(ctx.params())?;
         let restart = ctx.params()["restart_source"].as_bool().unwrap_or(false);
-        let r = src_cleanup(&mut job, &src, &hosts, restart)?;
+        let r = src_cleanup(&mut job, &src, hosts.as_ref(), restart)?;
         for w in &r.warnings {
             ctx.warn(w.clone());
         }

@@ -11,11 +11,16 @@ pub fn main() -> std::process::ExitCode {
             src: true,
             dst: true,
             hosts: true,
+            ..StepParts::default()
         },
     )
     .opt(Opt::new("streams", Type::Int).default(4))
     .opt(Opt::new("compression", Type::Bool).default(true))
     .opt(Opt::new("verify", Type::Bool).default(true))
+    .opt(
+        Opt::new("boot_volume_prefix", Type::Str)
+            .aliases(&["os_migrate_workload_boot_volume_prefix"]),
+    )
     .no_check_mode();
     run(&spec, |ctx| {
         let p = ctx.params();
@@ -29,6 +34,7 @@ pub fn main() -> std::process::ExitCode {
             streams: streams as usize,
             compression: p["compression"].as_bool().unwrap_or(true),
             verify: p["verify"].as_bool().unwrap_or(true),
+            boot_volume_prefix: p["boot_volume_prefix"].as_str().map(str::to_string),
         };
         let mut job = job(p, "transfer_volumes")?;
         let src = connect_value(&p["src_cloud"], "src_cloud")?;

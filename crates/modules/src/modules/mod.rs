@@ -13,6 +13,7 @@ mod os_conversion_host;
 mod os_conversion_host_info;
 mod os_conversion_host_link;
 mod os_migrate_leftovers;
+mod os_migrate_preflight;
 mod os_server_action;
 mod os_workloads_info;
 mod read_workloads;
@@ -47,6 +48,7 @@ pub const MODULES: &[(&str, fn() -> std::process::ExitCode)] = &[
     ("os_conversion_host_info", os_conversion_host_info::main),
     ("os_conversion_host_link", os_conversion_host_link::main),
     ("os_migrate_leftovers", os_migrate_leftovers::main),
+    ("os_migrate_preflight", os_migrate_preflight::main),
     ("os_server_action", os_server_action::main),
     ("os_workloads_info", os_workloads_info::main),
     ("read_workloads", read_workloads::main),

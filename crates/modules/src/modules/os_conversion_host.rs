@@ -38,6 +38,11 @@ pub fn main() -> std::process::ExitCode {
         .opt(Opt::new("availability_zone", Type::Str))
         .opt(Opt::new("floating_ip", Type::Bool).default(true))
         .opt(Opt::new("floating_ip_address", Type::Str))
+        .opt(Opt::new("delete_floating_ip", Type::Bool).default(true))
+        .opt(Opt::new("network_mtu", Type::Int))
+        .opt(Opt::new("allocation_pool_start", Type::Str))
+        .opt(Opt::new("allocation_pool_end", Type::Str))
+        .opt(Opt::new("gateway_ip", Type::Str))
         .opt(Opt::new("timeout", Type::Int).default(900))
         .required_if("state", "present", &["image", "flavor", "public_key_path"]);
     run(&spec, |ctx| {
@@ -47,6 +52,11 @@ pub fn main() -> std::process::ExitCode {
              the network, security group and keypair it uses; 'timeout' bounds the wait",
         )?;
         let mut p = ctx.params().clone();
+        if p["allocation_pool_start"].is_null() != p["allocation_pool_end"].is_null() {
+            return Err(Failure::new(
+                "options 'allocation_pool_start' and 'allocation_pool_end' go together: give both, or neither",
+            ));
+        }
         if let Some(path) = p["public_key_path"].as_str().map(str::to_string) {
             match std::fs::read_to_string(&path) {
                 Ok(key) => {

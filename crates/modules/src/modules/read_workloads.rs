@@ -20,11 +20,7 @@ pub fn main() -> std::process::ExitCode {
         let filter = Filter::from_value(&o.filters)?;
         let file = WorkloadsFile::load(&o.path)?;
         let total = file.resources.len();
-        let selected: Vec<_> = file
-            .resources
-            .into_iter()
-            .filter(|s| filter.matches(s.name()))
-            .collect();
+        let selected = filter.select(file.resources, |s| s.name())?;
         let names: Vec<&str> = selected.iter().map(|s| s.name()).collect();
         let msg = format!(
             "{} of {total} workloads selected from {}",

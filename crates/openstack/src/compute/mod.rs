@@ -267,6 +267,43 @@ impl<'a> ComputeApi<'a> {
         )
     }
 
+    /// Sets whether an attached volume is deleted with the server (microversion 2.85).
+    pub fn set_delete_on_termination(
+        &self,
+        server_id: &str,
+        volume_id: &str,
+        delete_on_termination: bool,
+    ) -> Result<()> {
+        let version = self.conn.microversion(
+            S,
+            mv::COMPUTE_UPDATE_DELETE_ON_TERMINATION,
+            "changing delete_on_termination of an attached volume",
+        )?;
+        self.conn
+            .call(
+                Call::put(
+                    S,
+                    format!(
+                        "/servers/{}/os-volume_attachments/{}",
+                        seg("server", server_id)?,
+                        seg("volume", volume_id)?
+                    ),
+                )
+                .microversion(version)
+                .json(&json!({"volumeAttachment": {
+                    "volumeId": volume_id,
+                    "delete_on_termination": delete_on_termination,
+                }}))?,
+            )
+            .map(drop)
+            .map_err(|e| {
+                e.not_found_as(
+                    "volume attachment",
+                    &format!("{volume_id} on server {server_id}"),
+                )
+            })
+    }
+
     /// Detaches a volume from a server; wait for the volume's `available` on the Cinder side.
     pub fn detach_volume(&self, server_id: &str, volume_id: &str) -> Result<()> {
         self.conn

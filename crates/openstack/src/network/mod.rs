@@ -13,16 +13,16 @@ use crate::common::Query;
 use crate::connection::{seg, Call, Connection};
 use crate::error::Result;
 use crate::resource::{
-    Resource, FLOATING_IPS, NETWORKS, PORTS, ROUTERS, SECURITY_GROUPS, SECURITY_GROUP_RULES,
-    SUBNETS,
+    Resource, FLOATING_IPS, NETWORKS, PORTS, QOS_POLICIES, ROUTERS, SECURITY_GROUPS,
+    SECURITY_GROUP_RULES, SUBNETS,
 };
 
 mod types;
 
 pub use types::{
     AllocationPool, ExternalGateway, FloatingIp, Network, NewFloatingIp, NewNetwork, NewPort,
-    NewRouter, NewSecurityGroupRule, NewSubnet, Port, PortFixedIp, Router, SecurityGroup,
-    SecurityGroupRule, Subnet,
+    NewRouter, NewSecurityGroupRule, NewSubnet, Port, PortFixedIp, QosPolicy, Router,
+    SecurityGroup, SecurityGroupRule, Subnet,
 };
 
 /// The Neutron resources with tags, as their URL path names them.
@@ -273,6 +273,12 @@ impl<'a> NetworkApi<'a> {
     pub fn list_floating_ips(&self, filters: &Query) -> Result<Vec<FloatingIp>> {
         self.conn.list(&FLOATING_IPS, filters)
     }
+    /// QoS policies matching `filters` (`name`, `project_id`, `shared`), the caller's own and the
+    /// shared ones.
+    pub fn list_qos_policies(&self, filters: &Query) -> Result<Vec<QosPolicy>> {
+        self.conn.list(&QOS_POLICIES, filters)
+    }
+
     /// A floating IP by ID.
     pub fn get_floating_ip(&self, id: &str) -> Result<FloatingIp> {
         self.conn.get(&FLOATING_IPS, id)

@@ -55,6 +55,25 @@ pub struct AllocationPool {
     pub end: String,
 }
 
+/// A QoS policy (floating IPs, ports and networks refer to one by ID).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+pub struct QosPolicy {
+    /// ID.
+    pub id: String,
+    /// Name.
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// Owner project.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// Whether other projects may use it.
+    #[serde(default)]
+    pub shared: bool,
+    /// Other keys (`rules`, `is_default`, ...).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
 /// A subnet.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 pub struct Subnet {

@@ -112,6 +112,21 @@ pub struct HostSettings {
     /// Attach a floating IP.
     #[serde(default = "yes")]
     pub floating_ip: bool,
+    /// On delete, delete the floating IP osm allocated (false: release it, keeping the address).
+    #[serde(default = "yes")]
+    pub delete_floating_ip: bool,
+    /// MTU of the managed network (Neutron's default when unset).
+    #[serde(default)]
+    pub network_mtu: Option<u32>,
+    /// First address of the managed subnet's allocation pool (with `allocation_pool_end`).
+    #[serde(default)]
+    pub allocation_pool_start: Option<String>,
+    /// Last address of the managed subnet's allocation pool.
+    #[serde(default)]
+    pub allocation_pool_end: Option<String>,
+    /// Gateway of the managed subnet: the router's address on it (Neutron's first address when unset).
+    #[serde(default)]
+    pub gateway_ip: Option<String>,
 }
 
 fn yes() -> bool {
@@ -265,7 +280,7 @@ pub fn deploy(
 }
 
 /// Deletes the conversion host and what `deploy` created for it in this project: its floating IP
-/// (one osm did not allocate is only disassociated), the server, the security group, the router,
+/// (when osm allocated it and `delete_floating_ip`; otherwise it is only disassociated), the server, the security group, the router,
 /// subnet and network (when managed) and the keypair. What is already gone is skipped; what osm did
 /// not make is left alone and listed in [`Report::kept`].
 pub fn delete(

@@ -1,6 +1,8 @@
 //! The conversion host's network, subnet and router (when managed), and the external network.
 
-use osm_openstack::{self as os, ExternalGateway, NewNetwork, NewRouter, NewSubnet, Query};
+use osm_openstack::{
+    self as os, AllocationPool, ExternalGateway, NewNetwork, NewRouter, NewSubnet, Query,
+};
 
 use super::{ignore_gone, ConversionError, Ctx};
 
@@ -44,6 +46,10 @@ pub(super) fn ensure(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
                 .create_network(&NewNetwork {
                     name: s.network_name.clone(),
                     description: c.scope.description(),
+                    extra: s
+                        .network_mtu
+                        .map(|m| serde_json::Map::from_iter([("mtu".to_string(), m.into())]))
+                        .unwrap_or_default(),
                     ..NewNetwork::default()
                 })
                 .map_err(c.err(format!("creating network {}", s.network_name)))?;
@@ -78,6 +84,14 @@ pub(super) fn ensure(c: &mut Ctx) -> Result<Option<String>, ConversionError> {
                     name: Some(s.subnet_name.clone()),
                     enable_dhcp: Some(true),
                     dns_nameservers: s.dns_nameservers.clone(),
+                    gateway_ip: s.gateway_ip.clone(),
+                    allocation_pools: match (&s.allocation_pool_start, &s.allocation_pool_end) {
+                        (Some(start), Some(end)) => vec![AllocationPool {
+                            start: start.clone(),
+                            end: end.clone(),
+                        }],
+                        _ => Vec::new(),
+                    },
                     description: c.scope.description(),
                     ..NewSubnet::default()
                 })

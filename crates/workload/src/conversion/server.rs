@@ -206,8 +206,8 @@ pub(super) fn ensure_floating_ip(c: &mut Ctx, srv: &os::Server) -> Result<(), Co
     Ok(())
 }
 
-/// Deletes the server osm made (its floating IP too when osm allocated it; one it did not is only
-/// disassociated). A server of that name osm did not make is left alone.
+/// Deletes the server osm made (its floating IP too when osm allocated it and `delete_floating_ip`;
+/// otherwise the address is only disassociated). A server of that name osm did not make is left alone.
 pub(super) fn remove(c: &mut Ctx) -> Result<(), ConversionError> {
     let net = c.conn.network();
     let compute = c.conn.compute();
@@ -231,10 +231,10 @@ pub(super) fn remove(c: &mut Ctx) -> Result<(), ConversionError> {
                 if c.check {
                     continue;
                 }
-                let r = if c
+                let ours = c
                     .scope
-                    .made(f.project_id.as_deref(), f.description.as_deref())
-                {
+                    .made(f.project_id.as_deref(), f.description.as_deref());
+                let r = if ours && c.s.delete_floating_ip {
                     net.delete_floating_ip(&f.id)
                 } else {
                     net.update_floating_ip_port(&f.id, None, None).map(drop)

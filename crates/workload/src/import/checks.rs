@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::refs::Resolver;
 use super::{ImportError, Job};
-use crate::model::FloatingIpMode;
+use crate::model::{BootSource, FloatingIpMode, LocalDisks, Server};
 use crate::state::{Phase, Side};
 
 /// What the destination check found.
@@ -18,9 +18,11 @@ pub struct DstCheck {
 }
 
 /// Resolves every reference of the workload in the destination and fails listing ALL that are
-/// missing: flavor, image (unless the boot disk is copied), networks, subnets, free fixed IPs,
-/// security groups, keypair, volume types, floating IP networks (and addresses for
-/// `floating_ip_mode: existing`), and the volumes to reuse when `data_copy` is false.
+/// missing: flavor, image (unless the server boots from a copied or reused volume), networks,
+/// subnets, free fixed IPs, security groups, keypair, volume types, floating IP networks and QoS
+/// policies (and addresses for `floating_ip_mode: existing`), the volumes to reuse when
+/// `data_copy` is false; and refuses what osm cannot do: upstream's `use_nbdkit_direct`, and a
+/// local ephemeral disk whose data would be lost (unless `local_disks: recreate`).
 pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportError> {
     let s = job.server.clone();
     let mp = &s.migration_params;
@@ -30,23 +32,56 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
     let mut out = DstCheck::default();
     let mut ok = |what: String| out.resolved.push(what);
 
-    match res.flavor(&s.params.flavor_ref) {
-        Ok(f) => ok(format!("flavor {} -> {}", f.name, f.id)),
-        Err(m) => missing.push(m.to_string()),
+    if mp.use_nbdkit_direct {
+        missing.push("_migration_params.use_nbdkit_direct is true: upstream's direct read of the source disks through nbdkit on the hypervisor is not supported by osm, which copies through the conversion hosts; set it to false".into());
     }
-    if !mp.boot_disk_copy {
-        match &s.params.image_ref {
-            Some(r) => match res.image(r) {
-                Ok(i) => ok(format!("image {} -> {}", i.name, i.id)),
-                Err(m) => missing.push(format!(
-                    "{m} (or set boot_disk_copy: true to copy the boot disk instead)"
-                )),
-            },
-            None => {
-                missing.push("the server boots from a volume but boot_disk_copy is false".into())
+    let flavor = match res.flavor(&s.params.flavor_ref) {
+        Ok(f) => {
+            ok(format!("flavor {} -> {}", f.name, f.id));
+            Some(f)
+        }
+        Err(m) => {
+            missing.push(m.to_string());
+            None
+        }
+    };
+    let reusable = |id: &str, what: &str, missing: &mut Vec<String>| -> Option<String> {
+        match dst.block_storage().get_volume(id) {
+            Ok(v) if v.status == "available" => Some(format!("{what} {id}")),
+            Ok(v) => {
+                missing.push(format!("{what} {id} is {}, not available", v.status));
+                None
+            }
+            Err(e) => {
+                missing.push(format!("{what} {id}: {e}"));
+                None
             }
         }
+    };
+    match s.boot_source() {
+        BootSource::CopiedVolume => {}
+        BootSource::ReusedVolume(id) => {
+            if let Some(m) = reusable(id, "boot volume (boot_volume.uuid)", &mut missing) {
+                ok(m);
+            }
+        }
+        BootSource::Image(r) => match res.image(r) {
+            Ok(i) => ok(format!("image {} -> {}", i.name, i.id)),
+            Err(m) if mp.data_copy => missing.push(format!(
+                "{m} (or set boot_disk_copy: true to copy the boot disk instead)"
+            )),
+            Err(m) => missing.push(format!(
+                "{m} (or give the destination boot volume in boot_volume.uuid)"
+            )),
+        },
+        BootSource::Nothing if mp.data_copy => {
+            missing.push("the server boots from a volume but boot_disk_copy is false".into())
+        }
+        BootSource::Nothing => missing.push(
+            "data_copy is false and the server boots from a volume, but no boot_volume.uuid gives the destination boot volume".into(),
+        ),
     }
+    local_disks(job, &s, flavor.as_ref(), &mut missing);
     for (i, p) in s.params.ports.iter().enumerate() {
         let net = match res.network(&p.params.network_ref) {
             Ok(n) => {
@@ -139,6 +174,19 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
                     Err(m) => missing.push(format!("floating IP network: {m}")),
                 }
             }
+            // A floating IP that is created gets the policy; an existing one is only associated.
+            if let (Some(r), false) = (
+                &f.params.qos_policy_ref,
+                mp.floating_ip_mode == FloatingIpMode::Existing,
+            ) {
+                match res.qos_policy(r) {
+                    Ok(q) => ok(format!("QoS policy {} -> {}", q.name, q.id)),
+                    Err(m) => missing.push(format!(
+                        "floating IP {}: {m}",
+                        f.params.floating_ip_address.as_deref().unwrap_or("?")
+                    )),
+                }
+            }
             if mp.floating_ip_mode == FloatingIpMode::Existing {
                 if let Some(addr) = &f.params.floating_ip_address {
                     let q = Query::new()
@@ -159,28 +207,18 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
         }
     }
     if !mp.data_copy {
-        let mut wanted: Vec<(String, Option<String>)> = Vec::new();
-        if s.boots_from_volume() || mp.boot_disk_copy {
-            wanted.push((
-                "boot volume (boot_volume.uuid)".into(),
-                mp.reused_boot_volume().map(str::to_string),
-            ));
-        }
-        for (i, _) in s.additional_volumes().iter().enumerate() {
-            wanted.push((
-                format!("additional volume {i} (additional_volumes[{i}].uuid)"),
-                mp.reused_additional_volume(i).map(str::to_string),
-            ));
-        }
-        for (what, id) in wanted {
-            match id {
-                None => missing.push(format!("data_copy is false but no {what} is given")),
-                Some(id) => match dst.block_storage().get_volume(&id) {
-                    Ok(v) if v.status == "available" => ok(format!("{what} {id}")),
-                    Ok(v) => missing.push(format!("{what} {id} is {}, not available", v.status)),
-                    Err(e) => missing.push(format!("{what} {id}: {e}")),
-                },
+        let reused = mp.reused_additional_volumes();
+        for (i, id) in reused.iter().enumerate() {
+            if let Some(m) = reusable(id, &format!("additional volume {i}"), &mut missing) {
+                ok(m);
             }
+        }
+        let source = s.additional_volumes().len();
+        if reused.len() < source {
+            job.log(&format!(
+                "data_copy is false: {} of the source's {source} additional volumes have no destination volume (a null additional_volumes[].uuid) and will not be attached, as upstream does",
+                source - reused.len()
+            ));
         }
     }
     for m in &missing {
@@ -197,6 +235,46 @@ pub fn dst_check(job: &mut Job, dst: &Connection) -> Result<DstCheck, ImportErro
         out.resolved.join(", ")
     ));
     Ok(out)
+}
+
+/// Refuses a local ephemeral disk whose data would be lost, unless `local_disks: recreate` accepts a
+/// new, empty one; a swap disk is recreated empty (it holds nothing across a shutdown). The sizes
+/// come from the source flavor as exported (`_info.flavor_ephemeral_gb`, `flavor_swap_mb`), else
+/// from the destination flavor of the same name.
+fn local_disks(
+    job: &Job,
+    s: &Server,
+    flavor: Option<&osm_openstack::Flavor>,
+    missing: &mut Vec<String>,
+) {
+    let flavor_name = &s.params.flavor_ref.name;
+    let (ephemeral, swap, whose) = match (s.info.flavor_ephemeral_gb, s.info.flavor_swap_mb) {
+        (None, None) => (
+            flavor.map_or(0, |f| f.ephemeral),
+            flavor.map_or(0, |f| f.swap),
+            "the destination flavor of the same name, which the source most likely had too,",
+        ),
+        (e, w) => (e.unwrap_or(0), w.unwrap_or(0), "the source flavor"),
+    };
+    // Nova's default device names: the root disk, then ephemeral0, then swap.
+    let prefix = s.disk_prefix();
+    let swap_letter = if ephemeral > 0 { 'c' } else { 'b' };
+    if ephemeral > 0 {
+        if s.migration_params.local_disks == Some(LocalDisks::Recreate) {
+            job.log(&format!(
+                "local ephemeral disk ephemeral0 ({ephemeral} GiB, /dev/{prefix}b) of flavor '{flavor_name}': the destination server gets a new, empty one (local_disks: recreate)"
+            ));
+        } else {
+            missing.push(format!(
+                "{whose} '{flavor_name}' gives the server a local ephemeral disk ephemeral0 of {ephemeral} GiB (/dev/{prefix}b as Nova names it) whose data would be lost: no OpenStack API can read a disk local to the hypervisor. Move that data onto a volume inside the guest and export the workload again, or set _migration_params.local_disks: recreate to accept a new, empty ephemeral disk in the destination"
+            ));
+        }
+    }
+    if swap > 0 {
+        job.log(&format!(
+            "swap disk of {swap} MiB (/dev/{prefix}{swap_letter}) of flavor '{flavor_name}': recreated empty in the destination (swap holds nothing across a shutdown)"
+        ));
+    }
 }
 
 /// Fails unless the source server is SHUTOFF (or, for a pre-copy, ACTIVE or SHUTOFF) and its

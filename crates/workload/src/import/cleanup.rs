@@ -11,7 +11,7 @@ use std::time::Duration;
 use osm_openstack::{self as os, metadata_filter, Connection, Query};
 use serde::Serialize;
 
-use super::export_volumes::detach;
+use super::attachments::detach;
 use super::{Hosts, ImportError, Job};
 use crate::hosts::ConvHost;
 use crate::state::{Kind, Side, Status, TRANSFER_KEY};
@@ -227,9 +227,10 @@ fn to_remove(
 fn connect_host(
     job: &Job,
     role: &'static str,
-    hosts: &Hosts,
+    hosts: Option<&Hosts>,
     report: &mut CleanupReport,
 ) -> Option<ConvHost> {
+    let hosts = hosts?;
     let spec = if role == "source" {
         &hosts.src
     } else {
@@ -253,11 +254,12 @@ fn connect_host(
 /// Stops the exports, detaches the exported volumes from the source conversion host, deletes the
 /// temporary snapshot, image and volume, and attaches the detached volumes back to the source server
 /// at their devices. With `restart_source` (set by the role when this run stopped the server and the
-/// migration failed), the source server is started again.
+/// migration failed), the source server is started again. Without conversion hosts (a run where no
+/// workload copies data deploys none), there is nothing on them to stop or detach.
 pub fn src_cleanup(
     job: &mut Job,
     src: &Connection,
-    hosts: &Hosts,
+    hosts: Option<&Hosts>,
     restart_source: bool,
 ) -> Result<CleanupReport, ImportError> {
     let mut report = CleanupReport::default();
@@ -280,8 +282,12 @@ pub fn src_cleanup(
             on_host.push(id);
         }
     }
-    for id in &on_host {
-        if detach(src, &hosts.src.id, id, timeout).map_err(job.cloud_err(
+    let host_id = hosts.map(|h| h.src.id.as_str());
+    for (host_id, id) in host_id
+        .iter()
+        .flat_map(|h| on_host.iter().map(move |v| (*h, v)))
+    {
+        if detach(src, host_id, id, timeout).map_err(job.cloud_err(
             Side::Src,
             format!("detaching volume {id} from the source conversion host"),
         ))? {
@@ -387,7 +393,7 @@ pub fn src_cleanup(
 pub fn dst_failure_cleanup(
     job: &mut Job,
     dst: &Connection,
-    hosts: &Hosts,
+    hosts: Option<&Hosts>,
     failure: Option<&str>,
     discard_kept: bool,
 ) -> Result<CleanupReport, ImportError> {
@@ -411,8 +417,12 @@ pub fn dst_failure_cleanup(
     }
     job.state.dst_server_id = None;
     let volumes = to_remove(job, dst, Side::Dst, &[Kind::Volume])?;
-    for (_, id, _) in &volumes {
-        if detach(dst, &hosts.dst.id, id, timeout).map_err(job.cloud_err(
+    let host_id = hosts.map(|h| h.dst.id.as_str());
+    for (host_id, (_, id, _)) in host_id
+        .iter()
+        .flat_map(|h| volumes.iter().map(move |v| (*h, v)))
+    {
+        if detach(dst, host_id, id, timeout).map_err(job.cloud_err(
             Side::Dst,
             format!("detaching volume {id} from the destination conversion host"),
         ))? {

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::refs::Resolver;
 use super::{ImportError, Job};
-use crate::model::{FloatingIpMode, PortCreationMode, ServerPort};
+use crate::model::{BootSource, FloatingIpMode, PortCreationMode, ServerPort};
 use crate::state::{Kind, Side, Status, TRANSFER_KEY};
 
 /// The destination server as created.
@@ -53,64 +53,13 @@ pub fn create_instance(
 ) -> Result<CreatedServer, ImportError> {
     let timeout = job.settings.timeout;
     let s = job.server.clone();
-    let mp = s.migration_params.clone();
     let mut res =
         Resolver::new(dst).map_err(job.cloud_err(Side::Dst, "finding the destination project"))?;
     let flavor = res
         .flavor(&s.params.flavor_ref)
         .map_err(|m| miss(job, m.to_string()))?;
 
-    let boot_volume = if mp.boot_disk_copy {
-        let id = if mp.data_copy {
-            job.state
-                .volumes
-                .iter()
-                .find(|v| v.role == "boot")
-                .and_then(|v| v.dst_volume_id.clone())
-        } else {
-            mp.reused_boot_volume().map(str::to_string)
-        };
-        Some(id.ok_or_else(|| {
-            job.invalid(
-                "no destination boot volume: import_workload_transfer_volumes must run first",
-            )
-        })?)
-    } else {
-        None
-    };
-    let image_ref = match (&boot_volume, &s.params.image_ref) {
-        (Some(_), _) => None,
-        (None, Some(r)) => Some(res.image(r).map_err(|m| miss(job, m.to_string()))?.id),
-        (None, None) => {
-            return Err(job.invalid("the server boots from a volume but boot_disk_copy is false"))
-        }
-    };
-    let mut bdm = Vec::new();
-    if let Some(b) = &boot_volume {
-        bdm.push(BlockDeviceMapping::volume(b, Some(0)));
-    }
-    if let (Some(image), false) = (&image_ref, s.additional_volumes().is_empty()) {
-        // With block_device_mapping_v2, Nova wants the image in it too, at boot index 0.
-        bdm.push(BlockDeviceMapping::image_local(image));
-    }
-    let mut data_volumes = Vec::new();
-    for (i, _) in s.additional_volumes().iter().enumerate() {
-        let role = format!("data-{i}");
-        let id = if mp.data_copy {
-            job.state
-                .volumes
-                .iter()
-                .find(|v| v.role == role)
-                .and_then(|v| v.dst_volume_id.clone())
-        } else {
-            mp.reused_additional_volume(i).map(str::to_string)
-        };
-        let id = id.ok_or_else(|| {
-            job.invalid(format!("no destination volume for additional volume {i}"))
-        })?;
-        bdm.push(BlockDeviceMapping::volume(&id, None));
-        data_volumes.push(id);
-    }
+    let (bdm, image_ref, copied_boot) = block_devices(job, dst, &mut res)?;
 
     let mut sg_ids = Vec::new();
     let mut sg_names = Vec::new();
@@ -217,6 +166,9 @@ pub fn create_instance(
         ));
     }
 
+    if let Some(boot) = &copied_boot {
+        delete_boot_volume_with_server(job, dst, &server_id, boot);
+    }
     let floating_ips = floating_ips(job, dst, &mut res, &server_id)?;
     unmark(job, dst, &server_id)?;
     job.state.status = Status::Done;
@@ -231,6 +183,121 @@ pub fn create_instance(
         floating_ips,
         volumes: srv.volumes_attached.iter().map(|v| v.id.clone()).collect(),
     })
+}
+
+/// The block device mapping of the new server, its image (when it boots from one) and its copied
+/// boot volume (when it boots from one). As upstream: the boot disk at boot index 0, the other
+/// volumes after it in the order of their source devices, each with the device name the source had
+/// it at (`vdb`, `sdb`: Nova's libvirt driver picks the bus from a name's prefix where no image
+/// metadata says); reused volumes (`data_copy: false`) without names, as upstream sends them.
+fn block_devices(
+    job: &Job,
+    dst: &Connection,
+    res: &mut Resolver,
+) -> Result<(Vec<BlockDeviceMapping>, Option<String>, Option<String>), ImportError> {
+    let s = &job.server;
+    let dst_volume = |role: &str| {
+        job.state
+            .volumes
+            .iter()
+            .find(|v| v.role == role)
+            .and_then(|v| v.dst_volume_id.clone())
+    };
+    let (boot_volume, image_ref) = match s.boot_source() {
+        BootSource::CopiedVolume => (
+            Some(dst_volume("boot").ok_or_else(|| {
+                job.invalid(
+                    "no destination boot volume: import_workload_transfer_volumes must run first",
+                )
+            })?),
+            None,
+        ),
+        BootSource::ReusedVolume(id) => (Some(id.to_string()), None),
+        BootSource::Image(r) => (
+            None,
+            Some(res.image(r).map_err(|m| miss(job, m.to_string()))?.id),
+        ),
+        BootSource::Nothing => {
+            return Err(job.invalid("the server boots from a volume but boot_disk_copy is false"))
+        }
+    };
+    let copied = s.migration_params.data_copy;
+    let mut bdm = Vec::new();
+    if let Some(b) = &boot_volume {
+        let mut m = BlockDeviceMapping::volume(b, Some(0));
+        if copied {
+            m.device_name = Some(boot_device_name(job, dst, b));
+        }
+        bdm.push(m);
+    }
+    let mut data: Vec<BlockDeviceMapping> = Vec::new();
+    if copied {
+        for (i, v) in s.additional_volumes().iter().enumerate() {
+            let id = dst_volume(&format!("data-{i}")).ok_or_else(|| {
+                job.invalid(format!("no destination volume for additional volume {i}"))
+            })?;
+            let mut m = BlockDeviceMapping::volume(&id, None);
+            m.device_name = s
+                .device_of(v)
+                .map(|d| d.trim_start_matches("/dev/").to_string());
+            data.push(m);
+        }
+        data.sort_by(|a, b| a.device_name.cmp(&b.device_name));
+    } else {
+        for id in s.migration_params.reused_additional_volumes() {
+            data.push(BlockDeviceMapping::volume(id, None));
+        }
+    }
+    if let (Some(image), false) = (&image_ref, data.is_empty()) {
+        // With block_device_mapping_v2, Nova wants the image in it too, at boot index 0.
+        bdm.push(BlockDeviceMapping::image_local(image));
+    }
+    bdm.extend(data);
+    let copied_boot = boot_volume.filter(|_| copied);
+    Ok((bdm, image_ref, copied_boot))
+}
+
+/// The device name of the copied boot disk: the one the source booted from (`sda` for a server on
+/// virtio-scsi), or for a server booted from an image, `a` after the prefix of the bus its image
+/// metadata (kept on the destination volume) names.
+fn boot_device_name(job: &Job, dst: &Connection, volume_id: &str) -> String {
+    if let Some(d) = job
+        .server
+        .boot_volume()
+        .and_then(|v| job.server.device_of(v))
+    {
+        return d.trim_start_matches("/dev/").to_string();
+    }
+    let bus = dst
+        .block_storage()
+        .get_volume(volume_id)
+        .ok()
+        .and_then(|v| v.volume_image_metadata.get("hw_disk_bus").cloned());
+    let prefix = match bus.as_deref() {
+        Some("scsi" | "sata" | "usb") => "sd",
+        Some("ide") => "hd",
+        Some("xen") => "xvd",
+        _ => "vd",
+    };
+    format!("{prefix}a")
+}
+
+/// As upstream, the migrated server's boot volume goes with it (`delete_on_termination`). The server
+/// is created without it, so that deleting a half-made server in failure cleanup never takes the
+/// synced volume (resume keeps it); once the server is ACTIVE it is set (microversion 2.85). A cloud
+/// without 2.85 keeps the volume: the log says so, nothing fails.
+fn delete_boot_volume_with_server(job: &Job, dst: &Connection, server_id: &str, volume_id: &str) {
+    match dst
+        .compute()
+        .set_delete_on_termination(server_id, volume_id, true)
+    {
+        Ok(()) => job.log(&format!(
+            "boot volume {volume_id} set to be deleted with server {server_id} (delete_on_termination, as upstream)"
+        )),
+        Err(e) => job.log(&format!(
+            "boot volume {volume_id} stays when server {server_id} is deleted: delete_on_termination could not be set ({e})"
+        )),
+    }
 }
 
 fn config_drive(v: &Value) -> Option<bool> {
@@ -477,6 +544,16 @@ fn floating_ips(
             port_id: Some(port.id.clone()),
             fixed_ip_address: fixed.clone(),
             description: f.params.description.clone(),
+            dns_name: f.params.dns_name.clone().filter(|d| !d.is_empty()),
+            dns_domain: f.params.dns_domain.clone().filter(|d| !d.is_empty()),
+            qos_policy_id: match &f.params.qos_policy_ref {
+                Some(r) => Some(
+                    res.qos_policy(r)
+                        .map_err(|m| miss(job, format!("floating IP QoS policy: {m}")))?
+                        .id,
+                ),
+                None => None,
+            },
             ..NewFloatingIp::default()
         };
         let fip = match dst.network().create_floating_ip(&new) {

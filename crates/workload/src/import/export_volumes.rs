@@ -1,23 +1,16 @@
 //! `import_workload_export_volumes`: make each disk of the source server readable on the source
 //! conversion host, as a read-only NBD export on a private Unix socket.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use osm_openstack::{Connection, NewVolume};
 
+use super::attachments::attach;
 use super::{Hosts, ImportError, Job};
 use crate::hosts::ConvHost;
-use crate::state::{Detached, Kind, Phase, Side, VolumeTransfer, TRANSFER_KEY};
+use crate::state::{Detached, Kind, Phase, Side, VolumeTransfer};
 
 const GIB: u64 = 1 << 30;
-
-pub(crate) fn transfer_metadata(job: &Job) -> BTreeMap<String, String> {
-    let mut m = BTreeMap::new();
-    m.insert(TRANSFER_KEY.to_string(), job.state.transfer_id.clone());
-    m.insert("osm_workload".to_string(), job.server.info.id.clone());
-    m
-}
 
 /// Boot disk: a server booted from a volume gets a snapshot and a volume made from it; one booted
 /// from an image (with `boot_disk_copy`) gets a server image and a volume made from it. Additional
@@ -152,7 +145,7 @@ fn from_snapshot(
     size: u64,
 ) -> Result<String, ImportError> {
     let timeout = job.settings.timeout;
-    let meta = transfer_metadata(job);
+    let meta = job.transfer_metadata();
     let bs = src.block_storage();
     let snap_err = job.cloud_err(
         Side::Src,
@@ -189,7 +182,7 @@ fn from_snapshot(
 
 fn boot_from_image(job: &mut Job, src: &Connection) -> Result<String, ImportError> {
     let timeout = job.settings.timeout;
-    let meta = transfer_metadata(job);
+    let meta = job.transfer_metadata();
     let server_id = job.server.info.id.clone();
     let img_err = job.cloud_err(
         Side::Src,
@@ -277,78 +270,4 @@ fn detach_from_source(
             format!("waiting for volume {volume_id} to be detached"),
         ))?;
     Ok(volume_id.to_string())
-}
-
-/// Attaches a volume to a conversion host unless it already is, and waits for `in-use`.
-pub(crate) fn attach(
-    job: &Job,
-    conn: &Connection,
-    host_id: &str,
-    volume_id: &str,
-    what: &str,
-    timeout: Duration,
-) -> Result<(), ImportError> {
-    let side = if what.starts_with("source") {
-        Side::Src
-    } else {
-        Side::Dst
-    };
-    let v = conn
-        .block_storage()
-        .get_volume(volume_id)
-        .map_err(job.cloud_err(side, format!("reading volume {volume_id}")))?;
-    if !v
-        .attachments
-        .iter()
-        .any(|a| a.server_id.as_deref() == Some(host_id))
-    {
-        if v.status != "available" {
-            conn.block_storage()
-                .wait_for_volume(volume_id, &["available"], timeout)
-                .map_err(job.cloud_err(
-                    side,
-                    format!("waiting for volume {volume_id} to be available"),
-                ))?;
-        }
-        conn.compute()
-            .attach_volume(host_id, volume_id, None, None)
-            .map_err(job.cloud_err(side, format!("attaching volume {volume_id} to the {what}")))?;
-    }
-    conn.block_storage()
-        .wait_for_volume(volume_id, &["in-use"], timeout)
-        .map_err(job.cloud_err(
-            side,
-            format!("waiting for volume {volume_id} to attach to the {what}"),
-        ))?;
-    Ok(())
-}
-
-/// Detaches a volume from a conversion host if it is attached there, and waits for `available`.
-pub(crate) fn detach(
-    conn: &Connection,
-    host_id: &str,
-    volume_id: &str,
-    timeout: Duration,
-) -> Result<bool, osm_openstack::Error> {
-    let v = match conn.block_storage().get_volume(volume_id) {
-        Ok(v) => v,
-        Err(e) if e.is_not_found() => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let attached = v
-        .attachments
-        .iter()
-        .any(|a| a.server_id.as_deref() == Some(host_id));
-    if attached {
-        match conn.compute().detach_volume(host_id, volume_id) {
-            Ok(()) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if attached || v.status == "detaching" {
-        conn.block_storage()
-            .wait_for_volume(volume_id, &["available"], timeout)?;
-    }
-    Ok(attached)
 }

@@ -4,6 +4,7 @@
 //! state file *before* each create call returns, so cleanup can always find it. Every step is
 //! idempotent: run again, it finds what the previous run recorded and carries on from there.
 
+mod attachments;
 mod checks;
 mod cleanup;
 mod create;
@@ -12,6 +13,7 @@ mod prelim;
 mod refs;
 mod transfer;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use osm_openstack as os;
 
 use crate::hosts::{HostError, HostSpec, Login};
 use crate::model::Server;
-use crate::state::{Log, Paths, Phase, Side, State, StateError};
+use crate::state::{Log, Paths, Phase, Side, State, StateError, TRANSFER_KEY};
 
 pub use checks::{dst_check, src_check, DstCheck};
 pub use cleanup::{dst_failure_cleanup, src_cleanup, CleanupReport};
@@ -259,6 +261,14 @@ impl Job {
             workload: self.name().to_string(),
             message: message.into(),
         }
+    }
+
+    /// The metadata that marks a resource as this transfer's, so cleanup finds it by a query.
+    pub(crate) fn transfer_metadata(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert(TRANSFER_KEY.to_string(), self.state.transfer_id.clone());
+        m.insert("osm_workload".to_string(), self.server.info.id.clone());
+        m
     }
 
     /// The volumes to move, in order: the boot disk (when copied) then the additional volumes.

@@ -19,6 +19,7 @@ pub struct Resolver<'a> {
     subnets: Option<Vec<os::Subnet>>,
     security_groups: Option<Vec<os::SecurityGroup>>,
     flavors: Option<Vec<os::Flavor>>,
+    qos_policies: Option<Vec<os::QosPolicy>>,
 }
 
 /// Why a reference did not resolve.
@@ -70,6 +71,7 @@ impl<'a> Resolver<'a> {
             subnets: None,
             security_groups: None,
             flavors: None,
+            qos_policies: None,
         })
     }
 
@@ -200,5 +202,20 @@ impl<'a> Resolver<'a> {
             .cloned()
             .collect();
         self.pick("security group", r, c, |s| s.project_id.clone())
+    }
+
+    /// A QoS policy (the project's own and the shared ones).
+    pub fn qos_policy(&mut self, r: &Ref) -> Result<os::QosPolicy, Miss> {
+        if self.qos_policies.is_none() {
+            self.qos_policies = Some(self.conn.network().list_qos_policies(&Query::new())?);
+        }
+        let c: Vec<os::QosPolicy> = self
+            .qos_policies
+            .iter()
+            .flatten()
+            .filter(|q| q.name == r.name)
+            .cloned()
+            .collect();
+        self.pick("QoS policy", r, c, |q| q.project_id.clone())
     }
 }

@@ -1,0 +1,177 @@
+//! `import_workload_transfer_volumes`: destination volumes, the tunnels, the sync.
+
+mod sync;
+mod volume;
+
+use std::time::Duration;
+
+use osm_openstack::Connection;
+
+use super::attachments::{attach, detach};
+use super::{Hosts, ImportError, Job};
+use crate::hosts::{ensure_link, ConvHost};
+use crate::state::{new_digest_seed, now, Phase, Side, Status, VolumeTransfer, Warm};
+use volume::destination_volume;
+
+/// How the data crosses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferOptions {
+    /// SSH connections (each its own ssh process, so its own core for the cipher) per volume.
+    pub streams: usize,
+    /// Compress data that compresses (the workload's `compression` parameter can turn it off).
+    pub compression: bool,
+    /// Read back and prove what was written (the workload's `verify` parameter can turn it off).
+    pub verify: bool,
+    /// Upstream's `os_migrate_workload_boot_volume_prefix`: the destination boot volume of a server
+    /// booted from an image is named this followed by the server's name (unless
+    /// `boot_volume_params.name` says otherwise); without it, `<server>-boot`.
+    pub boot_volume_prefix: Option<String>,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            streams: 4,
+            compression: true,
+            verify: true,
+            boot_volume_prefix: None,
+        }
+    }
+}
+
+/// Creates each destination volume (or reuses the one a failed or earlier run left), attaches it to
+/// the destination conversion host, forwards the source export to it over several SSH tunnels, has
+/// the agent sync it (progress into the log and state files), records the proven manifest, and
+/// detaches it.
+pub fn transfer_volumes(
+    job: &mut Job,
+    src: &Connection,
+    dst: &Connection,
+    hosts: &Hosts,
+    opts: &TransferOptions,
+) -> Result<Vec<VolumeTransfer>, ImportError> {
+    if !job.server.migration_params.data_copy {
+        job.log("data_copy is false: nothing to copy");
+        return Ok(Vec::new());
+    }
+    let timeout = job.settings.timeout;
+    let src_host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
+    let dst_host =
+        ConvHost::connect("destination", &hosts.dst, &hosts.login).map_err(job.host_err())?;
+    if dst_host
+        .ensure_agent(&hosts.agent)
+        .map_err(job.host_err())?
+    {
+        job.log(&format!(
+            "uploaded osm-agent to the destination conversion host {}",
+            hosts.dst.name
+        ));
+    }
+    for change in
+        ensure_link(&src_host, &dst_host, &hosts.login.known_hosts).map_err(job.host_err())?
+    {
+        job.log(&format!("link between the conversion hosts: {change}"));
+    }
+    let src_agent = src_host.agent();
+    drop(src_host);
+    let dir = dst_host
+        .make_transfer_dir(&job.state.transfer_id)
+        .map_err(job.host_err())?;
+    let params = &job.server.migration_params;
+    let compression = opts.compression && params.compression.unwrap_or(true);
+    let verify = opts.verify && params.verify.unwrap_or(true);
+    let streams = opts.streams.clamp(1, 16);
+
+    let roles: Vec<String> = job.state.volumes.iter().map(|v| v.role.clone()).collect();
+    // First, serially, what talks to the cloud: each destination volume found or created, attached
+    // to the destination conversion host and found there.
+    let mut plans = Vec::new();
+    for role in roles {
+        let t = job
+            .state
+            .volumes
+            .iter()
+            .find(|v| v.role == role)
+            .cloned()
+            .unwrap_or_default();
+        let Some(remote) = t.src_socket.clone() else {
+            return Err(job.invalid(format!(
+                "{role}: no source export recorded; import_workload_export_volumes must run first"
+            )));
+        };
+        let (dst_id, fresh) =
+            destination_volume(job, src, dst, &t, opts.boot_volume_prefix.as_deref())?;
+        attach(
+            job,
+            dst,
+            &hosts.dst.id,
+            &dst_id,
+            "destination conversion host",
+            timeout,
+        )?;
+        let device = dst_host
+            .find_device(&dst_id, timeout.min(Duration::from_secs(300)))
+            .map_err(job.host_err())?;
+        job.state.volume_mut(&role).dst_device = Some(device.clone());
+        job.save()?;
+        job.log(&format!(
+            "{role}: syncing into {} destination volume {dst_id} ({device}) over {streams} SSH connections",
+            if fresh { "the new" } else { "the kept" }
+        ));
+        plans.push(sync::Plan {
+            role,
+            remote,
+            dst_id,
+            device,
+        });
+    }
+    drop(dst_host);
+    // Then the syncs, all volumes at once (each over its own connections), so that a server's
+    // volumes take as long as its largest one, not as their sum.
+    if job.state.digest_seed.is_none() {
+        job.state.digest_seed = Some(new_digest_seed());
+        job.save()?;
+    }
+    let seed = job.state.digest_seed.clone().unwrap_or_default();
+    let how = sync::How {
+        seed: &seed,
+        dir: &dir,
+        streams,
+        compression,
+        verify,
+        phase: job.settings.phase,
+        src_agent: &src_agent,
+    };
+    let results = sync::all(job, hosts, &plans, &how);
+    let mut first_error = None;
+    for (plan, result) in plans.iter().zip(results) {
+        match result {
+            Ok(()) => detach(dst, &hosts.dst.id, &plan.dst_id, timeout).map_err(job.cloud_err(
+                Side::Dst,
+                format!(
+                    "detaching volume {} from the destination conversion host",
+                    plan.dst_id
+                ),
+            ))?,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                false
+            }
+        };
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    if job.settings.phase == Phase::Precopy {
+        let w = job.state.warm.get_or_insert_with(Warm::default);
+        w.precopies += 1;
+        w.last_precopy_at = Some(now());
+        let n = w.precopies;
+        job.state.status = Status::Precopied;
+        job.save()?;
+        job.log(&format!(
+            "pre-copy round {n} finished: the destination volumes hold the source as of this round's snapshots"
+        ));
+    }
+    Ok(job.state.volumes.clone())
+}

@@ -1,0 +1,268 @@
+//! The syncs of a workload's volumes, all at once: each over its own SSH session to the destination
+//! conversion host and its own tunnels, progress into the shared state file and log.
+
+use std::sync::Mutex;
+use std::thread;
+use std::time::Instant;
+
+use super::super::{Hosts, ImportError, Job};
+use crate::hosts::{ConvHost, SyncEvent, SyncSpec};
+use crate::state::{now, Phase, Progress, State, SyncRound};
+
+const MIB: f64 = 1_048_576.0;
+const STEP: &str = "transfer_volumes";
+
+/// One volume to sync, attached and found on the destination conversion host.
+pub(crate) struct Plan {
+    /// `boot` or `data-<n>`.
+    pub role: String,
+    /// The source export's socket on the source conversion host.
+    pub remote: String,
+    /// The destination volume.
+    pub dst_id: String,
+    /// Its device on the destination conversion host.
+    pub device: String,
+}
+
+/// How every volume is synced.
+pub(crate) struct How<'a> {
+    /// The transfer's directory on the destination conversion host.
+    pub dir: &'a str,
+    /// SSH connections per volume.
+    pub streams: usize,
+    /// Accept compressed data.
+    pub compression: bool,
+    /// Prove what was written.
+    pub verify: bool,
+    /// The phase the rounds belong to.
+    pub phase: Phase,
+    /// The transfer's digest seed.
+    pub seed: &'a str,
+    /// The agent on the source conversion host, whose bridge carries each tunnel connection.
+    pub src_agent: &'a str,
+}
+
+/// Syncs every planned volume at once; one result per plan, in order.
+pub(crate) fn all(
+    job: &mut Job,
+    hosts: &Hosts,
+    plans: &[Plan],
+    how: &How<'_>,
+) -> Vec<Result<(), ImportError>> {
+    let state = Mutex::new(std::mem::take(&mut job.state));
+    let shared: &Job = job;
+    let results = thread::scope(|s| {
+        let handles: Vec<_> = plans
+            .iter()
+            .map(|p| s.spawn(|| one(shared, hosts, p, how, &state)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(shared.invalid("a volume's sync thread panicked")))
+            })
+            .collect()
+    });
+    job.state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Err(e) = job.save() {
+        return vec![Err(e)];
+    }
+    results
+}
+
+fn save(job: &Job, state: &Mutex<State>, f: impl FnOnce(&mut State)) -> Result<(), ImportError> {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut st);
+    st.save(&job.paths.state).map_err(ImportError::from)
+}
+
+fn one(
+    job: &Job,
+    hosts: &Hosts,
+    p: &Plan,
+    how: &How<'_>,
+    state: &Mutex<State>,
+) -> Result<(), ImportError> {
+    let host =
+        ConvHost::connect("destination", &hosts.dst, &hosts.login).map_err(job.host_err())?;
+    let (dir, role) = (how.dir, p.role.as_str());
+    let sockets: Vec<String> = (0..how.streams)
+        .map(|i| format!("{dir}/{role}.{i}.sock"))
+        .collect();
+    let tunnel_pids: Vec<String> = (0..how.streams)
+        .map(|i| format!("{dir}/{role}.tunnel{i}.pid"))
+        .collect();
+    let pairs: Vec<(String, String)> = sockets
+        .iter()
+        .cloned()
+        .zip(tunnel_pids.iter().cloned())
+        .collect();
+    let stop_tunnels = |h: &ConvHost| tunnel_pids.iter().try_for_each(|p| h.stop(p));
+    if let Err(e) = host.tunnels(
+        &hosts.src,
+        &hosts.login.user,
+        &p.remote,
+        how.src_agent,
+        &pairs,
+    ) {
+        let _ = stop_tunnels(&host);
+        return Err(job.host_err()(e));
+    }
+    let manifest = format!("{dir}/{role}.manifest");
+    let spec = SyncSpec {
+        sockets: &sockets,
+        export: role,
+        device: &p.device,
+        manifest: &manifest,
+        pid_file: &format!("{dir}/{role}.sync.pid"),
+        compression: how.compression,
+        verify: how.verify,
+        seed: how.seed,
+    };
+    let started = Instant::now();
+    let at = now();
+    let result = host.sync(&spec, |ev| {
+        let _ = save(job, state, |st| report(&job.log, st, role, ev));
+    });
+    let stopped = stop_tunnels(&host);
+    let done = result.map_err(job.host_err())?;
+    stopped.map_err(job.host_err())?;
+    let seconds = started.elapsed().as_secs_f64();
+    let root = done.root.clone().unwrap_or_default();
+    let local_manifest = save_manifest(job, &host, &manifest, role, &root)?;
+    job.log.line(
+        STEP,
+        &format!(
+            "{role}: synced {:.1} MiB in {seconds:.1} s: {:.1} MiB written, {:.1} MiB zeroed, {:.1} MiB on the wire{}, {} chunks already equal; {}, root {root}",
+            done.bytes_total as f64 / MIB,
+            done.bytes_written as f64 / MIB,
+            done.bytes_zeroed as f64 / MIB,
+            done.bytes_on_wire as f64 / MIB,
+            if done.compression_ratio > 1.0 {
+                format!(" (data compressed {:.2}x)", done.compression_ratio)
+            } else {
+                String::new()
+            },
+            done.chunks_equal,
+            if done.verified {
+                "verified"
+            } else {
+                "NOT verified (verify is off)"
+            },
+        ),
+    );
+    save(job, state, |st| {
+        let t = st.volume_mut(role);
+        t.copied = true;
+        t.verified = done.verified;
+        t.root_digest = Some(root.clone());
+        t.manifest = Some(local_manifest);
+        t.progress.percent = 100.0;
+        t.rounds.push(SyncRound {
+            phase: how.phase,
+            at,
+            seconds: (seconds * 10.0).round() / 10.0,
+            bytes_total: done.bytes_total,
+            bytes_written: done.bytes_written,
+            bytes_zeroed: done.bytes_zeroed,
+            bytes_on_wire: done.bytes_on_wire,
+            chunks_equal: done.chunks_equal,
+            root,
+            verified: done.verified,
+        });
+    })
+}
+
+/// Fetches the proven manifest from the destination host, checks that its root is the one the sync
+/// reported, and writes it next to the workload's state; returns its path there.
+pub(super) fn save_manifest(
+    job: &Job,
+    host: &ConvHost,
+    remote: &str,
+    role: &str,
+    root: &str,
+) -> Result<String, ImportError> {
+    let bytes = host.read_file(remote).map_err(job.host_err())?;
+    let path = job.paths.manifest(role);
+    let m = osm_sync::Manifest::decode(&bytes, remote)
+        .map_err(|e| job.invalid(format!("{role}: {e}")))?;
+    if m.root().to_string() != root {
+        return Err(job.invalid(format!(
+            "{role}: the manifest fetched from the destination conversion host has root {}, not the {root} the sync reported",
+            m.root()
+        )));
+    }
+    crate::file::write_atomic(&path, &bytes, 0o640).map_err(|source| {
+        ImportError::State(crate::state::StateError::Io {
+            path: path.clone(),
+            source,
+        })
+    })?;
+    Ok(path.display().to_string())
+}
+
+/// Turns a sync event into a log line and the state's progress.
+fn report(log: &crate::state::Log, state: &mut crate::state::State, role: &str, ev: &SyncEvent) {
+    match ev.event.as_str() {
+        "progress" | "done" => {
+            let t = state.volume_mut(role);
+            t.progress = Progress {
+                percent: ev.percent,
+                bytes_done: ev.bytes_done,
+                bytes_total: ev.bytes_total,
+                bytes_read: ev.bytes_read,
+                bytes_written: ev.bytes_written,
+                bytes_on_wire: ev.bytes_on_wire,
+                compression_ratio: ev.compression_ratio,
+                chunks_equal: ev.chunks_equal,
+                mib_per_s: ev.mib_per_s,
+                eta_s: ev.eta_s,
+            };
+            if ev.event == "progress" {
+                let eta = ev
+                    .eta_s
+                    .map(|e| format!(", ETA {e:.0} s"))
+                    .unwrap_or_default();
+                log.line(
+                    STEP,
+                    &format!(
+                        "{role}: {:.1}% ({:.1} of {:.1} MiB), {:.1} MiB/s, {:.1} MiB read, {:.1} MiB on the wire, compression {:.2}x, {} chunks equal{eta}",
+                        ev.percent,
+                        ev.bytes_done as f64 / MIB,
+                        ev.bytes_total as f64 / MIB,
+                        ev.mib_per_s,
+                        ev.bytes_read as f64 / MIB,
+                        ev.bytes_on_wire as f64 / MIB,
+                        ev.compression_ratio,
+                        ev.chunks_equal,
+                    ),
+                );
+            }
+        }
+        "start" => log.line(
+            STEP,
+            &format!(
+                "{role}: {} source over {} connections{}",
+                ev.source.as_deref().unwrap_or("?"),
+                ev.connections,
+                if ev.free_bytes > 0 {
+                    format!(
+                        ", {:.1} MiB known free at the source",
+                        ev.free_bytes as f64 / MIB
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        "error" => log.line(
+            STEP,
+            &format!(
+                "{role}: sync failed: {}",
+                ev.message.as_deref().unwrap_or("?")
+            ),
+        ),
+        _ => {}
+    }
+}
