@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use osm_ssh::{Conn, Host, HostKeyPolicy, SshError};
+
+use crate::device_access::{self, DeviceAccess};
 use serde::{Deserialize, Serialize};
 
 /// What went wrong on a conversion host.
@@ -46,6 +48,16 @@ pub enum HostError {
         value: String,
         /// Why it is refused.
         message: &'static str,
+    },
+    /// The SSH user cannot open attached volumes (see [`crate::device_access`]).
+    #[error("{role} conversion host {name}: {}", crate::device_access::refusal(user))]
+    DeviceAccess {
+        /// `source` or `destination`.
+        role: &'static str,
+        /// The host's name.
+        name: String,
+        /// The SSH user.
+        user: String,
     },
     /// A local file (the agent binary, the known_hosts file) is unusable.
     #[error("{path}: {message}")]
@@ -99,6 +111,7 @@ pub struct Login {
 pub struct ConvHost {
     conn: Conn,
     home: String,
+    user: String,
     /// `source` or `destination`, for messages.
     pub role: &'static str,
     /// The host.
@@ -243,6 +256,7 @@ impl ConvHost {
         Ok(ConvHost {
             conn,
             home,
+            user: login.user.clone(),
             role,
             spec: spec.clone(),
         })
@@ -262,6 +276,17 @@ impl ConvHost {
             name: self.spec.name.clone(),
             message,
         }
+    }
+
+    /// Makes sure the SSH user can open the volumes attached to this host (before any is).
+    pub fn require_device_access(&self) -> Result<DeviceAccess, HostError> {
+        device_access::probe(&self.conn)
+            .map_err(|e| self.ssh(e))?
+            .ok_or_else(|| HostError::DeviceAccess {
+                role: self.role,
+                name: self.spec.name.clone(),
+                user: self.user.clone(),
+            })
     }
 
     /// The SSH session.

@@ -4,6 +4,7 @@ use crate::{cloud_options, connect, ssh_silence, ssh_silence_option, unused_time
 use osm_module::{run, Failure, Opt, Outcome, Spec, Type};
 use osm_ssh::{Host, HostKeyPolicy};
 use osm_workload::conversion::reach_address;
+use osm_workload::device_access;
 
 pub fn main() -> std::process::ExitCode {
     let spec = Spec::new("os_conversion_host_info")
@@ -69,11 +70,21 @@ pub fn main() -> std::process::ExitCode {
                 .wait_reachable(policy, timeout)
                 .map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
             conn.set_silence(silence);
-            conn.run(&["true"])
-                .map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?;
+            // The agent runs as this user and opens the attached volumes: a user who cannot is
+            // told now, before any volume is attached.
+            let access = device_access::probe(&conn)
+                .map_err(|e| Failure::new(format!("conversion host '{}': {e}", srv.name)))?
+                .ok_or_else(|| {
+                    Failure::new(format!(
+                        "conversion host '{}': {}",
+                        srv.name,
+                        device_access::refusal(user)
+                    ))
+                })?;
             let recorded = std::fs::read_to_string(&known_hosts).unwrap_or_default() != before;
             out = out
                 .with("ssh_reachable", true)
+                .with("device_access", access)
                 .with("host_key_recorded", recorded);
             out.changed = recorded;
         }

@@ -58,6 +58,7 @@ pub fn transfer_volumes(
     let src_host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
     let dst_host =
         ConvHost::connect("destination", &hosts.dst, &hosts.login).map_err(job.host_err())?;
+    dst_host.require_device_access().map_err(job.host_err())?;
     if dst_host
         .ensure_agent(&hosts.agent)
         .map_err(job.host_err())?
