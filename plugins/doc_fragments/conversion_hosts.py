@@ -37,6 +37,15 @@ options:
       - SSH port of the conversion hosts, unless their description says otherwise.
     type: int
     default: 22
+  ssh_silence_timeout:
+    description:
+      - How long, in seconds, a conversion host may stay silent during one SSH operation (a command,
+        an upload, a copy's progress) before the step fails with an error naming the host and the
+        command. A host that died or hangs mid-command ends the step instead of blocking it; cleanup
+        still runs.
+      - At least C(10), since a copy reports progress every 5 seconds.
+    type: int
+    default: 60
   ssh_user:
     description:
       - The login on the conversion hosts.

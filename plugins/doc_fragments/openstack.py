@@ -14,7 +14,10 @@ options:
       - The C(auth) mapping of a clouds.yaml cloud, for example C(auth_url), C(username), C(password),
         C(project_name), C(user_domain_name), C(project_domain_name), C(application_credential_id),
         C(application_credential_secret), C(token).
-      - Passwords, tokens and application credential secrets are masked in every output.
+      - Secret (declared C(no_log), as openstack.cloud declares it) - every value is masked in every output,
+        except those that name rather than prove (C(auth_url), C(username), C(user_domain_name),
+        C(project_name), C(project_domain_name), C(application_credential_id) and the like). A credential
+        field of any other name (a password, token, application credential secret, passcode) is masked.
     type: dict
   auth_type:
     description:
@@ -41,6 +44,7 @@ options:
         C(~/.config/openstack/clouds.yaml) or C(/etc/openstack/clouds.yaml); secrets may sit in
         secure.yaml beside it), or a mapping shaped like a clouds.yaml cloud entry.
       - When neither I(cloud) nor I(auth) is given, C(OS_CLOUD) or the C(OS_*) environment variables are used.
+      - Secret when a mapping - its credentials are masked in every output as in I(auth); a cloud name is not.
     type: raw
   interface:
     description:

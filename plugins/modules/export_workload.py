@@ -32,7 +32,8 @@ description:
     for the destination check.
   - Flavors, networks, subnets, security groups, ports, floating IPs, volumes and projects are read once
     per run, whatever the number of servers.
-  - The file is written atomically with mode 0640 and sorted keys, only when its content changes.
+  - The file is written atomically with mode 0600 (servers' user data often carries passwords and keys) and sorted
+    keys, only when its content changes; a file found readable by others is narrowed to 0600.
     No token or password is ever written into it.
 extends_documentation_fragment:
   - osm.workloads.openstack

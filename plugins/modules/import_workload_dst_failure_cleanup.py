@@ -51,7 +51,9 @@ options:
       - The destination cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),
         C(auth_type), C(region_name), C(interface), C(validate_certs), C(ca_cert), C(client_cert), C(client_key),
         C(api_timeout)) as the roles build it.
-      - Secrets inside it are masked in every output.
+      - Secret - in a mapping every value is masked in every output, except those that name rather than prove
+        (C(cloud), C(auth_url), C(username), C(project_name), C(region_name) and the like); a credential field of
+        any other name is masked too.
     type: raw
     required: true
   failure:

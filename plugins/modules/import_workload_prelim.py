@@ -22,6 +22,10 @@ description:
     destination (then C(changed) is false), nor when it is the source conversion host itself.
   - Starts a transfer with a new transfer id, which names and tags every resource the run creates. With I(resume),
     the transfer id of a failed run is kept, so its destination volumes are reused and the next sync sends only what they lack.
+  - A state belongs to the source server id and the destination project it records, not to the name. A state of
+    another server of that name (one deleted and made again, say) or of another destination project is never resumed;
+    it is set aside as C(workload_logs/<name>.<its source server id>.state), the log and C(msg) say so, and the run
+    starts its own transfer. Every later step refuses a state that is not this server's.
 extends_documentation_fragment:
   - osm.workloads.import_step
 options:
@@ -30,7 +34,9 @@ options:
       - The destination cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),
         C(auth_type), C(region_name), C(interface), C(validate_certs), C(ca_cert), C(client_cert), C(client_key),
         C(api_timeout)) as the roles build it.
-      - Secrets inside it are masked in every output.
+      - Secret - in a mapping every value is masked in every output, except those that name rather than prove
+        (C(cloud), C(auth_url), C(username), C(project_name), C(region_name) and the like); a credential field of
+        any other name is masked too.
     type: raw
     required: true
   conversion_host_pair:
@@ -87,7 +93,8 @@ transfer_id:
   returned: success
   type: str
 prelim:
-  description: All of the above, with C(skip_reason) and C(resumed).
+  description: All of the above, with C(skip_reason), C(resumed) and C(superseded_state) (where a state of another
+    server or destination project was set aside, else null).
   returned: success
   type: dict
 '''

@@ -31,8 +31,8 @@ description:
   - Progress goes to C(workload_logs/<name>.log) (percent, MiB/s, bytes read, bytes on the wire, compression,
     chunks found equal, ETA) and C(workload_logs/<name>.state) (JSON, with every sync round); each volume's proven
     manifest is written to C(workload_logs/<name>.<role>.manifest).
-  - Installs the link key (on the destination host; its public half authorized on the source host for forwarding
-    only) when it is missing.
+  - Installs the link key (on the destination host; its public half authorized on the source host for the agent's
+    bridge to its sockets only) when it is missing.
 extends_documentation_fragment:
   - osm.workloads.import_step
   - osm.workloads.conversion_hosts
@@ -55,7 +55,9 @@ options:
       - The source cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),
         C(auth_type), C(region_name), C(interface), C(validate_certs), C(ca_cert), C(client_cert), C(client_key),
         C(api_timeout)) as the roles build it.
-      - Secrets inside it are masked in every output.
+      - Secret - in a mapping every value is masked in every output, except those that name rather than prove
+        (C(cloud), C(auth_url), C(username), C(project_name), C(region_name) and the like); a credential field of
+        any other name is masked too.
     type: raw
     required: true
   dst_cloud:
@@ -63,7 +65,9 @@ options:
       - The destination cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),
         C(auth_type), C(region_name), C(interface), C(validate_certs), C(ca_cert), C(client_cert), C(client_key),
         C(api_timeout)) as the roles build it.
-      - Secrets inside it are masked in every output.
+      - Secret - in a mapping every value is masked in every output, except those that name rather than prove
+        (C(cloud), C(auth_url), C(username), C(project_name), C(region_name) and the like); a credential field of
+        any other name is masked too.
     type: raw
     required: true
   streams:

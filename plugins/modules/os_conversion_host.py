@@ -18,10 +18,18 @@ version_added: 1.0.0
 author: osm maintainers (@osm-migrate)
 description:
   - With I(state=present), creates what is missing, idempotently - the keypair (from I(public_key_path)), a network,
-    subnet and router with an external gateway (when I(manage_network)), a security group allowing SSH and ICMP from
-    I(ssh_cidr), the server (flavor, image or boot from volume, availability zone) and a floating IP (a fixed address or
-    a new one). A second run changes nothing.
-  - With I(state=absent), deletes them; a floating IP osm did not allocate is only disassociated.
+    subnet and router with an external gateway (when I(manage_network)), a security group, the server (flavor, image
+    or boot from volume, availability zone) and a floating IP (a fixed address or a new one). A second run changes
+    nothing.
+  - Everything it creates carries a mark (the description C(osm conversion host <name>), the server's metadata
+    C(osm_conversion_host)) and is looked up in the connection's project only, so that with admin credentials
+    another project's network, router or security group of the same name is never used, changed or deleted.
+  - The security group lets SSH and ICMP in from this machine only (its address towards the host, as the route
+    shows it), from I(ssh_from) (the other conversion host, for the link) and from I(ssh_cidr) when given. Rules osm
+    added for other sources are removed, so a second run narrows what an earlier one opened; rules an operator
+    added stay. When this machine's address cannot be told, I(ssh_cidr) is required.
+  - With I(state=absent), deletes what carries the mark in this project and leaves the rest, listing it in
+    C(kept) (and in a warning); a floating IP osm did not allocate is only disassociated.
   - A conversion host needs nothing installed but sshd.
 extends_documentation_fragment:
   - osm.workloads.openstack
@@ -127,9 +135,17 @@ options:
     default: os_migrate_conv
   ssh_cidr:
     description:
-      - Who may reach SSH and ICMP.
+      - Also let SSH and ICMP in from this address or network, widening the default (this machine and I(ssh_from));
+        for a migrator behind NAT, whose address the cloud sees differs from its own. C(0.0.0.0/0) opens SSH to
+        everyone.
     type: str
-    default: 0.0.0.0/0
+  ssh_from:
+    description:
+      - Addresses (or networks) that need SSH besides this machine - the destination conversion host, on the source
+        conversion host, for the link.
+    type: list
+    elements: str
+    default: []
   ssh_port:
     description:
       - SSH port to open.
@@ -185,6 +201,11 @@ EXAMPLES = r'''
 RETURN = r'''
 changes:
   description: What was (or would be) created or deleted.
+  returned: always
+  type: list
+  elements: str
+kept:
+  description: Resources of the configured names that osm did not make (no mark, or in another project), left alone.
   returned: always
   type: list
   elements: str

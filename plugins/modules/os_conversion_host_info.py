@@ -18,13 +18,22 @@ version_added: 1.0.0
 author: osm maintainers (@osm-migrate)
 description:
   - Looks a conversion host up by name or ID and returns its ID, name, status and address (its access IPv4, else
-    its floating IP).
+    its floating IP, else its fixed address - on I(network) when given - as a host on a provider network without
+    a floating IP has).
   - Fails clearly when it is missing, not ACTIVE, or has no address.
   - With I(ssh_key), also connects over SSH, checking the host key against I(known_hosts). With I(trust_on_first_use),
     an unknown key is recorded (deploy does this); a changed key is always refused.
+  - With I(ssh_key), also checks that the login can open the volumes osm will attach (the agent runs as this user
+    and reads or writes their block devices) - it must be root or in the C(disk) group. A user who is neither fails
+    here, naming the user and the fix, before any volume is attached.
 extends_documentation_fragment:
   - osm.workloads.openstack
 options:
+  network:
+    description:
+      - The network whose fixed address reaches the host when it has neither an access IPv4 nor a floating IP
+        (otherwise its first fixed address, IPv4 first).
+    type: str
   known_hosts:
     description:
       - The known_hosts file the host key is checked against (required with I(ssh_key)).
@@ -44,6 +53,13 @@ options:
       - SSH port.
     type: int
     default: 22
+  ssh_silence_timeout:
+    description:
+      - Seconds the host may stay silent during one SSH operation before the check fails, naming
+        the host and the command (a hung host ends the check instead of blocking it).
+      - At least C(10).
+    type: int
+    default: 60
   ssh_timeout:
     description:
       - Seconds to keep trying SSH (a host that just booted).
@@ -103,6 +119,10 @@ ssh_reachable:
   description: SSH worked (with I(ssh_key)).
   returned: when ssh_key is given
   type: bool
+device_access:
+  description: How the login opens attached volumes, C(root) or C(disk_group) (with I(ssh_key)).
+  returned: when ssh_key is given
+  type: str
 host_key_recorded:
   description: The host key was recorded now.
   returned: when ssh_key is given

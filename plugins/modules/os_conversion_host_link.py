@@ -19,8 +19,13 @@ author: osm maintainers (@osm-migrate)
 description:
   - Uploads the agent to both conversion hosts when their copy differs (by sha256).
   - Makes the link key on the destination host (its private half never leaves it), authorizes its public half on the
-    source host for forwarding only (C(restrict,port-forwarding)), and gives the destination host the source host's
-    key, as the migrator recorded it, so that the tunnel checks it.
+    source host for tunnels only, and gives the destination host the source host's key, as the migrator recorded it,
+    so that the tunnel checks it.
+  - The key's line in the source host's C(authorized_keys) is
+    C(restrict,command="<home>/.osm/bin/osm-agent bridge --root <home>/.osm"); whatever a client asks, the source
+    host runs the agent's bridge, which carries one connection to one of osm's sockets under C(~/.osm) and nothing
+    else (no shell, no other command, no pty, no port forward in either direction, no agent or X11 forwarding). An
+    older line of the same key is replaced, so that weaker options cannot stay in force.
   - Idempotent.
 extends_documentation_fragment:
   - osm.workloads.conversion_hosts

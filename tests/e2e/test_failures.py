@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -294,7 +295,7 @@ def test_agent_killed_during_the_copy_then_resumed(world, tmp_path):
 
 def test_tunnel_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-ssh",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(rf"^ssh .*-L {re.escape(str(world.sim.hosts_dir))}.*boot\.sock")])
+                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(rf"^ssh .* bridge --root {re.escape(str(world.sim.hosts_dir))}/")])
 
 
 def test_module_process_killed_during_the_copy_then_resumed(world, tmp_path):
@@ -321,4 +322,123 @@ def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_pa
             proc.kill()
     text = out.read_text()
     assert f"Workload '{name}' failed in step import_workload_export_volumes" in text, text[-4000:]
+    assert_recovered(world, name, server, [boot, data])
+
+
+def test_a_new_server_with_the_name_of_a_failed_one_gets_its_own_transfer(world, tmp_path):
+    """The state is the source server id's, not the name's: a failed run's transfer (its kept volumes)
+    is never adopted by a later server of the same name, whose own data arrives."""
+    name = "fident"
+    old, old_boot, old_data = source_vm(world, name, random_boot=True)
+    export_only(world, tmp_path, name)
+    import_failing(world, tmp_path, name, "import_workload_create_instance",
+                   dict(kind="http", method="POST", path=r"^/compute/v2\.1/servers$", cloud="dst", nth=1, count=1, status=500))
+    logs = world.data_dir / "workload_logs"
+    failed = yaml.safe_load((logs / f"{name}.state").read_text())
+    assert failed["status"] == "failed" and failed["source_id"] == old.id
+    dst = world.dst.conn
+    kept = sorted(v.id for v in dst.block_storage.volumes() if v.name.startswith(name))
+    assert len(kept) == 2, "resume kept the failed run's synced volumes"
+
+    # The operator deletes the source server and makes another of the same name, holding other data.
+    src = world.src.conn
+    src.compute.delete_server(old.id)
+    wait_until("the old source server to go", lambda: src.compute.find_server(old.id) is None)
+    for v in (old_boot, old_data):
+        wait_volume(src, v.id, "available")
+        src.block_storage.delete_volume(v.id)
+    new, new_boot, _ = source_vm(world, name)
+    assert new.id != old.id
+    want = world.sim.volume_sha256("src", new_boot.id)
+    assert want != world.sim.volume_sha256("dst", kept[0]) and want != world.sim.volume_sha256("dst", kept[1])
+    # Its entry replaces the old one in workloads.yml (export refuses two servers of one name).
+    wl = world.data_dir / "workloads.yml"
+    doc = yaml.safe_load(wl.read_text())
+    doc["resources"] = [r for r in doc["resources"] if r["_info"]["id"] != old.id]
+    wl.write_text(yaml.safe_dump(doc))
+    export_only(world, tmp_path, name)
+
+    run = import_(tmp_path, world.sim, world.data_dir, os_migrate_workloads_filter=[name])
+    assert run.rc == 0, run
+    assert "set aside" in run.output, "the run says it did not resume"
+    log = (logs / f"{name}.log").read_text()
+    assert f"the state file was for source server '{old.id}'" in log and "starting afresh" in log
+    assert "resuming transfer" not in log.split(f"source server '{old.id}'")[-1]
+    aside = yaml.safe_load((logs / f"{name}.{old.id}.state").read_text())
+    assert aside["transfer_id"] == failed["transfer_id"], "the old record is kept, as it was"
+    state = yaml.safe_load((logs / f"{name}.state").read_text())
+    assert state["source_id"] == new.id and state["transfer_id"] != failed["transfer_id"]
+    assert state["dst_project_id"] == dst.current_project_id
+
+    server = dst.compute.find_server(name)
+    vols = {dst.block_storage.get_volume(a["id"]).name: a["id"] for a in dst.compute.get_server(server.id).attached_volumes}
+    assert not set(vols.values()) & set(kept), "the new server did not adopt the old transfer's volumes"
+    assert world.sim.volume_sha256("dst", vols[f"{name}-boot"]) == want, "the new server's data arrived"
+    # The old transfer's volumes are still marked, so os_migrate_leftovers finds them; nothing else is left.
+    left = world.leftovers()
+    assert sorted(l.split()[3] for l in left) == kept, left
+    for v in kept:
+        dst.block_storage.delete_volume(v)
+        wait_until("a leftover volume to go", lambda v=v: dst.block_storage.find_volume(v) is None)
+    assert world.leftovers() == []
+
+
+def sshd_sessions(host_dir):
+    """The sshd processes serving the sessions of a simulated conversion host: the descendants of its
+    listening sshd (whose pid file is in the host's directory) that are sshd themselves."""
+    listener = int((Path(host_dir) / "etc" / "sshd.pid").read_text())
+    parent, comm = {}, {}
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+            except OSError:
+                continue
+            parent[int(p.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            comm[int(p.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
+
+    def under(pid):
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == listener:
+                return True
+        return False
+    return [p for p in parent if comm[p].startswith("sshd") and under(p)]
+
+
+def test_a_frozen_sshd_ends_the_step_in_bounded_time_and_cleanup_runs(world, tmp_path):
+    name = "fsilent"
+    server, boot, data = source_vm(world, name, random_boot=True)
+    export_only(world, tmp_path, name)
+    dst_host = next(h for h in world.sim.hosts()["hosts"] if h["cloud"] == "dst" and h["status"] == "ACTIVE")
+    silence = 10
+    proc, out = start_import(world, tmp_path, name, os_migrate_conversion_host_ssh_silence_timeout=silence,
+                             os_migrate_workload_resume=False)
+    stopped = []
+    try:
+        wait_until("the copy to be under way", lambda: copying(world, f"{name}-boot", 1 << 30) or proc.poll() is not None,
+                   timeout=300, interval=0.02)
+        assert proc.poll() is None, f"the import ended before the copy could be frozen: {out.read_text()[-3000:]}"
+        # The sshd serving the sync's session stops answering, as on a host that hangs; the host
+        # still accepts new sessions, which cleanup uses.
+        stopped = sshd_sessions(dst_host["dir"])
+        assert stopped, "the destination host serves the sync"
+        for p in stopped:
+            os.kill(p, signal.SIGSTOP)
+        frozen_at = time.monotonic()
+        proc.wait(timeout=600)
+        took = time.monotonic() - frozen_at
+    finally:
+        for p in stopped:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+    text = out.read_text()
+    assert f"Workload '{name}' failed in step import_workload_transfer_volumes" in text, text[-4000:]
+    assert f"did not answer for {silence} s while running" in text and dst_host["address"] in text, text[-4000:]
+    # The step ended after the silence, and cleanup (source and destination) ran within the bound too.
+    assert took < 150, f"{took:.0f} s from the freeze to the end of the playbook"
     assert_recovered(world, name, server, [boot, data])

@@ -107,7 +107,8 @@ pub enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
-    /// Forward a remote Unix socket to a local one over OpenSSH.
+    /// Make a remote Unix socket reachable as a local one over OpenSSH: each connection runs
+    /// `osm-agent bridge` on the remote host through its own ssh.
     Tunnel {
         /// The socket on the remote host.
         #[arg(long)]
@@ -130,12 +131,23 @@ pub enum Command {
         /// The known_hosts file with the remote host key.
         #[arg(long)]
         known_hosts: PathBuf,
-        /// Run in the background; return once the local socket exists.
+        /// The agent on the remote host (it runs the bridge).
+        #[arg(long)]
+        remote_agent: PathBuf,
+        /// Run in the background; return once a first connection reached the remote socket.
         #[arg(long, requires = "pid_file")]
         daemon: bool,
-        /// Where to write ssh's pid (with --daemon); ssh's messages go to PID_FILE.log.
+        /// Where to write the tunnel's pid (with --daemon); ssh's messages go to PID_FILE.log.
         #[arg(long, requires = "daemon")]
         pid_file: Option<PathBuf>,
+    },
+    /// The remote end of a tunnel connection (the link key's forced command): reads a socket
+    /// path from the first line of stdin and carries stdin and stdout to and from that socket,
+    /// which must lie inside --root.
+    Bridge {
+        /// The directory every reachable socket lies in (the agent's directory, ~/.osm).
+        #[arg(long)]
+        root: PathBuf,
     },
 }
 
@@ -216,6 +228,7 @@ pub fn run(cli: Cli) -> Result<()> {
             user,
             identity,
             known_hosts,
+            remote_agent,
             daemon: _,
             pid_file,
         } => tunnel::run(tunnel::TunnelOptions {
@@ -226,7 +239,9 @@ pub fn run(cli: Cli) -> Result<()> {
             user,
             identity,
             known_hosts,
+            remote_agent,
             daemon: pid_file,
         }),
+        Command::Bridge { root } => tunnel::bridge(&root),
     }
 }

@@ -8,7 +8,8 @@ The conversion-host agent, `osm-agent`: one static binary that moves a disk betw
   digest their own disk chunk by chunk, only what differs crosses (compressed), zero ranges go
   through one zeroing policy, and what was written is read back and digested again. The source is
   another agent (`serve` answers the sync protocol on its NBD socket) or any NBD server.
-- [`tunnel`] forwards a remote socket over OpenSSH; [`device`] finds an attached volume by serial;
+- [`tunnel`] makes a remote socket reachable over OpenSSH through `bridge`, the link key's only
+  command; [`device`] finds an attached volume by serial;
   [`daemon`] runs things in the background and stops them.
 
 The command line ([`cli::Cli`]) maps one-to-one onto these; `main` only parses and picks the exit

@@ -240,7 +240,7 @@ fn coerce_opt(spec: &Spec, opt: &Opt, value: &Value) -> Result<Value, ArgError> 
         module: spec.module,
         option,
         expected: expected.describe(),
-        got: describe_value(got, opt.secret),
+        got: describe_value(got, opt.secret.is_some()),
     };
     let v = coerce(opt.ty, value).ok_or_else(|| wrong(opt.name.to_string(), opt.ty, value))?;
     let v = match (v, opt.elements) {
@@ -269,7 +269,7 @@ fn coerce_opt(spec: &Spec, opt: &Opt, value: &Value) -> Result<Value, ArgError> 
                     module: spec.module,
                     option: opt.name.to_string(),
                     choices: opt.choices.join(", "),
-                    got: describe_value(item, opt.secret),
+                    got: describe_value(item, opt.secret.is_some()),
                 })
             }
         };

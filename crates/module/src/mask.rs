@@ -5,12 +5,60 @@
 
 use serde_json::{Map, Value};
 
-use crate::spec::Spec;
+use crate::spec::{Secret, Spec};
 
 /// What a secret is replaced with.
 pub const MASK: &str = "********";
 
-/// Keys that hold a secret inside any dictionary option (a `cloud` or `auth` dict given inline).
+/// Keys of a cloud connection (clouds.yaml's cloud entry and its `auth`) whose values name rather
+/// than prove. In a [`Secret::Credentials`] option every other value is masked: a credential field
+/// this list does not know (`passcode`, `totp`, a plugin's own) is secret by default.
+const PUBLIC_KEYS: &[&str] = &[
+    "cloud",
+    "auth_type",
+    "region_name",
+    "interface",
+    "endpoint_type",
+    "validate_certs",
+    "verify",
+    "ca_cert",
+    "cacert",
+    "client_cert",
+    "cert",
+    "client_key",
+    "key",
+    "api_timeout",
+    "wait",
+    "timeout",
+    "sdk_log_path",
+    "sdk_log_level",
+    "identity_api_version",
+    "compute_api_version",
+    "volume_api_version",
+    "image_api_version",
+    "network_api_version",
+    "auth_url",
+    "username",
+    "user_id",
+    "user_domain_name",
+    "user_domain_id",
+    "project_name",
+    "project_id",
+    "project_domain_name",
+    "project_domain_id",
+    "domain_name",
+    "domain_id",
+    "tenant_name",
+    "tenant_id",
+    "default_domain_id",
+    "default_domain_name",
+    "application_credential_id",
+    "application_credential_name",
+    "system_scope",
+];
+
+/// Keys that hold a secret inside any dictionary of an option not declared secret (a workload's
+/// data, say): a second line of defence behind the declared secrets.
 const SECRET_KEYS: &[&str] = &[
     "password",
     "token",
@@ -33,8 +81,7 @@ impl Secrets {
     pub fn from_params(spec: &Spec, params: &Map<String, Value>) -> Secrets {
         let mut s = Secrets::default();
         for (name, value) in params {
-            let secret = spec.find(name).is_some_and(|o| o.secret);
-            s.collect(value, secret);
+            s.collect_option(value, spec.find(name).and_then(|o| o.secret));
         }
         s.finish();
         s
@@ -44,8 +91,7 @@ impl Secrets {
     pub fn from_raw(spec: &Spec, raw: &Map<String, Value>) -> Secrets {
         let mut s = Secrets::default();
         for (name, value) in raw {
-            let secret = spec.find(name).is_some_and(|o| o.secret);
-            s.collect(value, secret);
+            s.collect_option(value, spec.find(name).and_then(|o| o.secret));
         }
         s.finish();
         s
@@ -57,6 +103,31 @@ impl Secrets {
         if !secret.is_empty() {
             self.values.push(secret);
             self.finish();
+        }
+    }
+
+    fn collect_option(&mut self, v: &Value, secret: Option<Secret>) {
+        match secret {
+            Some(Secret::Value) => self.collect(v, true),
+            Some(Secret::Credentials) => self.collect_credentials(v),
+            None => self.collect(v, false),
+        }
+    }
+
+    /// A connection mapping: `auth` is walked as one too; a public key's plain value is a name;
+    /// anything else is secret. Not a mapping: a cloud's name.
+    fn collect_credentials(&mut self, v: &Value) {
+        let Value::Object(m) = v else {
+            return self.collect(v, false);
+        };
+        for (k, item) in m {
+            let k = k.to_ascii_lowercase();
+            if k == "auth" {
+                self.collect_credentials(item);
+            } else if !(PUBLIC_KEYS.contains(&k.as_str()) && !item.is_object() && !item.is_array())
+            {
+                self.collect(item, true);
+            }
         }
     }
 
@@ -140,6 +211,33 @@ mod tests {
         );
         assert_eq!(out["name"], json!("web"));
         assert_eq!(out["nested"][0], json!({"********": "p"}));
+    }
+
+    #[test]
+    fn credentials_mask_all_but_the_names() {
+        let spec = Spec::new("m")
+            .opt(Opt::new("auth", Type::Dict).credentials())
+            .opt(Opt::new("cloud", Type::Raw).credentials());
+        let params = json!({
+            "auth": {"auth_url": "http://keystone:5000/v3", "username": "alice", "password": "pw-1",
+                     "passcode": "otp-2", "project_name": "migration", "token": "tok-3"},
+            "cloud": {"cloud": "src", "region_name": "r1", "auth_type": "v3applicationcredential",
+                      "auth": {"application_credential_id": "cred-id", "application_credential_secret": "acs-4"},
+                      "unknown_field": "u-5"}});
+        let Value::Object(params) = params else {
+            unreachable!("object literal")
+        };
+        let s = Secrets::from_params(&spec, &params);
+        let text = "pw-1 otp-2 tok-3 acs-4 u-5 | alice migration src r1 cred-id http://keystone:5000/v3";
+        assert_eq!(
+            s.mask_str(text),
+            "******** ******** ******** ******** ******** | alice migration src r1 cred-id http://keystone:5000/v3"
+        );
+        let bare = json!({"cloud": "src"});
+        let Value::Object(bare) = bare else {
+            unreachable!("object literal")
+        };
+        assert_eq!(Secrets::from_params(&spec, &bare).mask_str("src"), "src");
     }
 
     #[test]

@@ -41,6 +41,18 @@ impl Type {
     }
 }
 
+/// What of an option's value is secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Secret {
+    /// All of it: every string inside.
+    Value,
+    /// A cloud connection (a clouds.yaml cloud name, or a mapping of connection options with
+    /// `auth`): every string in a mapping is secret except the values of keys known to name rather
+    /// than prove (`auth_url`, `username`, `project_name`, `region_name`, ...). A key not known is
+    /// secret, so a new credential field cannot leak by its name; a bare name is not.
+    Credentials,
+}
+
 /// One option of a module.
 #[derive(Debug, Clone)]
 pub struct Opt {
@@ -51,7 +63,7 @@ pub struct Opt {
     pub(crate) default: Option<Value>,
     pub(crate) aliases: &'static [&'static str],
     pub(crate) choices: &'static [&'static str],
-    pub(crate) secret: bool,
+    pub(crate) secret: Option<Secret>,
 }
 
 impl Opt {
@@ -65,7 +77,7 @@ impl Opt {
             default: None,
             aliases: &[],
             choices: &[],
-            secret: false,
+            secret: None,
         }
     }
 
@@ -102,7 +114,16 @@ impl Opt {
     /// The option holds a secret (`no_log`): its value, and any string inside it, is masked in every
     /// output of the module.
     pub fn secret(mut self) -> Opt {
-        self.secret = true;
+        self.secret = Some(Secret::Value);
+        self
+    }
+
+    /// The option holds a cloud connection's credentials (`no_log`, like openstack.cloud's `auth`):
+    /// every string in a mapping is masked in every output, except the values of the keys that name
+    /// rather than prove (`auth_url`, `username`, `project_name`, `region_name`, ...); a bare string
+    /// (a clouds.yaml cloud name) is not masked.
+    pub fn credentials(mut self) -> Opt {
+        self.secret = Some(Secret::Credentials);
         self
     }
 
@@ -232,7 +253,7 @@ impl Spec {
             if let Some(e) = o.elements {
                 d.insert("elements".into(), Value::from(type_name(e)));
             }
-            if o.secret {
+            if o.secret.is_some() {
                 d.insert("no_log".into(), Value::from(true));
             }
             options.insert(o.name.into(), Value::Object(d));

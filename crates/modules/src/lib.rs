@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 /// and `sdk_log_level`. (Its `timeout` is each module's own: the defaults differ.)
 pub fn cloud_options() -> Vec<Opt> {
     vec![
-        Opt::new("cloud", Type::Raw),
-        Opt::new("auth", Type::Dict),
+        Opt::new("cloud", Type::Raw).credentials(),
+        Opt::new("auth", Type::Dict).credentials(),
         Opt::new("auth_type", Type::Str),
         Opt::new("region_name", Type::Str),
         Opt::new("interface", Type::Str)
@@ -161,10 +161,10 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
                 .choices(&["cold", "precopy", "cutover"]),
         );
     if parts.src {
-        spec = spec.opt(Opt::new("src_cloud", Type::Raw).required());
+        spec = spec.opt(Opt::new("src_cloud", Type::Raw).required().credentials());
     }
     if parts.dst {
-        spec = spec.opt(Opt::new("dst_cloud", Type::Raw).required());
+        spec = spec.opt(Opt::new("dst_cloud", Type::Raw).required().credentials());
     }
     if parts.hosts {
         spec = spec
@@ -173,10 +173,34 @@ pub fn step_spec(module: &'static str, parts: StepParts) -> osm_module::Spec {
             .opt(Opt::new("ssh_user", Type::Str).default("cloud-user"))
             .opt(Opt::new("ssh_key", Type::Path).required())
             .opt(Opt::new("ssh_port", Type::Int).default(22))
+            .opt(ssh_silence_option())
             .opt(Opt::new("known_hosts", Type::Path))
             .opt(Opt::new("agent_path", Type::Path).required());
     }
     spec
+}
+
+/// `ssh_silence_timeout`: how long a conversion host may stay silent during one SSH operation.
+pub fn ssh_silence_option() -> Opt {
+    Opt::new("ssh_silence_timeout", Type::Int).default(osm_ssh::DEFAULT_SILENCE.as_secs())
+}
+
+/// The shortest `ssh_silence_timeout`: a sync reports progress every 5 seconds, so a shorter bound
+/// would end healthy copies.
+const MIN_SILENCE_S: u64 = 10;
+
+/// The value of `ssh_silence_timeout`.
+pub fn ssh_silence(params: &Map<String, Value>) -> Result<std::time::Duration, Failure> {
+    let secs = params
+        .get("ssh_silence_timeout")
+        .and_then(Value::as_i64)
+        .unwrap_or(osm_ssh::DEFAULT_SILENCE.as_secs() as i64);
+    match u64::try_from(secs) {
+        Ok(s) if s >= MIN_SILENCE_S => Ok(std::time::Duration::from_secs(s)),
+        _ => Err(Failure::new(format!(
+            "option 'ssh_silence_timeout': {secs} is too short; give at least {MIN_SILENCE_S} seconds (a copy reports progress every 5 seconds); nothing was changed"
+        ))),
+    }
 }
 
 fn host_opt(name: &'static str, optional: bool) -> Opt {
@@ -292,6 +316,7 @@ pub fn hosts(params: &Map<String, Value>) -> Result<osm_workload::import::Hosts,
             known_hosts,
             policy: osm_ssh::HostKeyPolicy::Verify,
             timeout: timeout.min(std::time::Duration::from_secs(300)),
+            silence: ssh_silence(params)?,
         },
         agent: params
             .get("agent_path")

@@ -243,7 +243,7 @@ impl<'a> BlockStorageApi<'a> {
 
     fn volume_action(&self, id: &str, body: Value) -> Result<()> {
         self.conn
-            .call(Call::post(S, format!("/volumes/{}/action", seg(id))).json(&body)?)
+            .call(Call::post(S, format!("/volumes/{}/action", seg("volume", id)?)).json(&body)?)
             .map(drop)
             .map_err(|e| e.not_found_as("volume", id))
     }

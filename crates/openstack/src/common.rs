@@ -67,7 +67,11 @@ pub(crate) fn find_one<T>(
 ) -> Result<Option<T>> {
     match get() {
         Ok(v) => return Ok(Some(v)),
-        Err(e) if e.is_not_found() || e.status() == Some(400) => {}
+        // A name that is no usable ID (`..`) is still a name: look for it in the list.
+        Err(e)
+            if e.is_not_found()
+                || e.status() == Some(400)
+                || matches!(e, Error::BadSegment { .. }) => {}
         Err(e) => return Err(e),
     }
     let mut matches: Vec<T> = list_by_name()?

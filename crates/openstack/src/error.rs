@@ -141,6 +141,16 @@ pub enum Error {
         message: String,
     },
 
+    /// A name or ID that cannot stand in a request path (`.`, `..` or empty): sent, it would
+    /// address another resource than the one named.
+    #[error("{kind} {value:?} cannot be named in a request path (it would address another resource); nothing was sent")]
+    BadSegment {
+        /// What it names (`volume`, `server`, `tag`, ...).
+        kind: String,
+        /// The value refused.
+        value: String,
+    },
+
     /// Reading the data to upload or writing downloaded data failed.
     #[error("{context}: {source}")]
     Io {

@@ -199,7 +199,7 @@ impl<'a> ImageApi<'a> {
             Some(n) => reqwest::blocking::Body::sized(data, n),
             None => reqwest::blocking::Body::new(data),
         };
-        let mut call = Call::put(S, format!("/images/{}/file", seg(id)));
+        let mut call = Call::put(S, format!("/images/{}/file", seg("image", id)?));
         call.body = Body::Stream(Some(body));
         call.data_transfer = true;
         self.conn
@@ -211,7 +211,7 @@ impl<'a> ImageApi<'a> {
     /// Downloads the image data (`GET /images/{id}/file`) into `out`; returns the byte count
     /// (0 for an image without data).
     pub fn download_image_data(&self, id: &str, out: &mut dyn Write) -> Result<u64> {
-        let mut call = Call::get(S, format!("/images/{}/file", seg(id)));
+        let mut call = Call::get(S, format!("/images/{}/file", seg("image", id)?));
         call.data_transfer = true;
         let mut resp = self
             .conn
@@ -266,7 +266,11 @@ impl<'a> ImageApi<'a> {
             context: "encoding an image patch".into(),
             source: e.into(),
         })?;
-        let mut call = Call::new(S, reqwest::Method::PATCH, format!("/images/{}", seg(id)));
+        let mut call = Call::new(
+            S,
+            reqwest::Method::PATCH,
+            format!("/images/{}", seg("image", id)?),
+        );
         call.body = Body::Bytes(bytes, PATCH_CONTENT_TYPE);
         self.conn
             .call_json(call)
@@ -278,7 +282,7 @@ impl<'a> ImageApi<'a> {
         self.conn
             .call(Call::put(
                 S,
-                format!("/images/{}/tags/{}", seg(id), seg(tag)),
+                format!("/images/{}/tags/{}", seg("image", id)?, seg("tag", tag)?),
             ))
             .map(drop)
             .map_err(|e| e.not_found_as("image", id))

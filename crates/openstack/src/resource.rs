@@ -37,8 +37,8 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
-    fn item(&self, id: &str) -> String {
-        format!("{}/{}", self.path, seg(id))
+    fn item(&self, id: &str) -> Result<String> {
+        Ok(format!("{}/{}", self.path, seg(self.kind, id)?))
     }
 
     /// `call` with `body` as its JSON, wrapped in `{singular: body}` where the API wants that.
@@ -257,7 +257,7 @@ impl Connection {
 
     /// One item by ID; [`crate::Error::NotFound`] if there is none.
     pub(crate) fn get<T: DeserializeOwned>(&self, r: &Resource, id: &str) -> Result<T> {
-        r.one(self, Call::get(r.service, r.item(id)))
+        r.one(self, Call::get(r.service, r.item(id)?))
             .map_err(|e| e.not_found_as(r.kind, id))
     }
 
@@ -298,7 +298,7 @@ impl Connection {
         id: &str,
         changes: &impl Serialize,
     ) -> Result<T> {
-        let call = r.with_body(Call::put(r.service, r.item(id)), changes)?;
+        let call = r.with_body(Call::put(r.service, r.item(id)?), changes)?;
         r.one(self, call).map_err(|e| e.not_found_as(r.kind, id))
     }
 
@@ -309,7 +309,7 @@ impl Connection {
 
     /// Deletes an item with query parameters (Cinder's `cascade`).
     pub(crate) fn delete_with(&self, r: &Resource, id: &str, query: &Query) -> Result<()> {
-        self.call(Call::delete(r.service, r.item(id)).queries(query))
+        self.call(Call::delete(r.service, r.item(id)?).queries(query))
             .map(drop)
             .map_err(|e| e.not_found_as(r.kind, id))
     }
@@ -322,7 +322,7 @@ impl Connection {
         id: &str,
         metadata: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>> {
-        let call = Call::post(r.service, format!("{}/metadata", r.item(id))).json(&Wrapped {
+        let call = Call::post(r.service, format!("{}/metadata", r.item(id)?)).json(&Wrapped {
             key: "metadata",
             body: metadata,
         })?;
@@ -332,7 +332,7 @@ impl Connection {
 
     /// Removes one metadata key of an item; a key that is already gone is not an error.
     pub(crate) fn delete_metadata(&self, r: &Resource, id: &str, key: &str) -> Result<()> {
-        let path = format!("{}/metadata/{}", r.item(id), seg(key));
+        let path = format!("{}/metadata/{}", r.item(id)?, seg("metadata key", key)?);
         match self.call(Call::delete(r.service, path)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() && self.get::<IgnoredAny>(r, id).is_ok() => Ok(()),

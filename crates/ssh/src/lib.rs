@@ -121,6 +121,12 @@ pub enum SshError {
         /// The error.
         message: String,
     },
+    /// An argument holds a NUL byte, which no command line can carry.
+    #[error("argument {argument:?} holds a NUL byte, which no command line can carry; nothing was run")]
+    Nul {
+        /// The argument.
+        argument: String,
+    },
     /// A local file could not be read.
     #[error("cannot read local file {path}: {source}")]
     Local {
@@ -405,24 +411,31 @@ fn base64(data: &[u8]) -> String {
 }
 
 /// Quotes one argument for a POSIX shell: the result is always a single word with the exact bytes
-/// of `arg`, whatever it holds (spaces, `$(...)`, quotes, newlines).
-pub fn quote(arg: &str) -> String {
+/// of `arg`, whatever it holds (spaces, `$(...)`, quotes, newlines). A NUL byte is refused: no
+/// command line can carry it (the remote shell would end the argument there, running another
+/// command than the one asked for).
+pub fn quote(arg: &str) -> Result<String, SshError> {
+    if arg.contains('\0') {
+        return Err(SshError::Nul {
+            argument: arg.to_string(),
+        });
+    }
     if !arg.is_empty()
         && arg
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
     {
-        return arg.to_string();
+        return Ok(arg.to_string());
     }
-    format!("'{}'", arg.replace('\'', r"'\''"))
+    Ok(format!("'{}'", arg.replace('\'', r"'\''")))
 }
 
 /// The command line for an argument vector, each argument quoted.
-pub fn command_line<S: AsRef<str>>(argv: &[S]) -> String {
+pub fn command_line<S: AsRef<str>>(argv: &[S]) -> Result<String, SshError> {
     argv.iter()
         .map(|a| quote(a.as_ref()))
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect::<Result<Vec<_>, _>>()
+        .map(|words| words.join(" "))
 }
 
 /// What a command printed and how it exited.
@@ -497,13 +510,13 @@ impl Conn {
 
     /// Runs `argv` (quoted) and returns its output, whatever its exit status.
     pub fn run_unchecked<S: AsRef<str>>(&self, argv: &[S]) -> Result<Output, SshError> {
-        self.exec(&command_line(argv), None, |_| {}, self.silence)
+        self.exec(&command_line(argv)?, None, |_| {}, self.silence)
             .map(Raw::text)
     }
 
     /// Runs `argv` (quoted); a non-zero exit status is an error carrying stderr.
     pub fn run<S: AsRef<str>>(&self, argv: &[S]) -> Result<Output, SshError> {
-        let cmd = command_line(argv);
+        let cmd = command_line(argv)?;
         let out = self.exec(&cmd, None, |_| {}, self.silence)?;
         self.checked(cmd, out.text())
     }
@@ -515,7 +528,7 @@ impl Conn {
         argv: &[S],
         quiet: Duration,
     ) -> Result<Output, SshError> {
-        let cmd = command_line(argv);
+        let cmd = command_line(argv)?;
         let out = self.exec(&cmd, None, |_| {}, self.silence + quiet)?;
         self.checked(cmd, out.text())
     }
@@ -526,7 +539,7 @@ impl Conn {
         argv: &[S],
         input: &mut dyn Read,
     ) -> Result<Output, SshError> {
-        let cmd = command_line(argv);
+        let cmd = command_line(argv)?;
         let out = self.exec(&cmd, Some(input), |_| {}, self.silence)?;
         self.checked(cmd, out.text())
     }
@@ -537,14 +550,14 @@ impl Conn {
         argv: &[S],
         on_line: impl FnMut(&str),
     ) -> Result<Output, SshError> {
-        let cmd = command_line(argv);
+        let cmd = command_line(argv)?;
         let out = self.exec(&cmd, None, on_line, self.silence)?;
         self.checked(cmd, out.text())
     }
 
     /// The bytes of a file on the host.
     pub fn read_file(&self, remote: &str) -> Result<Vec<u8>, SshError> {
-        let cmd = command_line(&["cat", "--", remote]);
+        let cmd = command_line(&["cat", "--", remote])?;
         let out = self.exec(&cmd, None, |_| {}, self.silence)?;
         if out.status != 0 {
             let text = out.text();
@@ -830,12 +843,24 @@ mod tests {
 
     #[test]
     fn quoting_keeps_every_byte_in_one_word() {
-        assert_eq!(quote("plain-name_1.2"), "plain-name_1.2");
-        assert_eq!(quote(""), "''");
-        assert_eq!(quote("web 01; $(id)"), "'web 01; $(id)'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote("a\nb"), "'a\nb'");
-        assert_eq!(command_line(&["echo", "a b", "`id`"]), "echo 'a b' '`id`'");
+        let q = |s| quote(s).expect("quotable");
+        assert_eq!(q("plain-name_1.2"), "plain-name_1.2");
+        assert_eq!(q(""), "''");
+        assert_eq!(q("web 01; $(id)"), "'web 01; $(id)'");
+        assert_eq!(q("it's"), r"'it'\''s'");
+        assert_eq!(q("a\nb"), "'a\nb'");
+        assert_eq!(
+            command_line(&["echo", "a b", "`id`"]).expect("quotable"),
+            "echo 'a b' '`id`'"
+        );
+    }
+
+    #[test]
+    fn a_nul_byte_is_refused_not_cut() {
+        let e = quote("vol\0; rm -rf /").expect_err("refused");
+        assert!(matches!(e, SshError::Nul { .. }), "{e:?}");
+        assert!(e.to_string().contains("NUL"), "{e}");
+        assert!(command_line(&["cat", "--", "a\0b"]).is_err());
     }
 
     #[test]

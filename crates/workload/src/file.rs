@@ -214,19 +214,37 @@ impl WorkloadsFile {
 
     /// Writes the file if its content differs from what is on disk; returns whether it wrote.
     /// The write is atomic (a temporary file in the same directory, then rename) and the file's
-    /// mode is 0640: it describes customers' servers.
+    /// mode is 0600: it holds servers' user data, which often carries passwords and keys. A file
+    /// left readable by others (written by an older release, or by hand) is narrowed even when its
+    /// content stays.
     pub fn save(&self, path: &Path) -> Result<bool, FileError> {
+        use std::os::unix::fs::PermissionsExt;
         let text = self.to_yaml(path)?;
+        let write_err = |source| FileError::Write {
+            path: path.into(),
+            source,
+        };
         if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+            let mode = std::fs::metadata(path)
+                .map_err(write_err)?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(WORKLOADS_MODE))
+                    .map_err(write_err)?;
+            }
             return Ok(false);
         }
-        write_atomic(path, text.as_bytes(), 0o640).map_err(|source| FileError::Write {
+        write_atomic(path, text.as_bytes(), WORKLOADS_MODE).map_err(|source| FileError::Write {
             path: path.into(),
             source,
         })?;
         Ok(true)
     }
 }
+
+/// The mode of workloads.yml: its owner's alone (user data carries secrets).
+const WORKLOADS_MODE: u32 = 0o600;
 
 /// Rebuilds every mapping with its keys in sorted order, whatever map type serde_json was built with.
 pub fn sorted(v: Value) -> Value {

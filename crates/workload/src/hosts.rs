@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use osm_ssh::{Conn, Host, HostKeyPolicy, SshError};
+
+use crate::device_access::{self, DeviceAccess};
 use serde::{Deserialize, Serialize};
 
 /// What went wrong on a conversion host.
@@ -32,6 +34,30 @@ pub enum HostError {
         name: String,
         /// What happened.
         message: String,
+    },
+    /// A login setting would be read as something else than a name (an option, another command).
+    #[error("{role} conversion host {name}: {field} {value:?} {message}")]
+    Setting {
+        /// `source` or `destination`.
+        role: &'static str,
+        /// The host's name.
+        name: String,
+        /// The setting (`ssh_user`, `address`).
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it is refused.
+        message: &'static str,
+    },
+    /// The SSH user cannot open attached volumes (see [`crate::device_access`]).
+    #[error("{role} conversion host {name}: {}", crate::device_access::refusal(user))]
+    DeviceAccess {
+        /// `source` or `destination`.
+        role: &'static str,
+        /// The host's name.
+        name: String,
+        /// The SSH user.
+        user: String,
     },
     /// A local file (the agent binary, the known_hosts file) is unusable.
     #[error("{path}: {message}")]
@@ -76,12 +102,16 @@ pub struct Login {
     pub policy: HostKeyPolicy,
     /// How long to keep trying to connect.
     pub timeout: Duration,
+    /// How long a host may stay silent during one operation before it fails
+    /// (`ssh_silence_timeout`).
+    pub silence: Duration,
 }
 
 /// A connected conversion host.
 pub struct ConvHost {
     conn: Conn,
     home: String,
+    user: String,
     /// `source` or `destination`, for messages.
     pub role: &'static str,
     /// The host.
@@ -195,6 +225,17 @@ impl ConvHost {
         spec: &HostSpec,
         login: &Login,
     ) -> Result<ConvHost, HostError> {
+        for (field, value) in [("ssh_user", &login.user), ("address", &spec.address)] {
+            if let Some(message) = unusable_login_word(value) {
+                return Err(HostError::Setting {
+                    role,
+                    name: spec.name.clone(),
+                    field,
+                    value: value.clone(),
+                    message,
+                });
+            }
+        }
         let host = Host::new(
             spec.address.clone(),
             spec.ssh_port,
@@ -207,13 +248,15 @@ impl ConvHost {
             name: spec.name.clone(),
             source,
         };
-        let conn = host
+        let mut conn = host
             .wait_reachable(login.policy, login.timeout)
             .map_err(ssh)?;
+        conn.set_silence(login.silence);
         let home = conn.home().map_err(ssh)?;
         Ok(ConvHost {
             conn,
             home,
+            user: login.user.clone(),
             role,
             spec: spec.clone(),
         })
@@ -233,6 +276,17 @@ impl ConvHost {
             name: self.spec.name.clone(),
             message,
         }
+    }
+
+    /// Makes sure the SSH user can open the volumes attached to this host (before any is).
+    pub fn require_device_access(&self) -> Result<DeviceAccess, HostError> {
+        device_access::probe(&self.conn)
+            .map_err(|e| self.ssh(e))?
+            .ok_or_else(|| HostError::DeviceAccess {
+                role: self.role,
+                name: self.spec.name.clone(),
+                user: self.user.clone(),
+            })
     }
 
     /// The SSH session.
@@ -417,22 +471,25 @@ impl ConvHost {
     }
 
     /// Starts the tunnels that make the source host's export socket `remote` appear here as each
-    /// `(local socket, pid file)` of `tunnels`: one ssh process each, all started at once (each
-    /// takes a key exchange to come up) in one command.
+    /// `(local socket, pid file)` of `tunnels`, through the bridge of the source host's agent
+    /// `remote_agent`: one tunnel each, all started at once (each takes a key exchange to come up)
+    /// in one command.
     pub fn tunnels(
         &self,
         src: &HostSpec,
         user: &str,
         remote: &str,
+        remote_agent: &str,
         tunnels: &[(String, String)],
     ) -> Result<(), HostError> {
         let port = src.ssh_port.to_string();
         let key = self.link_key();
         let known = self.link_known_hosts();
-        let script = "a=$1 r=$2 h=$3 p=$4 u=$5 k=$6 n=$7; shift 7; pids=; \
+        let script = "a=$1 r=$2 h=$3 p=$4 u=$5 k=$6 n=$7 g=$8; shift 8; pids=; \
                       while [ $# -ge 2 ]; do \
                         \"$a\" tunnel --remote-socket \"$r\" --local-socket \"$1\" --host \"$h\" --port \"$p\" \
-                          --user \"$u\" --identity \"$k\" --known-hosts \"$n\" --daemon --pid-file \"$2\" & \
+                          --user \"$u\" --identity \"$k\" --known-hosts \"$n\" --remote-agent \"$g\" \
+                          --daemon --pid-file \"$2\" & \
                         pids=\"$pids $!\"; shift 2; \
                       done; st=0; for x in $pids; do wait \"$x\" || st=1; done; exit $st";
         let agent = self.agent();
@@ -448,6 +505,7 @@ impl ConvHost {
             user,
             &key,
             &known,
+            remote_agent,
         ];
         for (local, pid) in tunnels {
             argv.push(local);
@@ -536,6 +594,20 @@ impl ConvHost {
     }
 }
 
+/// Why a user or address cannot be a login: the tunnel hands both to ssh as `user@address`, where a
+/// leading `-` would be an option.
+fn unusable_login_word(v: &str) -> Option<&'static str> {
+    if v.is_empty() {
+        Some("is empty")
+    } else if v.starts_with('-') {
+        Some("starts with '-', which ssh would read as an option; refused")
+    } else if v.chars().any(char::is_control) {
+        Some("holds a control character; refused")
+    } else {
+        None
+    }
+}
+
 /// Lines of a known_hosts file for an entry (`addr` or `[addr]:port`).
 pub fn known_host_lines(known_hosts: &Path, entry: &str) -> Result<Vec<String>, HostError> {
     let text = std::fs::read_to_string(known_hosts).map_err(|e| HostError::Local {
@@ -553,10 +625,38 @@ pub fn known_host_lines(known_hosts: &Path, entry: &str) -> Result<Vec<String>, 
         .collect())
 }
 
+/// The `authorized_keys` line of the link key on the source host: everything off (`restrict`: no
+/// port forwarding in either direction, no pty, no agent or X11 forwarding, no `~/.ssh/rc`) and one
+/// forced command, the agent's bridge to the sockets under its own directory, whatever the client
+/// asks to run. (An `ssh -L` key cannot be narrowed to Unix sockets: `permitopen` has no form for
+/// them and would refuse them all, while without it the key reaches every TCP service the source
+/// host reaches; and `permitlisten` has no form that refuses every remote forward.)
+pub fn link_key_line(src: &ConvHost, public: &str) -> Result<String, HostError> {
+    let (agent, root) = (src.agent(), src.osm_dir());
+    for (field, value) in [("agent path", &agent), ("agent directory", &root)] {
+        // The forced command is a shell line inside a quoted option: plain paths only.
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+@%=:,".contains(&b))
+        {
+            return Err(HostError::Setting {
+                role: src.role,
+                name: src.spec.name.clone(),
+                field,
+                value: value.clone(),
+                message: "is not a plain path (the login's home holds unusual characters); the link key's forced command cannot name it",
+            });
+        }
+    }
+    Ok(format!(
+        "restrict,command=\"{agent} bridge --root {root}\" {public}"
+    ))
+}
+
 /// Lets the destination host reach the source host for the tunnel, idempotently: a link key made on
 /// the destination host (its private half never leaves it), its public half authorized on the source
-/// host for forwarding only (`restrict,port-forwarding`: no shell), and the source host's key, as the
-/// migrator recorded it, in the destination host's known_hosts for the tunnel. Returns what it changed.
+/// host for tunnels only ([`link_key_line`]), and the source host's key, as the migrator recorded
+/// it, in the destination host's known_hosts for the tunnel. Returns what it changed.
 pub fn ensure_link(
     src: &ConvHost,
     dst: &ConvHost,
@@ -593,21 +693,26 @@ pub fn ensure_link(
             "the link key's public half is unreadable: {public:?}"
         )));
     }
-    let line = format!("restrict,port-forwarding {public}");
-    // A file whose last line lacks its newline (key data written as given) would glue our line
-    // onto that key: end it first.
+    let line = link_key_line(src, public)?;
+    // The key's blob (type and base64) finds every line of this key, so that an older line with
+    // weaker options (sshd uses the first line that matches) is replaced, never left before ours.
+    let blob = public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
     let authorize = "umask 077 && mkdir -p \"$HOME/.ssh\" && f=\"$HOME/.ssh/authorized_keys\" && touch \"$f\" && \
-                     if grep -qxF -- \"$1\" \"$f\"; then exit 0; fi && \
-                     if [ -s \"$f\" ] && [ -n \"$(tail -c 1 \"$f\")\" ]; then printf '\\n' >> \"$f\"; fi && \
-                     printf '%s\\n' \"$1\" >> \"$f\" && exit 10";
+                     if grep -qxF -- \"$1\" \"$f\" && [ \"$(grep -cF -- \"$2\" \"$f\")\" = 1 ]; then exit 0; fi && \
+                     { grep -vF -- \"$2\" \"$f\" || [ $? = 1 ]; } > \"$f.osm-new\" && \
+                     printf '%s\\n' \"$1\" >> \"$f.osm-new\" && mv -f -- \"$f.osm-new\" \"$f\" && exit 10";
     let out = src
         .conn
-        .run_unchecked(&["sh", "-c", authorize, "sh", &line])
+        .run_unchecked(&["sh", "-c", authorize, "sh", &line, &blob])
         .map_err(|e| src.ssh(e))?;
     match out.status {
         0 => {}
         10 => changed.push(format!(
-            "authorized the link key on {} (port forwarding only)",
+            "authorized the link key on {} (tunnels to osm's sockets only: no command, no port forward)",
             src.spec.name
         )),
         s => {
@@ -641,4 +746,62 @@ pub fn ensure_link(
         ));
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(user: &str) -> Login {
+        Login {
+            user: user.into(),
+            key: "/nonexistent/key".into(),
+            known_hosts: "/nonexistent/known_hosts".into(),
+            policy: HostKeyPolicy::Verify,
+            timeout: Duration::from_secs(1),
+            silence: Duration::from_secs(60),
+        }
+    }
+
+    fn spec(address: &str) -> HostSpec {
+        HostSpec {
+            id: "id".into(),
+            name: "conv".into(),
+            address: address.into(),
+            ssh_port: 22,
+        }
+    }
+
+    #[test]
+    fn a_user_or_address_that_ssh_would_read_as_an_option_is_refused_before_connecting() {
+        let e = ConvHost::connect("source", &spec("192.0.2.1"), &login("-oProxyCommand=id"))
+            .expect_err("refused");
+        assert!(
+            matches!(
+                e,
+                HostError::Setting {
+                    field: "ssh_user",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("would read as an option"), "{e}");
+        let e = ConvHost::connect("source", &spec("-oProxyCommand=id"), &login("root"))
+            .expect_err("refused");
+        assert!(
+            matches!(
+                e,
+                HostError::Setting {
+                    field: "address",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        for bad in ["", "a\nb"] {
+            assert!(unusable_login_word(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(unusable_login_word("cloud-user"), None);
+    }
 }

@@ -23,6 +23,7 @@ assert!(selected.is_empty());
 #![deny(missing_docs)]
 
 pub mod conversion;
+pub mod device_access;
 pub mod export;
 mod file;
 mod filter;

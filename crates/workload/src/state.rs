@@ -6,6 +6,11 @@
 //! detached, and each volume's sync progress, rounds and proven root digest. Cleanup works from it
 //! even when the module that created a resource crashed. Beside them, `<name>.<role>.manifest` holds
 //! each volume's proven manifest (every chunk digest).
+//!
+//! The files are named after the workload, as upstream OS Migrate names them and operators look for
+//! them, but a state belongs to the source server *id* (and the destination project) it records:
+//! every step refuses a state of another server, and a later server of the same name sets the old
+//! state aside as `<name>.<old source id>.state` and starts its own transfer.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -149,6 +154,29 @@ impl Paths {
 }
 
 impl Paths {
+    /// `workload_logs/<stem>.<source id>.state`: where a state of another server of the same name is
+    /// set aside, so that its record (what its transfer left) stays readable.
+    pub fn superseded(&self, source_id: &str) -> PathBuf {
+        let id: String = source_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let id = if id.is_empty() { "unknown".into() } else { id };
+        let mut name = self
+            .state
+            .file_stem()
+            .map(|s| s.to_os_string())
+            .unwrap_or_default();
+        name.push(format!(".{id}.state"));
+        self.state.with_file_name(name)
+    }
+
     /// The files of the workload `name` (source ID `source_id`) under `data_dir`.
     pub fn new(data_dir: &Path, name: &str, source_id: &str) -> Paths {
         let dir = data_dir.join("workload_logs");
@@ -442,8 +470,12 @@ pub enum Status {
 pub struct State {
     /// Workload name.
     pub workload: String,
-    /// Source server ID.
+    /// Source server ID: the state belongs to this server, whatever its name.
     pub source_id: String,
+    /// The destination project the transfer creates its resources in (none in states written before
+    /// osm recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_project_id: Option<String>,
     /// The transfer id naming and tagging everything this run creates.
     pub transfer_id: String,
     /// The seed of this transfer's chunk digests (16 hex digits), drawn at random so that no guest
@@ -493,6 +525,12 @@ pub struct State {
 }
 
 impl State {
+    /// Whether this state is the record of the source server `source_id` (a state without a source
+    /// server belongs to none).
+    pub fn belongs_to(&self, source_id: &str) -> bool {
+        !self.source_id.is_empty() && self.source_id == source_id
+    }
+
     /// Reads the state at `path`, or None when there is none.
     pub fn load(path: &Path) -> Result<Option<State>, StateError> {
         match std::fs::read_to_string(path) {
@@ -594,6 +632,31 @@ mod tests {
         );
         assert_eq!(file_stem("../etc", "abcdef123456"), "_.._etc-abcdef12");
         assert_eq!(file_stem("x\ny", "0123456789"), "x_y-01234567");
+    }
+
+    #[test]
+    fn a_state_belongs_to_its_source_id_only_and_is_set_aside_by_it() {
+        let s = State {
+            source_id: "abc-1".into(),
+            ..State::default()
+        };
+        assert!(s.belongs_to("abc-1"));
+        assert!(!s.belongs_to("abc-2"));
+        assert!(!State::default().belongs_to(""), "no source: nobody's");
+        let p = Paths::new(Path::new("/d"), "web 01", "abc-2");
+        assert_eq!(p.state, Path::new("/d/workload_logs/web 01.state"));
+        assert_eq!(
+            p.superseded("abc-1"),
+            Path::new("/d/workload_logs/web 01.abc-1.state")
+        );
+        assert_eq!(
+            p.superseded("../x"),
+            Path::new("/d/workload_logs/web 01.___x.state")
+        );
+        assert_eq!(
+            p.superseded(""),
+            Path::new("/d/workload_logs/web 01.unknown.state")
+        );
     }
 
     #[test]

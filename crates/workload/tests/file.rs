@@ -164,19 +164,30 @@ fn compare_leaves(
 }
 
 #[test]
-fn save_is_atomic_sorted_0640_and_idempotent() {
+fn save_is_atomic_sorted_0600_and_idempotent() {
     let f = parse(SAMPLE).expect("upstream file");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("workloads.yml");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
     assert!(f.save(&path).expect("first save"));
-    let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
-    assert_eq!(mode, 0o640);
+    assert_eq!(
+        mode(&path),
+        0o600,
+        "user data carries secrets: the owner's alone"
+    );
     let first = std::fs::read(&path).expect("read");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     assert!(
         !f.save(&path).expect("second save"),
         "same content must not be rewritten"
     );
     assert_eq!(std::fs::read(&path).expect("read"), first);
+    assert_eq!(
+        mode(&path),
+        0o600,
+        "a file left readable by others is narrowed"
+    );
     let text = String::from_utf8(first).expect("utf8");
     let top: Vec<&str> = text
         .lines()

@@ -138,6 +138,23 @@ fn parse_networks(server: &Value, mv: Mv) -> Result<Option<Result<Vec<NetReq>, S
     }
 }
 
+/// The first loopback IPv4 fixed address of a new conversion host's ports, if any.
+fn loopback_fixed_addr(st: &State, cloud: &str, server_id: &str) -> Option<String> {
+    st.clouds
+        .get(cloud)?
+        .network
+        .ports
+        .values()
+        .filter(|p| p.device_id == server_id)
+        .flat_map(|p| p.fixed_ips.iter())
+        .find(|f| {
+            f.ip_address
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|a| a.is_loopback())
+        })
+        .map(|f| f.ip_address.clone())
+}
+
 /// Picks a loopback address for a new conversion host: `127.(200+cloud index).y.z`, skipping
 /// addresses in use in any cloud (hosts and floating IPs) or bound by another process.
 fn allocate_host_addr(st: &State, cloud_index: u8, port: u16) -> Option<String> {
@@ -721,12 +738,17 @@ pub(super) async fn create_server(
     cloud.compute.servers.insert(id.clone(), server);
 
     if is_host {
-        let addr = allocate_host_addr(&st, cloud_index, ssh_port);
+        // A host on a network of loopback addresses (a provider network, in the tests) is reached by
+        // its fixed address, as a real one is: no accessIPv4 stands in for it.
+        let fixed = loopback_fixed_addr(&st, &ctx.cloud, &id);
+        let addr = fixed
+            .clone()
+            .or_else(|| allocate_host_addr(&st, cloud_index, ssh_port));
         let (cloud, _) = http::cloud_and_seq(&mut st, &ctx.cloud);
         if let Some(s) = cloud.compute.servers.get_mut(&id) {
             match addr {
                 Some(a) => {
-                    if access_ipv4.is_none() {
+                    if access_ipv4.is_none() && fixed.is_none() {
                         s.access_ipv4 = a.clone();
                     }
                     s.host_addr = Some(a);

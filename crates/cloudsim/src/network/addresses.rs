@@ -97,7 +97,9 @@ impl<'a> AddrIndex<'a> {
             }
             out.insert(net_name, Value::Array(list));
         }
-        if let Some(addr) = extra {
+        // The host's own address, unless it is one of its fixed addresses already.
+        let listed = |a: &str| ports.iter().any(|p| p.fixed_ips.iter().any(|f| f.ip_address == a));
+        if let Some(addr) = extra.filter(|a| !listed(a)) {
             let first = ports.first();
             let key = first
                 .and_then(|p| self.net.networks.get(&p.network_id))

@@ -49,13 +49,18 @@ pub fn main() -> std::process::ExitCode {
                 record_pair(Path::new(&p.state_file), pair)?;
             }
         }
-        let msg = match &p.skip_reason {
+        let mut msg = match &p.skip_reason {
             Some(r) => format!("skipping '{}': {r}", p.server_name),
             None => format!(
                 "'{}' will be migrated; log: {}; state: {}",
                 p.server_name, p.log_file, p.state_file
             ),
         };
+        if let Some(aside) = &p.superseded_state {
+            msg.push_str(&format!(
+                "; the state file of another server of that name (or of another destination project) was set aside as {aside}, its transfer not resumed"
+            ));
+        }
         let skipped = !p.migrate;
         let mut out = Outcome::changed(p.migrate).with("prelim", &p).msg(msg);
         for (k, v) in [

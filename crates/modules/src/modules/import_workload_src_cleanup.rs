@@ -19,8 +19,9 @@ pub fn main() -> std::process::ExitCode {
     run(&spec, |ctx| {
         let Some(mut job) = Job::open_for_cleanup(workload(ctx.params())?, settings(ctx.params()))?
         else {
-            return Ok(Outcome::changed(false)
-                .msg("no state file: this workload's transfer never started"));
+            return Ok(Outcome::changed(false).msg(
+                "no state of this server's transfer: it never started, so nothing is cleaned up",
+            ));
         };
         let src = connect_value(&ctx.params()["src_cloud"], "src_cloud")?;
         let hosts = optional_hosts(ctx.params())?;

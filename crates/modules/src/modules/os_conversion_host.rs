@@ -27,7 +27,12 @@ pub fn main() -> std::process::ExitCode {
         .opt(Opt::new("router_name", Type::Str).default("os_migrate_conv"))
         .opt(Opt::new("external_network", Type::Str))
         .opt(Opt::new("security_group_name", Type::Str).default("os_migrate_conv"))
-        .opt(Opt::new("ssh_cidr", Type::Str).default("0.0.0.0/0"))
+        .opt(Opt::new("ssh_cidr", Type::Str))
+        .opt(
+            Opt::new("ssh_from", Type::List)
+                .elements(Type::Str)
+                .default(serde_json::json!([])),
+        )
         .opt(Opt::new("ssh_port", Type::Int).default(22))
         .opt(Opt::new("boot_volume_size", Type::Int))
         .opt(Opt::new("availability_zone", Type::Str))
@@ -65,6 +70,8 @@ pub fn main() -> std::process::ExitCode {
                         "ssh-ed25519 (generated at deploy)".into(),
                     );
                 }
+                // Without the local key, delete cannot prove the keypair is osm's: it keeps it.
+                Err(_) if p["state"].as_str() == Some("absent") => {}
                 Err(e) => {
                     return Err(Failure::new(format!(
                         "option 'public_key_path': cannot read {path}: {e}"
@@ -85,7 +92,12 @@ pub fn main() -> std::process::ExitCode {
         } else {
             deploy(&conn, &settings, ctx.check_mode(), timeout)?
         };
-        let mut out = Outcome::changed(!report.changes.is_empty()).with("changes", &report.changes);
+        for k in &report.kept {
+            ctx.warn(format!("left alone: {k}"));
+        }
+        let mut out = Outcome::changed(!report.changes.is_empty())
+            .with("changes", &report.changes)
+            .with("kept", &report.kept);
         if let Some(h) = &report.host {
             out = out.with("openstack_conversion_host", h).msg(format!(
                 "conversion host '{}' is {} at {}",

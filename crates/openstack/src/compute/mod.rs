@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::catalog::Service;
 use crate::common::{Query, ResourceKind};
 use crate::connection::{seg, Call, Connection};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::microversion as mv;
 use crate::resource::{FLAVORS, KEYPAIRS, SERVERS};
 
@@ -100,7 +100,7 @@ impl<'a> ComputeApi<'a> {
 
     fn action(&self, id: &str, body: Value) -> Result<crate::connection::Reply> {
         self.conn
-            .call(Call::post(S, format!("/servers/{}/action", seg(id))).json(&body)?)
+            .call(Call::post(S, format!("/servers/{}/action", seg("server", id)?)).json(&body)?)
             .map_err(|e| e.not_found_as("server", id))
     }
 
@@ -124,7 +124,7 @@ impl<'a> ComputeApi<'a> {
         metadata: &BTreeMap<String, String>,
     ) -> Result<String> {
         let version = self.conn.microversion(S, mv::COMPUTE_BASE, "createImage")?;
-        let call = Call::post(S, format!("/servers/{}/action", seg(id)))
+        let call = Call::post(S, format!("/servers/{}/action", seg("server", id)?))
             .microversion(version)
             .json(&json!({"createImage": {"name": name, "metadata": metadata}}))?;
         let reply = self
@@ -202,8 +202,11 @@ impl<'a> ComputeApi<'a> {
             .microversion(S, mv::Microversion::new(2, 26), "server tags")?;
         self.conn
             .call(
-                Call::put(S, format!("/servers/{}/tags/{}", seg(id), seg(tag)))
-                    .microversion(version),
+                Call::put(
+                    S,
+                    format!("/servers/{}/tags/{}", seg("server", id)?, seg("tag", tag)?),
+                )
+                .microversion(version),
             )
             .map(drop)
     }
@@ -216,7 +219,10 @@ impl<'a> ComputeApi<'a> {
             .list_all(
                 Call::get(
                     S,
-                    format!("/servers/{}/os-volume_attachments", seg(server_id)),
+                    format!(
+                        "/servers/{}/os-volume_attachments",
+                        seg("server", server_id)?
+                    ),
                 ),
                 "volumeAttachments",
             )
@@ -250,7 +256,10 @@ impl<'a> ComputeApi<'a> {
         self.conn.call_key(
             Call::post(
                 S,
-                format!("/servers/{}/os-volume_attachments", seg(server_id)),
+                format!(
+                    "/servers/{}/os-volume_attachments",
+                    seg("server", server_id)?
+                ),
             )
             .microversion(version)
             .json(&json!({"volumeAttachment": va}))?,
@@ -276,8 +285,8 @@ impl<'a> ComputeApi<'a> {
                     S,
                     format!(
                         "/servers/{}/os-volume_attachments/{}",
-                        seg(server_id),
-                        seg(volume_id)
+                        seg("server", server_id)?,
+                        seg("volume", volume_id)?
                     ),
                 )
                 .microversion(version)
@@ -302,8 +311,8 @@ impl<'a> ComputeApi<'a> {
                 S,
                 format!(
                     "/servers/{}/os-volume_attachments/{}",
-                    seg(server_id),
-                    seg(volume_id)
+                    seg("server", server_id)?,
+                    seg("volume", volume_id)?
                 ),
             ))
             .map(drop)
@@ -319,7 +328,10 @@ impl<'a> ComputeApi<'a> {
     pub fn list_interfaces(&self, server_id: &str) -> Result<Vec<InterfaceAttachment>> {
         self.conn
             .list_all(
-                Call::get(S, format!("/servers/{}/os-interface", seg(server_id))),
+                Call::get(
+                    S,
+                    format!("/servers/{}/os-interface", seg("server", server_id)?),
+                ),
                 "interfaceAttachments",
             )
             .map_err(|e| e.not_found_as("server", server_id))
@@ -367,7 +379,7 @@ impl<'a> ComputeApi<'a> {
     ) -> Result<BTreeMap<String, String>> {
         self.conn
             .call_key(
-                Call::post(S, format!("/flavors/{}/os-extra_specs", seg(id)))
+                Call::post(S, format!("/flavors/{}/os-extra_specs", seg("flavor", id)?))
                     .json(&json!({"extra_specs": specs}))?,
                 "extra_specs",
             )
@@ -401,6 +413,10 @@ impl<'a> ComputeApi<'a> {
         match self.get_keypair(name) {
             Ok(k) => Ok(Some(k)),
             Err(e) if e.is_not_found() => Ok(None),
+            // Nova allows `.` and `..` as keypair names, which no path can hold: list instead.
+            Err(Error::BadSegment { .. }) => {
+                Ok(self.list_keypairs()?.into_iter().find(|k| k.name == name))
+            }
             Err(e) => Err(e),
         }
     }

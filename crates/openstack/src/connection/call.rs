@@ -290,14 +290,22 @@ pub(crate) fn next_page_query(body: &Value, key: &str) -> Option<Vec<(String, St
     )
 }
 
-/// Percent-encodes one URL path segment.
-pub(crate) fn seg(s: &str) -> String {
+/// Percent-encodes one URL path segment: the name or ID `s` of a `kind` of resource. Refuses `.`,
+/// `..` and the empty string, which no encoding keeps a segment: a URL parser resolves them, so
+/// `/volumes/..` would address the parent path and `/volumes/` the collection.
+pub(crate) fn seg(kind: &str, s: &str) -> Result<String> {
+    if matches!(s, "" | "." | "..") {
+        return Err(Error::BadSegment {
+            kind: kind.to_string(),
+            value: s.to_string(),
+        });
+    }
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'-')
         .remove(b'_')
         .remove(b'.')
         .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, SET).to_string()
+    Ok(percent_encoding::utf8_percent_encode(s, SET).to_string())
 }
 
 #[cfg(test)]
@@ -331,8 +339,23 @@ mod tests {
 
     #[test]
     fn segments_are_encoded() {
-        assert_eq!(seg("abc-123_x.y~"), "abc-123_x.y~");
-        assert_eq!(seg("my server/1"), "my%20server%2F1");
-        assert_eq!(seg("ä?"), "%C3%A4%3F");
+        let s = |v| seg("volume", v).expect("a usable segment");
+        assert_eq!(s("abc-123_x.y~"), "abc-123_x.y~");
+        assert_eq!(s("my server/1"), "my%20server%2F1");
+        assert_eq!(s("ä?"), "%C3%A4%3F");
+        assert_eq!(s("..."), "...");
+        assert_eq!(s("../x"), "..%2Fx");
+    }
+
+    #[test]
+    fn dot_segments_are_refused_naming_the_resource() {
+        for bad in ["", ".", ".."] {
+            let e = seg("volume", bad).expect_err("refused");
+            assert!(matches!(e, Error::BadSegment { .. }), "{e:?}");
+            assert!(
+                e.to_string().starts_with(&format!("volume {bad:?} ")),
+                "{e}"
+            );
+        }
     }
 }

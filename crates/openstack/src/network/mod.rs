@@ -237,7 +237,10 @@ impl<'a> NetworkApi<'a> {
             .call_json(
                 Call::put(
                     S,
-                    format!("/routers/{}/add_router_interface", seg(router_id)),
+                    format!(
+                        "/routers/{}/add_router_interface",
+                        seg("router", router_id)?
+                    ),
                 )
                 .json(&json!({"subnet_id": subnet_id}))?,
             )
@@ -249,7 +252,10 @@ impl<'a> NetworkApi<'a> {
             .call_json(
                 Call::put(
                     S,
-                    format!("/routers/{}/remove_router_interface", seg(router_id)),
+                    format!(
+                        "/routers/{}/remove_router_interface",
+                        seg("router", router_id)?
+                    ),
                 )
                 .json(&json!({"subnet_id": subnet_id}))?,
             )
@@ -317,7 +323,12 @@ impl<'a> NetworkApi<'a> {
         self.conn
             .call(Call::put(
                 S,
-                format!("/{}/{}/tags/{}", resource.path(), seg(id), seg(tag)),
+                format!(
+                    "/{}/{}/tags/{}",
+                    resource.path(),
+                    seg(resource.path(), id)?,
+                    seg("tag", tag)?
+                ),
             ))
             .map(drop)
             .map_err(|e| e.not_found_as(resource.path().trim_end_matches('s'), id))
@@ -327,8 +338,11 @@ impl<'a> NetworkApi<'a> {
     pub fn set_tags(&self, resource: TaggedResource, id: &str, tags: &[String]) -> Result<()> {
         self.conn
             .call(
-                Call::put(S, format!("/{}/{}/tags", resource.path(), seg(id)))
-                    .json(&json!({"tags": tags}))?,
+                Call::put(
+                    S,
+                    format!("/{}/{}/tags", resource.path(), seg(resource.path(), id)?),
+                )
+                .json(&json!({"tags": tags}))?,
             )
             .map(drop)
             .map_err(|e| e.not_found_as(resource.path().trim_end_matches('s'), id))
@@ -339,7 +353,12 @@ impl<'a> NetworkApi<'a> {
         self.conn
             .call(Call::delete(
                 S,
-                format!("/{}/{}/tags/{}", resource.path(), seg(id), seg(tag)),
+                format!(
+                    "/{}/{}/tags/{}",
+                    resource.path(),
+                    seg(resource.path(), id)?,
+                    seg("tag", tag)?
+                ),
             ))
             .map(drop)
             .map_err(|e| e.not_found_as(resource.path().trim_end_matches('s'), id))

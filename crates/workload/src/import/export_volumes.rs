@@ -29,6 +29,10 @@ pub fn export_volumes(
         return Ok(Vec::new());
     }
     let timeout = job.settings.timeout;
+    // Before any volume is detached or attached: a login that cannot open the devices would fail
+    // only in the middle of the copy.
+    let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
+    host.require_device_access().map_err(job.host_err())?;
     let roles = job.plan_roles();
     let precopy = job.settings.phase == Phase::Precopy;
     for (role, source_volume, size) in &roles {
@@ -61,7 +65,6 @@ pub fn export_volumes(
         )?;
     }
 
-    let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
     if host.ensure_agent(&hosts.agent).map_err(job.host_err())? {
         job.log(&format!(
             "uploaded osm-agent to the source conversion host {}",

@@ -67,6 +67,20 @@ pub enum ImportError {
         /// Where it was looked for.
         path: PathBuf,
     },
+    /// The state file is another server's (one of the same name, deleted since, say).
+    #[error(
+        "workload '{workload}': the state file {path} is the record of source server {recorded}, not of this server {source_id}; import_workload_prelim sets it aside and starts afresh: run it first; nothing was changed"
+    )]
+    OtherServer {
+        /// Workload name.
+        workload: String,
+        /// The state file.
+        path: PathBuf,
+        /// The source server id it records.
+        recorded: String,
+        /// This workload's source server id.
+        source_id: String,
+    },
     /// References missing in the destination (dst_check lists all of them).
     #[error("workload '{workload}': the destination cloud lacks what the server needs: {}", .missing.join("; "))]
     Missing {
@@ -150,6 +164,14 @@ impl Job {
             workload: server.params.name.clone(),
             path: paths.state.clone(),
         })?;
+        if !state.belongs_to(&server.info.id) {
+            return Err(ImportError::OtherServer {
+                workload: server.params.name.clone(),
+                path: paths.state.clone(),
+                recorded: state.source_id,
+                source_id: server.info.id.clone(),
+            });
+        }
         let mut job = Job {
             log: Log::new(&paths.log),
             server,
@@ -162,14 +184,30 @@ impl Job {
         Ok(job)
     }
 
-    /// Opens the job of a workload for a cleanup step: the step that failed stays recorded.
+    /// Opens the job of a workload for a cleanup step: the step that failed stays recorded. None
+    /// when there is no state of this server: no transfer of it started (a state of another server
+    /// of the same name is left alone: cleaning up after it here would undo that server's run).
     pub fn open_for_cleanup(
         server: Server,
         settings: Settings,
     ) -> Result<Option<Job>, ImportError> {
         let paths = Paths::new(&settings.data_dir, &server.params.name, &server.info.id);
-        Ok(State::load(&paths.state)?.map(|state| Job {
-            log: Log::new(&paths.log),
+        let Some(state) = State::load(&paths.state)? else {
+            return Ok(None);
+        };
+        let log = Log::new(&paths.log);
+        if !state.belongs_to(&server.info.id) {
+            log.line(
+                "cleanup",
+                &format!(
+                    "nothing to clean up for source server {}: the state file is the record of source server {}, whose transfer this cleanup leaves alone",
+                    server.info.id, state.source_id
+                ),
+            );
+            return Ok(None);
+        }
+        Ok(Some(Job {
+            log,
             server,
             paths,
             state,

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{ImportError, Settings};
 use crate::model::Server;
-use crate::state::{new_transfer_id, now, Log, Paths, Phase, State, Status};
+use crate::state::{new_transfer_id, now, Log, Paths, Phase, State, StateError, Status};
 
 /// What prelim decided.
 #[derive(Debug, Clone, Serialize)]
@@ -24,12 +24,17 @@ pub struct Prelim {
     pub transfer_id: Option<String>,
     /// Whether this run resumes a failed one.
     pub resumed: bool,
+    /// Where the state of another server of the same name (or of another destination project) was
+    /// set aside, when there was one: this run did not resume its transfer.
+    pub superseded_state: Option<String>,
 }
 
 /// Creates `workload_logs/<name>.log` and `.state`, and decides whether the workload is migrated: not
 /// when a server of that exact name already exists in the destination, nor when it is the source
 /// conversion host itself. With `resume`, a failed run's transfer id (and so its destination volumes,
-/// which the next sync completes) is kept.
+/// which the next sync completes) is kept, but only for the same source server id and destination
+/// project: a state of another server of that name (deleted and made again, say) is set aside as
+/// `<name>.<its source id>.state`, and this run starts its own transfer, saying so.
 pub fn prelim(
     server: &Server,
     dst: &Connection,
@@ -47,6 +52,7 @@ pub fn prelim(
         state_file: paths.state.display().to_string(),
         transfer_id: None,
         resumed: false,
+        superseded_state: None,
     };
     let skip = if let Some((id, host_name)) =
         src_conversion_host.filter(|(id, n)| *id == server.info.id || *n == name)
@@ -76,15 +82,50 @@ pub fn prelim(
         out.skip_reason = skip;
         return Ok(out);
     }
+    let dst_project = dst.project_id().map_err(|source| ImportError::Cloud {
+        workload: name.clone(),
+        side: "destination",
+        doing: "finding the destination project".into(),
+        source,
+    })?;
     paths.create_dir()?;
     let log = Log::new(&paths.log);
-    let previous = State::load(&paths.state)?;
+    let previous = match State::load(&paths.state)? {
+        Some(p)
+            if p.belongs_to(&server.info.id)
+                && p.dst_project_id.as_ref().is_none_or(|d| *d == dst_project) =>
+        {
+            Some(p)
+        }
+        Some(p) => {
+            let aside = paths.superseded(&p.source_id);
+            std::fs::rename(&paths.state, &aside).map_err(|source| StateError::Io {
+                path: aside.clone(),
+                source,
+            })?;
+            log.line(
+                "prelim",
+                &format!(
+                    "the state file was for source server '{}' in destination project {}, not server {} in {dst_project}: it is kept as {} and its transfer {} is not resumed (os_migrate_leftovers finds what it left); starting afresh",
+                    p.source_id,
+                    p.dst_project_id.as_deref().unwrap_or("(not recorded)"),
+                    server.info.id,
+                    aside.display(),
+                    p.transfer_id
+                ),
+            );
+            out.superseded_state = Some(aside.display().to_string());
+            None
+        }
+        None => None,
+    };
     if let Some(reason) = skip {
         log.line("prelim", &format!("skipped: {reason}"));
         if previous.as_ref().is_none_or(|p| p.status != Status::Done) {
             let mut st = previous.unwrap_or_else(|| State {
                 workload: name.clone(),
                 source_id: server.info.id.clone(),
+                dst_project_id: Some(dst_project.clone()),
                 transfer_id: String::new(),
                 ..State::default()
             });
@@ -95,19 +136,6 @@ pub fn prelim(
         out.skip_reason = Some(reason);
         return Ok(out);
     }
-    let previous = previous.filter(|p| {
-        let same = p.source_id.is_empty() || p.source_id == server.info.id;
-        if !same {
-            log.line(
-                "prelim",
-                &format!(
-                    "the state file was for source server {}, not {}: its transfer {} is not resumed (os_migrate_leftovers finds what it left)",
-                    p.source_id, server.info.id, p.transfer_id
-                ),
-            );
-        }
-        same
-    });
     // A warm migration's kept volumes are its point: they are reused whatever `resume` says, until
     // the migration completes or is abandoned.
     let warm = previous.as_ref().and_then(|p| p.warm.as_ref()).filter(|_| {
@@ -137,6 +165,7 @@ pub fn prelim(
         Some(p) => {
             out.resumed = true;
             let mut s = p.clone();
+            s.dst_project_id = Some(dst_project.clone());
             s.status = Status::Running;
             s.error = None;
             s.stop_requested_at = None;
@@ -161,6 +190,7 @@ pub fn prelim(
             let s = State {
                 workload: name.clone(),
                 source_id: server.info.id.clone(),
+                dst_project_id: Some(dst_project.clone()),
                 transfer_id: new_transfer_id(),
                 status: Status::Running,
                 started_at: Some(now()),

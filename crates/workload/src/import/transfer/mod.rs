@@ -58,6 +58,7 @@ pub fn transfer_volumes(
     let src_host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
     let dst_host =
         ConvHost::connect("destination", &hosts.dst, &hosts.login).map_err(job.host_err())?;
+    dst_host.require_device_access().map_err(job.host_err())?;
     if dst_host
         .ensure_agent(&hosts.agent)
         .map_err(job.host_err())?
@@ -72,6 +73,7 @@ pub fn transfer_volumes(
     {
         job.log(&format!("link between the conversion hosts: {change}"));
     }
+    let src_agent = src_host.agent();
     drop(src_host);
     let dir = dst_host
         .make_transfer_dir(&job.state.transfer_id)
@@ -139,6 +141,7 @@ pub fn transfer_volumes(
         compression,
         verify,
         phase: job.settings.phase,
+        src_agent: &src_agent,
     };
     let results = sync::all(job, hosts, &plans, &how);
     let mut first_error = None;

@@ -38,6 +38,8 @@ pub(crate) struct How<'a> {
     pub phase: Phase,
     /// The transfer's digest seed.
     pub seed: &'a str,
+    /// The agent on the source conversion host, whose bridge carries each tunnel connection.
+    pub src_agent: &'a str,
 }
 
 /// Syncs every planned volume at once; one result per plan, in order.
@@ -97,7 +99,13 @@ fn one(
         .zip(tunnel_pids.iter().cloned())
         .collect();
     let stop_tunnels = |h: &ConvHost| tunnel_pids.iter().try_for_each(|p| h.stop(p));
-    if let Err(e) = host.tunnels(&hosts.src, &hosts.login.user, &p.remote, &pairs) {
+    if let Err(e) = host.tunnels(
+        &hosts.src,
+        &hosts.login.user,
+        &p.remote,
+        how.src_agent,
+        &pairs,
+    ) {
         let _ = stop_tunnels(&host);
         return Err(job.host_err()(e));
     }
