@@ -38,8 +38,10 @@ done
 python3 scripts/module_docs.py
 
 if [ -d crates/cloudsim ]; then
-  say "building osm-cloudsim (release)"
-  cargo build -q --release -p osm-cloudsim
+  # The test fixture in its own profile (Cargo.toml: sim), where the tests and tools look for it.
+  say "building osm-cloudsim (profile sim)"
+  cargo build -q --profile sim -p osm-cloudsim
+  install -m 0755 target/sim/osm-cloudsim target/release/osm-cloudsim
 fi
 
 mkdir -p ansible_collections/osm

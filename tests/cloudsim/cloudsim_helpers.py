@@ -2,7 +2,7 @@
 never picks up another directory's conftest).
 
 The `sim` fixture (conftest.py) starts the `osm-cloudsim` binary (from $OSM_CLOUDSIM, else target/release/osm-cloudsim,
-else built with `cargo build --release -p osm-cloudsim`) in a temporary state directory with fast
+else built by `make build`) in a temporary state directory with fast
 transitions and stops it (SIGTERM) at the end.
 `sim.osc(cloud, *args)` runs python-openstackclient from this virtualenv and returns its JSON.
 """

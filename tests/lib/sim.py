@@ -22,7 +22,7 @@ def binary():
     """The built simulator (`make build` puts it in target/release)."""
     path = Path(os.environ.get("OSM_CLOUDSIM", REPO / "target" / "release" / "osm-cloudsim"))
     if not path.exists():
-        subprocess.run(["cargo", "build", "-q", "--release", "-p", "osm-cloudsim"], cwd=REPO, check=True)
+        subprocess.run(["make", "-s", "build"], cwd=REPO, check=True)
     return path
 
 
