@@ -4,8 +4,8 @@ parallelism 1, 1 pair with 4, 4 pairs with 4 and 4 pairs with 8 (Ansible's forks
 The slow workload is queued first, so that a queue which waited for it would show.
 
 Per configuration: wall seconds of import_workloads, speedup against 1 pair with parallelism 1, and
-how much the slow workload added to the total (the run's end minus the end of the last other
-workload, from the run's summary) next to its own duration. Writes target/bench/scale.json.
+how much the slow workload added to the total (the time it ran while no other workload did, from the
+run's summary) next to its own duration. Writes target/bench/scale.json.
 
 Usage: .venv/bin/python bench/scale/run.py [--workloads N] [--slow-mib M] [--configs 1x1,1x4,4x4,4x8]"""
 
@@ -66,12 +66,21 @@ def import_run(tmp, sim, data_dir, pairs, parallelism):
 
 
 def slow_share(summary):
-    """(seconds the slow workload added to the run, its own duration) from the run's summary."""
+    """(seconds the slow workload added to the run, its own duration) from the run's summary: what it
+    added is the time it ran with no other workload running (all of it with parallelism 1; with a
+    queue, at most the tail after the others ended)."""
     rows = summary["workloads"]
     assert {r["status"] for r in rows} == {"migrated"}, rows
     slow = next(r for r in rows if r["name"] == SLOW)
-    others_end = max(r["ended_at"] for r in rows if r["name"] != SLOW)
-    return max(0.0, slow["ended_at"] - others_end), slow["duration_s"]
+    alone, at = 0.0, slow["started_at"]
+    for a, b in sorted((r["started_at"], r["ended_at"]) for r in rows if r["name"] != SLOW):
+        if a > at:
+            alone += min(a, slow["ended_at"]) - at
+        at = max(at, b)
+        if at >= slow["ended_at"]:
+            break
+    alone += max(0.0, slow["ended_at"] - at)
+    return alone, slow["duration_s"]
 
 
 def main():
