@@ -16,8 +16,9 @@ def name():
     return os.environ.get("OSM_E2E_BACKEND", "cloudsim")
 
 
-def start(root):
+def start(root, **sim_options):
+    """The backend, started; `sim_options` (e.g. transition_ms) apply to the simulator only."""
     if name() == "openstack":
         from lib.aio import Aio  # noqa: PLC0415 (only present with the real test bed)
         return Aio(root).start()
-    return Sim(root / "sim").start()
+    return Sim(root / "sim", **sim_options).start()

@@ -233,3 +233,32 @@ def leftovers(sim):
             if "osm_transfer_id" in (s.metadata or {}):
                 found.append(f"{cloud} server {s.name} {s.id}")
     return found
+
+
+def resources(sim):
+    """The ids of the servers and of the volumes of each cloud, for `reclaim_since`."""
+    return {c: ({s.id for s in sim.conn(c).compute.servers()}, {v.id for v in sim.conn(c).block_storage.volumes()})
+            for c in ("src", "dst")}
+
+
+def reclaim_since(sim, before):
+    """Deletes the servers and volumes (with their snapshots) created in either cloud since `before`
+    (from `resources`), so that the disk use of a module of tests stays one test's."""
+    for cloud in ("src", "dst"):
+        conn = sim.conn(cloud)
+        servers, volumes = before[cloud]
+        new_servers = [s for s in conn.compute.servers() if s.id not in servers]
+        for s in new_servers:
+            conn.compute.delete_server(s.id)
+        for s in new_servers:
+            wait_until(f"{cloud} server {s.name} deleted", lambda: conn.compute.find_server(s.id) is None)
+        for v in conn.block_storage.volumes():
+            if v.id in volumes:
+                continue
+            wait_until(f"{cloud} volume {v.name} detached",
+                       lambda: conn.block_storage.get_volume(v.id).status not in ("in-use", "detaching", "creating"))
+            for snap in conn.block_storage.snapshots(volume_id=v.id):
+                conn.block_storage.delete_snapshot(snap.id)
+                wait_until(f"{cloud} snapshot {snap.id} deleted",
+                           lambda: conn.block_storage.find_snapshot(snap.id) is None)
+            conn.block_storage.delete_volume(v.id)
