@@ -53,7 +53,7 @@ def test_export_scenario(clouds, tmp_path):
     text = (data_dir / "workloads.yml").read_text()
     e = entries(data_dir)
     assert set(e) == expected
-    assert (data_dir / "workloads.yml").stat().st_mode & 0o777 == 0o640
+    assert (data_dir / "workloads.yml").stat().st_mode & 0o777 == 0o600, "user data carries secrets: 0600"
 
     s = e["exp-web"]
     assert s["type"] == "openstack.compute.Server"

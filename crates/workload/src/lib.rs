@@ -4,7 +4,7 @@ The workload domain of osm: what a migrated server is, and how the import steps 
 - [`model`]: the serialized workload of DESIGN.md section 5 ([`Server`] and its ports, floating IPs
   and volumes), compatible with upstream OS Migrate's 1.x `workloads.yml`;
 - [`WorkloadsFile`]: reading with validation (errors name the resource and the key path), writing with
-  sorted keys, atomically, mode 0640, and add-or-replace by `_info.id`;
+  sorted keys, atomically, mode 0600 (user_data often carries secrets), and add-or-replace by `_info.id`;
 - [`Filter`]: `os_migrate_workloads_filter` (exact names and `{regex: ...}` items, as upstream);
 - [`preflight`]: the `os_migrate_*` variables of a run checked against osm's and upstream's.
 
