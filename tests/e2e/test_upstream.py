@@ -155,7 +155,7 @@ def test_data_copy_false_needs_no_conversion_hosts(clouds, tmp_path):
     run = import_(tmp_path, w.sim, data_dir, os_migrate_workloads_filter=[{"regex": "^nc-"}])
     assert run.rc == 0, run
     for side in ("source", "destination"):
-        task = run.output.split(f"Find the {side} conversion host and check SSH to it]")[1].split("TASK [")[0]
+        task = run.output.split(f"Find each pair's {side} conversion host and check SSH to it]")[1].split("TASK [")[0]
         assert "skipping: [localhost]" in task, task
     bfv = dst.compute.get_server(dst.compute.find_server("nc-bfv").id)
     assert [a["id"] for a in bfv.attached_volumes] == [ready_boot.id], "the null additional volume is skipped"
