@@ -15,6 +15,7 @@ else
   # Static glibc binaries link the system libssl statically (libssl-dev ships the archives).
   export OPENSSL_STATIC=1
 fi
+started=$(date +%s)
 say "building module binaries and osm-agent (release, $target)"
 cargo build -q --release --target "$target" "${flags[@]}" -p osm-modules -p osm-agent --bin osm-modules --bin osm-agent
 out=target/$target/release
@@ -48,4 +49,4 @@ fi
 
 mkdir -p ansible_collections/osm
 ln -sfn ../.. ansible_collections/osm/workloads
-say "built ${#modules[@]} modules into plugins/modules/: ${modules[*]}"
+say "built ${#modules[@]} modules into plugins/modules/ in $(( $(date +%s) - started )) s: ${modules[*]}"
