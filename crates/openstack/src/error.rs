@@ -66,7 +66,7 @@ pub enum Error {
 
     /// Keystone's federation endpoint refused the access token of the OpenID Connect provider.
     #[error(
-        "cloud {cloud}: Keystone's federation endpoint {url} (identity provider {identity_provider:?}, protocol {protocol:?}) refused the access token of {principal}: HTTP {status}: {message}{}",
+        "cloud {cloud}: Keystone's federation endpoint {url} refused the access token of {principal} (protocol {protocol:?}): HTTP {status}: {message}{}",
         rid(request_id)
     )]
     Federation {
