@@ -75,9 +75,10 @@ impl Federation {
     }
 }
 
-/// A six-digit TOTP passcode.
+/// A six-digit TOTP passcode. Never with a leading zero: YAML 1.1 readers (PyYAML) would take an
+/// unquoted `012345` for an octal number.
 pub(super) fn passcode() -> String {
-    format!("{:06}", rand::thread_rng().gen_range(0..1_000_000))
+    rand::thread_rng().gen_range(100_000..1_000_000).to_string()
 }
 
 /// Routes of the provider (`/<cloud>/idp/...`) and of Keystone's federation endpoint.
