@@ -64,7 +64,8 @@ pub struct RequestRecord<'a> {
     pub elapsed: Duration,
     /// The cloud's request id (`x-openstack-request-id` and kin).
     pub request_id: Option<String>,
-    /// The JSON request body; never the Keystone auth request, which holds the credentials.
+    /// The JSON request body; never that of an authentication request (Keystone's token and
+    /// federation endpoints, an OpenID Connect provider), which holds credentials.
     pub body: Option<&'a [u8]>,
     /// Why no answer came.
     pub error: Option<String>,
