@@ -87,7 +87,11 @@ def test_federated_and_multifactor_clouds_list_and_export(sim, tmp_path):
     assert [r["params"]["name"] for r in yaml.safe_load(workloads)["resources"]] == ["auth-web"]
 
     outputs = [run.output, json.dumps(run.results), text, exported.output, workloads]
-    assert_nothing_leaked(given_secrets(sim) + learnt_secrets(sim), *outputs)
+    learnt = learnt_secrets(sim)
+    state = json.loads((sim.state_dir / "state.json").read_text())
+    provider_tokens = state["clouds"]["src"]["identity"]["federation"]["tokens"]
+    assert set(provider_tokens) <= set(learnt) and len(provider_tokens) >= 4, "the list and the export got tokens"
+    assert_nothing_leaked(given_secrets(sim) + learnt, *outputs)
 
 
 def test_refusals_name_what_refused_and_never_a_secret(sim, tmp_path):
