@@ -64,28 +64,23 @@ pub enum Error {
         message: String,
     },
 
-    /// Keystone's federation endpoint refused the access token of the OpenID Connect provider.
+    /// Keystone's federation endpoint refused the access token of the OpenID Connect provider. (Its
+    /// URL names the identity provider and the protocol; the request id, when Keystone rather than
+    /// the web server's OpenID Connect module answered, is in the message.)
     #[error(
-        "cloud {cloud}: Keystone's federation endpoint {url} refused the access token of {principal} (protocol {protocol:?}): HTTP {status}: {message}{}",
-        rid(request_id)
+        "cloud {cloud}: Keystone's federation endpoint {url} refused the access token of {principal}: HTTP {status}: {message}"
     )]
     Federation {
         /// The cloud's name if known, else its auth URL.
         cloud: String,
-        /// The identity provider's name in Keystone.
-        identity_provider: String,
-        /// The federation protocol's name in Keystone.
-        protocol: String,
         /// The federated token URL.
         url: String,
         /// Who the token stands for (`user "alice" of identity provider "sso"`, ...).
         principal: String,
         /// HTTP status code.
         status: u16,
-        /// Keystone's fault message.
+        /// Keystone's fault message, and the answer's request id.
         message: String,
-        /// Request id of the answer.
-        request_id: Option<String>,
     },
 
     /// No resource of this kind has this name or ID.
@@ -205,7 +200,7 @@ pub enum Error {
     },
 }
 
-fn rid(request_id: &Option<String>) -> String {
+pub(crate) fn rid(request_id: &Option<String>) -> String {
     match request_id {
         Some(id) => format!(" (request-id {id})"),
         None => String::new(),
@@ -235,9 +230,7 @@ impl Error {
     /// The request id of the failed request, if the cloud sent one.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Error::Api { request_id, .. }
-            | Error::Auth { request_id, .. }
-            | Error::Federation { request_id, .. } => request_id.as_deref(),
+            Error::Api { request_id, .. } | Error::Auth { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }

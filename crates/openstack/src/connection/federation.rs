@@ -9,7 +9,7 @@ use crate::auth::body::rescope_body;
 use crate::auth::oidc::{
     endpoint_from_discovery, federation_url, oauth_error, token_from_answer, token_request, Grant,
 };
-use crate::error::{fault_message, Error, Result};
+use crate::error::{fault_message, rid, Error, Result};
 use crate::secret::Secret;
 
 use super::session::{read_token, Session};
@@ -46,13 +46,14 @@ impl Connection {
             let fault = fault_message(&bytes).unwrap_or_else(|| reason(status));
             return Err(Error::Federation {
                 cloud: self.config.label(),
-                identity_provider: idp,
-                protocol,
                 url,
                 principal: self.config.principal(),
                 status,
-                message: self.config.scrub(&fault, &[access_token.expose()]),
-                request_id: request_id(&headers),
+                message: format!(
+                    "{}{}",
+                    self.config.scrub(&fault, &[access_token.expose()]),
+                    rid(&request_id(&headers))
+                ),
             });
         }
         let path = url::Url::parse(&url)
