@@ -8,7 +8,7 @@ what=${1:-test}
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-apt_packages=(make gcc pkg-config musl-tools perl)
+apt_packages=(make gcc pkg-config musl-tools perl libssl-dev)
 if [ "$what" = test ]; then
   apt_packages+=(openssh-server openssh-client qemu-utils nbdkit libnbd-bin e2fsprogs xfsprogs
                  fdisk gdisk lvm2 util-linux coreutils procps)

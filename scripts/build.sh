@@ -12,6 +12,8 @@ if rustup target list --installed 2>/dev/null | grep -q '^x86_64-unknown-linux-m
 else
   target=x86_64-unknown-linux-gnu
   flags=(--config 'target.x86_64-unknown-linux-gnu.rustflags=["-C","target-feature=+crt-static"]')
+  # Static glibc binaries link the system libssl statically (libssl-dev ships the archives).
+  export OPENSSL_STATIC=1
 fi
 say "building module binaries and osm-agent (release, $target)"
 cargo build -q --release --target "$target" "${flags[@]}" -p osm-modules -p osm-agent --bin osm-modules --bin osm-agent

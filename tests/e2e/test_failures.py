@@ -231,15 +231,22 @@ def start_import(world, tmp_path, name, **extra):
 
 
 def copying(world, dst_volume_name, total, at_least=64 << 20):
-    """True once the destination volume's file holds some (at least `at_least` bytes), but not all, of
-    the data."""
-    for v in world.dst.conn.block_storage.volumes():
-        if v.name == dst_volume_name:
-            p = world.sim.volume_path("dst", v.id)
-            if p.exists():
-                written = p.stat().st_blocks * 512
-                return at_least <= written < total
-    return False
+    """A check that turns true once the destination volume's file holds some (at least `at_least`
+    bytes), but not all, of the data. The volume is looked up once; then only its file is watched."""
+    path = None
+
+    def check():
+        nonlocal path
+        if path is None:
+            v = next((v for v in world.dst.conn.block_storage.volumes() if v.name == dst_volume_name), None)
+            if v is None:
+                return False
+            path = world.sim.volume_path("dst", v.id)
+        if not path.exists():
+            return False
+        return at_least <= path.stat().st_blocks * 512 < total
+
+    return check
 
 
 def pids(pattern):
@@ -255,7 +262,8 @@ def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workloa
     export_only(world, tmp_path, name)
     proc, out = start_import(world, tmp_path, name)
     try:
-        wait_until("the copy to be under way", lambda: copying(world, f"{name}-boot", 1 << 30) or proc.poll() is not None,
+        under_way = copying(world, f"{name}-boot", 1 << 30)
+        wait_until("the copy to be under way", lambda: under_way() or proc.poll() is not None,
                    timeout=300, interval=0.02)
         assert proc.poll() is None, f"the import ended before the copy could be interrupted: {out.read_text()[-3000:]}"
         kill()
@@ -416,7 +424,8 @@ def test_a_frozen_sshd_ends_the_step_in_bounded_time_and_cleanup_runs(world, tmp
                              os_migrate_workload_resume=False)
     stopped = []
     try:
-        wait_until("the copy to be under way", lambda: copying(world, f"{name}-boot", 1 << 30) or proc.poll() is not None,
+        under_way = copying(world, f"{name}-boot", 1 << 30)
+        wait_until("the copy to be under way", lambda: under_way() or proc.poll() is not None,
                    timeout=300, interval=0.02)
         assert proc.poll() is None, f"the import ended before the copy could be frozen: {out.read_text()[-3000:]}"
         # The sshd serving the sync's session stops answering, as on a host that hangs; the host

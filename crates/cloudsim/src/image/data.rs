@@ -75,7 +75,6 @@ async fn receive(path: &std::path::Path, body: Body) -> Result<(u64, String, Str
         file.write_all(&chunk).await?;
     }
     file.flush().await?;
-    file.sync_all().await?;
     Ok((
         size,
         hex::encode(md5.finalize()),
