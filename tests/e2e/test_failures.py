@@ -18,7 +18,8 @@ import yaml
 
 from lib.ansible import REPO, VENV_BIN, ansible_env
 from lib.scenario import (boot_from_image, boot_from_volume, export, import_, make_fs_image, migration_vars,
-                          upload_image, volume_from_image, wait_server, wait_volume)
+                          upload_image, volume_from_image, wait_volume)
+from lib.procs import kill_matching, signal_all, stop_group
 from lib.sim import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("reclaim")]
@@ -226,7 +227,8 @@ def start_import(world, tmp_path, name, **extra):
     out = open(tmp_path / "bg-import.out", "w")
     proc = subprocess.Popen([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                              str(REPO / "playbooks" / "import_workloads.yml"), "-e", f"@{vars_file}"],
-                            cwd=tmp_path, env=ansible_env(tmp_path, world.sim.env), stdout=out, stderr=subprocess.STDOUT)
+                            cwd=tmp_path, env=ansible_env(tmp_path, world.sim.env), stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     return proc, tmp_path / "bg-import.out"
 
 
@@ -249,13 +251,6 @@ def copying(world, dst_volume_name, total, at_least=64 << 20):
     return check
 
 
-def pids(pattern):
-    """Processes whose command line matches; callers put a path of their own test into the pattern,
-    so that tests running in parallel (pytest -n) never hit each other's processes."""
-    out = subprocess.run(["pgrep", "-f", pattern], stdout=subprocess.PIPE, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workload_transfer_volumes"):
     server, boot, data = source_vm(world, name, random_boot=True)
     want = world.sim.volume_sha256("src", boot.id)
@@ -269,8 +264,7 @@ def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workloa
         kill()
         proc.wait(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)
     text = out.read_text()
     assert proc.returncode != 0
     assert f"Workload '{name}' failed in step {step}" in text, text[-4000:]
@@ -298,17 +292,17 @@ def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workloa
 
 def test_agent_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-agent",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(f"osm-agent serve .*{re.escape(str(world.sim.hosts_dir))}.*boot")])
+                               lambda: kill_matching(f"osm-agent serve .*{re.escape(str(world.sim.hosts_dir))}.*boot"))
 
 
 def test_tunnel_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-ssh",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(rf"^ssh .* bridge --root {re.escape(str(world.sim.hosts_dir))}/")])
+                               lambda: kill_matching(rf"^ssh .* bridge --root {re.escape(str(world.sim.hosts_dir))}/"))
 
 
 def test_module_process_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-module",
-                               lambda: [os.kill(p, signal.SIGKILL) for p in pids(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_transfer_volumes")])
+                               lambda: kill_matching(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_transfer_volumes"))
 
 
 def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_path):
@@ -321,13 +315,11 @@ def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_pa
         wait_until("the snapshot to be created",
                    lambda: any(s.name.startswith("osm-") for s in world.src.conn.block_storage.snapshots()) or proc.poll() is not None,
                    timeout=300, interval=0.05)
-        for p in pids(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_export_volumes"):
-            os.kill(p, signal.SIGKILL)
+        kill_matching(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_export_volumes")
         world.sim.clear_faults()
         proc.wait(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)
     text = out.read_text()
     assert f"Workload '{name}' failed in step import_workload_export_volumes" in text, text[-4000:]
     assert_recovered(world, name, server, [boot, data])
@@ -432,19 +424,14 @@ def test_a_frozen_sshd_ends_the_step_in_bounded_time_and_cleanup_runs(world, tmp
         # still accepts new sessions, which cleanup uses.
         stopped = sshd_sessions(dst_host["dir"])
         assert stopped, "the destination host serves the sync"
-        for p in stopped:
-            os.kill(p, signal.SIGSTOP)
+        stopped = signal_all(stopped, signal.SIGSTOP)
+        assert stopped, "the sync's sshd sessions were still there to freeze"
         frozen_at = time.monotonic()
         proc.wait(timeout=600)
         took = time.monotonic() - frozen_at
     finally:
-        for p in stopped:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if proc.poll() is None:
-            proc.kill()
+        signal_all(stopped)
+        stop_group(proc)
     text = out.read_text()
     assert f"Workload '{name}' failed in step import_workload_transfer_volumes" in text, text[-4000:]
     assert f"did not answer for {silence} s while running" in text and dst_host["address"] in text, text[-4000:]

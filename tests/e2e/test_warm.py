@@ -6,7 +6,6 @@ ansible-playbook, the simulator, real sshd conversion hosts, real filesystems.""
 import os
 import random
 import re
-import signal
 
 import pytest
 import yaml
@@ -14,7 +13,8 @@ import yaml
 from lib.scenario import boot_from_image, boot_from_volume, export, import_, make_fs_image, upload_image, volume_from_image
 from lib.sim import data_extents, wait_until
 
-from .test_failures import pids, start_import
+from lib.procs import pids, signal_all, stop_group
+from .test_failures import start_import
 
 pytestmark = pytest.mark.usefixtures("reclaim")
 
@@ -231,12 +231,10 @@ def test_agent_killed_during_a_round_then_retried(world, tmp_path):
         wait_until("the sync to be under way",
                    lambda: pids(f"osm-agent serve .*{re.escape(str(world.sim.hosts_dir))}.*boot") or proc.poll() is not None,
                    timeout=300, interval=0.02)
-        for p in pids(f"osm-agent serve .*{re.escape(str(world.sim.hosts_dir))}.*boot"):
-            os.kill(p, signal.SIGKILL)
+        signal_all(pids(f"osm-agent serve .*{re.escape(str(world.sim.hosts_dir))}.*boot"))
         proc.wait(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)
     assert world.src.conn.compute.get_server(server.id).status == "ACTIVE"
     run = phase(world, tmp_path, name, "precopy")
     assert run.rc == 0, run

@@ -255,8 +255,15 @@ def reclaim_since(sim, before):
         for v in conn.block_storage.volumes():
             if v.id in volumes:
                 continue
-            wait_until(f"{cloud} volume {v.name} detached",
-                       lambda: conn.block_storage.get_volume(v.id).status not in ("in-use", "detaching", "creating"))
+            # A test that failed mid-copy can leave its temporary volume on a conversion host, which
+            # outlives the test: detach it from there.
+            for a in v.attachments or []:
+                if a.get("server_id") in servers:
+                    conn.compute.delete_volume_attachment(a["server_id"], v.id)
+            # A boot volume deleted with its server (delete_on_termination) can vanish meanwhile.
+            wait_until(f"{cloud} volume {v.name} detached or gone",
+                       lambda: (cur := conn.block_storage.find_volume(v.id)) is None
+                       or cur.status not in ("in-use", "detaching", "creating"))
             for snap in conn.block_storage.snapshots(volume_id=v.id):
                 conn.block_storage.delete_snapshot(snap.id)
                 wait_until(f"{cloud} snapshot {snap.id} deleted",
