@@ -85,15 +85,16 @@ def test_credential_options_are_declared_secret(module):
 def canaries(name, opt, tag):
     """A value for a secret option with a distinct canary in every place a secret may sit, and the
     canaries. Mappings get the connection shape the roles build (`auth` inside a `cloud` mapping)."""
-    marks = {k: f"s3cr3t-{tag}-{name}-{k}" for k in ("password", "token", "application_credential_secret",
-                                                       "passcode", "value")}
+    credentials = ("password", "token", "application_credential_secret", "passcode", "client_secret",
+                   "access_token")
+    marks = {k: f"s3cr3t-{tag}-{name}-{k}" for k in (*credentials, "value")}
     auth = {"auth_url": "http://127.0.0.1:9/v3", "username": "canary-user", "project_name": "canary-project",
-            "password": marks["password"], "token": marks["token"],
-            "application_credential_secret": marks["application_credential_secret"], "passcode": marks["passcode"]}
+            "identity_provider": "canary-idp", "protocol": "openid", "client_id": "canary-client",
+            **{k: marks[k] for k in credentials}}
     if opt["type"] == "dict":
-        return auth, list(marks.values())[:4]
+        return auth, [marks[k] for k in credentials]
     if opt["type"] == "raw":
-        return {"cloud": "canary-cloud", "auth": auth, "region_name": "r1"}, list(marks.values())[:4]
+        return {"cloud": "canary-cloud", "auth": auth, "region_name": "r1"}, [marks[k] for k in credentials]
     return marks["value"], [marks["value"]]
 
 

@@ -13,15 +13,22 @@ options:
     description:
       - The C(auth) mapping of a clouds.yaml cloud, for example C(auth_url), C(username), C(password),
         C(project_name), C(user_domain_name), C(project_domain_name), C(application_credential_id),
-        C(application_credential_secret), C(token).
+        C(application_credential_secret), C(token); C(passcode) for TOTP; C(identity_provider), C(protocol),
+        C(client_id), C(client_secret), C(discovery_endpoint) or C(access_token_endpoint), C(openid_scope),
+        C(access_token_type) and C(access_token) for OpenID Connect; C(auth_methods) for C(v3multifactor).
       - Secret (declared C(no_log), as openstack.cloud declares it) - every value is masked in every output,
         except those that name rather than prove (C(auth_url), C(username), C(user_domain_name),
-        C(project_name), C(project_domain_name), C(application_credential_id) and the like). A credential
-        field of any other name (a password, token, application credential secret, passcode) is masked.
+        C(project_name), C(project_domain_name), C(application_credential_id), C(identity_provider),
+        C(protocol), C(client_id), C(auth_methods) and the like). A credential field of any other name (a
+        password, token, application credential secret, passcode, client secret, access token) is masked.
     type: dict
   auth_type:
     description:
-      - The Keystone v3 authentication method. C(password) when not given.
+      - The Keystone v3 authentication method, named as keystoneauth names it. C(password) when not given.
+      - C(password) (or C(v3password)), C(token) (or C(v3token)), C(v3applicationcredential), C(v3totp),
+        C(v3multifactor) (the methods of I(auth.auth_methods) in one request, for example C(v3password) and
+        C(v3totp)), and federated Keystone with an OpenID Connect provider - C(v3oidcpassword),
+        C(v3oidcclientcredentials), C(v3oidcaccesstoken). Any other value fails, listing these.
     type: str
   ca_cert:
     description:

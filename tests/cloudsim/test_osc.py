@@ -316,3 +316,14 @@ def test_request_counts_and_injected_fault(sim):
     assert "nova is away" in e.value.stderr
     assert sim.osc("dst", "server", "list", "--name", "^no-such-server$") == []
     sim.admin("DELETE", "/faults")
+
+
+@pytest.mark.parametrize("cloud", ["src-oidc", "src-mfa"])
+def test_keystoneauth_federated_and_multifactor_login(sim, cloud):
+    """keystoneauth's own v3oidcpassword (discovery document, password grant, OS-FEDERATION, rescope) and
+    v3multifactor (password and TOTP in one request) accept the simulator's clouds.yaml entries: what osm's
+    client does against the simulator is what the reference client does."""
+    token = sim.osc(cloud, "token", "issue")
+    project = sim.osc(cloud, "project", "show", token["project_id"])
+    assert project["name"] == "src-project"
+    assert isinstance(sim.osc(cloud, "server", "list"), list)

@@ -18,6 +18,9 @@ pub enum Service {
     Image,
     /// Neutron: `{"NeutronError": {"type", "message", "detail"}}`.
     Network,
+    /// The OpenID Connect provider in front of a cloud's Keystone: OAuth 2.0's `{"error",
+    /// "error_description"}`.
+    Idp,
     /// The simulator's own `/_sim` endpoint: `{"error": "..."}`.
     Admin,
 }
@@ -31,6 +34,7 @@ impl Service {
             "volume" => Service::Volume,
             "image" => Service::Image,
             "network" => Service::Network,
+            "idp" => Service::Idp,
             _ => return None,
         })
     }
@@ -43,6 +47,7 @@ impl Service {
             Service::Volume => "volume",
             Service::Image => "image",
             Service::Network => "network",
+            Service::Idp => "idp",
             Service::Admin => "admin",
         }
     }
@@ -57,8 +62,9 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Human readable message, as the real service words it where we know the wording.
     pub message: String,
-    /// Neutron's exception type name (`NetworkNotFound`, `IpAddressAlreadyAllocated`, ...).
-    pub neutron_type: Option<String>,
+    /// Neutron's exception type name (`NetworkNotFound`, `IpAddressAlreadyAllocated`, ...), or the
+    /// OAuth 2.0 error code of the OpenID Connect provider (`invalid_grant`, ...).
+    pub kind: Option<String>,
 }
 
 impl ApiError {
@@ -67,7 +73,7 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
-            neutron_type: None,
+            kind: None,
         }
     }
 
@@ -107,12 +113,22 @@ impl ApiError {
         )
     }
 
+    /// An error of the OpenID Connect provider: an OAuth 2.0 error code (RFC 6749 section 5.2)
+    /// and its description.
+    pub fn oauth(status: StatusCode, code: &str, description: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: description.into(),
+            kind: Some(code.to_string()),
+        }
+    }
+
     /// A Neutron error with its exception type.
     pub fn neutron(status: StatusCode, kind: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
-            neutron_type: Some(kind.to_string()),
+            kind: Some(kind.to_string()),
         }
     }
 }
@@ -171,7 +187,7 @@ pub fn render(service: Service, err: &ApiError) -> Response {
     let status = err.status;
     let reason = status.canonical_reason().unwrap_or("Error");
     // keystonemiddleware answers 401 for every service, with Keystone's body.
-    if status == StatusCode::UNAUTHORIZED && service != Service::Image {
+    if status == StatusCode::UNAUTHORIZED && !matches!(service, Service::Image | Service::Idp) {
         let body = json!({"error": {"code": 401, "title": "Unauthorized", "message": err.message}});
         let mut resp = (status, axum::Json(body)).into_response();
         resp.headers_mut().insert(
@@ -192,7 +208,7 @@ pub fn render(service: Service, err: &ApiError) -> Response {
         }
         Service::Network => {
             let kind = err
-                .neutron_type
+                .kind
                 .clone()
                 .unwrap_or_else(|| neutron_default_type(status).to_string());
             let body =
@@ -208,6 +224,15 @@ pub fn render(service: Service, err: &ApiError) -> Response {
                 HeaderValue::from_static("text/plain; charset=UTF-8"),
             );
             resp
+        }
+        Service::Idp => {
+            let code = err.kind.as_deref().unwrap_or(match status.as_u16() {
+                401 => "invalid_client",
+                404 => "not_found",
+                _ => "invalid_request",
+            });
+            let body = json!({"error": code, "error_description": err.message});
+            (status, axum::Json(body)).into_response()
         }
         Service::Admin => (status, axum::Json(json!({"error": err.message}))).into_response(),
     }

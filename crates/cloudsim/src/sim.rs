@@ -294,30 +294,83 @@ pub fn write_clouds_yaml(sim: &Sim) -> Result<(), SimError> {
     state::write_atomic(&sim.cfg.state_dir.join("clouds.yaml"), text.as_bytes())
 }
 
-/// The clouds.yaml text (one entry per cloud, password auth, admin of the cloud's project).
+/// The clouds.yaml text. Per cloud: `<cloud>` (password auth, admin of the cloud's project),
+/// `<cloud>-oidc` (`v3oidcpassword`: the user of the cloud's OpenID Connect provider, through its
+/// discovery document) and `<cloud>-mfa` (`v3multifactor`: password and the fixed TOTP passcode);
+/// see [`crate::identity`].
 pub fn clouds_yaml(sim: &Sim) -> String {
     let st = sim.lock();
     let mut clouds = serde_yaml::Mapping::new();
+    let mut add = |name: String, entry: serde_json::Value| {
+        if let Ok(v) = serde_yaml::to_value(entry) {
+            clouds.insert(serde_yaml::Value::String(name), v);
+        }
+    };
     for (name, cloud) in &st.clouds {
         let (user, project) = cloud.identity.main_user_and_project();
-        let auth = serde_json::json!({
-            "auth_url": format!("{}/{}/identity/v3", sim.base_url, name),
-            "username": user.name,
-            "password": user.password,
-            "project_name": project.name,
-            "user_domain_name": "Default",
-            "project_domain_name": "Default",
-        });
-        let entry = serde_json::json!({
-            "auth": auth,
-            "auth_type": "password",
-            "region_name": cloud.region,
-            "interface": "public",
-            "identity_api_version": 3,
-            "volume_api_version": 3,
-        });
-        if let Ok(v) = serde_yaml::to_value(entry) {
-            clouds.insert(serde_yaml::Value::String(name.clone()), v);
+        let auth_url = format!("{}/{}/identity/v3", sim.base_url, name);
+        let common = |auth_type: &str, auth: serde_json::Value| {
+            serde_json::json!({
+                "auth": auth,
+                "auth_type": auth_type,
+                "region_name": cloud.region,
+                "interface": "public",
+                "identity_api_version": 3,
+                "volume_api_version": 3,
+            })
+        };
+        let scope =
+            serde_json::json!({"project_name": project.name, "project_domain_name": "Default"});
+        let with_scope = |mut auth: serde_json::Value| {
+            if let (Some(a), Some(s)) = (auth.as_object_mut(), scope.as_object()) {
+                a.extend(s.clone());
+            }
+            auth
+        };
+        add(
+            name.clone(),
+            common(
+                "password",
+                with_scope(serde_json::json!({
+                    "auth_url": auth_url,
+                    "username": user.name,
+                    "password": user.password,
+                    "user_domain_name": "Default",
+                })),
+            ),
+        );
+        let fed = &cloud.identity.federation;
+        if let Some((idp_user, idp_password)) = fed.user() {
+            add(
+                format!("{name}-oidc"),
+                common(
+                    "v3oidcpassword",
+                    with_scope(serde_json::json!({
+                        "auth_url": auth_url,
+                        "identity_provider": crate::identity::IDENTITY_PROVIDER,
+                        "protocol": crate::identity::PROTOCOL,
+                        "discovery_endpoint": format!("{}/{}/idp/.well-known/openid-configuration", sim.base_url, name),
+                        "client_id": crate::identity::CLIENT_ID,
+                        "client_secret": fed.client_secret,
+                        "username": idp_user,
+                        "password": idp_password,
+                    })),
+                ),
+            );
+        }
+        if let Some(passcode) = &user.totp_passcode {
+            let mut mfa = common(
+                "v3multifactor",
+                with_scope(serde_json::json!({
+                    "auth_url": auth_url,
+                    "username": user.name,
+                    "password": user.password,
+                    "passcode": passcode,
+                    "user_domain_name": "Default",
+                })),
+            );
+            mfa["auth_methods"] = serde_json::json!(["v3password", "v3totp"]);
+            add(format!("{name}-mfa"), mfa);
         }
     }
     let mut root = serde_yaml::Mapping::new();

@@ -104,6 +104,10 @@ impl State {
         let now = util::now();
         for c in self.clouds.values_mut() {
             c.identity.tokens.retain(|_, t| t.expires_at > now);
+            c.identity
+                .federation
+                .tokens
+                .retain(|_, t| t.expires_at > now);
         }
     }
 

@@ -6,6 +6,7 @@ mod util;
 mod api;
 mod dirty_volumes;
 mod faults;
+mod federation;
 mod identity;
 mod lifecycle;
 mod persistence;

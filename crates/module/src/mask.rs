@@ -12,7 +12,8 @@ pub const MASK: &str = "********";
 
 /// Keys of a cloud connection (clouds.yaml's cloud entry and its `auth`) whose values name rather
 /// than prove. In a [`Secret::Credentials`] option every other value is masked: a credential field
-/// this list does not know (`passcode`, `totp`, a plugin's own) is secret by default.
+/// this list does not know (`passcode`, `client_secret`, `access_token`, a plugin's own) is secret
+/// by default.
 const PUBLIC_KEYS: &[&str] = &[
     "cloud",
     "auth_type",
@@ -55,7 +56,18 @@ const PUBLIC_KEYS: &[&str] = &[
     "application_credential_id",
     "application_credential_name",
     "system_scope",
+    "auth_methods",
+    "identity_provider",
+    "protocol",
+    "client_id",
+    "discovery_endpoint",
+    "access_token_endpoint",
+    "openid_scope",
+    "access_token_type",
 ];
+
+/// Public keys whose value is a list of names (`auth_methods: [v3password, v3totp]`).
+const PUBLIC_LISTS: &[&str] = &["auth_methods"];
 
 /// Keys that hold a secret inside any dictionary of an option not declared secret (a workload's
 /// data, say): a second line of defence behind the declared secrets.
@@ -67,7 +79,20 @@ const SECRET_KEYS: &[&str] = &[
     "private_key",
     "passphrase",
     "auth_token",
+    "passcode",
+    "client_secret",
+    "access_token",
+    "refresh_token",
 ];
+
+/// Whether `item`, the value of connection key `k`, names rather than proves.
+fn is_public(k: &str, item: &Value) -> bool {
+    let list_of_names = PUBLIC_LISTS.contains(&k)
+        && item
+            .as_array()
+            .is_some_and(|items| items.iter().all(|i| !i.is_object() && !i.is_array()));
+    PUBLIC_KEYS.contains(&k) && (list_of_names || !(item.is_object() || item.is_array()))
+}
 
 /// The set of secret strings of one module run.
 #[derive(Debug, Default, Clone)]
@@ -124,8 +149,7 @@ impl Secrets {
             let k = k.to_ascii_lowercase();
             if k == "auth" {
                 self.collect_credentials(item);
-            } else if !(PUBLIC_KEYS.contains(&k.as_str()) && !item.is_object() && !item.is_array())
-            {
+            } else if !is_public(&k, item) {
                 self.collect(item, true);
             }
         }
@@ -238,6 +262,31 @@ mod tests {
             unreachable!("object literal")
         };
         assert_eq!(Secrets::from_params(&spec, &bare).mask_str("src"), "src");
+    }
+
+    #[test]
+    fn federated_and_multifactor_credentials() {
+        let spec = Spec::new("m")
+            .opt(Opt::new("cloud", Type::Raw).credentials())
+            .opt(Opt::new("data", Type::Dict));
+        let params = json!({
+            "cloud": {"auth_type": "v3multifactor", "auth_methods": ["v3password", "v3totp"],
+                      "auth": {"auth_url": "http://k/v3", "username": "alice", "password": "pw-1",
+                               "passcode": "482913", "identity_provider": "sso", "protocol": "openid",
+                               "client_id": "osm", "client_secret": "cs-2", "access_token": "at-3",
+                               "discovery_endpoint": "https://idp/.well-known/openid-configuration",
+                               "openid_scope": "openid profile", "access_token_type": "access_token"}},
+            "data": {"nested": {"refresh_token": "rt-4", "client_secret": "cs-5", "passcode": "111999"}}});
+        let Value::Object(params) = params else {
+            unreachable!("object literal")
+        };
+        let s = Secrets::from_params(&spec, &params);
+        assert_eq!(
+            s.mask_str("pw-1 482913 cs-2 at-3 rt-4 cs-5 111999"),
+            ["********"; 7].join(" ")
+        );
+        let names = "v3password v3totp sso openid osm alice https://idp/.well-known/openid-configuration openid profile access_token";
+        assert_eq!(s.mask_str(names), names);
     }
 
     #[test]

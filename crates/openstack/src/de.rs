@@ -99,6 +99,32 @@ pub(crate) fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::E
     Ok(opt_lenient_bool(d)?.unwrap_or(false))
 }
 
+/// An optional list of strings, also from one comma-separated string (openstacksdk reads
+/// `auth_methods: v3password,v3totp` so, as `OS_AUTH_METHODS` must be); `null` is `None`.
+pub(crate) fn opt_string_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(Option::<ListOrCsv>::deserialize(d)?.map(|v| match v {
+        ListOrCsv::List(items) => items,
+        ListOrCsv::Csv(s) => split_csv(&s),
+    }))
+}
+
+/// The non-empty, trimmed items of a comma-separated string.
+pub(crate) fn split_csv(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(String::from)
+        .collect()
+}
+
 /// Parses the usual spellings of a boolean.
 pub(crate) fn parse_bool(v: &str) -> Option<bool> {
     match v.trim().to_ascii_lowercase().as_str() {
@@ -133,5 +159,20 @@ mod tests {
         let t: T = serde_json::from_str(r#"{}"#).unwrap();
         assert_eq!(t.b, None);
         assert!(serde_json::from_str::<T>(r#"{"b": "maybe"}"#).is_err());
+    }
+
+    #[test]
+    fn lists_from_lists_or_commas() {
+        #[derive(serde::Deserialize)]
+        struct L {
+            #[serde(default, deserialize_with = "opt_string_list")]
+            l: Option<Vec<String>>,
+        }
+        let l: L = serde_json::from_str(r#"{"l": ["v3password", "v3totp"]}"#).unwrap();
+        assert_eq!(l.l.unwrap(), ["v3password", "v3totp"]);
+        let l: L = serde_json::from_str(r#"{"l": "v3password, v3totp,"}"#).unwrap();
+        assert_eq!(l.l.unwrap(), ["v3password", "v3totp"]);
+        let l: L = serde_json::from_str(r#"{"l": null}"#).unwrap();
+        assert!(l.l.is_none());
     }
 }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 /// What can go wrong talking to a cloud. Every message says what failed and on which resource;
-/// none contains a password, token or application credential secret.
+/// none contains a password, token, application credential secret, TOTP passcode, OIDC client
+/// secret or access token.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -43,6 +44,43 @@ pub enum Error {
         message: String,
         /// Request id of the answer.
         request_id: Option<String>,
+    },
+
+    /// The OpenID Connect provider of a federated cloud failed: its discovery document or token
+    /// endpoint did not answer, answered something unusable, or refused the grant.
+    #[error(
+        "cloud {cloud}: the OIDC {what} {url} of identity provider {identity_provider:?} {message}"
+    )]
+    Oidc {
+        /// The cloud's name if known, else its auth URL.
+        cloud: String,
+        /// The identity provider's name in Keystone.
+        identity_provider: String,
+        /// `token endpoint` or `discovery document`.
+        what: &'static str,
+        /// The URL requested.
+        url: String,
+        /// What happened, with the provider's OAuth error and the principal (never a secret).
+        message: String,
+    },
+
+    /// Keystone's federation endpoint refused the access token of the OpenID Connect provider. (Its
+    /// URL names the identity provider and the protocol; the request id, when Keystone rather than
+    /// the web server's OpenID Connect module answered, is in the message.)
+    #[error(
+        "cloud {cloud}: Keystone's federation endpoint {url} refused the access token of {principal}: HTTP {status}: {message}"
+    )]
+    Federation {
+        /// The cloud's name if known, else its auth URL.
+        cloud: String,
+        /// The federated token URL.
+        url: String,
+        /// Who the token stands for (`user "alice" of identity provider "sso"`, ...).
+        principal: String,
+        /// HTTP status code.
+        status: u16,
+        /// Keystone's fault message, and the answer's request id.
+        message: String,
     },
 
     /// No resource of this kind has this name or ID.
@@ -162,7 +200,7 @@ pub enum Error {
     },
 }
 
-fn rid(request_id: &Option<String>) -> String {
+pub(crate) fn rid(request_id: &Option<String>) -> String {
     match request_id {
         Some(id) => format!(" (request-id {id})"),
         None => String::new(),
@@ -170,7 +208,8 @@ fn rid(request_id: &Option<String>) -> String {
 }
 
 impl Error {
-    /// The HTTP status of an [`Error::Api`] or [`Error::Auth`].
+    /// The HTTP status of an [`Error::Api`] or [`Error::Auth`]. (Not of an [`Error::Federation`]:
+    /// a 404 there is a misnamed identity provider, never a missing resource.)
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } | Error::Auth { status, .. } => Some(*status),

@@ -11,9 +11,13 @@ An OpenStack API client for osm's Ansible modules: blocking, small, and honest a
 - [`ConfigLoader`] finds clouds.yaml and secure.yaml on openstacksdk's search path
   (`OS_CLIENT_CONFIG_FILE`, `./`, `~/.config/openstack/`, `/etc/openstack/`) and reads `OS_*`
   variables; both the environment and the search path are injectable.
-- Keystone v3 authentication (password, token, application credential) happens once per
-  connection, on the first call; the token is renewed shortly before it expires, or once when a
-  service rejects it.
+- Keystone v3 authentication happens once per connection, on the first call; the token is renewed
+  shortly before it expires, or once when a service rejects it. [`AuthType`] lists the methods:
+  password, token, application credential, TOTP and several methods at once (`v3multifactor`), and
+  federated Keystone with an OpenID Connect provider (`v3oidcpassword`, `v3oidcclientcredentials`,
+  `v3oidcaccesstoken`: the provider's token endpoint, found directly or through its discovery
+  document, gives an access token that Keystone's `OS-FEDERATION` endpoint exchanges for an
+  unscoped token, which is then scoped to the project).
 - Service handles: [`Connection::identity`], [`Connection::compute`],
   [`Connection::block_storage`], [`Connection::image`], [`Connection::network`]. `list_*` calls
   follow every page; `get_*` fail with [`Error::NotFound`]; `find_*` take a name or an ID and
@@ -74,8 +78,8 @@ pub use crate::compute::{
     ServerFault, ServerFlavor, ServerNetwork, UserData, VolumeAttachment,
 };
 pub use crate::config::{
-    AuthOptions, AuthType, CloudConfig, CloudEntry, CloudOptions, CloudRef, ConfigLoader,
-    Interface, RegionEntry, RetryPolicy,
+    AuthMethod, AuthOptions, AuthType, CloudConfig, CloudEntry, CloudOptions, CloudRef,
+    ConfigLoader, Interface, RegionEntry, RetryPolicy,
 };
 pub use crate::connection::{
     Connection, RequestLog, RequestRecord, CONNECT_TIMEOUT, DEFAULT_API_TIMEOUT,

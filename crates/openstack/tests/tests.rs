@@ -1,5 +1,6 @@
 //! Integration tests: one binary, modules per concern, fixtures in util.rs.
 
+mod federation;
 mod http;
 mod paths;
 mod tls;

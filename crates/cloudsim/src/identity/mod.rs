@@ -1,12 +1,28 @@
-//! Keystone v3: password, token and application-credential authentication, the service catalog,
-//! projects, domains, users, roles and application credentials. One file per family:
-//! `tokens.rs` (issue, validate, revoke, the token's scope), `catalog.rs` (services, endpoints,
-//! regions), `resources.rs` (projects, domains, users, roles, assignments) and `app_creds.rs`;
-//! this module holds the records, the bootstrap of a cloud's Keystone, the route table and the
-//! version documents.
+//! Keystone v3: password, token, application-credential, TOTP and multi-method authentication,
+//! federation with an OpenID Connect provider, the service catalog, projects, domains, users, roles
+//! and application credentials. One file per family: `tokens.rs` (issue, validate, revoke, the
+//! token's scope), `federation.rs` (the provider and Keystone's `OS-FEDERATION` endpoint),
+//! `catalog.rs` (services, endpoints, regions), `resources.rs` (projects, domains, users, roles,
+//! assignments) and `app_creds.rs`; this module holds the records, the bootstrap of a cloud's
+//! Keystone, the route table and the version documents.
 //!
 //! Each cloud has its own Keystone under `/<cloud>/identity`. Tokens are random strings kept in
 //! the state (so they survive a restart) and expire after [`TOKEN_LIFETIME_SECS`].
+//!
+//! **TOTP.** The main user (`<cloud>-user`) has a TOTP credential whose passcode is fixed: six
+//! random digits chosen at bootstrap and kept in the state, accepted at any time, so that tests can
+//! authenticate with `v3totp` and `v3multifactor` without a clock. clouds.yaml holds it in cloud
+//! `<cloud>-mfa` (`auth_methods: [v3password, v3totp]`, `auth.passcode`).
+//!
+//! **Federation.** Each cloud has an OpenID Connect provider at `/<cloud>/idp` (discovery document
+//! `/<cloud>/idp/.well-known/openid-configuration`, token endpoint `/<cloud>/idp/token`) with one
+//! confidential client ([`CLIENT_ID`], random secret) and one user (`<cloud>-oidc-user`, random
+//! password). Keystone knows it as identity provider [`IDENTITY_PROVIDER`] with protocol
+//! [`PROTOCOL`]: `POST /<cloud>/identity/v3/OS-FEDERATION/identity_providers/sso/protocols/openid/auth`
+//! with `Authorization: Bearer <access token>` answers an unscoped token. Its mapping makes the
+//! subject (the user's name, or `service-account-osm` for the client credentials grant) a user of
+//! domain `sso` with the main user's roles on the main project. clouds.yaml holds cloud
+//! `<cloud>-oidc` (`v3oidcpassword` through the discovery document).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,10 +40,12 @@ use crate::util;
 
 mod app_creds;
 mod catalog;
+mod federation;
 mod resources;
 mod tokens;
 
 pub use app_creds::AppCred;
+pub use federation::{Federation, IdpToken, CLIENT_ID, IDENTITY_PROVIDER, PROTOCOL};
 pub use tokens::Token;
 
 /// How long a token is valid.
@@ -72,6 +90,10 @@ pub struct User {
     pub password: String,
     /// Default project.
     pub default_project_id: Option<String>,
+    /// The passcode the `totp` method accepts for this user, fixed rather than time-based (see
+    /// the module docs); `None`: the user has no TOTP credential.
+    #[serde(default)]
+    pub totp_passcode: Option<String>,
 }
 
 /// A role.
@@ -111,6 +133,9 @@ pub struct IdentityData {
     pub app_creds: BTreeMap<String, AppCred>,
     /// Tokens by token string.
     pub tokens: BTreeMap<String, Token>,
+    /// The OpenID Connect provider in front of this Keystone, and the users it federated.
+    #[serde(default)]
+    pub federation: Federation,
     /// The project and user written to clouds.yaml.
     pub main_project: String,
     /// See `main_project`.
@@ -142,6 +167,7 @@ impl IdentityData {
             domain_id: "default".into(),
             password: util::random_string(20),
             default_project_id: Some(project.id.clone()),
+            totp_passcode: Some(federation::passcode()),
         };
         for name in ["admin", "member", "reader"] {
             let role = Role {
@@ -155,6 +181,7 @@ impl IdentityData {
             });
             d.roles.insert(role.id.clone(), role);
         }
+        d.federation = Federation::bootstrap(cloud);
         d.main_project = project.id.clone();
         d.main_user = user.id.clone();
         d.projects.insert(project.id.clone(), project);
@@ -231,6 +258,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .merge(catalog::routes())
         .merge(resources::routes())
         .merge(app_creds::routes())
+        .merge(federation::routes())
 }
 
 fn base(sim: &Sim, cloud: &str) -> String {

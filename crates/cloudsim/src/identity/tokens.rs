@@ -1,5 +1,5 @@
-//! Tokens: issue (password, token, application credential), validate, revoke, and the
-//! projects and domains a token may be scoped to.
+//! Tokens: issue (password, token, application credential, TOTP, several methods at once),
+//! validate, revoke, and the projects and domains a token may be scoped to.
 
 use std::sync::Arc;
 
@@ -90,6 +90,103 @@ fn auth_failed(message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, message)
 }
 
+/// Who one method of a token request proves, and the scope it implies (application
+/// credentials and rescoped tokens carry one).
+struct Proof {
+    user_id: String,
+    implied_project: Option<String>,
+    app_cred_id: Option<String>,
+    /// The methods of the token a `token` method re-scopes.
+    earlier_methods: Vec<String>,
+}
+
+const GENERIC: &str = "The request you have made requires authentication.";
+
+fn prove(
+    d: &super::IdentityData,
+    identity: &Value,
+    method: &str,
+    now: Ts,
+) -> Result<Proof, ApiError> {
+    let user_only = |user_id: &str| Proof {
+        user_id: user_id.to_string(),
+        implied_project: None,
+        app_cred_id: None,
+        earlier_methods: Vec::new(),
+    };
+    match method {
+        "password" => {
+            let pw = identity
+                .get("password")
+                .and_then(|p| p.get("user"))
+                .ok_or_else(|| auth_failed(GENERIC))?;
+            let user = d.find_user(pw).ok_or_else(|| auth_failed(GENERIC))?;
+            let given = pw.get("password").and_then(Value::as_str).unwrap_or("");
+            if given != user.password {
+                return Err(auth_failed(GENERIC));
+            }
+            Ok(user_only(&user.id))
+        }
+        "totp" => {
+            let spec = identity
+                .get("totp")
+                .and_then(|p| p.get("user"))
+                .ok_or_else(|| auth_failed(GENERIC))?;
+            let user = d.find_user(spec).ok_or_else(|| auth_failed(GENERIC))?;
+            let given = spec.get("passcode").and_then(Value::as_str).unwrap_or("");
+            match &user.totp_passcode {
+                Some(p) if p == given => Ok(user_only(&user.id)),
+                _ => Err(auth_failed(GENERIC)),
+            }
+        }
+        "token" => {
+            let id = identity
+                .get("token")
+                .and_then(|t| t.get("id"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| auth_failed(GENERIC))?;
+            let t = d.valid_token(id).ok_or_else(|| auth_failed(GENERIC))?;
+            Ok(Proof {
+                user_id: t.user_id.clone(),
+                implied_project: t.project_id.clone(),
+                app_cred_id: t.app_cred_id.clone(),
+                earlier_methods: t.methods.clone(),
+            })
+        }
+        "application_credential" => {
+            let ac = identity
+                .get("application_credential")
+                .ok_or_else(|| auth_failed(GENERIC))?;
+            let secret = ac.get("secret").and_then(Value::as_str).unwrap_or("");
+            let cred = if let Some(id) = ac.get("id").and_then(Value::as_str) {
+                d.app_creds.get(id)
+            } else {
+                let name = ac.get("name").and_then(Value::as_str).unwrap_or("");
+                let user = ac
+                    .get("user")
+                    .and_then(|u| d.find_user(u))
+                    .ok_or_else(|| auth_failed(GENERIC))?;
+                d.app_creds
+                    .values()
+                    .find(|c| c.name == name && c.user_id == user.id)
+            }
+            .ok_or_else(|| auth_failed(GENERIC))?;
+            if cred.secret != secret || cred.expires_at.is_some_and(|e| e <= now) {
+                return Err(auth_failed(GENERIC));
+            }
+            Ok(Proof {
+                user_id: cred.user_id.clone(),
+                implied_project: Some(cred.project_id.clone()),
+                app_cred_id: Some(cred.id.clone()),
+                earlier_methods: Vec::new(),
+            })
+        }
+        other => Err(auth_failed(&format!(
+            "Attempted to authenticate with an unsupported method: {other}"
+        ))),
+    }
+}
+
 async fn issue_token(
     axum::extract::State(sim): axum::extract::State<Arc<Sim>>,
     cc: CloudCtx,
@@ -110,81 +207,33 @@ async fn issue_token(
                 .collect()
         })
         .unwrap_or_default();
-    let method = methods
-        .first()
-        .cloned()
-        .ok_or_else(|| ApiError::bad_request("Expecting to find methods in identity."))?;
+    if methods.is_empty() {
+        return Err(ApiError::bad_request(
+            "Expecting to find methods in identity.",
+        ));
+    }
     let now = util::now();
     let mut st = sim.lock();
     let (cloud, _) = http::cloud_and_seq(&mut st, &cc.cloud);
     let d = &cloud.identity;
-    let generic = "The request you have made requires authentication.";
 
-    // Who, and the scope implied by the method (application credentials and rescoped tokens).
-    let (user_id, implied_project, app_cred_id): (String, Option<String>, Option<String>) =
-        match method.as_str() {
-            "password" => {
-                let pw = identity
-                    .get("password")
-                    .and_then(|p| p.get("user"))
-                    .ok_or_else(|| auth_failed(generic))?;
-                let user = d.find_user(pw).ok_or_else(|| auth_failed(generic))?;
-                let given = pw.get("password").and_then(Value::as_str).unwrap_or("");
-                if given != user.password {
-                    return Err(auth_failed(generic));
-                }
-                (user.id.clone(), None, None)
-            }
-            "token" => {
-                let id = identity
-                    .get("token")
-                    .and_then(|t| t.get("id"))
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| auth_failed(generic))?;
-                let t = d.valid_token(id).ok_or_else(|| auth_failed(generic))?;
-                (
-                    t.user_id.clone(),
-                    t.project_id.clone(),
-                    t.app_cred_id.clone(),
-                )
-            }
-            "application_credential" => {
-                let ac = identity
-                    .get("application_credential")
-                    .ok_or_else(|| auth_failed(generic))?;
-                let secret = ac.get("secret").and_then(Value::as_str).unwrap_or("");
-                let cred = if let Some(id) = ac.get("id").and_then(Value::as_str) {
-                    d.app_creds.get(id)
-                } else {
-                    let name = ac.get("name").and_then(Value::as_str).unwrap_or("");
-                    let user = ac
-                        .get("user")
-                        .and_then(|u| d.find_user(u))
-                        .ok_or_else(|| auth_failed(generic))?;
-                    d.app_creds
-                        .values()
-                        .find(|c| c.name == name && c.user_id == user.id)
-                }
-                .ok_or_else(|| auth_failed(generic))?;
-                if cred.secret != secret || cred.expires_at.is_some_and(|e| e <= now) {
-                    return Err(auth_failed(generic));
-                }
-                (
-                    cred.user_id.clone(),
-                    Some(cred.project_id.clone()),
-                    Some(cred.id.clone()),
-                )
-            }
-            other => {
-                return Err(auth_failed(&format!(
-                    "Attempted to authenticate with an unsupported method: {other}"
-                )))
-            }
-        };
+    // Every method must prove the same user, as Keystone requires of a multi-factor request.
+    let mut proofs = Vec::new();
+    for m in &methods {
+        proofs.push(prove(d, identity, m, now)?);
+    }
+    let user_id = proofs[0].user_id.clone();
+    if proofs.iter().any(|p| p.user_id != user_id) {
+        return Err(auth_failed(
+            "The methods of the request authenticate different users.",
+        ));
+    }
+    let implied_project = proofs.iter().find_map(|p| p.implied_project.clone());
+    let app_cred_id = proofs.iter().find_map(|p| p.app_cred_id.clone());
 
     let scoped_project = match auth.get("scope").and_then(|s| s.get("project")) {
         Some(spec) if app_cred_id.is_none() => {
-            let p = d.find_project(spec).ok_or_else(|| auth_failed(generic))?;
+            let p = d.find_project(spec).ok_or_else(|| auth_failed(GENERIC))?;
             if d.role_names(&user_id, &p.id).is_empty() {
                 return Err(auth_failed(&format!(
                     "User {user_id} has no access to project {}",
@@ -205,30 +254,52 @@ async fn issue_token(
         ));
     }
 
-    let token = Token {
-        id: format!("gAAAAAB{}", util::random_string(176)),
-        user_id,
-        project_id: scoped_project,
-        methods: if method == "token" {
-            vec!["token".into(), "password".into()]
-        } else {
-            vec![method]
-        },
-        issued_at: now,
-        expires_at: now + chrono::Duration::seconds(TOKEN_LIFETIME_SECS),
-        app_cred_id,
-        audit_id: util::random_string(22),
-    };
-    let body = render_token(&sim, cloud, &token);
+    // A re-scoped token names the methods of the token it came from.
+    let mut token_methods = methods.clone();
+    for p in &proofs {
+        for m in &p.earlier_methods {
+            if !token_methods.contains(m) {
+                token_methods.push(m.clone());
+            }
+        }
+    }
+    let token = Token::new(user_id, scoped_project, token_methods, app_cred_id, now);
+    Ok(respond_with_token(&sim, cloud, token))
+}
+
+impl Token {
+    /// A token valid for [`TOKEN_LIFETIME_SECS`] from `now`.
+    pub(super) fn new(
+        user_id: String,
+        project_id: Option<String>,
+        methods: Vec<String>,
+        app_cred_id: Option<String>,
+        now: Ts,
+    ) -> Token {
+        Token {
+            id: format!("gAAAAAB{}", util::random_string(176)),
+            user_id,
+            project_id,
+            methods,
+            issued_at: now,
+            expires_at: now + chrono::Duration::seconds(TOKEN_LIFETIME_SECS),
+            app_cred_id,
+            audit_id: util::random_string(22),
+        }
+    }
+}
+
+/// Keeps a new token and answers 201 with it in `X-Subject-Token` and the body.
+pub(super) fn respond_with_token(sim: &Sim, cloud: &mut Cloud, token: Token) -> Response {
+    let body = render_token(sim, cloud, &token);
     let id = token.id.clone();
     cloud.identity.tokens.insert(id.clone(), token);
-    drop(st);
     sim.changed();
     let mut resp = http::json(StatusCode::CREATED, body);
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-subject-token", v);
     }
-    Ok(resp)
+    resp
 }
 
 fn subject(headers: &HeaderMap) -> Result<String, ApiError> {

@@ -234,6 +234,17 @@ impl ConfigLoader {
             application_credential_name: get("OS_APPLICATION_CREDENTIAL_NAME"),
             application_credential_secret: get("OS_APPLICATION_CREDENTIAL_SECRET")
                 .map(Secret::from),
+            passcode: get("OS_PASSCODE").map(Secret::from),
+            auth_methods: get("OS_AUTH_METHODS").map(|m| crate::de::split_csv(&m)),
+            identity_provider: get("OS_IDENTITY_PROVIDER"),
+            protocol: get("OS_PROTOCOL"),
+            client_id: get("OS_CLIENT_ID"),
+            client_secret: get("OS_CLIENT_SECRET").map(Secret::from),
+            openid_scope: get("OS_OPENID_SCOPE"),
+            access_token_endpoint: get("OS_ACCESS_TOKEN_ENDPOINT"),
+            discovery_endpoint: get("OS_DISCOVERY_ENDPOINT"),
+            access_token_type: get("OS_ACCESS_TOKEN_TYPE"),
+            access_token: get("OS_ACCESS_TOKEN").map(Secret::from),
         };
         if auth.auth_url.is_none() {
             return Err(Error::config(

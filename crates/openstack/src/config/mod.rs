@@ -12,5 +12,5 @@ mod types;
 pub use loader::ConfigLoader;
 pub use resolve::{CloudConfig, RetryPolicy};
 pub use types::{
-    AuthOptions, AuthType, CloudEntry, CloudOptions, CloudRef, Interface, RegionEntry,
+    AuthMethod, AuthOptions, AuthType, CloudEntry, CloudOptions, CloudRef, Interface, RegionEntry,
 };

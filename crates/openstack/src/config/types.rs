@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::de::{opt_lenient_bool, opt_scalar_string};
+use crate::de::{opt_lenient_bool, opt_scalar_string, opt_string_list};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
@@ -66,7 +66,7 @@ impl<'de> Deserialize<'de> for Interface {
     }
 }
 
-/// How to authenticate against Keystone v3.
+/// How to authenticate against Keystone v3 (keystoneauth's plugin names).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthType {
     /// `password` / `v3password`: user (name or id) and password.
@@ -75,20 +75,122 @@ pub enum AuthType {
     Token,
     /// `v3applicationcredential` / `applicationcredential`: id, or name + user, and secret.
     ApplicationCredential,
+    /// `v3oidcpassword`: federated Keystone; the OpenID Connect provider's resource-owner password
+    /// grant gives an access token, exchanged at Keystone's federation endpoint for a token.
+    OidcPassword,
+    /// `v3oidcclientcredentials`: as [`AuthType::OidcPassword`] with the client credentials
+    /// grant (the OIDC client authenticates as itself).
+    OidcClientCredentials,
+    /// `v3oidcaccesstoken`: an access token already obtained from the OpenID Connect provider.
+    OidcAccessToken,
+    /// `v3totp`: user and a time-based one-time passcode.
+    Totp,
+    /// `v3multifactor`: several methods in one request (`auth_methods`, e.g. password and TOTP).
+    MultiFactor,
 }
 
 impl AuthType {
-    /// Parses the auth plugin names openstacksdk/keystoneauth use.
+    /// Every `auth_type` accepted, as keystoneauth spells them.
+    pub const SUPPORTED: &'static [&'static str] = &[
+        "password",
+        "v3password",
+        "token",
+        "v3token",
+        "v3applicationcredential",
+        "v3oidcpassword",
+        "v3oidcclientcredentials",
+        "v3oidcaccesstoken",
+        "v3totp",
+        "v3multifactor",
+    ];
+
+    /// Parses the auth plugin names openstacksdk/keystoneauth use; anything else fails listing
+    /// [`AuthType::SUPPORTED`].
     pub fn parse(s: &str) -> Result<AuthType> {
         match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
             "password" | "v3password" => Ok(AuthType::Password),
             "token" | "v3token" => Ok(AuthType::Token),
-            "v3applicationcredential" | "applicationcredential" | "application_credential" | "v3_application_credential" => {
-                Ok(AuthType::ApplicationCredential)
+            "v3applicationcredential"
+            | "applicationcredential"
+            | "application_credential"
+            | "v3_application_credential" => Ok(AuthType::ApplicationCredential),
+            "v3oidcpassword" => Ok(AuthType::OidcPassword),
+            "v3oidcclientcredentials" => Ok(AuthType::OidcClientCredentials),
+            "v3oidcaccesstoken" => Ok(AuthType::OidcAccessToken),
+            "v3totp" => Ok(AuthType::Totp),
+            "v3multifactor" => Ok(AuthType::MultiFactor),
+            _ => Err(Error::config(format!(
+                "auth_type {s:?} is not supported (supported: {})",
+                AuthType::SUPPORTED.join(", ")
+            ))),
+        }
+    }
+
+    /// keystoneauth's name of the type (`v3oidcpassword`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuthType::Password => "password",
+            AuthType::Token => "token",
+            AuthType::ApplicationCredential => "v3applicationcredential",
+            AuthType::OidcPassword => "v3oidcpassword",
+            AuthType::OidcClientCredentials => "v3oidcclientcredentials",
+            AuthType::OidcAccessToken => "v3oidcaccesstoken",
+            AuthType::Totp => "v3totp",
+            AuthType::MultiFactor => "v3multifactor",
+        }
+    }
+
+    /// Whether the token comes through Keystone's OS-FEDERATION endpoint with an OpenID Connect
+    /// access token.
+    pub fn is_oidc(&self) -> bool {
+        matches!(
+            self,
+            AuthType::OidcPassword | AuthType::OidcClientCredentials | AuthType::OidcAccessToken
+        )
+    }
+}
+
+/// One method of a `v3multifactor` request (an item of `auth_methods`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// `v3password` (or Keystone's `password`).
+    Password,
+    /// `v3totp` (or `totp`).
+    Totp,
+    /// `v3token` (or `token`).
+    Token,
+    /// `v3applicationcredential` (or `application_credential`).
+    ApplicationCredential,
+}
+
+impl AuthMethod {
+    /// The `auth_methods` items accepted: keystoneauth's plugin names, which openstacksdk passes.
+    pub const SUPPORTED: &'static [&'static str] =
+        &["v3password", "v3totp", "v3token", "v3applicationcredential"];
+
+    /// Parses an `auth_methods` item: a keystoneauth v3 plugin name, or Keystone's method name.
+    pub fn parse(s: &str) -> Result<AuthMethod> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "v3password" | "password" => Ok(AuthMethod::Password),
+            "v3totp" | "totp" => Ok(AuthMethod::Totp),
+            "v3token" | "token" => Ok(AuthMethod::Token),
+            "v3applicationcredential" | "application_credential" => {
+                Ok(AuthMethod::ApplicationCredential)
             }
             _ => Err(Error::config(format!(
-                "auth_type {s:?} is not supported (supported: password, v3password, token, v3token, v3applicationcredential)"
+                "auth_methods item {s:?} is not supported (supported: {})",
+                AuthMethod::SUPPORTED.join(", ")
             ))),
+        }
+    }
+
+    /// Keystone's name of the method, as it stands in `identity.methods`.
+    pub fn keystone_name(&self) -> &'static str {
+        match self {
+            AuthMethod::Password => "password",
+            AuthMethod::Totp => "totp",
+            AuthMethod::Token => "token",
+            AuthMethod::ApplicationCredential => "application_credential",
         }
     }
 }
@@ -189,6 +291,65 @@ pub struct AuthOptions {
     /// Application credential secret (secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_credential_secret: Option<Secret>,
+    /// TOTP passcode (secret), for `v3totp` and `v3multifactor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passcode: Option<Secret>,
+    /// The methods of a `v3multifactor` request (`[v3password, v3totp]`, or comma-separated).
+    #[serde(
+        deserialize_with = "opt_string_list",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auth_methods: Option<Vec<String>>,
+    /// OIDC: the identity provider's name in Keystone (`OS-FEDERATION`).
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub identity_provider: Option<String>,
+    /// OIDC: the federation protocol's name in Keystone (often `openid`).
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub protocol: Option<String>,
+    /// OIDC: the OAuth 2.0 client ID.
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub client_id: Option<String>,
+    /// OIDC: the OAuth 2.0 client secret (secret); sent with HTTP basic authentication.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    /// OIDC: the scope asked of the provider (default `openid profile`).
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub openid_scope: Option<String>,
+    /// OIDC: the provider's token endpoint; overrides the discovery document's.
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_token_endpoint: Option<String>,
+    /// OIDC: the provider's discovery document (`.../.well-known/openid-configuration`).
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub discovery_endpoint: Option<String>,
+    /// OIDC: which token of the provider's answer goes to Keystone: `access_token` (default) or
+    /// `id_token`.
+    #[serde(
+        deserialize_with = "opt_scalar_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_token_type: Option<String>,
+    /// OIDC: an access token already obtained from the provider (secret), for
+    /// `v3oidcaccesstoken`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<Secret>,
 }
 
 impl AuthOptions {
@@ -213,8 +374,33 @@ impl AuthOptions {
             token,
             application_credential_id,
             application_credential_name,
-            application_credential_secret
+            application_credential_secret,
+            passcode,
+            auth_methods,
+            identity_provider,
+            protocol,
+            client_id,
+            client_secret,
+            openid_scope,
+            access_token_endpoint,
+            discovery_endpoint,
+            access_token_type,
+            access_token
         );
+    }
+
+    /// Every secret value set (password, token, secrets, passcode, access token).
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        [
+            &self.password,
+            &self.token,
+            &self.application_credential_secret,
+            &self.passcode,
+            &self.client_secret,
+            &self.access_token,
+        ]
+        .into_iter()
+        .flatten()
     }
 }
 
@@ -325,7 +511,7 @@ pub struct CloudOptions {
     pub cloud: Option<CloudRef>,
     /// The `auth` dict.
     pub auth: Option<AuthOptions>,
-    /// Auth plugin name (`password`, `token`, `v3applicationcredential`, ...).
+    /// Auth plugin name (one of [`AuthType::SUPPORTED`]).
     pub auth_type: Option<String>,
     /// Region.
     pub region_name: Option<String>,

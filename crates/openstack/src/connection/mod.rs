@@ -1,6 +1,7 @@
 //! `Connection`: one authenticated session with one cloud. This module builds it and hands out
-//! the service APIs; [`session`] keeps the Keystone token, [`call`] sends a call and reads its
-//! answer and pages, [`transport`] owns the HTTP clients, retries and error mapping.
+//! the service APIs; [`session`] keeps the Keystone token (with [`federation`] for the OpenID
+//! Connect types), [`call`] sends a call and reads its answer and pages, [`transport`] owns the
+//! HTTP clients, retries and error mapping.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::microversion::{self, Microversion, Range};
 
 mod call;
+mod federation;
 mod session;
 mod transport;
 
@@ -62,7 +64,8 @@ pub struct RequestRecord<'a> {
     pub elapsed: Duration,
     /// The cloud's request id (`x-openstack-request-id` and kin).
     pub request_id: Option<String>,
-    /// The JSON request body; never the Keystone auth request, which holds the credentials.
+    /// The JSON request body; never that of an authentication request (Keystone's token and
+    /// federation endpoints, an OpenID Connect provider), which holds credentials.
     pub body: Option<&'a [u8]>,
     /// Why no answer came.
     pub error: Option<String>,

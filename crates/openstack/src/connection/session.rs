@@ -1,10 +1,14 @@
 //! The Keystone token of a connection: obtained on first use, renewed shortly before it
-//! expires, dropped when a service rejects it.
+//! expires, dropped when a service rejects it. The federated login is in `federation.rs`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::auth::{auth_body, parse_time, TokenInfo};
+use reqwest::blocking::{RequestBuilder, Response};
+use reqwest::header::HeaderMap;
+
+use crate::auth::body::{auth_body, direct_methods};
+use crate::auth::{parse_time, TokenInfo};
 use crate::catalog::{versioned_endpoint, Service};
 use crate::error::{fault_message, Error, Result};
 use crate::secret::Secret;
@@ -48,35 +52,38 @@ impl Connection {
         }
     }
 
-    fn identity_base(&self) -> Result<String> {
+    pub(super) fn identity_base(&self) -> Result<String> {
         let url = self.config.auth.auth_url.as_deref().unwrap_or_default();
         versioned_endpoint(Service::Identity, url, None)
             .map(|v| v.base)
             .map_err(Error::config)
     }
 
-    /// `POST /v3/auth/tokens`.
+    /// A new token: one `POST /v3/auth/tokens`, or the federated dance of the OpenID Connect types.
     fn login(&self) -> Result<Session> {
-        let url = format!("{}/auth/tokens", self.identity_base()?);
-        let body = serde_json::to_vec(&auth_body(&self.config))
-            .map_err(|e| Error::config(format!("cannot encode the auth request: {e}")))?;
-        let path = url::Url::parse(&url)
-            .map(|u| u.path().to_string())
-            .unwrap_or_else(|_| url.clone());
+        match direct_methods(&self.config)? {
+            Some(methods) => self.post_tokens(&auth_body(&self.config, &methods), &[]),
+            None => self.federated_login(),
+        }
+    }
+
+    /// Sends a request that carries its own credentials (no `X-Auth-Token`), built anew by `build`
+    /// for each attempt, and logs it without its body. Like every POST it is retried only when the
+    /// connection could not be made. Fails with the transport failure's message.
+    pub(super) fn send_unauthenticated(
+        &self,
+        method: &str,
+        url: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> std::result::Result<Response, String> {
         let mut attempt = 0;
-        let resp = loop {
-            let rb = self
-                .fresh
-                .post(&url)
-                .header("Content-Type", "application/json")
-                .header("Accept", "application/json")
-                .timeout(self.config.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT))
-                .body(body.clone());
+        loop {
+            let rb = build().timeout(self.config.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT));
             let started = std::time::Instant::now();
             let sent = rb.send();
-            self.log_request("POST", &url, &sent, started, None);
+            self.log_request(method, url, &sent, started, None);
             match sent {
-                Ok(r) => break r,
+                Ok(r) => return Ok(r),
                 Err(e) => {
                     let (message, tls) = transport_message(&e);
                     if e.is_connect() && !tls && attempt < self.config.retry.max_retries {
@@ -84,20 +91,41 @@ impl Connection {
                         attempt += 1;
                         continue;
                     }
-                    return Err(Error::Transport {
-                        service: "identity",
-                        method: "POST",
-                        url,
-                        message,
-                    });
+                    return Err(message);
                 }
             }
-        };
+        }
+    }
+
+    /// `POST /v3/auth/tokens` with `body`. `learnt` are secrets obtained on the way (a federated
+    /// login's access token and unscoped token), masked in error messages with the configured ones.
+    pub(super) fn post_tokens(&self, body: &serde_json::Value, learnt: &[&str]) -> Result<Session> {
+        let url = format!("{}/auth/tokens", self.identity_base()?);
+        let body = serde_json::to_vec(body)
+            .map_err(|e| Error::config(format!("cannot encode the auth request: {e}")))?;
+        let path = url::Url::parse(&url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_else(|_| url.clone());
+        let resp = self
+            .send_unauthenticated("POST", &url, || {
+                self.fresh
+                    .post(&url)
+                    .header("Content-Type", "application/json")
+                    .header("Accept", "application/json")
+                    .body(body.clone())
+            })
+            .map_err(|message| Error::Transport {
+                service: "identity",
+                method: "POST",
+                url: url.clone(),
+                message,
+            })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
         if !(200..300).contains(&status) {
-            let mut message = fault_message(&bytes).unwrap_or_else(|| reason(status));
+            let fault = fault_message(&bytes).unwrap_or_else(|| reason(status));
+            let mut message = self.config.scrub(&fault, learnt);
             if status == 401 {
                 return Err(Error::Auth {
                     cloud: self.config.label(),
@@ -119,31 +147,36 @@ impl Connection {
                 request_id: request_id(&headers),
             });
         }
-        let Some(token) = headers.get("x-subject-token").and_then(|v| v.to_str().ok()) else {
-            return Err(Error::Decode {
-                service: "identity",
-                method: "POST",
-                path,
-                message: "no X-Subject-Token header in the answer".into(),
-            });
-        };
-        #[derive(serde::Deserialize)]
-        struct Wrap {
-            token: TokenInfo,
-        }
-        let info = serde_json::from_slice::<Wrap>(&bytes)
-            .map_err(|e| Error::Decode {
-                service: "identity",
-                method: "POST",
-                path,
-                message: format!("token body: {e}"),
-            })?
-            .token;
-        let expires_at = info.expires_at.as_deref().and_then(parse_time);
-        Ok(Session {
-            token: Secret::new(token),
-            info,
-            expires_at,
-        })
+        read_token(&headers, &bytes, path)
     }
+}
+
+/// The token of a 2xx answer of Keystone: `X-Subject-Token` and the body's `token`.
+pub(super) fn read_token(headers: &HeaderMap, bytes: &[u8], path: String) -> Result<Session> {
+    let Some(token) = headers.get("x-subject-token").and_then(|v| v.to_str().ok()) else {
+        return Err(Error::Decode {
+            service: "identity",
+            method: "POST",
+            path,
+            message: "no X-Subject-Token header in the answer".into(),
+        });
+    };
+    #[derive(serde::Deserialize)]
+    struct Wrap {
+        token: TokenInfo,
+    }
+    let info = serde_json::from_slice::<Wrap>(bytes)
+        .map_err(|e| Error::Decode {
+            service: "identity",
+            method: "POST",
+            path,
+            message: format!("token body: {e}"),
+        })?
+        .token;
+    let expires_at = info.expires_at.as_deref().and_then(parse_time);
+    Ok(Session {
+        token: Secret::new(token),
+        info,
+        expires_at,
+    })
 }

@@ -1,77 +1,11 @@
-//! Keystone v3 authentication: the request body for each auth type and the token it returns.
+//! The bodies of `POST /v3/auth/tokens`: one part per Keystone method (password, token,
+//! application credential, TOTP), several at once for `v3multifactor`, and the scope.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::catalog::CatalogService;
-use crate::config::{AuthType, CloudConfig};
-
-/// A `{id, name}` reference to a domain.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct DomainRef {
-    /// Domain ID.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Domain name.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// The user or project a token names.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct TokenEntity {
-    /// ID.
-    pub id: String,
-    /// Name.
-    #[serde(default)]
-    pub name: String,
-    /// Its domain.
-    #[serde(default)]
-    pub domain: Option<DomainRef>,
-}
-
-/// A role granted by the token.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-pub struct TokenRole {
-    /// Role ID.
-    #[serde(default)]
-    pub id: String,
-    /// Role name.
-    #[serde(default)]
-    pub name: String,
-}
-
-/// What Keystone says about the token: who, which project, which roles, until when, and the
-/// service catalog.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct TokenInfo {
-    /// The authenticated user.
-    pub user: TokenEntity,
-    /// The project the token is scoped to.
-    #[serde(default)]
-    pub project: Option<TokenEntity>,
-    /// The domain the token is scoped to (domain-scoped tokens).
-    #[serde(default)]
-    pub domain: Option<DomainRef>,
-    /// Roles on the scope.
-    #[serde(default, deserialize_with = "crate::de::null_default")]
-    pub roles: Vec<TokenRole>,
-    /// Expiry, as Keystone wrote it (`2026-11-25T21:46:00.000000Z`).
-    #[serde(default)]
-    pub expires_at: Option<String>,
-    /// The service catalog.
-    #[serde(default, deserialize_with = "crate::de::null_default")]
-    pub catalog: Vec<CatalogService>,
-}
-
-impl TokenInfo {
-    /// Whether the token carries the `admin` role.
-    pub fn is_admin(&self) -> bool {
-        self.roles
-            .iter()
-            .any(|r| r.name.eq_ignore_ascii_case("admin"))
-    }
-}
+use crate::config::{AuthMethod, AuthType, CloudConfig};
+use crate::error::Result;
+use crate::Secret;
 
 /// Domain reference for a user or project name: the specific id/name, else the generic
 /// `domain_id`/`domain_name`, else id `default`.
@@ -122,29 +56,45 @@ fn scope(cfg: &CloudConfig) -> Option<Value> {
     }
 }
 
-/// The body of `POST /v3/auth/tokens`. This is the one place secrets are exposed; the value goes
-/// straight into the request body.
-pub(crate) fn auth_body(cfg: &CloudConfig) -> Value {
-    let a = &cfg.auth;
-    let expose = |s: &Option<crate::Secret>| {
+/// The Keystone methods an auth type sends in one `POST /v3/auth/tokens`; `None` for the OpenID
+/// Connect types, whose token comes from Keystone's federation endpoint.
+pub(crate) fn direct_methods(cfg: &CloudConfig) -> Result<Option<Vec<AuthMethod>>> {
+    Ok(Some(match cfg.auth_type {
+        AuthType::Password => vec![AuthMethod::Password],
+        AuthType::Token => vec![AuthMethod::Token],
+        AuthType::ApplicationCredential => vec![AuthMethod::ApplicationCredential],
+        AuthType::Totp => vec![AuthMethod::Totp],
+        AuthType::MultiFactor => cfg.auth_methods()?,
+        AuthType::OidcPassword | AuthType::OidcClientCredentials | AuthType::OidcAccessToken => {
+            return Ok(None)
+        }
+    }))
+}
+
+fn expose(s: &Option<Secret>) -> Value {
+    Value::String(
         s.as_ref()
             .map(|s| s.expose().to_string())
-            .unwrap_or_default()
-    };
-    let (identity, scoped) = match cfg.auth_type {
-        AuthType::Password => {
+            .unwrap_or_default(),
+    )
+}
+
+/// One method's part of `identity`.
+fn method_body(m: AuthMethod, cfg: &CloudConfig) -> Value {
+    let a = &cfg.auth;
+    match m {
+        AuthMethod::Password => {
             let mut u = user(cfg);
-            u["password"] = Value::String(expose(&a.password));
-            (
-                json!({"methods": ["password"], "password": {"user": u}}),
-                true,
-            )
+            u["password"] = expose(&a.password);
+            json!({"user": u})
         }
-        AuthType::Token => (
-            json!({"methods": ["token"], "token": {"id": expose(&a.token)}}),
-            true,
-        ),
-        AuthType::ApplicationCredential => {
+        AuthMethod::Totp => {
+            let mut u = user(cfg);
+            u["passcode"] = expose(&a.passcode);
+            json!({"user": u})
+        }
+        AuthMethod::Token => json!({"id": expose(&a.token)}),
+        AuthMethod::ApplicationCredential => {
             let mut ac = serde_json::Map::new();
             match &a.application_credential_id {
                 Some(id) => {
@@ -158,19 +108,23 @@ pub(crate) fn auth_body(cfg: &CloudConfig) -> Value {
                     ac.insert("user".into(), user(cfg));
                 }
             }
-            ac.insert(
-                "secret".into(),
-                Value::String(expose(&a.application_credential_secret)),
-            );
-            // An application credential carries its own scope; Keystone rejects another one.
-            (
-                json!({"methods": ["application_credential"], "application_credential": ac}),
-                false,
-            )
+            ac.insert("secret".into(), expose(&a.application_credential_secret));
+            Value::Object(ac)
         }
-    };
+    }
+}
+
+/// The body of `POST /v3/auth/tokens` with `methods` (all in one request, as `v3multifactor`
+/// sends them). This is where secrets are exposed; the value goes straight into the request body.
+pub(crate) fn auth_body(cfg: &CloudConfig, methods: &[AuthMethod]) -> Value {
+    let mut identity =
+        json!({"methods": methods.iter().map(|m| m.keystone_name()).collect::<Vec<_>>()});
+    for m in methods {
+        identity[m.keystone_name()] = method_body(*m, cfg);
+    }
     let mut auth = json!({"identity": identity});
-    if scoped {
+    // An application credential carries its own scope; Keystone rejects another one.
+    if !methods.contains(&AuthMethod::ApplicationCredential) {
         if let Some(s) = scope(cfg) {
             auth["scope"] = s;
         }
@@ -178,51 +132,24 @@ pub(crate) fn auth_body(cfg: &CloudConfig) -> Value {
     json!({"auth": auth})
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 / ISO 8601 UTC time such as
-/// `2026-11-25T21:46:00.000000Z` or `2026-11-25T21:46:00+01:00`. `None` if unparseable.
-pub(crate) fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (date, rest) = s.split_once(['T', ' '])?;
-    let mut d = date.split('-');
-    let y: i64 = d.next()?.parse().ok()?;
-    let m: i64 = d.next()?.parse().ok()?;
-    let day: i64 = d.next()?.parse().ok()?;
-    let (time, offset) = if let Some(t) = rest.strip_suffix('Z') {
-        (t, 0)
-    } else if let Some(i) = rest.rfind(['+', '-']) {
-        let (t, off) = rest.split_at(i);
-        let sign = if off.starts_with('-') { -1 } else { 1 };
-        let (oh, om) = off[1..].split_once(':').unwrap_or((&off[1..], "0"));
-        (
-            t,
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
-        )
-    } else {
-        (rest, 0)
-    };
-    let mut t = time.split(':');
-    let hh: i64 = t.next()?.parse().ok()?;
-    let mm: i64 = t.next()?.parse().ok()?;
-    let ss: i64 = t.next().unwrap_or("0").split('.').next()?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = if y2 >= 0 { y2 } else { y2 - 399 } / 400;
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days * 86400 + hh * 3600 + mm * 60 + ss - offset)
+/// The body that scopes the unscoped token of a federated login to the configured project (or
+/// domain), as keystoneauth's federation plugins do; `None` when no scope is configured (the
+/// unscoped token is used as it is).
+pub(crate) fn rescope_body(cfg: &CloudConfig, unscoped: &str) -> Option<Value> {
+    let scope = scope(cfg)?;
+    Some(
+        json!({"auth": {"identity": {"methods": ["token"], "token": {"id": unscoped}}, "scope": scope}}),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::AuthOptions;
-    use crate::Secret;
+
+    fn body(c: &CloudConfig) -> Value {
+        auth_body(c, &direct_methods(c).unwrap().unwrap())
+    }
 
     fn cfg(auth_type: AuthType, auth: AuthOptions) -> CloudConfig {
         let mut c = CloudConfig::password("http://k/v3", "x", "x", "x");
@@ -235,7 +162,7 @@ mod tests {
     fn password_by_name_defaults_to_domain_default() {
         let c = CloudConfig::password("http://k/v3", "alice", "pw", "proj");
         assert_eq!(
-            auth_body(&c),
+            body(&c),
             json!({"auth": {
                 "identity": {"methods": ["password"], "password": {"user": {"name": "alice", "domain": {"id": "default"}, "password": "pw"}}},
                 "scope": {"project": {"name": "proj", "domain": {"id": "default"}}}
@@ -256,7 +183,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let b = auth_body(&c);
+        let b = body(&c);
         assert_eq!(
             b["auth"]["identity"]["password"]["user"]["domain"],
             json!({"name": "Users"})
@@ -272,7 +199,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let b = auth_body(&c);
+        let b = body(&c);
         assert_eq!(
             b["auth"]["identity"]["password"]["user"],
             json!({"id": "u1", "password": "pw"})
@@ -289,7 +216,7 @@ mod tests {
                 ..Default::default()
             },
         );
-        let b = auth_body(&c);
+        let b = body(&c);
         assert_eq!(
             b["auth"]["identity"]["password"]["user"]["domain"],
             json!({"name": "D"})
@@ -308,7 +235,7 @@ mod tests {
             },
         );
         assert_eq!(
-            auth_body(&c),
+            body(&c),
             json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "tok"}}, "scope": {"project": {"id": "p"}}}})
         );
         let c = cfg(
@@ -321,7 +248,7 @@ mod tests {
             },
         );
         assert_eq!(
-            auth_body(&c),
+            body(&c),
             json!({"auth": {"identity": {"methods": ["application_credential"], "application_credential": {"id": "ac", "secret": "s"}}}})
         );
         let c = cfg(
@@ -335,17 +262,65 @@ mod tests {
             },
         );
         assert_eq!(
-            auth_body(&c)["auth"]["identity"]["application_credential"],
+            body(&c)["auth"]["identity"]["application_credential"],
             json!({"name": "n", "user": {"name": "u", "domain": {"id": "d"}}, "secret": "s"})
         );
     }
 
     #[test]
-    fn times() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_time("2026-11-25T21:46:00.000000Z"), Some(1795643160));
-        assert_eq!(parse_time("2026-11-25T22:46:00+01:00"), Some(1795643160));
-        assert_eq!(parse_time("2000-02-29T00:00:01"), Some(951782401));
-        assert_eq!(parse_time("garbage"), None);
+    fn totp_and_multifactor() {
+        let c = cfg(
+            AuthType::Totp,
+            AuthOptions {
+                username: Some("u".into()),
+                user_domain_name: Some("Users".into()),
+                passcode: Some(Secret::new("123456")),
+                project_id: Some("p".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            body(&c),
+            json!({"auth": {"identity": {"methods": ["totp"], "totp": {"user": {"name": "u", "domain": {"name": "Users"}, "passcode": "123456"}}}, "scope": {"project": {"id": "p"}}}})
+        );
+        let c = cfg(
+            AuthType::MultiFactor,
+            AuthOptions {
+                user_id: Some("u1".into()),
+                password: Some(Secret::new("pw")),
+                passcode: Some(Secret::new("654321")),
+                auth_methods: Some(vec!["v3password".into(), "v3totp".into()]),
+                project_name: Some("p".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            body(&c),
+            json!({"auth": {"identity": {"methods": ["password", "totp"],
+                "password": {"user": {"id": "u1", "password": "pw"}},
+                "totp": {"user": {"id": "u1", "passcode": "654321"}}},
+                "scope": {"project": {"name": "p", "domain": {"id": "default"}}}}})
+        );
+    }
+
+    #[test]
+    fn federated_types_rescope_their_unscoped_token() {
+        let mut c = cfg(
+            AuthType::OidcPassword,
+            AuthOptions {
+                project_name: Some("p".into()),
+                project_domain_name: Some("D".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(direct_methods(&c).unwrap(), None);
+        assert_eq!(
+            rescope_body(&c, "unscoped"),
+            Some(
+                json!({"auth": {"identity": {"methods": ["token"], "token": {"id": "unscoped"}}, "scope": {"project": {"name": "p", "domain": {"name": "D"}}}}})
+            )
+        );
+        c.auth.project_name = None;
+        assert_eq!(rescope_body(&c, "unscoped"), None);
     }
 }
