@@ -9,11 +9,11 @@ use crate::auth::body::rescope_body;
 use crate::auth::oidc::{
     endpoint_from_discovery, federation_url, oauth_error, token_from_answer, token_request, Grant,
 };
-use crate::error::{fault_message, rid, Error, Result};
+use crate::error::{rid, Error, Result};
 use crate::secret::Secret;
 
 use super::session::{read_token, Session};
-use super::transport::{reason, request_id};
+use super::transport::request_id;
 use super::Connection;
 
 impl Connection {
@@ -26,40 +26,29 @@ impl Connection {
             None => a.access_token.clone().unwrap_or_default(),
         };
         let url = federation_url(&self.identity_base()?, &idp, &protocol)?;
-        let resp = self
-            .send_unauthenticated("POST", &url, || {
-                self.fresh
-                    .post(&url)
-                    .header("Accept", "application/json")
-                    .header("Authorization", format!("Bearer {}", access_token.expose()))
-            })
-            .map_err(|message| Error::Transport {
-                service: "identity",
-                method: "POST",
-                url: url.clone(),
-                message,
-            })?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-        if !(200..300).contains(&status) {
-            let fault = fault_message(&bytes).unwrap_or_else(|| reason(status));
+        let answer = self.identity_post(&url, || {
+            self.fresh
+                .post(&url)
+                .header("Accept", "application/json")
+                .header("Authorization", format!("Bearer {}", access_token.expose()))
+        })?;
+        if !answer.ok() {
             return Err(Error::Federation {
                 cloud: self.config.label(),
                 url,
                 principal: self.config.principal(),
-                status,
+                status: answer.status,
                 message: format!(
                     "{}{}",
-                    self.config.scrub(&fault, &[access_token.expose()]),
-                    rid(&request_id(&headers))
+                    self.config.scrub(&answer.fault(), &[access_token.expose()]),
+                    rid(&request_id(&answer.headers))
                 ),
             });
         }
         let path = url::Url::parse(&url)
             .map(|u| u.path().to_string())
             .unwrap_or_else(|_| url.clone());
-        let unscoped = read_token(&headers, &bytes, path)?;
+        let unscoped = read_token(&answer.headers, &answer.bytes, path)?;
         match rescope_body(&self.config, unscoped.token.expose()) {
             Some(body) => {
                 self.post_tokens(&body, &[access_token.expose(), unscoped.token.expose()])
@@ -84,32 +73,30 @@ impl Connection {
             None => {
                 let url = a.discovery_endpoint.clone().unwrap_or_default();
                 let what = "discovery document";
-                let resp = self
+                let answer = self
                     .send_unauthenticated("GET", &url, || {
                         self.fresh.get(&url).header("Accept", "application/json")
                     })
                     .map_err(|m| fail(what, &url, format!("did not answer: {m}")))?;
-                let status = resp.status().as_u16();
-                let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-                if !(200..300).contains(&status) {
-                    let fault = fault_message(&bytes).unwrap_or_else(|| reason(status));
+                if !answer.ok() {
                     return Err(fail(
                         what,
                         &url,
                         format!(
-                            "could not be read: HTTP {status}: {}",
-                            cfg.scrub(&fault, &[])
+                            "could not be read: HTTP {}: {}",
+                            answer.status,
+                            cfg.scrub(&answer.fault(), &[])
                         ),
                     ));
                 }
-                let doc: Value = serde_json::from_slice(&bytes)
+                let doc: Value = serde_json::from_slice(&answer.bytes)
                     .map_err(|e| fail(what, &url, format!("is not JSON: {e}")))?;
                 endpoint_from_discovery(&doc, grant).map_err(|m| fail(what, &url, m))?
             }
         };
         let what = "token endpoint";
         let req = token_request(cfg, grant);
-        let resp = self
+        let answer = self
             .send_unauthenticated("POST", &endpoint, || {
                 let rb = self
                     .fresh
@@ -122,36 +109,33 @@ impl Connection {
                 }
             })
             .map_err(|m| fail(what, &endpoint, format!("did not answer: {m}")))?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-        if !(200..300).contains(&status) {
+        if !answer.ok() {
             let who = match grant {
                 Grant::Password => format!("user {:?}", a.username.as_deref().unwrap_or("")),
                 Grant::ClientCredentials => {
                     format!("client {:?}", a.client_id.as_deref().unwrap_or(""))
                 }
             };
-            let why = oauth_error(&bytes)
-                .or_else(|| fault_message(&bytes))
-                .unwrap_or_else(|| reason(status));
+            let why = oauth_error(&answer.bytes).unwrap_or_else(|| answer.fault());
             return Err(fail(
                 what,
                 &endpoint,
                 format!(
-                    "refused the {} grant for {who}: HTTP {status}: {}",
+                    "refused the {} grant for {who}: HTTP {}: {}",
                     grant.name(),
+                    answer.status,
                     cfg.scrub(&why, &[])
                 ),
             ));
         }
-        let answer: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let doc: Value = serde_json::from_slice(&answer.bytes).map_err(|e| {
             fail(
                 what,
                 &endpoint,
                 format!("answered with something other than JSON: {e}"),
             )
         })?;
-        token_from_answer(&answer, a.access_token_type.as_deref())
+        token_from_answer(&doc, a.access_token_type.as_deref())
             .map(Secret::new)
             .map_err(|m| fail(what, &endpoint, m))
     }

@@ -75,7 +75,7 @@ impl Connection {
         method: &str,
         url: &str,
         build: impl Fn() -> RequestBuilder,
-    ) -> std::result::Result<Response, String> {
+    ) -> std::result::Result<Answer, String> {
         let mut attempt = 0;
         loop {
             let rb = build().timeout(self.config.api_timeout.unwrap_or(DEFAULT_API_TIMEOUT));
@@ -83,7 +83,7 @@ impl Connection {
             let sent = rb.send();
             self.log_request(method, url, &sent, started, None);
             match sent {
-                Ok(r) => return Ok(r),
+                Ok(r) => return Ok(Answer::read(r)),
                 Err(e) => {
                     let (message, tls) = transport_message(&e);
                     if e.is_connect() && !tls && attempt < self.config.retry.max_retries {
@@ -97,6 +97,22 @@ impl Connection {
         }
     }
 
+    /// A POST to Keystone that carries its own credentials; a transport failure is the identity
+    /// service's.
+    pub(super) fn identity_post(
+        &self,
+        url: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Answer> {
+        self.send_unauthenticated("POST", url, build)
+            .map_err(|message| Error::Transport {
+                service: "identity",
+                method: "POST",
+                url: url.to_string(),
+                message,
+            })
+    }
+
     /// `POST /v3/auth/tokens` with `body`. `learnt` are secrets obtained on the way (a federated
     /// login's access token and unscoped token), masked in error messages with the configured ones.
     pub(super) fn post_tokens(&self, body: &serde_json::Value, learnt: &[&str]) -> Result<Session> {
@@ -106,33 +122,23 @@ impl Connection {
         let path = url::Url::parse(&url)
             .map(|u| u.path().to_string())
             .unwrap_or_else(|_| url.clone());
-        let resp = self
-            .send_unauthenticated("POST", &url, || {
-                self.fresh
-                    .post(&url)
-                    .header("Content-Type", "application/json")
-                    .header("Accept", "application/json")
-                    .body(body.clone())
-            })
-            .map_err(|message| Error::Transport {
-                service: "identity",
-                method: "POST",
-                url: url.clone(),
-                message,
-            })?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
-        if !(200..300).contains(&status) {
-            let fault = fault_message(&bytes).unwrap_or_else(|| reason(status));
-            let mut message = self.config.scrub(&fault, learnt);
+        let answer = self.identity_post(&url, || {
+            self.fresh
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json")
+                .body(body.clone())
+        })?;
+        let (status, headers) = (answer.status, &answer.headers);
+        if !answer.ok() {
+            let mut message = self.config.scrub(&answer.fault(), learnt);
             if status == 401 {
                 return Err(Error::Auth {
                     cloud: self.config.label(),
                     principal: self.config.principal(),
                     status,
                     message,
-                    request_id: request_id(&headers),
+                    request_id: request_id(headers),
                 });
             }
             if status == 404 {
@@ -144,10 +150,40 @@ impl Connection {
                 path,
                 status,
                 message,
-                request_id: request_id(&headers),
+                request_id: request_id(headers),
             });
         }
-        read_token(&headers, &bytes, path)
+        read_token(headers, &answer.bytes, path)
+    }
+}
+
+/// What an unauthenticated request got back, read whole: these answers are small, and each caller
+/// wants the status, the headers and the body together.
+pub(super) struct Answer {
+    pub(super) status: u16,
+    pub(super) headers: HeaderMap,
+    pub(super) bytes: Vec<u8>,
+}
+
+impl Answer {
+    fn read(resp: Response) -> Answer {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().map(|b| b.to_vec()).unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    pub(super) fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The service's own words for a failure, or the status's reason phrase.
+    pub(super) fn fault(&self) -> String {
+        fault_message(&self.bytes).unwrap_or_else(|| reason(self.status))
     }
 }
 
