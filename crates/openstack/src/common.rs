@@ -1,4 +1,4 @@
-//! Helpers shared by the service modules: query strings, name-or-ID lookup, base64, waiting.
+//! Helpers shared by the service modules: query strings, name-or-ID lookup, waiting.
 
 use std::time::{Duration, Instant};
 
@@ -87,33 +87,6 @@ pub(crate) fn find_one<T>(
             count,
         }),
     }
-}
-
-/// Standard base64 with padding.
-pub(crate) fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(T[(n >> 18) as usize & 63] as char);
-        out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            T[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            T[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
 }
 
 /// The kinds of resource [`crate::Connection::wait_for_status`] can wait for.
@@ -272,18 +245,6 @@ pub(crate) fn poll_until<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_encoding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(
-            base64(b"#cloud-config\nruncmd: []\n"),
-            "I2Nsb3VkLWNvbmZpZwpydW5jbWQ6IFtdCg=="
-        );
-    }
 
     fn nf() -> Error {
         Error::Api {

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::common::base64;
 use crate::de::null_default;
 use crate::microversion as mv;
 use crate::resource::Status;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 
 /// One address of a server on a network (`addresses: {net: [..]}`).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -530,7 +531,7 @@ impl NewServer {
         }
         match &self.user_data {
             Some(UserData::Plain(b)) => {
-                s.insert("user_data".into(), json!(base64(b)));
+                s.insert("user_data".into(), json!(STANDARD.encode(b)));
             }
             Some(UserData::Base64(b)) => {
                 s.insert("user_data".into(), json!(b));
