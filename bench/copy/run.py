@@ -45,7 +45,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import socket
@@ -378,21 +377,24 @@ class Bench:
         else:
             cmd = ["qemu-img", "convert", "-W", "-m", "16", "-O", "raw",
                    f"nbd+unix:///?socket={dst_dir / 'fwd0.sock'}", dst]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.monotonic()
-        r = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE, text=True)
-        if r.returncode == 0 and tool == "qemu-img":
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, text=True)
+        out = proc.stdout.read()
+        # wait4 gives this child's own peak RSS; RUSAGE_CHILDREN is the peak over every child this
+        # script ever waited for (mkfs, qemu-img, earlier syncs), so it could not tell one sync's.
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode == 0 and tool == "qemu-img":
             fd = os.open(dst, os.O_RDONLY)
             os.fsync(fd)
             os.close(fd)
         seconds = time.monotonic() - start
-        sync_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-        if r.returncode != 0:
-            raise RuntimeError(f"{tool} failed: {r.stdout[-2000:]}")
+        if proc.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {out[-2000:]}")
         wire = sum(self.close_tunnel(*t) for t in tunnels)
         serve_rss = self.stop_server(server)
-        done = json.loads(r.stdout.strip().splitlines()[-1]) if agent else {}
-        rss = {"sync": sync_rss if sync_rss > before * 1024 else None, "serve": serve_rss} if agent else None
+        done = json.loads(out.strip().splitlines()[-1]) if agent else {}
+        rss = {"sync": usage.ru_maxrss * 1024, "serve": serve_rss} if agent else None
         return seconds, wire, rss, done
 
     def one(self, tool, name, link, dev, size, want_sha, used):
