@@ -380,6 +380,7 @@ class Bench:
         start = time.monotonic()
         proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, text=True)
         out = proc.stdout.read()
+        proc.stdout.close()
         # wait4 gives this child's own peak RSS; RUSAGE_CHILDREN is the peak over every child this
         # script ever waited for (mkfs, qemu-img, earlier syncs), so it could not tell one sync's.
         _, status, usage = os.wait4(proc.pid, 0)

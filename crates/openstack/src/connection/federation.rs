@@ -12,6 +12,7 @@ use crate::auth::oidc::{
 use crate::error::{rid, Error, Result};
 use crate::secret::Secret;
 
+use super::call::url_path;
 use super::session::{read_token, Session};
 use super::transport::request_id;
 use super::Connection;
@@ -45,9 +46,7 @@ impl Connection {
                 ),
             });
         }
-        let path = url::Url::parse(&url)
-            .map(|u| u.path().to_string())
-            .unwrap_or_else(|_| url.clone());
+        let path = url_path(&url).unwrap_or_else(|| url.clone());
         let unscoped = read_token(&answer.headers, &answer.bytes, path)?;
         match rescope_body(&self.config, unscoped.token.expose()) {
             Some(body) => {

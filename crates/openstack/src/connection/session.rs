@@ -13,6 +13,7 @@ use crate::catalog::{versioned_endpoint, Service};
 use crate::error::{fault_message, Error, Result};
 use crate::secret::Secret;
 
+use super::call::url_path;
 use super::transport::{reason, request_id, transport_message};
 use super::{Connection, DEFAULT_API_TIMEOUT, TOKEN_RENEW_MARGIN_SECS};
 
@@ -119,9 +120,7 @@ impl Connection {
         let url = format!("{}/auth/tokens", self.identity_base()?);
         let body = serde_json::to_vec(body)
             .map_err(|e| Error::config(format!("cannot encode the auth request: {e}")))?;
-        let path = url::Url::parse(&url)
-            .map(|u| u.path().to_string())
-            .unwrap_or_else(|_| url.clone());
+        let path = url_path(&url).unwrap_or_else(|| url.clone());
         let answer = self.identity_post(&url, || {
             self.fresh
                 .post(&url)
