@@ -1,3 +1,8 @@
+// musl's allocator maps and unmaps every MiB-sized buffer of the copy: the page faults and page
+// clearing cost more CPU than the copy's memcpys (see crates/agent/README.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -51,6 +51,70 @@ impl Encoding {
     }
 }
 
+/// The fields of a `Data` frame that come before its payload. The bulk of a sync crosses in these
+/// frames, so they are also built and read in place: the sender appends the (compressed) payload
+/// right after room for the header ([`DataHead::start`], [`DataHead::seal`]) and the receiver
+/// reads the payload straight into its own buffer ([`DataHead::decode`]), with no copy between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataHead {
+    /// The chunk.
+    pub chunk: u64,
+    /// Where in the chunk the bytes go.
+    pub offset: u32,
+    /// How they are encoded.
+    pub encoding: Encoding,
+    /// Their length once decoded.
+    pub raw_len: u32,
+}
+
+impl DataHead {
+    /// Bytes of the fields.
+    pub const LEN: usize = 17;
+    /// The frame type of `Data`.
+    pub const KIND: u16 = DATA;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.chunk.to_be_bytes());
+        out.extend_from_slice(&self.offset.to_be_bytes());
+        out.push(self.encoding.to_u8());
+        out.extend_from_slice(&self.raw_len.to_be_bytes());
+    }
+
+    /// Decodes the fields from the first [`DataHead::LEN`] bytes of a `Data` frame's payload.
+    pub fn decode(b: &[u8]) -> Result<DataHead> {
+        let mut r = Reader::new(b);
+        DataHead::read(&mut r)
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<DataHead> {
+        Ok(DataHead {
+            chunk: r.u64("data.chunk")?,
+            offset: r.u32("data.offset")?,
+            encoding: Encoding::from_u8(r.take(1, "data.encoding")?[0]),
+            raw_len: r.u32("data.raw_len")?,
+        })
+    }
+
+    /// An empty `Data` frame with room for `payload` bytes: the payload is appended to it, then
+    /// [`DataHead::seal`] fills in the header.
+    pub fn start(payload: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(FrameHeader::LEN + DataHead::LEN + payload);
+        v.resize(FrameHeader::LEN + DataHead::LEN, 0);
+        v
+    }
+
+    /// Fills in the header of a frame begun with [`DataHead::start`] whose payload is complete.
+    pub fn seal(&self, frame: &mut [u8]) {
+        let len = (frame.len() - FrameHeader::LEN) as u32;
+        let mut head = Vec::with_capacity(FrameHeader::LEN + DataHead::LEN);
+        head.extend_from_slice(&DATA.to_be_bytes());
+        head.extend_from_slice(&0u16.to_be_bytes());
+        head.extend_from_slice(&len.to_be_bytes());
+        self.encode(&mut head);
+        frame[..head.len()].copy_from_slice(&head);
+    }
+}
+
 /// What the client proposes right after the upgrade.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hello {
@@ -276,10 +340,13 @@ impl Frame {
                 raw_len,
                 payload,
             } => {
-                out.extend_from_slice(&chunk.to_be_bytes());
-                out.extend_from_slice(&offset.to_be_bytes());
-                out.push(encoding.to_u8());
-                out.extend_from_slice(&raw_len.to_be_bytes());
+                DataHead {
+                    chunk: *chunk,
+                    offset: *offset,
+                    encoding: *encoding,
+                    raw_len: *raw_len,
+                }
+                .encode(out);
                 out.extend_from_slice(payload);
             }
             Frame::Error { message } => out.extend_from_slice(message.as_bytes()),
@@ -350,13 +417,16 @@ impl Frame {
                 chunk: r.u64("chunk_end.chunk")?,
                 digest: digest(&mut r, "chunk_end.digest")?,
             },
-            DATA => Frame::Data {
-                chunk: r.u64("data.chunk")?,
-                offset: r.u32("data.offset")?,
-                encoding: Encoding::from_u8(r.take(1, "data.encoding")?[0]),
-                raw_len: r.u32("data.raw_len")?,
-                payload: r.rest().to_vec(),
-            },
+            DATA => {
+                let h = DataHead::read(&mut r)?;
+                Frame::Data {
+                    chunk: h.chunk,
+                    offset: h.offset,
+                    encoding: h.encoding,
+                    raw_len: h.raw_len,
+                    payload: r.rest().to_vec(),
+                }
+            }
             ERROR => Frame::Error {
                 message: String::from_utf8_lossy(r.rest()).into_owned(),
             },
@@ -454,6 +524,31 @@ mod tests {
                 payload: vec![5],
             },
         ]
+    }
+
+    #[test]
+    fn data_frames_built_in_place_equal_encoded_ones() {
+        let head = DataHead {
+            chunk: 7,
+            offset: 512,
+            encoding: Encoding::Raw,
+            raw_len: 3,
+        };
+        let mut f = DataHead::start(3);
+        f.extend_from_slice(&[9, 8, 7]);
+        head.seal(&mut f);
+        let whole = Frame::Data {
+            chunk: 7,
+            offset: 512,
+            encoding: Encoding::Raw,
+            raw_len: 3,
+            payload: vec![9, 8, 7],
+        };
+        assert_eq!(f, whole.to_bytes());
+        let h = FrameHeader::decode(f[..8].try_into().unwrap()).unwrap();
+        assert_eq!(h.kind, DataHead::KIND);
+        assert_eq!(DataHead::decode(&f[8..]).unwrap(), head);
+        assert!(DataHead::decode(&f[8..20]).is_err());
     }
 
     #[test]

@@ -42,12 +42,14 @@ impl Compressor {
         })
     }
 
-    /// Encodes `raw` for the wire into `out` (replacing its content) and says how.
+    /// Appends `raw`, encoded for the wire, to `out` and says how.
     pub fn encode(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Encoding {
-        out.clear();
+        let start = out.len();
         if let Some(z) = self.zstd.as_mut().filter(|_| self.paused == 0) {
             out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
-            if let Ok(n) = z.compress_to_buffer(raw, out) {
+            let mut tail = std::io::Cursor::new(&mut *out);
+            tail.set_position(start as u64);
+            if let Ok(n) = z.compress_to_buffer(raw, &mut tail) {
                 if n * 16 < raw.len() * WORTH_IT_SIXTEENTHS {
                     self.misses = 0;
                     return Encoding::Zstd;
@@ -61,7 +63,7 @@ impl Compressor {
         } else {
             self.paused = self.paused.saturating_sub(1);
         }
-        out.clear();
+        out.truncate(start);
         out.extend_from_slice(raw);
         Encoding::Raw
     }
@@ -106,7 +108,10 @@ mod tests {
         let mut d = zstd::bulk::Decompressor::new().unwrap();
         let text = b"the quick brown fox jumps over the lazy dog ".repeat(1000);
         let (mut out, mut back) = (Vec::new(), Vec::new());
+        out.extend_from_slice(b"head");
         assert_eq!(c.encode(&text, &mut out), Encoding::Zstd);
+        assert_eq!(&out[..4], b"head");
+        out.drain(..4);
         assert!(out.len() < text.len() / 10);
         decode(&mut d, Encoding::Zstd, &out, text.len(), &mut back).unwrap();
         assert_eq!(back, text);
@@ -119,14 +124,21 @@ mod tests {
                 x as u8
             })
             .collect();
+        out.clear();
+        out.extend_from_slice(b"head");
         assert_eq!(c.encode(&noise, &mut out), Encoding::Raw);
-        assert_eq!(out, noise);
+        assert_eq!(&out[..4], b"head");
+        assert_eq!(out[4..], noise);
+        out.clear();
         assert_eq!(c.encode(&noise, &mut out), Encoding::Raw);
         // Paused: even compressible data goes raw, untried, for a while.
+        out.clear();
         assert_eq!(c.encode(&text, &mut out), Encoding::Raw);
         for _ in 0..PAUSE {
+            out.clear();
             c.encode(&text, &mut out);
         }
+        out.clear();
         assert_eq!(c.encode(&text, &mut out), Encoding::Zstd);
         assert!(decode(&mut d, Encoding::Zstd, &out, text.len() + 1, &mut back).is_err());
         assert!(decode(&mut d, Encoding::Unknown(9), &out, 1, &mut back).is_err());

@@ -143,7 +143,7 @@ struct NbdStream {
     hasher: Hasher,
     extents: bool,
     jobs: VecDeque<Job>,
-    ready: VecDeque<Event>,
+    ready: VecDeque<Event<'static>>,
     cur: Option<Current>,
     /// Chunks being read: chunk -> the destination's digest, the bytes so far, reads left.
     reads: HashMap<u64, Reading>,
@@ -278,7 +278,7 @@ impl NbdStream {
                     self.ready.push_back(Event::Data {
                         chunk,
                         offset: 0,
-                        bytes: buf,
+                        bytes: buf.into(),
                         wire,
                     });
                     self.ready.push_back(Event::ChunkEnd { chunk, digest });
@@ -306,7 +306,7 @@ impl SourceStream for NbdStream {
         )
     }
 
-    fn next(&mut self) -> Result<Event> {
+    fn next(&mut self) -> Result<Event<'_>> {
         loop {
             if let Some(e) = self.ready.pop_front() {
                 return Ok(e);

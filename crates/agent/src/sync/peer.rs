@@ -1,5 +1,6 @@
 //! The client side of the sync protocol: another agent's export, upgraded from NBD.
 
+use std::borrow::Cow;
 use std::io::{BufReader, Read, Write};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Codec, Stream};
-use osm_sync::{Digest, Encoding, Frame, FrameHeader, Hello, Welcome};
+use osm_sync::{DataHead, Digest, Encoding, Frame, FrameHeader, Hello, Welcome};
 
 use super::compress;
 use super::source::{Event, Source, SourceStream};
@@ -95,6 +96,10 @@ struct PeerStream {
     wire: Arc<AtomicU64>,
     zstd: zstd::bulk::Decompressor<'static>,
     payload: Vec<u8>,
+    /// The last `Data` frame's payload, and its decoded bytes: reused, so the bulk of a sync
+    /// costs no allocation and no copy between the socket and the destination.
+    data: Vec<u8>,
+    decoded: Vec<u8>,
 }
 
 impl PeerStream {
@@ -110,6 +115,8 @@ impl PeerStream {
             wire,
             zstd: zstd::bulk::Decompressor::new().context("setting up zstd")?,
             payload: Vec::new(),
+            data: Vec::new(),
+            decoded: Vec::new(),
         })
     }
 
@@ -145,13 +152,26 @@ impl PeerStream {
         Ok(())
     }
 
-    fn recv(&mut self) -> Result<Frame> {
+    fn header(&mut self) -> Result<FrameHeader> {
         let mut h = [0u8; FrameHeader::LEN];
         if let Err(e) = self.reader.read_exact(&mut h) {
             return Err(self.io_error(e, "waiting for an answer"));
         }
         let h = FrameHeader::decode(&h)
             .with_context(|| format!("a frame from the source agent at {}", self.uri))?;
+        self.wire.fetch_add(
+            (FrameHeader::LEN + h.length as usize) as u64,
+            Ordering::Relaxed,
+        );
+        Ok(h)
+    }
+
+    fn recv(&mut self) -> Result<Frame> {
+        let h = self.header()?;
+        self.frame(h)
+    }
+
+    fn frame(&mut self, h: FrameHeader) -> Result<Frame> {
         self.payload.resize(h.length as usize, 0);
         let mut payload = std::mem::take(&mut self.payload);
         let read = self.reader.read_exact(&mut payload);
@@ -162,11 +182,56 @@ impl PeerStream {
                     .with_context(|| format!("a frame from the source agent at {}", self.uri))
             });
         self.payload = payload;
-        self.wire.fetch_add(
-            (FrameHeader::LEN + h.length as usize) as u64,
-            Ordering::Relaxed,
-        );
         frame
+    }
+
+    /// Reads the payload of a `Data` frame into the reused buffer, decoding it there if needed.
+    fn data(&mut self, h: FrameHeader) -> Result<Event<'_>> {
+        let mut fields = [0u8; DataHead::LEN];
+        let n = (h.length as usize)
+            .checked_sub(DataHead::LEN)
+            .ok_or_else(|| anyhow!("a short data frame from the source agent at {}", self.uri))?;
+        if let Err(e) = self.reader.read_exact(&mut fields) {
+            return Err(self.io_error(e, "reading an answer"));
+        }
+        let d = DataHead::decode(&fields)
+            .with_context(|| format!("a frame from the source agent at {}", self.uri))?;
+        if d.encoding == Encoding::Zeros {
+            if n != 0 {
+                bail!("the source agent at {} sent bytes with a zero range", self.uri);
+            }
+            return Ok(Event::Zeros {
+                chunk: d.chunk,
+                offset: d.offset,
+                len: d.raw_len,
+            });
+        }
+        // Grown, never shrunk: a buffer is zeroed once, not for every frame.
+        if self.data.len() < n {
+            self.data.resize(n, 0);
+        }
+        if let Err(e) = self.reader.read_exact(&mut self.data[..n]) {
+            return Err(self.io_error(e, "reading an answer"));
+        }
+        let bytes = if d.encoding == Encoding::Raw && n == d.raw_len as usize {
+            &self.data[..n]
+        } else {
+            compress::decode(
+                &mut self.zstd,
+                d.encoding,
+                &self.data[..n],
+                d.raw_len as usize,
+                &mut self.decoded,
+            )
+            .with_context(|| format!("chunk {} from the source agent at {}", d.chunk, self.uri))?;
+            &self.decoded[..]
+        };
+        Ok(Event::Data {
+            chunk: d.chunk,
+            offset: d.offset,
+            bytes: Cow::Borrowed(bytes),
+            wire: n as u64,
+        })
     }
 }
 
@@ -185,54 +250,16 @@ impl SourceStream for PeerStream {
         })
     }
 
-    fn next(&mut self) -> Result<Event> {
-        Ok(match self.recv()? {
+    fn next(&mut self) -> Result<Event<'_>> {
+        let h = self.header()?;
+        if h.kind == DataHead::KIND {
+            return self.data(h);
+        }
+        Ok(match self.frame(h)? {
             Frame::Same { chunk } => Event::Same { chunk },
             Frame::Zero { chunk } => Event::Zero { chunk },
             Frame::Differs { chunk, .. } => Event::Differs { chunk },
             Frame::ChunkEnd { chunk, digest } => Event::ChunkEnd { chunk, digest },
-            Frame::Data {
-                chunk,
-                offset,
-                encoding: Encoding::Zeros,
-                raw_len,
-                ..
-            } => Event::Zeros {
-                chunk,
-                offset,
-                len: raw_len,
-            },
-            Frame::Data {
-                chunk,
-                offset,
-                encoding,
-                raw_len,
-                payload,
-            } => {
-                let wire = payload.len() as u64;
-                let bytes = if encoding == Encoding::Raw && payload.len() == raw_len as usize {
-                    payload
-                } else {
-                    let mut out = Vec::new();
-                    compress::decode(
-                        &mut self.zstd,
-                        encoding,
-                        &payload,
-                        raw_len as usize,
-                        &mut out,
-                    )
-                    .with_context(|| {
-                        format!("chunk {chunk} from the source agent at {}", self.uri)
-                    })?;
-                    out
-                };
-                Event::Data {
-                    chunk,
-                    offset,
-                    bytes,
-                    wire,
-                }
-            }
             Frame::Error { message } => {
                 bail!("the source agent at {} failed: {message}", self.uri)
             }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Codec, Stream, UpgradeHandler};
 use osm_sync::{
-    Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros, ALGORITHM_ID, VERSION,
+    DataHead, Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros, ALGORITHM_ID, VERSION,
 };
 
 use super::compress::Compressor;
@@ -192,7 +192,6 @@ impl SyncServer {
     ) -> Result<()> {
         let mut c = Compressor::new(w.compression, self.level)?;
         let mut buf = AlignedBuf::default();
-        let mut enc = Vec::new();
         let cs = u64::from(w.chunk_size);
         let send = |bytes: Vec<u8>| {
             tx.send(bytes)
@@ -220,13 +219,7 @@ impl SyncServer {
                 Job::Chunk { .. } if all_zero => send(Frame::Zero { chunk }.to_bytes())?,
                 Job::Chunk { dst, .. } if dst == zero => {
                     for r in data_runs(offset, buf.as_slice()) {
-                        send(data_frame(
-                            &mut c,
-                            &mut enc,
-                            chunk,
-                            r.start,
-                            &buf.as_slice()[r],
-                        ))?;
+                        send(data_frame(&mut c, chunk, r.start, &buf.as_slice()[r]))?;
                     }
                     send(Frame::ChunkEnd { chunk, digest }.to_bytes())?;
                 }
@@ -246,13 +239,7 @@ impl SyncServer {
                             send(if zero {
                                 zeros_frame(chunk, piece)
                             } else {
-                                data_frame(
-                                    &mut c,
-                                    &mut enc,
-                                    chunk,
-                                    piece.start,
-                                    &buf.as_slice()[piece],
-                                )
+                                data_frame(&mut c, chunk, piece.start, &buf.as_slice()[piece])
                             })?;
                         }
                     }
@@ -313,23 +300,19 @@ fn write_frames(mut out: BufWriter<Stream>, rx: Receiver<Vec<u8>>) -> Result<()>
     out.flush().context("sending to the destination")
 }
 
-/// One `Data` frame for `bytes` at `offset` in `chunk`, compressed where the policy says so.
-fn data_frame(
-    c: &mut Compressor,
-    enc: &mut Vec<u8>,
-    chunk: u64,
-    offset: usize,
-    bytes: &[u8],
-) -> Vec<u8> {
-    let encoding: Encoding = c.encode(bytes, enc);
-    Frame::Data {
+/// One `Data` frame for `bytes` at `offset` in `chunk`, compressed where the policy says so,
+/// built in place: the data is copied (or compressed) once, into the frame that is sent.
+fn data_frame(c: &mut Compressor, chunk: u64, offset: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut frame = DataHead::start(bytes.len());
+    let encoding = c.encode(bytes, &mut frame);
+    DataHead {
         chunk,
         offset: offset as u32,
         encoding,
         raw_len: bytes.len() as u32,
-        payload: std::mem::take(enc),
     }
-    .to_bytes()
+    .seal(&mut frame);
+    frame
 }
 
 /// A `Data` frame saying `range` of `chunk` reads as zeros.

@@ -4,13 +4,16 @@
 //! disk and sends only what differs, and any NBD server ([`super::nbd`]), whose data all crosses
 //! and is digested here.
 
+use std::borrow::Cow;
+
 use anyhow::Result;
 use osm_nbd::Stream;
 use osm_sync::Digest;
 
-/// What a source said about one chunk (or part of one).
+/// What a source said about one chunk (or part of one). Data may borrow the connection's own
+/// buffer: a worker applies an event before it asks for the next.
 #[derive(Debug)]
-pub enum Event {
+pub enum Event<'a> {
     /// The chunk is the same on both sides.
     Same {
         /// The chunk.
@@ -33,7 +36,7 @@ pub enum Event {
         /// Where in the chunk they go.
         offset: u32,
         /// The bytes.
-        bytes: Vec<u8>,
+        bytes: Cow<'a, [u8]>,
         /// Bytes that crossed the link for them.
         wire: u64,
     },
@@ -78,7 +81,7 @@ pub trait SourceStream: Send {
     /// Sends the block sums of a chunk the source said `Differs` about.
     fn blocks(&mut self, chunk: u64, sums: &[u64]) -> Result<()>;
     /// Waits for the next event.
-    fn next(&mut self) -> Result<Event>;
+    fn next(&mut self) -> Result<Event<'_>>;
     /// Says goodbye; the connection is done.
     fn finish(&mut self) -> Result<()>;
     /// A handle that can shut the connection down from another thread, to end a blocked read

@@ -38,7 +38,7 @@ struct Scripted {
 struct ScriptedStream {
     data: Vec<u8>,
     script: Script,
-    ready: VecDeque<Event>,
+    ready: VecDeque<Event<'static>>,
 }
 
 impl Source for Scripted {
@@ -83,7 +83,7 @@ impl SourceStream for ScriptedStream {
                 self.ready.push_back(Event::Data {
                     chunk,
                     offset: 0,
-                    bytes,
+                    bytes: bytes.into(),
                     wire: 0,
                 });
                 self.ready.push_back(Event::ChunkEnd { chunk, digest });
@@ -99,7 +99,7 @@ impl SourceStream for ScriptedStream {
         bail!("no block sums expected (chunk {chunk})")
     }
 
-    fn next(&mut self) -> Result<Event> {
+    fn next(&mut self) -> Result<Event<'_>> {
         if matches!(self.script, Script::Panics) {
             panic!("scripted panic");
         }
