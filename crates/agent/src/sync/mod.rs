@@ -80,8 +80,11 @@ pub struct SyncOptions {
 
 /// Chunks per range: the unit of work a connection takes and of the read-back.
 const RANGE_CHUNKS: u64 = 16;
-/// Ranges one connection keeps asked, so the source never waits for the next question.
-const WINDOW: usize = 3;
+/// Ranges one connection keeps asked, so the source never waits for the next question. A round
+/// trip of small frames over the SSH link takes far longer than the source's work on a chunk it
+/// need not send: with 3 ranges, the unchanged part of a re-sync was settled 3 times slower than
+/// with 12 (measured through ssh on 127.0.0.1; 32 gained nothing more).
+const WINDOW: usize = 12;
 /// Threads digesting the destination ahead of the questions (each with one read in flight).
 const SCANNERS: usize = 3;
 /// Flush the destination behind the copy once this much was written since the last flush.
@@ -302,7 +305,7 @@ impl<'a> Engine<'a> {
             dst: Mutex::new(vec![Digest::default(); chunks as usize]),
             settled: AtomicU64::new(0),
             next_scan: AtomicU64::new(0),
-            scanned: Queue::new(WINDOW * 8),
+            scanned: Queue::new(WINDOW * 2),
             proven: Queue::new(usize::MAX),
             scanners_left: AtomicUsize::new(SCANNERS),
             workers_left: AtomicUsize::new(0),
