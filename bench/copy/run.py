@@ -190,13 +190,13 @@ def fs_used_bytes(img):
     return (int(f["Block count"]) - int(f["Free blocks"])) * int(f["Block size"])
 
 
-def file_chunks(img, chunk_size):
-    """The chunks of `img` that the data of its ext4 root directory's files fill entirely."""
+def file_extents(img):
+    """Byte ranges of `img` that hold the data of its ext4 root directory's files."""
     dump = lambda req: subprocess.run(["debugfs", "-R", req, str(img)], capture_output=True, text=True, check=True).stdout
     out = subprocess.run(["dumpe2fs", "-h", str(img)], capture_output=True, text=True, check=True).stdout
     block = int(next(l.split(":")[1] for l in out.splitlines() if l.startswith("Block size:")))
     names = [l.split()[-1] for l in dump("ls -l /").splitlines() if l.split() and l.split()[1].startswith("100")]
-    chunks = set()
+    extents = []
     for name in names:
         for line in dump(f"ex /{name}").splitlines()[1:]:
             phys = line.split("-")
@@ -204,8 +204,15 @@ def file_chunks(img, chunk_size):
                 continue
             # "level entries logical - logical physical - physical length flags"
             first, last = int(phys[1].split()[-1]), int(phys[2].split()[0])
-            start, end = first * block, (last + 1) * block
-            chunks.update(range(-(-start // chunk_size), end // chunk_size))
+            extents.append((first * block, (last + 1) * block))
+    return extents
+
+
+def file_chunks(img, chunk_size):
+    """The chunks of `img` that the data of its ext4 root directory's files fill entirely."""
+    chunks = set()
+    for start, end in file_extents(img):
+        chunks.update(range(-(-start // chunk_size), end // chunk_size))
     return sorted(chunks)
 
 

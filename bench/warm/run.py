@@ -7,11 +7,12 @@ hosts are local processes). Per round:
 
 - cold: the server is stopped by the import (os_migrate_workload_stop_before_migration) and migrated;
   downtime = from the stop request to the destination server ACTIVE, as the import measures it;
-- warm: one pre-copy while the server runs, then 5% of the used 4 KiB blocks of each volume
+- warm: one pre-copy while the server runs, then 5% of the 4 KiB blocks of the files on each volume
   rewritten (random bytes, as a guest would), then the cutover; downtime measured the same way.
 
 Writes target/bench/warm.json: {cold_downtime_s, warm_downtime_s, precopy_s, changed_bytes,
-cutover_wire_bytes, link, rounds: [...]}, medians of --runs rounds.
+cutover_wire_bytes, link, rounds: [...]}, medians of --runs rounds, and each round's warm workload log
+(pre-copy and cutover, timestamped) as target/bench/warm-N.log.
 Usage: .venv/bin/python bench/warm/run.py [--runs N]"""
 
 import argparse
@@ -30,6 +31,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from lib.scenario import CloudBase, boot_from_volume, deploy_conversion_hosts, export, import_, wait_volume  # noqa: E402
 from lib.sim import Sim  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench" / "copy"))
+from run import file_extents  # noqa: E402
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -55,20 +59,12 @@ def filled_volume(sim, conn, name, tree):
 
 
 def rewrite_used_blocks(path, fraction, seed):
-    """Rewrites `fraction` of the file's non-zero 4 KiB blocks with random bytes; returns the bytes."""
+    """Rewrites `fraction` of the 4 KiB blocks of the files in the volume's filesystem with random
+    bytes, as a guest writing into its files would (rewriting any used block would also hit the
+    filesystem's own metadata, which no guest does, and sparsify would rightly refuse the result);
+    returns the bytes."""
     rng = random.Random(seed)
-    used = []
-    zero = bytes(4096)
-    with open(path, "rb") as f:
-        i = 0
-        while True:
-            b = f.read(4 << 20)
-            if not b:
-                break
-            for j in range(0, len(b), 4096):
-                if b[j:j + 4096] != zero:
-                    used.append(i + j // 4096)
-            i += len(b) // 4096
+    used = [k for start, end in file_extents(path) for k in range(start // 4096, end // 4096)]
     pick = rng.sample(used, int(len(used) * fraction))
     with open(path, "r+b") as f:
         for k in pick:
@@ -109,6 +105,10 @@ def one_round(sim, tmp, data_dir, src, tree, i):
     run = import_(tmp, sim, data_dir, os_migrate_workloads_filter=[name], os_migrate_workload_phase="cutover")
     assert run.rc == 0, run.failures()
     st = state(data_dir, name)
+    # The workload's log, with a timestamp on each line, says where the downtime went.
+    log = REPO / "target" / "bench" / f"warm-{i}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text((data_dir / "workload_logs" / f"{name}.log").read_text())
     wire = sum(v["rounds"][-1]["bytes_on_wire"] for v in st["volumes"])
     for v in vols:
         new = sim.conn("dst").block_storage.find_volume(v.name)
