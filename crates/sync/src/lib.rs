@@ -45,6 +45,6 @@ mod msgs;
 pub use crate::digest::{hex, Digest, Hasher, Zeros, ALGORITHM, ALGORITHM_ID, DIGEST_LEN};
 pub use crate::manifest::{chunk_count, Digest32, Manifest, ManifestError};
 pub use crate::msgs::{
-    upgrade_data, DataHead, Encoding, Frame, FrameHeader, Hello, Welcome, MAX_PAYLOAD, UPGRADE_OPTION,
-    VERSION,
+    upgrade_data, DataHead, Encoding, Frame, FrameHeader, Hello, Welcome, MAX_PAYLOAD,
+    UPGRADE_OPTION, VERSION,
 };

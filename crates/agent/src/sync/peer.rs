@@ -198,7 +198,10 @@ impl PeerStream {
             .with_context(|| format!("a frame from the source agent at {}", self.uri))?;
         if d.encoding == Encoding::Zeros {
             if n != 0 {
-                bail!("the source agent at {} sent bytes with a zero range", self.uri);
+                bail!(
+                    "the source agent at {} sent bytes with a zero range",
+                    self.uri
+                );
             }
             return Ok(Event::Zeros {
                 chunk: d.chunk,

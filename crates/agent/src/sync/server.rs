@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Codec, Stream, UpgradeHandler};
 use osm_sync::{
-    DataHead, Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros, ALGORITHM_ID, VERSION,
+    DataHead, Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros, ALGORITHM_ID,
+    VERSION,
 };
 
 use super::compress::Compressor;
