@@ -73,11 +73,13 @@ impl DataHead {
     /// The frame type of `Data`.
     pub const KIND: u16 = DATA;
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.chunk.to_be_bytes());
-        out.extend_from_slice(&self.offset.to_be_bytes());
-        out.push(self.encoding.to_u8());
-        out.extend_from_slice(&self.raw_len.to_be_bytes());
+    fn to_bytes(self) -> [u8; DataHead::LEN] {
+        let mut b = [0u8; DataHead::LEN];
+        b[..8].copy_from_slice(&self.chunk.to_be_bytes());
+        b[8..12].copy_from_slice(&self.offset.to_be_bytes());
+        b[12] = self.encoding.to_u8();
+        b[13..].copy_from_slice(&self.raw_len.to_be_bytes());
+        b
     }
 
     /// Decodes the fields from the first [`DataHead::LEN`] bytes of a `Data` frame's payload.
@@ -106,12 +108,10 @@ impl DataHead {
     /// Fills in the header of a frame begun with [`DataHead::start`] whose payload is complete.
     pub fn seal(&self, frame: &mut [u8]) {
         let len = (frame.len() - FrameHeader::LEN) as u32;
-        let mut head = Vec::with_capacity(FrameHeader::LEN + DataHead::LEN);
-        head.extend_from_slice(&DATA.to_be_bytes());
-        head.extend_from_slice(&0u16.to_be_bytes());
-        head.extend_from_slice(&len.to_be_bytes());
-        self.encode(&mut head);
-        frame[..head.len()].copy_from_slice(&head);
+        frame[..2].copy_from_slice(&DATA.to_be_bytes());
+        frame[2..4].copy_from_slice(&0u16.to_be_bytes());
+        frame[4..8].copy_from_slice(&len.to_be_bytes());
+        frame[FrameHeader::LEN..FrameHeader::LEN + DataHead::LEN].copy_from_slice(&self.to_bytes());
     }
 }
 
@@ -340,13 +340,13 @@ impl Frame {
                 raw_len,
                 payload,
             } => {
-                DataHead {
+                let head = DataHead {
                     chunk: *chunk,
                     offset: *offset,
                     encoding: *encoding,
                     raw_len: *raw_len,
-                }
-                .encode(out);
+                };
+                out.extend_from_slice(&head.to_bytes());
                 out.extend_from_slice(payload);
             }
             Frame::Error { message } => out.extend_from_slice(message.as_bytes()),

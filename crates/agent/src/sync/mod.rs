@@ -431,8 +431,11 @@ impl<'a> Engine<'a> {
     /// machine), while the copy itself is bound by the CPU and the link, not the disk: flushing
     /// behind it takes that wait off the end, and a crash loses less.
     fn flush_behind(&self) -> Result<()> {
+        let mut flushed_at = 0;
         while !self.aborted() && !self.proved.load(Ordering::SeqCst) {
-            if self.target.unflushed() >= FLUSH_EVERY {
+            let written = self.stats.bytes_written.load(Ordering::Relaxed);
+            if written - flushed_at >= FLUSH_EVERY {
+                flushed_at = written;
                 self.target
                     .flush()
                     .context("flushing the destination behind the copy")?;

@@ -59,8 +59,6 @@ pub struct Target {
     fallback: AtomicBool,
     /// Bytes written since writeback was last started.
     dirty: AtomicU64,
-    /// Bytes written since the last flush.
-    unflushed: AtomicU64,
 }
 
 /// Start writeback after this many bytes: a sync never builds up gigabytes of dirty pages, and
@@ -118,7 +116,6 @@ impl Target {
             size,
             fallback: AtomicBool::new(false),
             dirty: AtomicU64::new(0),
-            unflushed: AtomicU64::new(0),
         })
     }
 
@@ -139,7 +136,6 @@ impl Target {
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(buf, offset)?;
         let n = buf.len() as u64;
-        self.unflushed.fetch_add(n, Ordering::Relaxed);
         if self.dirty.fetch_add(n, Ordering::Relaxed) + n >= WRITEBACK_EVERY {
             self.dirty.store(0, Ordering::Relaxed);
             // Only a hint: the final flush still makes everything durable.
@@ -288,13 +284,7 @@ impl Target {
 
     /// Makes everything written durable.
     pub fn flush(&self) -> io::Result<()> {
-        self.unflushed.store(0, Ordering::Relaxed);
         sys::fdatasync(&self.file)
-    }
-
-    /// Bytes written since the last flush began.
-    pub fn unflushed(&self) -> u64 {
-        self.unflushed.load(Ordering::Relaxed)
     }
 }
 
