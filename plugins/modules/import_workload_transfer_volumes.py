@@ -50,6 +50,15 @@ options:
       - The workload's C(_migration_params.compression) of C(false) turns it off for that workload.
     type: bool
     default: true
+  prepare:
+    description:
+      - Get ready and stop there - each destination volume found (the one pre-copies kept) or created, attached to
+        the destination conversion host and found there, the agent and the link in place; nothing is synced or
+        detached, and C(verified) is false.
+      - The import runs this before a cutover stops the source server, so that the downtime holds the delta's sync,
+        not the attachments. The run that follows the stop finds the volumes attached and syncs them.
+    type: bool
+    default: false
   src_cloud:
     description:
       - The source cloud - a clouds.yaml cloud name, or a mapping of connection options (C(cloud), C(auth),

@@ -135,6 +135,10 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
     assert m, "the playbook prints the downtime"
     log = (world.data_dir / "workload_logs" / f"{name}.log").read_text()
     assert "downtime" in log and "pre-copy round 2 finished" in log
+    # The kept volumes were attached while the source still ran: the downtime holds the delta only.
+    cutover = log[log.rindex("[prelim] cutover"):]
+    assert cutover.count("is ready for the cutover") == 3, cutover
+    assert cutover.index("is ready for the cutover") < cutover.index("[src_check]"), cutover
     assert sorted(a["id"] for a in src.compute.get_server(server.id).attached_volumes) == sorted(v.id for v in vols)
     assert world.leftovers() == []
 
@@ -249,6 +253,15 @@ def test_a_cutover_failing_at_create_instance_restarts_the_source_and_keeps_the_
     server, vols = volume_vm(world, tmp_path, name)
     run = phase(world, tmp_path, name, "precopy")
     assert run.rc == 0, run
+    # Failing while it readies the destination, before the stop: the source never stopped.
+    world.sim.fault(kind="http", method="POST", path=r"^/compute/v2\.1/servers/[^/]+/os-volume_attachments$",
+                    cloud="dst", nth=1, count=1, status=500)
+    run = phase(world, tmp_path, name, "cutover")
+    world.sim.clear_faults()
+    assert run.rc != 0 and "failed in step prepare_cutover" in run.output, run
+    assert world.src.conn.compute.get_server(server.id).status == "ACTIVE"
+    assert "stop_source_server" not in run.output, "the stop comes after the preparation"
+    assert_only_kept_volumes(world, name, [v.name for v in vols])
     world.sim.fault(kind="http", method="POST", path=r"^/compute/v2\.1/servers$", cloud="dst", nth=1, count=1, status=500)
     run = phase(world, tmp_path, name, "cutover")
     world.sim.clear_faults()

@@ -14,13 +14,13 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use crate::{daemon, serve, sys};
 
@@ -152,13 +152,13 @@ pub fn run(o: TunnelOptions) -> Result<()> {
         }
         None => None,
     };
-    probe(&o, log.as_ref())?;
+    let spare = probe(&o, log.as_ref())?;
     let listener = serve::listen_private(&o.local_socket)?;
     match o.daemon.clone() {
-        None => carry_until_signal(o, listener, log),
+        None => carry_until_signal(o, listener, log, spare),
         Some(pid_file) => daemon::daemonize(&pid_file, move |ready| {
             ready()?;
-            carry_until_signal(o, listener, log)
+            carry_until_signal(o, listener, log, spare)
         }),
     }
 }
@@ -194,23 +194,39 @@ fn connect(o: &TunnelOptions, log: Option<&File>) -> Result<Child> {
     Ok(child)
 }
 
+/// The probe's connection, proven and kept for the first client, which it spares an SSH handshake
+/// (a cutover's downtime waits for every connection of every volume): its ssh, and ssh's stdout,
+/// from which the export's first bytes (`NBD_MAGIC`) were already read.
+struct Spare {
+    child: Child,
+    out: ChildStdout,
+}
+
 /// One connection through the tunnel before it is declared up: it must reach the export (an NBD
 /// server speaks first), so a refused key, a changed host key or a wrong path fail the command
-/// that starts the tunnel, with ssh's words.
-fn probe(o: &TunnelOptions, log: Option<&File>) -> Result<()> {
+/// that starts the tunnel, with ssh's words. The connection is kept for the first client.
+fn probe(o: &TunnelOptions, log: Option<&File>) -> Result<Spare> {
     let mut child = connect(o, log)?;
     let mut out = child.stdout.take().context("ssh's stdout")?;
     let (tx, rx) = mpsc::channel();
     let reader = thread::spawn(move || {
         let mut magic = [0u8; 8];
         let _ = tx.send(out.read_exact(&mut magic).map(|()| magic));
+        out
     });
     let got = rx.recv_timeout(START_TIMEOUT);
+    if matches!(&got, Ok(Ok(magic)) if magic == NBD_MAGIC) {
+        // The reader has sent its answer and returns ssh's stdout, so no thread outlives this
+        // (the tunnel forks next).
+        let out = reader
+            .join()
+            .map_err(|_| anyhow!("the probe's reader panicked"))?;
+        return Ok(Spare { child, out });
+    }
     let _ = child.kill();
     let status = child.wait().ok();
     let _ = reader.join();
     match got {
-        Ok(Ok(magic)) if &magic == NBD_MAGIC => Ok(()),
         Ok(Ok(other)) => bail!(
             "the tunnel to {} reached something that is no export (it said {:?})",
             o.remote_socket.display(),
@@ -237,8 +253,14 @@ fn probe(o: &TunnelOptions, log: Option<&File>) -> Result<()> {
 }
 
 /// Accepts connections until a stop signal, each carried by its own ssh; the signal ends them all.
-fn carry_until_signal(o: TunnelOptions, listener: UnixListener, log: Option<File>) -> Result<()> {
-    let children: Arc<Mutex<Vec<u32>>> = Arc::default();
+fn carry_until_signal(
+    o: TunnelOptions,
+    listener: UnixListener,
+    log: Option<File>,
+    spare: Spare,
+) -> Result<()> {
+    let children: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(vec![spare.child.id()]));
+    let mut spare = Some(spare);
     let socket = o.local_socket.clone();
     let o = Arc::new(o);
     let log = Arc::new(log);
@@ -253,8 +275,9 @@ fn carry_until_signal(o: TunnelOptions, listener: UnixListener, log: Option<File
                 }
             };
             let (o, log, running) = (Arc::clone(&o), Arc::clone(&log), Arc::clone(&running));
+            let spare = spare.take();
             thread::spawn(move || {
-                if let Err(e) = carry(conn, &o, (*log).as_ref(), &running) {
+                if let Err(e) = carry(conn, &o, (*log).as_ref(), &running, spare) {
                     eprintln!("osm-agent tunnel: connection ended: {e:#}");
                 }
             });
@@ -268,24 +291,41 @@ fn carry_until_signal(o: TunnelOptions, listener: UnixListener, log: Option<File
     Ok(())
 }
 
-/// Carries one local connection through its own ssh until either side ends.
+/// Carries one local connection through its own ssh (the probe's, for the first) until either
+/// side ends.
 fn carry(
     conn: UnixStream,
     o: &TunnelOptions,
     log: Option<&File>,
     running: &Mutex<Vec<u32>>,
+    spare: Option<Spare>,
 ) -> Result<()> {
-    let mut child = connect(o, log)?;
+    let mut downstream = conn;
+    let (mut child, mut from_ssh, spared) = match spare {
+        Some(Spare { child, out }) => {
+            // What the probe read is the export's first bytes, owed to this client.
+            downstream
+                .write_all(NBD_MAGIC)
+                .context("replaying the export's greeting")?;
+            (child, out, true)
+        }
+        None => {
+            let mut child = connect(o, log)?;
+            running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(child.id());
+            let out = child.stdout.take().context("ssh's stdout")?;
+            (child, out, false)
+        }
+    };
     let pid = child.id();
-    running.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
     let mut to_ssh = child.stdin.take().context("ssh's stdin")?;
-    let mut from_ssh = child.stdout.take().context("ssh's stdout")?;
-    let mut upstream = conn.try_clone().context("sharing the connection")?;
+    let mut upstream = downstream.try_clone().context("sharing the connection")?;
     let up = thread::spawn(move || {
         let _ = pump(&mut upstream, &mut to_ssh);
         // Dropping ssh's stdin sends the remote end an EOF.
     });
-    let mut downstream = conn;
     let _ = pump(&mut from_ssh, &mut downstream);
     let _ = downstream.shutdown(std::net::Shutdown::Both);
     let _ = up.join();
@@ -294,6 +334,11 @@ fn carry(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .retain(|p| *p != pid);
+    if spared {
+        // The probe's ssh was started before the tunnel forked: it is not this process's child
+        // and cannot be waited for here.
+        return Ok(());
+    }
     status.map(drop).context("waiting for ssh")
 }
 

@@ -252,7 +252,8 @@ mod tests {
             unreachable!("object literal")
         };
         let s = Secrets::from_params(&spec, &params);
-        let text = "pw-1 otp-2 tok-3 acs-4 u-5 | alice migration src r1 cred-id http://keystone:5000/v3";
+        let text =
+            "pw-1 otp-2 tok-3 acs-4 u-5 | alice migration src r1 cred-id http://keystone:5000/v3";
         assert_eq!(
             s.mask_str(text),
             "******** ******** ******** ******** ******** | alice migration src r1 cred-id http://keystone:5000/v3"

@@ -114,7 +114,6 @@ fn append_known_host(path: &Path, line: &str) -> std::io::Result<()> {
     f.write_all(line.as_bytes())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,9 @@ mod tests {
             assert_eq!(parse(other), None, "{other:?}");
         }
         let m = refusal("cloud-user");
-        assert!(m.contains("\"cloud-user\"") && m.contains("usermod -aG disk cloud-user"), "{m}");
+        assert!(
+            m.contains("\"cloud-user\"") && m.contains("usermod -aG disk cloud-user"),
+            "{m}"
+        );
     }
 }

@@ -372,6 +372,12 @@ pub struct Warm {
     /// When the last one finished.
     #[serde(default)]
     pub last_precopy_at: Option<String>,
+    /// When this run's `prepare_cutover` readied both conversion hosts (device access, the agent,
+    /// the link, the transfer directories) and attached the kept destination volumes: the steps
+    /// after the stop skip those checks, so the downtime does not pay for them twice. Prelim
+    /// clears it, so only a preparation of the same run counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepared_at: Option<String>,
 }
 
 /// One finished sync of a volume (a cold copy, a retry, a pre-copy round, a cutover delta).

@@ -39,7 +39,10 @@ fn the_steps_refuse_and_cleanup_leaves_alone_a_state_of_another_server_of_that_n
     let e = Job::open(server.clone(), settings(dir.path()), "transfer_volumes")
         .expect_err("another server's state");
     assert!(matches!(e, ImportError::OtherServer { .. }), "{e:?}");
-    assert!(e.to_string().contains("an-older-server-of-that-name"), "{e}");
+    assert!(
+        e.to_string().contains("an-older-server-of-that-name"),
+        "{e}"
+    );
     assert!(
         Job::open_for_cleanup(server.clone(), settings(dir.path()))
             .expect("no error")

@@ -4,10 +4,11 @@
 //! thread writes the answers, so that reading requests never waits on writing answers (the
 //! client, which sends small requests while it receives data, can then never deadlock with us).
 
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Cursor, Read, Write};
 use std::ops::Range;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -135,13 +136,14 @@ impl SyncServer {
         let (tx, rx) = sync_channel::<Vec<u8>>(8);
         let hasher = Hasher::new(hello.seed);
         let zeros = hasher.zeros(welcome.chunk_size.into(), welcome.size);
+        let differing = Differing::default();
         thread::scope(|s| -> Result<()> {
             let writer = s.spawn(move || write_frames(out, rx));
             let workers: Vec<_> = (0..WORKERS)
                 .map(|_| {
-                    let (tx, jobs, w) = (tx.clone(), &jobs, &welcome);
+                    let (tx, jobs, w, d) = (tx.clone(), &jobs, &welcome, &differing);
                     s.spawn(move || -> Result<()> {
-                        let r = self.work(jobs, &tx, w, &hasher, &zeros);
+                        let r = self.work(jobs, &tx, w, &hasher, &zeros, d);
                         if let Err(e) = &r {
                             jobs.abort();
                             let _ = tx.send(
@@ -190,6 +192,7 @@ impl SyncServer {
         w: &Welcome,
         hasher: &Hasher,
         zeros: &Zeros,
+        differing: &Differing,
     ) -> Result<()> {
         let mut c = Compressor::new(w.compression, self.level)?;
         let mut buf = AlignedBuf::default();
@@ -210,10 +213,14 @@ impl SyncServer {
                 .read_view(offset, buf.as_mut_slice())
                 .with_context(|| format!("reading {len} bytes at offset {offset}"))?;
             let zero = zeros.of(chunk);
-            let digest = if all_zero {
-                zero
-            } else {
-                hasher.digest(buf.as_slice())
+            let known = match &job {
+                Job::Blocks { .. } => differing.lock().ok().and_then(|mut m| m.remove(&chunk)),
+                Job::Chunk { .. } => None,
+            };
+            let digest = match known {
+                Some(d) => d,
+                None if all_zero => zero,
+                None => hasher.digest(buf.as_slice()),
             };
             match job {
                 Job::Chunk { dst, .. } if dst == digest => send(Frame::Same { chunk }.to_bytes())?,
@@ -224,7 +231,12 @@ impl SyncServer {
                     }
                     send(Frame::ChunkEnd { chunk, digest }.to_bytes())?;
                 }
-                Job::Chunk { .. } => send(Frame::Differs { chunk, digest }.to_bytes())?,
+                Job::Chunk { .. } => {
+                    if let Ok(mut m) = differing.lock() {
+                        m.insert(chunk, digest);
+                    }
+                    send(Frame::Differs { chunk, digest }.to_bytes())?
+                }
                 Job::Blocks { sums, .. } => {
                     let bs = w.block_size as usize;
                     let mine = hasher.block_sums(buf.as_slice(), bs);
@@ -251,6 +263,11 @@ impl SyncServer {
         Ok(())
     }
 }
+
+/// The digests of the chunks this connection answered `Differs` for, until their block sums come:
+/// the source is a snapshot, so the chunk still holds what was digested, and a patched chunk is
+/// not digested twice. Bounded by the chunks in flight.
+type Differing = Mutex<HashMap<u64, Digest>>;
 
 fn read_requests(input: &mut impl Read, jobs: &Queue<Job>, w: &Welcome) -> Result<()> {
     let chunks = osm_sync::chunk_count(w.size, w.chunk_size);

@@ -31,6 +31,7 @@ mod interfaces;
 mod keypairs;
 mod metadata;
 mod quotas;
+mod requests;
 mod servers;
 
 pub use flavors::Flavor;

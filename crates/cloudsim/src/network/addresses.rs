@@ -98,7 +98,11 @@ impl<'a> AddrIndex<'a> {
             out.insert(net_name, Value::Array(list));
         }
         // The host's own address, unless it is one of its fixed addresses already.
-        let listed = |a: &str| ports.iter().any(|p| p.fixed_ips.iter().any(|f| f.ip_address == a));
+        let listed = |a: &str| {
+            ports
+                .iter()
+                .any(|p| p.fixed_ips.iter().any(|f| f.ip_address == a))
+        };
         if let Some(addr) = extra.filter(|a| !listed(a)) {
             let first = ports.first();
             let key = first

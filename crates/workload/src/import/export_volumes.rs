@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use osm_openstack::{Connection, NewVolume};
 
-use super::attachments::attach;
+use super::attachments::attach_all;
 use super::{Hosts, ImportError, Job};
 use crate::hosts::ConvHost;
 use crate::state::{Detached, Kind, Phase, Side, VolumeTransfer};
@@ -18,6 +18,11 @@ const GIB: u64 = 1 << 30;
 /// and each of them gets a snapshot and a volume made from it as well (snapshots of in-use volumes:
 /// crash-consistent). Each is attached to the source conversion host, found there by serial, and
 /// exported by the agent.
+///
+/// The server is stopped while this runs (but in a pre-copy), so each stage is requested for every
+/// disk before any is waited for (the detaches once the images and snapshots are made, as Nova
+/// wants), and the exports start together: the step takes as long as its slowest disk, not the sum
+/// of them all.
 pub fn export_volumes(
     job: &mut Job,
     src: &Connection,
@@ -32,72 +37,110 @@ pub fn export_volumes(
     // Before any volume is detached or attached: a login that cannot open the devices would fail
     // only in the middle of the copy.
     let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
-    host.require_device_access().map_err(job.host_err())?;
+    // A cutover's preparation checked the host and placed the agent while the source still ran.
+    let prepared = job.prepared();
+    if !prepared {
+        host.require_device_access().map_err(job.host_err())?;
+    }
     let roles = job.plan_roles();
     let precopy = job.settings.phase == Phase::Precopy;
-    for (role, source_volume, size) in &roles {
-        let export_id = match (role.as_str(), source_volume) {
-            ("boot", None) => boot_from_image(job, src)?,
+    let mut started = Vec::new();
+    for (role, source_volume, _) in &roles {
+        started.push(match (role.as_str(), source_volume) {
+            ("boot", None) => Started::Image(start_image(job, src)?),
             (_, Some(vol)) if role == "boot" || precopy => {
-                from_snapshot(job, src, role, vol, *size)?
+                Started::Snapshot(start_snapshot(job, src, role, vol)?)
             }
-            (_, Some(vol)) => detach_from_source(job, src, vol)?,
+            (_, Some(vol)) => Started::Detaching(vol.clone()),
             (_, None) => {
                 return Err(job.invalid(format!("volume role {role} without a source volume")))
             }
-        };
+        });
+    }
+    let mut made = Vec::new();
+    for ((role, _, size), s) in roles.iter().zip(started) {
+        made.push(match s {
+            Started::Image(image) => volume_from_image(job, src, &image)?,
+            Started::Snapshot(snap) => volume_from_snapshot(job, src, role, &snap, *size)?,
+            Started::Detaching(vol) => vol,
+        });
+    }
+    // Only now that every image and snapshot of the server is made: Nova refuses to detach a
+    // volume while the server's image is uploading, and the volumes made above need no wait.
+    for ((_, source_volume, _), export_id) in roles.iter().zip(&made) {
+        // Exported as itself: detached from the server, not copied.
+        if source_volume.as_ref() == Some(export_id) {
+            request_detach(job, src, export_id)?;
+        }
+    }
+    for ((role, source_volume, _), export_id) in roles.iter().zip(&made) {
+        // A volume made here must be available; a detached one must have left the server.
+        src.block_storage()
+            .wait_for_volume(export_id, &["available", "in-use"], timeout)
+            .map_err(job.cloud_err(Side::Src, format!("waiting for volume {export_id}")))?;
         let v = src
             .block_storage()
-            .get_volume(&export_id)
+            .get_volume(export_id)
             .map_err(job.cloud_err(Side::Src, format!("reading volume {export_id}")))?;
+        if v.attachments
+            .iter()
+            .any(|a| a.server_id.as_deref() == Some(job.server.info.id.as_str()))
+        {
+            src.block_storage()
+                .wait_for_volume(export_id, &["available"], timeout)
+                .map_err(job.cloud_err(
+                    Side::Src,
+                    format!("waiting for volume {export_id} to be detached"),
+                ))?;
+        }
         let t = job.state.volume_mut(role);
         t.source_volume_id = source_volume.clone();
         t.export_volume_id = Some(export_id.clone());
         t.size_gib = v.size;
         job.save()?;
-        attach(
-            job,
-            src,
-            &hosts.src.id,
-            &export_id,
-            "source conversion host",
-            timeout,
-        )?;
     }
+    attach_all(
+        job,
+        src,
+        &hosts.src.id,
+        &made,
+        "source conversion host",
+        timeout,
+    )?;
 
-    if host.ensure_agent(&hosts.agent).map_err(job.host_err())? {
-        job.log(&format!(
-            "uploaded osm-agent to the source conversion host {}",
-            hosts.src.name
-        ));
-    }
-    let dir = host
-        .make_transfer_dir(&job.state.transfer_id)
-        .map_err(job.host_err())?;
-    for (role, _, _) in &roles {
-        let Some(export_id) = job
-            .state
-            .volumes
+    let dir = if prepared {
+        host.transfer_dir(&job.state.transfer_id)
+    } else {
+        if host.ensure_agent(&hosts.agent).map_err(job.host_err())? {
+            job.log(&format!(
+                "uploaded osm-agent to the source conversion host {}",
+                hosts.src.name
+            ));
+        }
+        host.make_transfer_dir(&job.state.transfer_id)
+            .map_err(job.host_err())?
+    };
+    drop(host);
+    let exports: Vec<(&String, &String)> = roles.iter().map(|r| &r.0).zip(&made).collect();
+    let shared: &Job = job;
+    let served = std::thread::scope(|s| {
+        let handles: Vec<_> = exports
             .iter()
-            .find(|v| &v.role == role)
-            .and_then(|v| v.export_volume_id.clone())
-        else {
-            continue;
-        };
-        let device = host
-            .find_device(&export_id, timeout.min(Duration::from_secs(300)))
-            .map_err(job.host_err())?;
-        let socket = format!("{dir}/{role}.sock");
-        let found = host
-            .serve(
-                &device,
-                &export_id,
-                &socket,
-                role,
-                &format!("{dir}/{role}.pid"),
-                sparsify,
-            )
-            .map_err(job.host_err())?;
+            .map(|(role, export_id)| {
+                let dir = &dir;
+                s.spawn(move || serve_one(shared, hosts, dir, role, export_id, sparsify))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(shared.invalid("an export's thread panicked")))
+            })
+            .collect::<Vec<_>>()
+    });
+    for ((role, export_id), result) in exports.into_iter().zip(served) {
+        let (device, socket, found) = result?;
         job.log(&format!(
             "exporting {role} (volume {export_id}, {device}) on the source conversion host"
         ));
@@ -110,6 +153,45 @@ pub fn export_volumes(
         job.save()?;
     }
     Ok(job.state.volumes.clone())
+}
+
+/// The first request made for a disk, which the next stage waits for.
+enum Started {
+    /// A server image of an image-booted server.
+    Image(String),
+    /// A snapshot of a volume.
+    Snapshot(String),
+    /// An additional volume of the stopped server, to detach once the images and snapshots are made.
+    Detaching(String),
+}
+
+/// Finds an attached export volume on the source conversion host (over its own SSH session, so
+/// that the exports start together) and starts its export: (device, socket, what sparsify found).
+fn serve_one(
+    job: &Job,
+    hosts: &Hosts,
+    dir: &str,
+    role: &str,
+    export_id: &str,
+    sparsify: bool,
+) -> Result<(String, String, Option<String>), ImportError> {
+    let timeout = job.settings.timeout;
+    let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
+    let device = host
+        .find_device(export_id, timeout.min(Duration::from_secs(300)))
+        .map_err(job.host_err())?;
+    let socket = format!("{dir}/{role}.sock");
+    let found = host
+        .serve(
+            &device,
+            export_id,
+            &socket,
+            role,
+            &format!("{dir}/{role}.pid"),
+            sparsify,
+        )
+        .map_err(job.host_err())?;
+    Ok((device, socket, found))
 }
 
 /// Creates (or finds, when a previous run recorded it) a resource: plan it in the state, create,
@@ -138,23 +220,21 @@ fn ensure_created(
     Ok(id)
 }
 
-/// A snapshot of a source volume (in use or not: `force`, which Cinder needs below microversion
-/// 3.66 for an in-use volume) and a volume made from it.
-fn from_snapshot(
+/// Requests a snapshot of a source volume (in use or not: `force`, which Cinder needs below
+/// microversion 3.66 for an in-use volume), or finds the one a previous run recorded.
+fn start_snapshot(
     job: &mut Job,
     src: &Connection,
     role: &str,
     volume_id: &str,
-    size: u64,
 ) -> Result<String, ImportError> {
-    let timeout = job.settings.timeout;
     let meta = job.transfer_metadata();
     let bs = src.block_storage();
     let snap_err = job.cloud_err(
         Side::Src,
         format!("snapshotting volume {volume_id} ({role})"),
     );
-    let snap = ensure_created(job, Side::Src, Kind::Snapshot, role, |name| {
+    ensure_created(job, Side::Src, Kind::Snapshot, role, |name| {
         bs.create_snapshot(
             volume_id,
             name,
@@ -164,41 +244,58 @@ fn from_snapshot(
         )
         .map(|s| s.id)
         .map_err(snap_err)
-    })?;
-    bs.wait_for_snapshot(&snap, &["available"], timeout)
+    })
+}
+
+/// Waits for a snapshot and requests a volume made from it (the caller waits for the volume).
+fn volume_from_snapshot(
+    job: &mut Job,
+    src: &Connection,
+    role: &str,
+    snap: &str,
+    size: u64,
+) -> Result<String, ImportError> {
+    let meta = job.transfer_metadata();
+    let bs = src.block_storage();
+    bs.wait_for_snapshot(snap, &["available"], job.settings.timeout)
         .map_err(job.cloud_err(Side::Src, format!("waiting for snapshot {snap}")))?;
     let vol_err = job.cloud_err(Side::Src, format!("creating a volume from snapshot {snap}"));
-    let vol = ensure_created(job, Side::Src, Kind::Volume, role, |name| {
+    ensure_created(job, Side::Src, Kind::Volume, role, |name| {
         let new = NewVolume {
             size,
             name: Some(name.to_string()),
-            snapshot_id: Some(snap.clone()),
+            snapshot_id: Some(snap.to_string()),
             metadata: meta.clone(),
             ..NewVolume::default()
         };
         bs.create_volume(&new).map(|v| v.id).map_err(vol_err)
-    })?;
-    bs.wait_for_volume(&vol, &["available", "in-use"], timeout)
-        .map_err(job.cloud_err(Side::Src, format!("waiting for volume {vol}")))?;
-    Ok(vol)
+    })
 }
 
-fn boot_from_image(job: &mut Job, src: &Connection) -> Result<String, ImportError> {
-    let timeout = job.settings.timeout;
+/// Requests a server image of an image-booted server, or finds the one a previous run recorded.
+fn start_image(job: &mut Job, src: &Connection) -> Result<String, ImportError> {
     let meta = job.transfer_metadata();
     let server_id = job.server.info.id.clone();
     let img_err = job.cloud_err(
         Side::Src,
         format!("creating an image of server {server_id}"),
     );
-    let image = ensure_created(job, Side::Src, Kind::Image, "boot", |name| {
+    ensure_created(job, Side::Src, Kind::Image, "boot", |name| {
         src.compute()
             .create_server_image(&server_id, name, &meta)
             .map_err(img_err)
-    })?;
+    })
+}
+
+/// Waits for the server image and requests a volume made from it, as large as the image, its
+/// minimum disk and the flavor's disk (the caller waits for the volume).
+fn volume_from_image(job: &mut Job, src: &Connection, image: &str) -> Result<String, ImportError> {
+    let timeout = job.settings.timeout;
+    let meta = job.transfer_metadata();
+    let server_id = job.server.info.id.clone();
     let img = src
         .image()
-        .wait_for_image(&image, &["active"], timeout)
+        .wait_for_image(image, &["active"], timeout)
         .map_err(job.cloud_err(Side::Src, format!("waiting for image {image}")))?;
     let srv = src
         .compute()
@@ -212,26 +309,21 @@ fn boot_from_image(job: &mut Job, src: &Connection) -> Result<String, ImportErro
         .max(1);
     let vol_err = job.cloud_err(Side::Src, format!("creating a volume from image {image}"));
     let bs = src.block_storage();
-    let vol = ensure_created(job, Side::Src, Kind::Volume, "boot", |name| {
+    ensure_created(job, Side::Src, Kind::Volume, "boot", |name| {
         let new = NewVolume {
             size,
             name: Some(name.to_string()),
-            image_ref: Some(image.clone()),
+            image_ref: Some(image.to_string()),
             metadata: meta.clone(),
             ..NewVolume::default()
         };
         bs.create_volume(&new).map(|v| v.id).map_err(vol_err)
-    })?;
-    bs.wait_for_volume(&vol, &["available", "in-use"], timeout)
-        .map_err(job.cloud_err(Side::Src, format!("waiting for volume {vol}")))?;
-    Ok(vol)
+    })
 }
 
-fn detach_from_source(
-    job: &mut Job,
-    src: &Connection,
-    volume_id: &str,
-) -> Result<String, ImportError> {
+/// Records and requests the detachment of an additional volume from the stopped source server
+/// (the caller waits for it to leave the server).
+fn request_detach(job: &mut Job, src: &Connection, volume_id: &str) -> Result<(), ImportError> {
     let server_id = job.server.info.id.clone();
     let v = src
         .block_storage()
@@ -266,11 +358,5 @@ fn detach_from_source(
             a.device.as_deref().unwrap_or("?")
         ));
     }
-    src.block_storage()
-        .wait_for_volume(volume_id, &["available"], job.settings.timeout)
-        .map_err(job.cloud_err(
-            Side::Src,
-            format!("waiting for volume {volume_id} to be detached"),
-        ))?;
-    Ok(volume_id.to_string())
+    Ok(())
 }

@@ -271,6 +271,17 @@ impl Job {
         m
     }
 
+    /// Whether this run's `prepare_cutover` already readied both conversion hosts (see
+    /// [`crate::state::Warm::prepared_at`]).
+    pub(crate) fn prepared(&self) -> bool {
+        self.settings.phase == Phase::Cutover
+            && self
+                .state
+                .warm
+                .as_ref()
+                .is_some_and(|w| w.prepared_at.is_some())
+    }
+
     /// The volumes to move, in order: the boot disk (when copied) then the additional volumes.
     pub(crate) fn plan_roles(&self) -> Vec<(String, Option<String>, u64)> {
         let mut roles = Vec::new();

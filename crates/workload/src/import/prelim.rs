@@ -170,6 +170,9 @@ pub fn prelim(
             s.error = None;
             s.stop_requested_at = None;
             s.downtime_s = None;
+            if let Some(w) = s.warm.as_mut() {
+                w.prepared_at = None;
+            }
             log.line(
                 "prelim",
                 &match (&s.warm, settings.phase) {

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use osm_openstack::Connection;
 
-use super::attachments::{attach, detach};
+use super::attachments::{attach_all, detach};
 use super::{Hosts, ImportError, Job};
-use crate::hosts::{ensure_link, ConvHost};
+use crate::hosts::{ensure_link, ConvHost, HostError};
 use crate::state::{new_digest_seed, now, Phase, Side, Status, VolumeTransfer, Warm};
 use volume::destination_volume;
 
@@ -26,6 +26,11 @@ pub struct TransferOptions {
     /// booted from an image is named this followed by the server's name (unless
     /// `boot_volume_params.name` says otherwise); without it, `<server>-boot`.
     pub boot_volume_prefix: Option<String>,
+    /// Get ready and stop there: the destination volumes found or created, attached to the
+    /// destination conversion host and found there, the agent and the link in place; nothing is
+    /// synced or detached. A cutover does this before it stops the source server, so the downtime
+    /// is the delta's sync, not the attachments.
+    pub prepare: bool,
 }
 
 impl Default for TransferOptions {
@@ -35,6 +40,7 @@ impl Default for TransferOptions {
             compression: true,
             verify: true,
             boot_volume_prefix: None,
+            prepare: false,
         }
     }
 }
@@ -55,38 +61,74 @@ pub fn transfer_volumes(
         return Ok(Vec::new());
     }
     let timeout = job.settings.timeout;
-    let src_host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
-    let dst_host =
-        ConvHost::connect("destination", &hosts.dst, &hosts.login).map_err(job.host_err())?;
-    dst_host.require_device_access().map_err(job.host_err())?;
-    if dst_host
-        .ensure_agent(&hosts.agent)
-        .map_err(job.host_err())?
-    {
-        job.log(&format!(
-            "uploaded osm-agent to the destination conversion host {}",
-            hosts.dst.name
-        ));
+    // This run's preparation checked the hosts and the link seconds ago, while the source ran.
+    let prepared = job.prepared();
+    let (src_host, dst_host) = std::thread::scope(|s| {
+        let src_host = s.spawn(|| ConvHost::connect("source", &hosts.src, &hosts.login));
+        let dst_host = ConvHost::connect("destination", &hosts.dst, &hosts.login);
+        let src_host = src_host.join().unwrap_or_else(|_| {
+            Err(HostError::Agent {
+                role: "source",
+                name: hosts.src.name.clone(),
+                message: "the thread connecting to it panicked".into(),
+            })
+        });
+        (src_host, dst_host)
+    });
+    let src_host = src_host.map_err(job.host_err())?;
+    let dst_host = dst_host.map_err(job.host_err())?;
+    if !prepared {
+        dst_host.require_device_access().map_err(job.host_err())?;
+        if dst_host
+            .ensure_agent(&hosts.agent)
+            .map_err(job.host_err())?
+        {
+            job.log(&format!(
+                "uploaded osm-agent to the destination conversion host {}",
+                hosts.dst.name
+            ));
+        }
+        for change in
+            ensure_link(&src_host, &dst_host, &hosts.login.known_hosts).map_err(job.host_err())?
+        {
+            job.log(&format!("link between the conversion hosts: {change}"));
+        }
     }
-    for change in
-        ensure_link(&src_host, &dst_host, &hosts.login.known_hosts).map_err(job.host_err())?
-    {
-        job.log(&format!("link between the conversion hosts: {change}"));
+    if opts.prepare {
+        // The source host's part as well, so that export_volumes after the stop skips it.
+        src_host.require_device_access().map_err(job.host_err())?;
+        if src_host
+            .ensure_agent(&hosts.agent)
+            .map_err(job.host_err())?
+        {
+            job.log(&format!(
+                "uploaded osm-agent to the source conversion host {}",
+                hosts.src.name
+            ));
+        }
+        src_host
+            .make_transfer_dir(&job.state.transfer_id)
+            .map_err(job.host_err())?;
     }
     let src_agent = src_host.agent();
     drop(src_host);
-    let dir = dst_host
-        .make_transfer_dir(&job.state.transfer_id)
-        .map_err(job.host_err())?;
+    let dir = if prepared {
+        dst_host.transfer_dir(&job.state.transfer_id)
+    } else {
+        dst_host
+            .make_transfer_dir(&job.state.transfer_id)
+            .map_err(job.host_err())?
+    };
     let params = &job.server.migration_params;
     let compression = opts.compression && params.compression.unwrap_or(true);
     let verify = opts.verify && params.verify.unwrap_or(true);
     let streams = opts.streams.clamp(1, 16);
 
     let roles: Vec<String> = job.state.volumes.iter().map(|v| v.role.clone()).collect();
-    // First, serially, what talks to the cloud: each destination volume found or created, attached
-    // to the destination conversion host and found there.
-    let mut plans = Vec::new();
+    // First, serially, what talks to the cloud: each destination volume found or created; then
+    // all of them attached to the destination conversion host (requests first, then the waits)
+    // and found there.
+    let mut found = Vec::new();
     for role in roles {
         let t = job
             .state
@@ -95,36 +137,58 @@ pub fn transfer_volumes(
             .find(|v| v.role == role)
             .cloned()
             .unwrap_or_default();
-        let Some(remote) = t.src_socket.clone() else {
-            return Err(job.invalid(format!(
+        let remote = match (&t.src_socket, opts.prepare) {
+            (Some(s), _) => s.clone(),
+            (None, true) => String::new(),
+            (None, false) => {
+                return Err(job.invalid(format!(
                 "{role}: no source export recorded; import_workload_export_volumes must run first"
-            )));
+            )))
+            }
         };
         let (dst_id, fresh) =
             destination_volume(job, src, dst, &t, opts.boot_volume_prefix.as_deref())?;
-        attach(
-            job,
-            dst,
-            &hosts.dst.id,
-            &dst_id,
-            "destination conversion host",
-            timeout,
-        )?;
-        let device = dst_host
-            .find_device(&dst_id, timeout.min(Duration::from_secs(300)))
-            .map_err(job.host_err())?;
-        job.state.volume_mut(&role).dst_device = Some(device.clone());
-        job.save()?;
-        job.log(&format!(
-            "{role}: syncing into {} destination volume {dst_id} ({device}) over {streams} SSH connections",
-            if fresh { "the new" } else { "the kept" }
-        ));
+        found.push((role, remote, dst_id, fresh));
+    }
+    let ids: Vec<String> = found.iter().map(|f| f.2.clone()).collect();
+    attach_all(
+        job,
+        dst,
+        &hosts.dst.id,
+        &ids,
+        "destination conversion host",
+        timeout,
+    )?;
+    let mut plans = Vec::new();
+    for (role, remote, dst_id, fresh) in found {
+        // Before a sync, each volume's thread finds its device over its own session, so that the
+        // volumes' lookups run together.
+        let device = if opts.prepare {
+            let device = dst_host
+                .find_device(&dst_id, timeout.min(Duration::from_secs(300)))
+                .map_err(job.host_err())?;
+            job.state.volume_mut(&role).dst_device = Some(device.clone());
+            job.save()?;
+            job.log(&format!(
+                "{role}: {} destination volume {dst_id} is ready for the cutover ({device})",
+                if fresh { "the new" } else { "the kept" }
+            ));
+            Some(device)
+        } else {
+            None
+        };
         plans.push(sync::Plan {
             role,
             remote,
             dst_id,
+            fresh,
             device,
         });
+    }
+    if opts.prepare {
+        job.state.warm.get_or_insert_with(Warm::default).prepared_at = Some(now());
+        job.save()?;
+        return Ok(job.state.volumes.clone());
     }
     drop(dst_host);
     // Then the syncs, all volumes at once (each over its own connections), so that a server's
