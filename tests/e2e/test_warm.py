@@ -3,15 +3,13 @@ rounds, as a guest would), then a cutover whose downtime is measured; failures i
 their retries; a cutover refused without a pre-copy; abandoning what the pre-copies kept. Real
 ansible-playbook, the simulator, real sshd conversion hosts, real filesystems."""
 
-import os
-import random
 import re
 
 import pytest
 import yaml
 
 from lib.scenario import boot_from_image, boot_from_volume, export, import_, make_fs_image, upload_image, volume_from_image
-from lib.sim import data_extents, wait_until
+from lib.sim import change_file_blocks, wait_until
 
 from lib.procs import pids, signal_all, stop_group
 from .test_failures import start_import
@@ -33,33 +31,6 @@ def phase(world, tmp_path, name, which, **extra):
 
 def state(world, name):
     return yaml.safe_load((world.data_dir / "workload_logs" / f"{name}.state").read_text())
-
-
-def used_blocks(f, block=4096):
-    """The indexes of the file's non-zero blocks, read from its data extents only: a 1 GiB volume
-    file holding 100 MiB is not read block by block through its holes."""
-    fd = f.fileno()
-    zero = bytes(block)
-    used = []
-    for start, end in data_extents(fd):
-        start = start // block * block
-        for off in range(start, end, 1 << 22):
-            data = memoryview(os.pread(fd, min(1 << 22, end - off), off))
-            used.extend((off + i) // block for i in range(0, len(data), block) if data[i:i + block] != zero[:len(data) - i])
-    return used
-
-
-def change_used_blocks(path, fraction, seed):
-    """Rewrites `fraction` of the file's non-zero 4 KiB blocks with random bytes, as a guest writing
-    to its disk would; returns the bytes changed."""
-    with open(path, "r+b") as f:
-        used = used_blocks(f)
-        rng = random.Random(seed)
-        pick = rng.sample(used, max(1, int(len(used) * fraction)))
-        for i in pick:
-            os.pwrite(f.fileno(), rng.randbytes(4096), i * 4096)
-        os.fsync(f.fileno())
-    return len(pick) * 4096
 
 
 def volume_vm(world, tmp_path, name):
@@ -91,7 +62,8 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
     name = "warm-vb"
     server, vols = volume_vm(world, tmp_path, name)
     src = world.src.conn
-    paths = {v.name: world.sim.volume_path("src", v.id) for v in vols}
+    # Looked up again at each change: on Cinder NFS a snapshot moves the data into a new overlay.
+    paths = {v.name: v.id for v in vols}
 
     run = phase(world, tmp_path, name, "precopy")
     assert run.rc == 0, run
@@ -101,7 +73,7 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
     assert st["status"] == "precopied" and st["warm"]["precopies"] == 1
     assert_only_kept_volumes(world, name, paths)
 
-    changed = {n: change_used_blocks(p, 0.05, seed=i) for i, (n, p) in enumerate(paths.items())}
+    changed = {n: world.sim.change_used_blocks("src", v, 0.05, seed=i) for i, (n, v) in enumerate(paths.items())}
     run = phase(world, tmp_path, name, "precopy")
     assert run.rc == 0, run
     st = state(world, name)
@@ -117,8 +89,8 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
         assert r["bytes_written"] <= c + (64 << 10), (n, c, r)
     assert_only_kept_volumes(world, name, paths)
 
-    for i, p in enumerate(paths.values()):
-        change_used_blocks(p, 0.05, seed=10 + i)
+    for i, v in enumerate(paths.values()):
+        world.sim.change_used_blocks("src", v, 0.05, seed=10 + i)
     run = phase(world, tmp_path, name, "cutover")
     assert run.rc == 0, run
     assert src.compute.get_server(server.id).status == "SHUTOFF", "the cutover stops the source and leaves it so"
@@ -154,7 +126,7 @@ def test_warm_image_boot_with_boot_disk_copy(world, tmp_path):
     assert run.rc == 0, run
     assert c.compute.get_server(server.id).status == "ACTIVE"
     disk = world.sim.server_disk_path("src", server.id)
-    change_used_blocks(disk, 0.05, seed=3)
+    change_file_blocks(disk, 0.05, seed=3)
     run = phase(world, tmp_path, name, "cutover")
     assert run.rc == 0, run
     new = world.dst.conn.compute.get_server(world.dst.conn.compute.find_server(name).id)

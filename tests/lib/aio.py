@@ -24,6 +24,7 @@ import openstack
 import yaml
 
 from lib.ansible import REPO
+from lib.sim import change_file_blocks, pick_blocks, used_blocks
 
 STATE = Path(os.environ.get("OSM_AIO_STATE", REPO / "build" / "openstack-aio" / "state"))
 QCOW2_MAGIC = b"QFI\xfb"
@@ -147,6 +148,25 @@ class Aio:
                 subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(path), str(raw)], check=True)
                 return _sha256(raw)
         return _sha256(path)
+
+    def change_used_blocks(self, cloud, volume_id, fraction, seed):
+        """Rewrites `fraction` of the volume's used blocks, as its guest would; returns the bytes. A
+        volume that had snapshots lives in a qcow2 overlay (Cinder NFS): its blocks are found in a
+        raw copy and written through qemu-io, each with a pattern byte of its own."""
+        path = self.volume_path(cloud, volume_id)
+        with open(path, "rb") as f:
+            qcow2 = f.read(4) == QCOW2_MAGIC
+        if not qcow2:
+            return change_file_blocks(path, fraction, seed)
+        with tempfile.TemporaryDirectory(dir=self.root) as tmp:
+            raw = Path(tmp) / "raw"
+            subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(path), str(raw)], check=True)
+            with open(raw, "rb") as f:
+                pick = pick_blocks(used_blocks(f), fraction, seed)
+        script = "".join(f"write -P {1 + k % 255} {i * 4096} 4096\n" for k, i in enumerate(pick))
+        subprocess.run(["qemu-io", "-f", "qcow2", str(path)], input=script + "quit\n", text=True,
+                       check=True, capture_output=True)
+        return len(pick) * 4096
 
     # -- cleanup ---------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -44,6 +45,37 @@ def data_extents(fd):
         end = os.lseek(fd, start, os.SEEK_HOLE)
         yield start, end
         pos = end
+
+
+def used_blocks(f, block=4096):
+    """The indexes of the file's non-zero blocks, read from its data extents only: a 1 GiB volume
+    file holding 100 MiB is not read block by block through its holes."""
+    fd = f.fileno()
+    zero = bytes(block)
+    used = []
+    for start, end in data_extents(fd):
+        start = start // block * block
+        for off in range(start, end, 1 << 22):
+            data = memoryview(os.pread(fd, min(1 << 22, end - off), off))
+            used.extend((off + i) // block for i in range(0, len(data), block) if data[i:i + block] != zero[:len(data) - i])
+    return used
+
+
+def pick_blocks(used, fraction, seed):
+    """`fraction` of the block indexes `used`, chosen by `seed`."""
+    return random.Random(seed).sample(used, max(1, int(len(used) * fraction)))
+
+
+def change_file_blocks(path, fraction, seed):
+    """Rewrites `fraction` of a raw disk file's non-zero 4 KiB blocks with random bytes, as a guest
+    writing to its disk would; returns the bytes changed."""
+    with open(path, "r+b") as f:
+        pick = pick_blocks(used_blocks(f), fraction, seed)
+        rng = random.Random(seed)
+        for i in pick:
+            os.pwrite(f.fileno(), rng.randbytes(4096), i * 4096)
+        os.fsync(f.fileno())
+    return len(pick) * 4096
 
 
 def wait_until(what, fn, timeout=120, interval=0.1):
@@ -140,6 +172,10 @@ class Sim:
 
     def volume_path(self, cloud, volume_id):
         return self.state_dir / "clouds" / cloud / "volumes" / volume_id
+
+    def change_used_blocks(self, cloud, volume_id, fraction, seed):
+        """Rewrites `fraction` of the volume's used blocks, as its guest would; returns the bytes."""
+        return change_file_blocks(self.volume_path(cloud, volume_id), fraction, seed)
 
     def server_disk_path(self, cloud, server_id):
         """The root disk of a server booted from an image (what a guest writes to)."""

@@ -60,7 +60,9 @@ rm -rf "$purge_dir"
 
 # The scenarios of issue 8, taken from the suites that also run against the simulator: export, image
 # boot with and without the boot disk copy, volume boot with extra volumes, both port modes, a floating
-# IP, and a real destination failure after the copy (cleanup of both sides, then the retry). Each
+# IP, a real destination failure after the copy (cleanup of both sides, then the retry), and a warm
+# migration (two pre-copies of an ACTIVE server, whose in-use volumes Cinder NFS snapshots with Nova's
+# assisted snapshots, then the cutover). Each
 # checks data by sha256 and that no leftovers remain. OSM_AIO_ALL=1 runs every e2e test that needs
 # no fault injection (about twice as long), among them the conversion hosts' deploy/import/delete
 # lifecycle, which CI leaves out for time (it needs two more projects and a deploy of its own).
@@ -76,6 +78,7 @@ else
     tests/e2e/test_import.py::test_image_boot_with_boot_disk_copy
     tests/e2e/test_import.py::test_port_creation_modes
     "tests/e2e/test_import.py::test_floating_ip_modes[auto]"
+    tests/e2e/test_warm.py::test_warm_volume_boot_with_two_extra_volumes
     tests/e2e/test_openstack_bed.py
   )
 fi
