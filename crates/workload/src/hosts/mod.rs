@@ -13,6 +13,9 @@ use crate::device_access::{self, DeviceAccess};
 use serde::{Deserialize, Serialize};
 
 mod link;
+
+/// The longest wait for an attached volume's device to appear on a conversion host.
+const FIND_DEVICE_MAX: Duration = Duration::from_secs(300);
 pub use link::{ensure_link, known_host_lines, link_key_line};
 
 /// What went wrong on a conversion host.
@@ -295,6 +298,16 @@ impl ConvHost {
             })
     }
 
+    /// `source` or `destination`.
+    pub fn role(&self) -> &'static str {
+        self.role
+    }
+
+    /// The host's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
     /// The SSH session.
     pub fn conn(&self) -> &Conn {
         &self.conn
@@ -345,8 +358,10 @@ impl ConvHost {
         Ok(dir)
     }
 
-    /// Waits for an attached volume's device and returns its path.
+    /// Waits for an attached volume's device (at most `timeout`, and never more than
+    /// `FIND_DEVICE_MAX`) and returns its path.
     pub fn find_device(&self, volume_id: &str, timeout: Duration) -> Result<String, HostError> {
+        let timeout = timeout.min(FIND_DEVICE_MAX);
         let secs = timeout.as_secs().max(1).to_string();
         let out = self
             .conn

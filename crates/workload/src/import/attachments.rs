@@ -19,7 +19,7 @@ fn side_of(what: &str) -> Side {
 /// Asks to attach a volume to a conversion host unless it already is, without waiting for the
 /// attachment: a step that attaches several volumes requests them all, then waits
 /// ([`wait_attached`]), so that they take as long as the slowest one, not their sum.
-pub(crate) fn request_attach(
+fn request_attach(
     job: &Job,
     conn: &Connection,
     host_id: &str,
@@ -53,7 +53,7 @@ pub(crate) fn request_attach(
 }
 
 /// Waits for a volume whose attachment was requested to be `in-use`.
-pub(crate) fn wait_attached(
+fn wait_attached(
     job: &Job,
     conn: &Connection,
     volume_id: &str,

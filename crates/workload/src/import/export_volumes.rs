@@ -1,8 +1,6 @@
 //! `import_workload_export_volumes`: make each disk of the source server readable on the source
 //! conversion host, as a read-only NBD export on a private Unix socket.
 
-use std::time::Duration;
-
 use osm_openstack::{Connection, NewVolume};
 
 use super::attachments::attach_all;
@@ -35,13 +33,10 @@ pub fn export_volumes(
     }
     let timeout = job.settings.timeout;
     // Before any volume is detached or attached: a login that cannot open the devices would fail
-    // only in the middle of the copy.
+    // only in the middle of the copy. (A cutover's preparation did this while the source ran.)
     let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
-    // A cutover's preparation checked the host and placed the agent while the source still ran.
-    let prepared = job.prepared();
-    if !prepared {
-        host.require_device_access().map_err(job.host_err())?;
-    }
+    let dir = job.ready_host(&host, &hosts.agent)?;
+    drop(host);
     let roles = job.plan_roles();
     let precopy = job.settings.phase == Phase::Precopy;
     let mut started = Vec::new();
@@ -108,19 +103,6 @@ pub fn export_volumes(
         timeout,
     )?;
 
-    let dir = if prepared {
-        host.transfer_dir(&job.state.transfer_id)
-    } else {
-        if host.ensure_agent(&hosts.agent).map_err(job.host_err())? {
-            job.log(&format!(
-                "uploaded osm-agent to the source conversion host {}",
-                hosts.src.name
-            ));
-        }
-        host.make_transfer_dir(&job.state.transfer_id)
-            .map_err(job.host_err())?
-    };
-    drop(host);
     let exports: Vec<(&String, &String)> = roles.iter().map(|r| &r.0).zip(&made).collect();
     let shared: &Job = job;
     let served = std::thread::scope(|s| {
@@ -178,7 +160,7 @@ fn serve_one(
     let timeout = job.settings.timeout;
     let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
     let device = host
-        .find_device(export_id, timeout.min(Duration::from_secs(300)))
+        .find_device(export_id, timeout)
         .map_err(job.host_err())?;
     let socket = format!("{dir}/{role}.sock");
     let found = host

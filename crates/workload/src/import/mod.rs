@@ -14,12 +14,12 @@ mod refs;
 mod transfer;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use osm_openstack as os;
 
-use crate::hosts::{HostError, HostSpec, Login};
+use crate::hosts::{ConvHost, HostError, HostSpec, Login};
 use crate::model::Server;
 use crate::state::{Log, Paths, Phase, Side, State, StateError, TRANSFER_KEY};
 
@@ -280,6 +280,25 @@ impl Job {
                 .warm
                 .as_ref()
                 .is_some_and(|w| w.prepared_at.is_some())
+    }
+
+    /// Readies a conversion host for this transfer (the SSH user can open devices, the agent is
+    /// in place, the transfer's directory exists) and returns that directory. After this run's
+    /// cutover preparation did so, only the directory's path.
+    pub(crate) fn ready_host(&self, host: &ConvHost, agent: &Path) -> Result<String, ImportError> {
+        let id = &self.state.transfer_id;
+        if self.prepared() {
+            return Ok(host.transfer_dir(id));
+        }
+        host.require_device_access().map_err(self.host_err())?;
+        if host.ensure_agent(agent).map_err(self.host_err())? {
+            self.log(&format!(
+                "uploaded osm-agent to the {} conversion host {}",
+                host.role(),
+                host.name()
+            ));
+        }
+        host.make_transfer_dir(id).map_err(self.host_err())
     }
 
     /// The volumes to move, in order: the boot disk (when copied) then the additional volumes.

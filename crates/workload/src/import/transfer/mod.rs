@@ -3,8 +3,6 @@
 mod sync;
 mod volume;
 
-use std::time::Duration;
-
 use osm_openstack::Connection;
 
 use super::attachments::{attach_all, detach};
@@ -12,6 +10,15 @@ use super::{Hosts, ImportError, Job};
 use crate::hosts::{ensure_link, ConvHost, HostError};
 use crate::state::{new_digest_seed, now, Phase, Side, Status, VolumeTransfer, Warm};
 use volume::destination_volume;
+
+/// How the log names a destination volume: made by this run, or kept by an earlier one.
+fn new_or_kept(fresh: bool) -> &'static str {
+    if fresh {
+        "the new"
+    } else {
+        "the kept"
+    }
+}
 
 /// How the data crosses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,17 +84,8 @@ pub fn transfer_volumes(
     });
     let src_host = src_host.map_err(job.host_err())?;
     let dst_host = dst_host.map_err(job.host_err())?;
+    let dir = job.ready_host(&dst_host, &hosts.agent)?;
     if !prepared {
-        dst_host.require_device_access().map_err(job.host_err())?;
-        if dst_host
-            .ensure_agent(&hosts.agent)
-            .map_err(job.host_err())?
-        {
-            job.log(&format!(
-                "uploaded osm-agent to the destination conversion host {}",
-                hosts.dst.name
-            ));
-        }
         for change in
             ensure_link(&src_host, &dst_host, &hosts.login.known_hosts).map_err(job.host_err())?
         {
@@ -96,29 +94,10 @@ pub fn transfer_volumes(
     }
     if opts.prepare {
         // The source host's part as well, so that export_volumes after the stop skips it.
-        src_host.require_device_access().map_err(job.host_err())?;
-        if src_host
-            .ensure_agent(&hosts.agent)
-            .map_err(job.host_err())?
-        {
-            job.log(&format!(
-                "uploaded osm-agent to the source conversion host {}",
-                hosts.src.name
-            ));
-        }
-        src_host
-            .make_transfer_dir(&job.state.transfer_id)
-            .map_err(job.host_err())?;
+        job.ready_host(&src_host, &hosts.agent)?;
     }
     let src_agent = src_host.agent();
     drop(src_host);
-    let dir = if prepared {
-        dst_host.transfer_dir(&job.state.transfer_id)
-    } else {
-        dst_host
-            .make_transfer_dir(&job.state.transfer_id)
-            .map_err(job.host_err())?
-    };
     let params = &job.server.migration_params;
     let compression = opts.compression && params.compression.unwrap_or(true);
     let verify = opts.verify && params.verify.unwrap_or(true);
@@ -126,8 +105,7 @@ pub fn transfer_volumes(
 
     let roles: Vec<String> = job.state.volumes.iter().map(|v| v.role.clone()).collect();
     // First, serially, what talks to the cloud: each destination volume found or created; then
-    // all of them attached to the destination conversion host (requests first, then the waits)
-    // and found there.
+    // all of them attached to the destination conversion host (requests first, then the waits).
     let mut found = Vec::new();
     for role in roles {
         let t = job
@@ -137,18 +115,14 @@ pub fn transfer_volumes(
             .find(|v| v.role == role)
             .cloned()
             .unwrap_or_default();
-        let remote = match (&t.src_socket, opts.prepare) {
-            (Some(s), _) => s.clone(),
-            (None, true) => String::new(),
-            (None, false) => {
-                return Err(job.invalid(format!(
+        if t.src_socket.is_none() && !opts.prepare {
+            return Err(job.invalid(format!(
                 "{role}: no source export recorded; import_workload_export_volumes must run first"
-            )))
-            }
-        };
+            )));
+        }
         let (dst_id, fresh) =
             destination_volume(job, src, dst, &t, opts.boot_volume_prefix.as_deref())?;
-        found.push((role, remote, dst_id, fresh));
+        found.push((role, t.src_socket.unwrap_or_default(), dst_id, fresh));
     }
     let ids: Vec<String> = found.iter().map(|f| f.2.clone()).collect();
     attach_all(
@@ -159,37 +133,33 @@ pub fn transfer_volumes(
         "destination conversion host",
         timeout,
     )?;
-    let mut plans = Vec::new();
-    for (role, remote, dst_id, fresh) in found {
-        // Before a sync, each volume's thread finds its device over its own session, so that the
-        // volumes' lookups run together.
-        let device = if opts.prepare {
+    if opts.prepare {
+        for (role, _, dst_id, fresh) in &found {
             let device = dst_host
-                .find_device(&dst_id, timeout.min(Duration::from_secs(300)))
+                .find_device(dst_id, timeout)
                 .map_err(job.host_err())?;
-            job.state.volume_mut(&role).dst_device = Some(device.clone());
+            job.state.volume_mut(role).dst_device = Some(device.clone());
             job.save()?;
             job.log(&format!(
                 "{role}: {} destination volume {dst_id} is ready for the cutover ({device})",
-                if fresh { "the new" } else { "the kept" }
+                new_or_kept(*fresh)
             ));
-            Some(device)
-        } else {
-            None
-        };
-        plans.push(sync::Plan {
-            role,
-            remote,
-            dst_id,
-            fresh,
-            device,
-        });
-    }
-    if opts.prepare {
+        }
         job.state.warm.get_or_insert_with(Warm::default).prepared_at = Some(now());
         job.save()?;
         return Ok(job.state.volumes.clone());
     }
+    // Each volume's sync thread finds its device over its own session, so that the lookups of a
+    // server's volumes run together.
+    let plans: Vec<sync::Plan> = found
+        .into_iter()
+        .map(|(role, remote, dst_id, fresh)| sync::Plan {
+            role,
+            remote,
+            dst_id,
+            fresh,
+        })
+        .collect();
     drop(dst_host);
     // Then the syncs, all volumes at once (each over its own connections), so that a server's
     // volumes take as long as its largest one, not as their sum.

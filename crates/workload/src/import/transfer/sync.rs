@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::super::{Hosts, ImportError, Job};
 use crate::hosts::{ConvHost, SyncEvent, SyncSpec};
@@ -11,10 +11,8 @@ use crate::state::{now, Phase, Progress, State, SyncRound};
 
 const MIB: f64 = 1_048_576.0;
 const STEP: &str = "transfer_volumes";
-/// The longest wait for an attached volume's device to appear.
-const FIND_DEVICE: Duration = Duration::from_secs(300);
 
-/// One volume to sync, attached and found on the destination conversion host.
+/// One volume to sync, attached to the destination conversion host.
 pub(crate) struct Plan {
     /// `boot` or `data-<n>`.
     pub role: String,
@@ -24,8 +22,6 @@ pub(crate) struct Plan {
     pub dst_id: String,
     /// Whether it was created by this run.
     pub fresh: bool,
-    /// Its device on the destination conversion host, when already found.
-    pub device: Option<String>,
 }
 
 /// How every volume is synced.
@@ -91,23 +87,17 @@ fn one(
     let host =
         ConvHost::connect("destination", &hosts.dst, &hosts.login).map_err(job.host_err())?;
     let (dir, role) = (how.dir, p.role.as_str());
-    let device = match &p.device {
-        Some(d) => d.clone(),
-        None => {
-            let d = host
-                .find_device(&p.dst_id, job.settings.timeout.min(FIND_DEVICE))
-                .map_err(job.host_err())?;
-            save(job, state, |st| {
-                st.volume_mut(role).dst_device = Some(d.clone())
-            })?;
-            d
-        }
-    };
+    let device = host
+        .find_device(&p.dst_id, job.settings.timeout)
+        .map_err(job.host_err())?;
+    save(job, state, |st| {
+        st.volume_mut(role).dst_device = Some(device.clone())
+    })?;
     job.log.line(
         STEP,
         &format!(
             "{role}: syncing into {} destination volume {} ({device}) over {} SSH connections",
-            if p.fresh { "the new" } else { "the kept" },
+            super::new_or_kept(p.fresh),
             p.dst_id,
             how.streams
         ),
