@@ -25,9 +25,9 @@ let dir = tempfile::tempdir()?;
 let disk = Target::open(&dir.path().join("disk.img"), 4 << 20)?;
 let layout = Layout::new(Hasher::new(7), 1 << 20, 4 << 20);
 let zeros = layout.zeros;
-let (digests, read) = disk.digests(&layout, 0, 4, &mut AlignedBuf::default())?;
-assert_eq!(read, 0);
-assert!(digests.iter().enumerate().all(|(i, d)| *d == zeros.of(i as u64)));
+let scanned = disk.digests(&layout, 0, 4, &mut AlignedBuf::default())?;
+assert_eq!(scanned.read, 0);
+assert!(scanned.digests.iter().enumerate().all(|(i, d)| *d == zeros.of(i as u64)));
 # Ok::<(), anyhow::Error>(())
 ```
 */

@@ -3,13 +3,13 @@ How two osm agents prove a disk copy: chunk digests, manifests, and the sync pro
 
 A disk is cut into fixed-size chunks (1 MiB by default). Each agent computes the [`Digest`] of
 every chunk of its own device, locally and at disk speed, with the transfer's [`Hasher`] (seeded
-XXH3-128; why, in its documentation); a chunk that reads as zeros has a known digest ([`Zeros`])
-and is never hashed. The destination agent sends its digests
+XXH3-128 over the digests of the chunk's 4 KiB leaves; why, in its documentation); a chunk that
+reads as zeros has a known digest ([`Zeros`]) and is never hashed. The destination agent sends its digests
 ([`Frame::Compare`]); the source agent answers each chunk with `Same`, `Zero`, or the data of
 what differs (whole chunks where the destination holds zeros, only the differing blocks, found
 with [`Hasher::block_sums`], where it holds other data). Every answer carries or implies the source's
-digest, so the destination ends with the source's [`Manifest`]; reading back what it wrote, it
-proves its own manifest equal, and both sides share one root digest ([`Manifest::root`]).
+digest, so the destination ends with the source's [`Manifest`]; reading back what it wrote (for
+a patched chunk, only the leaves it wrote), it proves its own manifest equal, and both sides share one root digest ([`Manifest::root`]).
 
 The first copy, a retry after any failure, a re-sync after the source changed and the final
 delta of a warm migration are the same exchange: what crosses is what the destination lacks.
@@ -42,7 +42,9 @@ mod digest;
 mod manifest;
 mod msgs;
 
-pub use crate::digest::{hex, Digest, Hasher, Zeros, ALGORITHM, ALGORITHM_ID, DIGEST_LEN};
+pub use crate::digest::{
+    hex, leaf_sums, Digest, Hasher, Zeros, ALGORITHM, ALGORITHM_ID, DIGEST_LEN, LEAF,
+};
 pub use crate::manifest::{chunk_count, Digest32, Manifest, ManifestError};
 pub use crate::msgs::{
     upgrade_data, DataHead, Encoding, Frame, FrameHeader, Hello, Welcome, MAX_PAYLOAD,

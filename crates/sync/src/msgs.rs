@@ -167,7 +167,7 @@ pub enum Frame {
     Blocks {
         /// The chunk.
         chunk: u64,
-        /// One sum per block ([`crate::block_sums`]).
+        /// One sum per block ([`crate::Hasher::block_sums`]).
         sums: Vec<u64>,
     },
     /// Client: no more requests; the server ends once its answers are out.

@@ -28,6 +28,7 @@ pub mod target;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -38,8 +39,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Client, ClientConfig, Negotiated, Stream, Upgrade, Uri};
 use osm_sync::{
-    chunk_count, upgrade_data, Digest, Hasher, Hello, Manifest, Zeros, ALGORITHM, ALGORITHM_ID,
-    UPGRADE_OPTION, VERSION,
+    chunk_count, leaf_sums, upgrade_data, Digest, Hasher, Hello, Manifest, Zeros, ALGORITHM,
+    ALGORITHM_ID, LEAF, UPGRADE_OPTION, VERSION,
 };
 use serde_json::json;
 
@@ -47,7 +48,7 @@ pub use self::compress::DEFAULT_LEVEL;
 use self::progress::{add, emit, secs, Stats};
 pub use self::server::SyncServer;
 use self::source::{Event, Source, SourceStream};
-use self::target::{Layout, Target};
+use self::target::{Layout, Scanned, Target};
 use crate::disk::AlignedBuf;
 use crate::queue::Queue;
 
@@ -89,6 +90,8 @@ const WINDOW: usize = 12;
 const SCANNERS: usize = 3;
 /// Flush the destination behind the copy once this much was written since the last flush.
 const FLUSH_EVERY: u64 = 128 << 20;
+/// How often writeback of what was written since is started between flushes.
+const WRITEBACK_TICK: Duration = Duration::from_millis(100);
 
 /// Runs the sync; on failure prints an `error` line before returning the error.
 pub fn run(opts: SyncOptions) -> Result<()> {
@@ -236,21 +239,27 @@ fn sync(opts: &SyncOptions, start: Instant) -> Result<()> {
 struct RangeState {
     first: u64,
     dst: Vec<Digest>,
+    /// The destination's leaf digests of each chunk that held data.
+    leaves: Vec<Vec<Digest>>,
     src: Vec<Option<Digest>>,
     changed: Vec<bool>,
     patched: Vec<bool>,
+    /// What was written into each patched chunk, the only part its proof reads back.
+    written: Vec<Vec<Range<usize>>>,
     left: usize,
 }
 
 impl RangeState {
-    fn new(first: u64, dst: Vec<Digest>) -> RangeState {
-        let n = dst.len();
+    fn new(first: u64, scanned: Scanned) -> RangeState {
+        let n = scanned.digests.len();
         RangeState {
             first,
-            dst,
+            dst: scanned.digests,
+            leaves: scanned.leaves,
             src: vec![None; n],
             changed: vec![false; n],
             patched: vec![false; n],
+            written: vec![Vec::new(); n],
             left: n,
         }
     }
@@ -273,7 +282,7 @@ struct Engine<'a> {
     dst: Mutex<Vec<Digest>>,
     settled: AtomicU64,
     next_scan: AtomicU64,
-    scanned: Queue<(u64, Vec<Digest>)>,
+    scanned: Queue<(u64, Scanned)>,
     proven: Queue<RangeState>,
     scanners_left: AtomicUsize,
     workers_left: AtomicUsize,
@@ -429,19 +438,26 @@ impl<'a> Engine<'a> {
     /// Flushes the destination while the copy runs. The final flush waits for everything not
     /// flushed yet (on a virtual disk, the host's cache as well: seconds per GiB on the reference
     /// machine), while the copy itself is bound by the CPU and the link, not the disk: flushing
-    /// behind it takes that wait off the end, and a crash loses less.
+    /// behind it takes that wait off the end, and a crash loses less. Between flushes, writeback
+    /// of what was written is started every [`WRITEBACK_TICK`], so that even a delta too small to
+    /// reach a flush (a warm cutover's scattered blocks) is mostly on disk when the sync ends.
     fn flush_behind(&self) -> Result<()> {
-        let mut flushed_at = 0;
+        let (mut flushed_at, mut started_at) = (0, 0);
         while !self.aborted() && !self.proved.load(Ordering::SeqCst) {
             let written = self.stats.bytes_written.load(Ordering::Relaxed);
             if written - flushed_at >= FLUSH_EVERY {
-                flushed_at = written;
+                (flushed_at, started_at) = (written, written);
                 self.target
                     .flush()
                     .context("flushing the destination behind the copy")?;
-            } else {
-                thread::sleep(Duration::from_millis(20));
+                continue;
             }
+            if written > started_at {
+                started_at = written;
+                // Only a hint: the flushes make everything durable.
+                let _ = self.target.start_writeback();
+            }
+            thread::sleep(WRITEBACK_TICK);
         }
         Ok(())
     }
@@ -456,12 +472,12 @@ impl<'a> Engine<'a> {
             }
             let first = r * RANGE_CHUNKS;
             let count = RANGE_CHUNKS.min(self.chunks - first);
-            let (d, read) = self
+            let scanned = self
                 .target
                 .digests(&self.layout, first, count, &mut buf)
                 .with_context(|| format!("reading the destination at {}", first * self.cs))?;
-            add(&self.stats.bytes_read, read);
-            if !self.scanned.push((r, d)) {
+            add(&self.stats.bytes_read, scanned.read);
+            if !self.scanned.push((r, scanned)) {
                 break;
             }
         }
@@ -479,10 +495,10 @@ impl<'a> Engine<'a> {
                 } else {
                     self.scanned.try_pop()
                 };
-                let Some((r, digests)) = next else { break };
+                let Some((r, scanned)) = next else { break };
                 let first = r * RANGE_CHUNKS;
-                stream.compare(first, &digests)?;
-                asked.insert(r, RangeState::new(first, digests));
+                stream.compare(first, &scanned.digests)?;
+                asked.insert(r, RangeState::new(first, scanned));
             }
             if asked.is_empty() {
                 break;
@@ -547,12 +563,15 @@ impl<'a> Engine<'a> {
                 if st.dst[i] == self.zeros.of(chunk) || st.patched[i] {
                     bail!("the source asked for block sums of chunk {chunk} out of turn");
                 }
+                st.patched[i] = true;
+                if self.block == LEAF && !st.leaves[i].is_empty() {
+                    return Ok(Some((chunk, leaf_sums(&st.leaves[i]))));
+                }
                 buf.resize(len as usize);
                 self.target
                     .read_at(buf.as_mut_slice(), offset)
                     .with_context(|| format!("reading the destination at {offset}"))?;
                 add(&self.stats.bytes_read, len);
-                st.patched[i] = true;
                 return Ok(Some((
                     chunk,
                     self.hasher.block_sums(buf.as_slice(), self.block),
@@ -571,6 +590,7 @@ impl<'a> Engine<'a> {
                 self.target.write_at(&bytes, at).with_context(|| {
                     format!("writing {} bytes at {at} on the destination", bytes.len())
                 })?;
+                st.written[i].push(o as usize..o as usize + bytes.len());
                 add(&self.stats.bytes_written, bytes.len() as u64);
                 add(&self.stats.data_wire, wire);
             }
@@ -584,6 +604,7 @@ impl<'a> Engine<'a> {
                 self.target
                     .zero(at, n.into())
                     .with_context(|| format!("zeroing {n} bytes at {at} on the destination"))?;
+                st.written[i].push(o as usize..(o + n) as usize);
                 add(&self.stats.bytes_zeroed, n.into());
             }
             Event::ChunkEnd { digest, .. } => {
@@ -606,30 +627,42 @@ impl<'a> Engine<'a> {
         Ok(None)
     }
 
-    /// Reads back what each finished range changed and records both manifests.
+    /// Reads back what each finished range changed and records both manifests. A patched chunk
+    /// is read back only where it was written: the rest of it was read by the scan, and nothing
+    /// else writes the destination.
     fn prove(&self) -> Result<()> {
         let mut buf = AlignedBuf::default();
-        while let Some(st) = self.proven.pop() {
+        let mut scratch = Vec::new();
+        while let Some(mut st) = self.proven.pop() {
             let mut src = Vec::with_capacity(st.dst.len());
             let mut dst = Vec::with_capacity(st.dst.len());
-            for (i, d) in st.dst.iter().enumerate() {
+            for i in 0..st.dst.len() {
                 let chunk = st.first + i as u64;
                 let s = st.src[i].ok_or_else(|| anyhow!("chunk {chunk} was never settled"))?;
+                let (offset, len) = (chunk * self.cs, self.chunk_len(chunk) as usize);
                 let proven = if !st.changed[i] {
-                    *d
+                    st.dst[i]
                 } else if self.verify {
-                    let (d, read) = self
-                        .target
-                        .digest(
+                    let (d, read) = if st.patched[i] && !st.leaves[i].is_empty() {
+                        self.target.digest_written(
                             &self.hasher,
-                            chunk * self.cs,
-                            self.chunk_len(chunk) as usize,
-                            self.zeros.of(chunk),
+                            offset,
+                            len,
+                            &st.written[i],
+                            &mut st.leaves[i],
                             &mut buf,
                         )
-                        .with_context(|| {
-                            format!("reading back the destination at {}", chunk * self.cs)
-                        })?;
+                    } else {
+                        self.target.digest(
+                            &self.hasher,
+                            offset,
+                            len,
+                            self.zeros.of(chunk),
+                            &mut buf,
+                            &mut scratch,
+                        )
+                    }
+                    .with_context(|| format!("reading back the destination at {offset}"))?;
                     add(&self.stats.bytes_verified, read);
                     add(&self.stats.bytes_read, read);
                     d

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Codec, Stream, UpgradeHandler};
 use osm_sync::{
-    DataHead, Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros, ALGORITHM_ID,
-    VERSION,
+    leaf_sums, DataHead, Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros,
+    ALGORITHM_ID, LEAF, VERSION,
 };
 
 use super::compress::Compressor;
@@ -196,6 +196,7 @@ impl SyncServer {
     ) -> Result<()> {
         let mut c = Compressor::new(w.compression, self.level)?;
         let mut buf = AlignedBuf::default();
+        let mut leaves = Vec::new();
         let cs = u64::from(w.chunk_size);
         let send = |bytes: Vec<u8>| {
             tx.send(bytes)
@@ -218,9 +219,18 @@ impl SyncServer {
                 Job::Chunk { .. } => None,
             };
             let digest = match known {
-                Some(d) => d,
-                None if all_zero => zero,
-                None => hasher.digest(buf.as_slice()),
+                Some((d, l)) => {
+                    leaves = l;
+                    d
+                }
+                None if all_zero => {
+                    leaves.clear();
+                    zero
+                }
+                None => {
+                    hasher.leaves(buf.as_slice(), &mut leaves);
+                    hasher.combine(&leaves)
+                }
             };
             match job {
                 Job::Chunk { dst, .. } if dst == digest => send(Frame::Same { chunk }.to_bytes())?,
@@ -233,13 +243,17 @@ impl SyncServer {
                 }
                 Job::Chunk { .. } => {
                     if let Ok(mut m) = differing.lock() {
-                        m.insert(chunk, digest);
+                        m.insert(chunk, (digest, std::mem::take(&mut leaves)));
                     }
                     send(Frame::Differs { chunk, digest }.to_bytes())?
                 }
                 Job::Blocks { sums, .. } => {
                     let bs = w.block_size as usize;
-                    let mine = hasher.block_sums(buf.as_slice(), bs);
+                    let mine = if bs == LEAF && !leaves.is_empty() {
+                        leaf_sums(&leaves)
+                    } else {
+                        hasher.block_sums(buf.as_slice(), bs)
+                    };
                     if mine.len() != sums.len() {
                         bail!(
                             "chunk {chunk}: {} block sums for {} blocks",
@@ -264,10 +278,10 @@ impl SyncServer {
     }
 }
 
-/// The digests of the chunks this connection answered `Differs` for, until their block sums come:
-/// the source is a snapshot, so the chunk still holds what was digested, and a patched chunk is
-/// not digested twice. Bounded by the chunks in flight.
-type Differing = Mutex<HashMap<u64, Digest>>;
+/// The digests (of the chunk and of its leaves) of the chunks this connection answered `Differs`
+/// for, until their block sums come: the source is a snapshot, so the chunk still holds what was
+/// digested, and a patched chunk is not digested twice. Bounded by the chunks in flight.
+type Differing = Mutex<HashMap<u64, (Digest, Vec<Digest>)>>;
 
 fn read_requests(input: &mut impl Read, jobs: &Queue<Job>, w: &Welcome) -> Result<()> {
     let chunks = osm_sync::chunk_count(w.size, w.chunk_size);

@@ -3,12 +3,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Seek, SeekFrom};
+use std::ops::Range;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
-use osm_sync::{Digest, Hasher, Zeros};
+use osm_sync::{Digest, Hasher, Zeros, LEAF};
 
 use crate::disk::AlignedBuf;
 use crate::{sys, zero};
@@ -44,6 +45,34 @@ impl Layout {
     }
 }
 
+/// What a scan of some chunks found.
+pub struct Scanned {
+    /// Each chunk's digest.
+    pub digests: Vec<Digest>,
+    /// Each chunk's leaf digests, empty where it reads as zeros.
+    pub leaves: Vec<Vec<Digest>>,
+    /// Bytes read.
+    pub read: u64,
+}
+
+/// The leaf-aligned byte ranges of a chunk of `len` bytes that cover `written`, merged.
+fn leaf_runs(written: &[Range<usize>], len: usize) -> Vec<Range<usize>> {
+    let mut spans: Vec<Range<usize>> = written
+        .iter()
+        .filter(|r| !r.is_empty())
+        .map(|r| r.start / LEAF * LEAF..r.end.div_ceil(LEAF).saturating_mul(LEAF).min(len))
+        .collect();
+    spans.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::new();
+    for r in spans {
+        match out.last_mut() {
+            Some(l) if r.start <= l.end => l.end = l.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
 /// A local block device or regular file.
 #[derive(Debug)]
 ///
@@ -57,13 +86,7 @@ pub struct Target {
     size: u64,
     /// Set once the cheap zeroing call failed, so later calls go straight to writing zeros.
     fallback: AtomicBool,
-    /// Bytes written since writeback was last started.
-    dirty: AtomicU64,
 }
-
-/// Start writeback after this many bytes: a sync never builds up gigabytes of dirty pages, and
-/// the final flush has little left to wait for.
-const WRITEBACK_EVERY: u64 = 64 << 20;
 
 static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
 
@@ -115,7 +138,6 @@ impl Target {
             kind,
             size,
             fallback: AtomicBool::new(false),
-            dirty: AtomicU64::new(0),
         })
     }
 
@@ -134,14 +156,12 @@ impl Target {
 
     /// Writes `buf` at `offset`.
     pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.file.write_all_at(buf, offset)?;
-        let n = buf.len() as u64;
-        if self.dirty.fetch_add(n, Ordering::Relaxed) + n >= WRITEBACK_EVERY {
-            self.dirty.store(0, Ordering::Relaxed);
-            // Only a hint: the final flush still makes everything durable.
-            let _ = sys::start_writeback(&self.file);
-        }
-        Ok(())
+        self.file.write_all_at(buf, offset)
+    }
+
+    /// Starts writing what was written back, without waiting for it.
+    pub fn start_writeback(&self) -> io::Result<()> {
+        sys::start_writeback(&self.file)
     }
 
     fn write_zeros(&self, mut offset: u64, len: u64) -> io::Result<()> {
@@ -239,7 +259,8 @@ impl Target {
         })
     }
 
-    /// The digest of the chunk at `offset` of `len` bytes. `buf` is scratch space; on return it
+    /// The digest of the chunk at `offset` of `len` bytes, and in `leaves` the digests of its
+    /// leaves where it holds data (left empty for zeros). `buf` is scratch space; on return it
     /// holds the chunk's bytes unless it was a hole.
     pub fn digest(
         &self,
@@ -248,7 +269,9 @@ impl Target {
         len: usize,
         zeros: Digest,
         buf: &mut AlignedBuf,
+        leaves: &mut Vec<Digest>,
     ) -> io::Result<(Digest, u64)> {
+        leaves.clear();
         if self.is_hole(offset, len as u64)? {
             return Ok((zeros, 0));
         }
@@ -257,29 +280,66 @@ impl Target {
         let d = if zero::is_zero(buf.as_slice()) {
             zeros
         } else {
-            hasher.digest(buf.as_slice())
+            hasher.leaves(buf.as_slice(), leaves);
+            hasher.combine(leaves)
         };
         Ok((d, len as u64))
     }
 
-    /// Digests of `count` chunks from chunk `first`: (digests, bytes read).
+    /// The digest of a chunk of which only `written` (ranges within the chunk) changed since its
+    /// leaves were digested: reads and digests again only the leaves those ranges touch, and
+    /// updates `leaves`. Returns (digest, bytes read).
+    pub fn digest_written(
+        &self,
+        hasher: &Hasher,
+        offset: u64,
+        len: usize,
+        written: &[Range<usize>],
+        leaves: &mut [Digest],
+        buf: &mut AlignedBuf,
+    ) -> io::Result<(Digest, u64)> {
+        let mut read = 0;
+        for r in leaf_runs(written, len) {
+            buf.resize(r.len());
+            self.read_at(buf.as_mut_slice(), offset + r.start as u64)?;
+            for (k, l) in buf.as_slice().chunks(LEAF).enumerate() {
+                leaves[r.start / LEAF + k] = hasher.leaf(l);
+            }
+            read += r.len() as u64;
+        }
+        Ok((hasher.combine(leaves), read))
+    }
+
+    /// Digests of `count` chunks from chunk `first`: (digests, the leaves of each, bytes read).
     pub fn digests(
         &self,
         layout: &Layout,
         first: u64,
         count: u64,
         buf: &mut AlignedBuf,
-    ) -> io::Result<(Vec<Digest>, u64)> {
-        let mut out = Vec::with_capacity(count as usize);
-        let mut read = 0;
+    ) -> io::Result<Scanned> {
+        let mut out = Scanned {
+            digests: Vec::with_capacity(count as usize),
+            leaves: Vec::with_capacity(count as usize),
+            read: 0,
+        };
         for i in first..first + count {
             let start = i * layout.chunk_size;
             let len = layout.chunk_size.min(layout.size - start) as usize;
-            let (d, n) = self.digest(&layout.hasher, start, len, layout.zeros.of(i), buf)?;
-            out.push(d);
-            read += n;
+            let mut leaves = Vec::new();
+            let (d, n) = self.digest(
+                &layout.hasher,
+                start,
+                len,
+                layout.zeros.of(i),
+                buf,
+                &mut leaves,
+            )?;
+            out.digests.push(d);
+            out.leaves.push(leaves);
+            out.read += n;
         }
-        Ok((out, read))
+        Ok(out)
     }
 
     /// Makes everything written durable.
@@ -303,23 +363,61 @@ mod tests {
         let layout = Layout::new(h, cs, size);
         let zeros = layout.zeros;
         let mut buf = AlignedBuf::default();
-        let (d, read) = tg.digests(&layout, 0, 4, &mut buf).unwrap();
+        let s = tg.digests(&layout, 0, 4, &mut buf).unwrap();
         assert_eq!(
-            read, 0,
+            s.read, 0,
             "a fresh sparse file is proven zero without reading"
         );
-        assert!((0..4).all(|i| d[i as usize] == zeros.of(i)));
+        assert!((0..4).all(|i| s.digests[i as usize] == zeros.of(i)));
+        assert!(s.leaves.iter().all(|l| l.is_empty()));
         tg.write_at(&[5; 100], cs + 10).unwrap();
-        let (d, read) = tg.digests(&layout, 0, 4, &mut buf).unwrap();
-        assert!(read > 0);
+        let s = tg.digests(&layout, 0, 4, &mut buf).unwrap();
+        assert!(s.read > 0);
         let mut want = vec![0u8; cs as usize];
         want[10..110].fill(5);
-        assert_eq!(d[1], h.digest(&want));
-        assert_eq!(d[3], zeros.of(3));
+        assert_eq!(s.digests[1], h.digest(&want));
+        assert_eq!(s.leaves[1].len(), cs as usize / LEAF);
+        assert_eq!(s.digests[3], zeros.of(3));
         // Zeroing makes it a zero chunk again, whatever the file system does underneath.
         tg.zero(cs, cs).unwrap();
-        let (d, _) = tg.digests(&layout, 1, 1, &mut buf).unwrap();
-        assert_eq!(d[0], zeros.of(1));
+        let s = tg.digests(&layout, 1, 1, &mut buf).unwrap();
+        assert_eq!(s.digests[0], zeros.of(1));
+    }
+
+    #[test]
+    fn a_patched_chunk_is_proven_from_the_leaves_it_wrote() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("p.img");
+        let cs = 64 << 10;
+        let tg = Target::open(&p, cs).unwrap();
+        let h = Hasher::new(9);
+        let mut want: Vec<u8> = (0..cs as usize).map(|i| (i % 13 + 1) as u8).collect();
+        tg.write_at(&want, 0).unwrap();
+        let (mut buf, mut leaves) = (AlignedBuf::default(), Vec::new());
+        tg.digest(
+            &h,
+            0,
+            cs as usize,
+            h.zero_digest(cs as usize),
+            &mut buf,
+            &mut leaves,
+        )
+        .unwrap();
+        // Two writes, one across a leaf boundary: three leaves are read again, not the chunk.
+        let written = [LEAF - 10..LEAF + 10, 5 * LEAF + 1..5 * LEAF + 2];
+        for r in &written {
+            want[r.clone()].fill(0xee);
+            tg.write_at(&want[r.clone()], r.start as u64).unwrap();
+        }
+        let (d, read) = tg
+            .digest_written(&h, 0, cs as usize, &written, &mut leaves, &mut buf)
+            .unwrap();
+        assert_eq!(read, 3 * LEAF as u64);
+        assert_eq!(d, h.digest(&want));
+        assert_eq!(
+            leaf_runs(&[9000..9001, 0..10, 100..200, 19_000..19_999], 20_000),
+            vec![0..LEAF, 2 * LEAF..3 * LEAF, 4 * LEAF..20_000]
+        );
     }
 
     #[test]

@@ -28,6 +28,11 @@ enum Script {
     Panics,
     /// Answers a chunk nobody asked about.
     Stray,
+    /// Patches the chunks that differ, block by block.
+    Patches,
+    /// Patches only the first differing block of chunk 2 (and the others honestly), while
+    /// claiming the source's digest for it.
+    PatchesTooLittle,
 }
 
 struct Scripted {
@@ -77,8 +82,11 @@ impl SourceStream for ScriptedStream {
             if matches!(self.script, Script::LiesAbout1) && chunk == 1 {
                 digest = h.digest(b"something else");
             }
+            let patching = matches!(self.script, Script::Patches | Script::PatchesTooLittle);
             if *dst == digest {
                 self.ready.push_back(Event::Same { chunk });
+            } else if patching && *dst != zeros.of(chunk) {
+                self.ready.push_back(Event::Differs { chunk });
             } else {
                 self.ready.push_back(Event::Data {
                     chunk,
@@ -95,8 +103,32 @@ impl SourceStream for ScriptedStream {
         Ok(())
     }
 
-    fn blocks(&mut self, chunk: u64, _sums: &[u64]) -> Result<()> {
-        bail!("no block sums expected (chunk {chunk})")
+    fn blocks(&mut self, chunk: u64, sums: &[u64]) -> Result<()> {
+        if !matches!(self.script, Script::Patches | Script::PatchesTooLittle) {
+            bail!("no block sums expected (chunk {chunk})")
+        }
+        let h = Hasher::new(SEED);
+        let start = (chunk * CS) as usize;
+        let bytes = &self.data[start..(start + CS as usize).min(self.data.len())];
+        let mine = h.block_sums(bytes, 4096);
+        let mut differing = (0..mine.len()).filter(|&b| mine[b] != sums[b]);
+        let blocks: Vec<usize> = if matches!(self.script, Script::PatchesTooLittle) && chunk == 2 {
+            differing.take(1).collect()
+        } else {
+            differing.collect()
+        };
+        for b in blocks {
+            let piece = &bytes[b * 4096..((b + 1) * 4096).min(bytes.len())];
+            self.ready.push_back(Event::Data {
+                chunk,
+                offset: (b * 4096) as u32,
+                bytes: piece.to_vec().into(),
+                wire: 0,
+            });
+        }
+        let digest = h.digest(bytes);
+        self.ready.push_back(Event::ChunkEnd { chunk, digest });
+        Ok(())
     }
 
     fn next(&mut self) -> Result<Event<'_>> {
@@ -176,6 +208,21 @@ fn an_honest_source_is_copied_and_proven() {
         d
     };
     assert!(out == want);
+}
+
+#[test]
+fn patched_chunks_are_proven() {
+    let (r, out) = run(Script::Patches, 2);
+    r.unwrap();
+    let (_, want) = run(Script::Honest, 1);
+    assert!(out == want);
+}
+
+#[test]
+fn a_patch_that_leaves_old_blocks_fails_the_proof() {
+    let (r, _) = run(Script::PatchesTooLittle, 2);
+    let e = format!("{:#}", r.unwrap_err());
+    assert!(e.contains(&format!("[{}]", 2 * CS)), "{e}");
 }
 
 #[test]
