@@ -222,13 +222,25 @@ pub(crate) fn wait_deleted(
     })
 }
 
-/// Polls `fetch` with backoff (0.2 s growing by 1.5x to 5 s) until `done` or the deadline.
+/// The first pause between two polls of a status.
+const POLL_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause: openstacksdk's fixed interval, so a long wait costs a cloud no more requests
+/// than the tools operators already run.
+const POLL_MAX: Duration = Duration::from_secs(2);
+/// How the pause grows. A wait overshoots what it waits for by at most this fraction (and
+/// [`POLL_MAX`]): a warm cutover waits for a snapshot, a volume, a detach and attachments in turn,
+/// all within the downtime, and with pauses growing by 1.5x up to 5 s those overshoots summed to
+/// seconds.
+const POLL_GROWTH: f64 = 1.25;
+
+/// Polls `fetch` with backoff ([`POLL_FIRST`] growing by [`POLL_GROWTH`] to [`POLL_MAX`]) until
+/// `done` or the deadline.
 pub(crate) fn poll_until<T>(
     timeout: Duration,
     mut step: impl FnMut() -> Result<Option<T>>,
 ) -> Result<std::result::Result<T, Duration>> {
     let start = Instant::now();
-    let mut delay = Duration::from_millis(200);
+    let mut delay = POLL_FIRST;
     loop {
         if let Some(v) = step()? {
             return Ok(Ok(v));
@@ -238,7 +250,7 @@ pub(crate) fn poll_until<T>(
             return Ok(Err(waited));
         }
         std::thread::sleep(delay.min(timeout - waited));
-        delay = (delay.mul_f64(1.5)).min(Duration::from_secs(5));
+        delay = delay.mul_f64(POLL_GROWTH).min(POLL_MAX);
     }
 }
 

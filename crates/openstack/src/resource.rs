@@ -395,7 +395,7 @@ impl Connection {
     /// Waits until a server, volume, snapshot or image has one of `targets` (compared without
     /// case); fails fast on `errors` (pass `kind.error_statuses()` for the usual ones) with the
     /// resource's fault message, and with [`crate::Error::Timeout`] after `timeout`. Returns the status
-    /// reached. Polls with backoff: 0.2 s growing to 5 s.
+    /// reached. Polls with backoff: 0.1 s growing to 2 s.
     pub fn wait_for_status(
         &self,
         kind: ResourceKind,
