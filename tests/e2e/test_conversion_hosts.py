@@ -244,6 +244,25 @@ def test_a_user_who_cannot_open_devices_is_refused_at_deploy(bare, tmp_path):
         allowed = deploy_conversion_hosts(tmp_path, sim, data_dir, extra={"os_migrate_conversion_host_ssh_user": user})
         assert "cannot open the volumes" not in allowed.output, allowed.output[-3000:]
         assert "Push the agent and link the conversion hosts" in allowed.output, "the check let the disk group in"
+
+        # The import checks again before any workload starts: a user who left the group since the deploy
+        # is refused, and no volume was detached, snapshotted or attached.
+        subprocess.run(["usermod", "-G", "", user], check=True)
+        c = src.conn
+        boot = volume_from_image(c, "nodisk-boot", src.cirros)
+        server = boot_from_volume(c, "nodisk-server", src, boot, [{"uuid": src.app_net.id}])
+        assert export(tmp_path, sim, data_dir, os_migrate_workloads_filter=["nodisk-server"]).rc == 0
+        run = import_(tmp_path, sim, data_dir, os_migrate_workloads_filter=["nodisk-server"],
+                      os_migrate_conversion_host_ssh_user=user)
+        assert run.rc != 0, run
+        assert "cannot open the volumes osm attaches" in run.output and user in run.output, run.output[-3000:]
+        assert "failed: [localhost] (item=default: os_migrate_conv_src)" in run.output, run.output[-3000:]
+        assert "import_workload_prelim" not in run.output, "refused before any workload step"
+        assert [a["server_id"] for a in c.block_storage.get_volume(boot.id).attachments] == [server.id]
+        assert list(c.block_storage.snapshots()) == [], "nothing snapshotted"
+        for cloud in ("src", "dst"):
+            host = sim.conn(cloud).compute.find_server(f"os_migrate_conv_{cloud}")
+            assert list(sim.conn(cloud).compute.volume_attachments(host)) == [], f"nothing attached in {cloud}"
     finally:
         subprocess.run(["usermod", "-G", "", user], check=False)
         ev = {"os_migrate_src_cloud": "src", "os_migrate_dst_cloud": "dst", **conversion_vars(sim, data_dir)}
