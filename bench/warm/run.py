@@ -2,8 +2,11 @@
 
 A volume-booted server with a 4 GiB boot volume and a 4 GiB data volume, each an ext4 filesystem
 holding 1 GiB of files (random data, so compression cannot help), on the simulator, through one
-conversion host pair (real sshd on 127.x addresses: the link is loopback, the simulator's conversion
-hosts are local processes). Per round:
+conversion host pair (real sshd on 127.x addresses: the simulator's conversion hosts are local
+processes). The link between them is the copy benchmark's 1 Gbit/s (`--rate`): the whole run goes into a
+network namespace of its own, whose loopback has an htb class of that rate for everything to and from
+the source conversion host's addresses (netem and tbf are not in this kernel; htb and u32 are).
+`--rate 0` runs on plain loopback. Per round:
 
 - cold: the server is stopped by the import (os_migrate_workload_stop_before_migration) and migrated;
   downtime = from the stop request to the destination server ACTIVE, as the import measures it;
@@ -13,7 +16,7 @@ hosts are local processes). Per round:
 Writes target/bench/warm.json: {cold_downtime_s, warm_downtime_s, precopy_s, changed_bytes,
 cutover_wire_bytes, link, rounds: [...]}, medians of --runs rounds, and each round's warm workload log
 (pre-copy and cutover, timestamped) as target/bench/warm-N.log.
-Usage: .venv/bin/python bench/warm/run.py [--runs N]"""
+Usage: .venv/bin/python bench/warm/run.py [--runs N] [--rate 1gbit|0] (as root for the link)"""
 
 import argparse
 import json
@@ -37,6 +40,28 @@ from run import file_extents  # noqa: E402
 
 GiB = 1 << 30
 MiB = 1 << 20
+NS = "osm-bench-warm"
+
+
+def enter_namespace():
+    """Runs this script again inside a network namespace of its own (its loopback is ours to shape)."""
+    subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
+    subprocess.run(["ip", "netns", "add", NS], check=True)
+    subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
+    os.execvp("ip", ["ip", "netns", "exec", NS, sys.executable, *sys.argv, "--in-namespace"])
+
+
+def shape(addresses, rate):
+    """Everything to and from `addresses` on this namespace's loopback through htb classes of `rate`,
+    one per direction, as a link between the two clouds would be."""
+    sh = lambda *c: subprocess.run(["tc", *c], check=True)
+    sh("qdisc", "replace", "dev", "lo", "root", "handle", "1:", "htb", "default", "10", "r2q", "1000")
+    sh("class", "add", "dev", "lo", "parent", "1:", "classid", "1:10", "htb", "rate", "100gbit")
+    for cls, direction in (("1:20", "dst"), ("1:30", "src")):
+        sh("class", "add", "dev", "lo", "parent", "1:", "classid", cls, "htb", "rate", rate, "ceil", rate)
+        for a in addresses:
+            sh("filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
+               "match", "ip", direction, f"{a}/32", "flowid", cls)
 
 
 def files_tree(tmp):
@@ -124,7 +149,12 @@ def one_round(sim, tmp, data_dir, src, tree, i):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rate", default="1gbit", help="the link's rate, or 0 for plain loopback")
+    ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    shaped = args.rate not in ("0", "")
+    if shaped and not args.in_namespace:
+        enter_namespace()
     rounds = []
     with tempfile.TemporaryDirectory(prefix="osm-bench-warm-") as tmp:
         tmp = Path(tmp)
@@ -135,14 +165,22 @@ def main():
             data_dir = tmp / "data"
             run = deploy_conversion_hosts(tmp, sim, data_dir)
             assert run.rc == 0, run.failures()
+            if shaped:
+                host = src.conn.compute.find_server("os_migrate_conv_src")
+                addresses = {a["addr"] for net in host.addresses.values() for a in net} | {host.access_ipv4}
+                shape(sorted(a for a in addresses if a), args.rate)
             tree = files_tree(tmp)
             for i in range(args.runs):
                 rounds.append(one_round(sim, tmp, data_dir, src, tree, i))
         finally:
             sim.stop()
+            if shaped:
+                subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
     med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
-    out = {**med, "link": "loopback: the simulator's conversion hosts are sshd processes on 127.x addresses",
-           "rounds": rounds}
+    link = (f"{args.rate}/s: htb on the loopback of a network namespace of its own, for everything to and from "
+            "the source conversion host (sshd on a 127.x address)" if shaped else
+            "loopback: the simulator's conversion hosts are sshd processes on 127.x addresses")
+    out = {**med, "link": link, "rounds": rounds}
     path = REPO / "target" / "bench" / "warm.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")

@@ -50,11 +50,11 @@ pub enum Command {
         #[arg(long, default_value_t = sync::DEFAULT_LEVEL, value_parser = clap::value_parser!(i32).range(-7..=19))]
         compression_level: i32,
     },
-    /// Stop a background serve or tunnel and wait for it to exit.
+    /// Stop background serves or tunnels, all at once, and wait for them to exit.
     Stop {
-        /// The pid file it wrote.
-        #[arg(long)]
-        pid_file: PathBuf,
+        /// The pid file one wrote; repeat it for several.
+        #[arg(long, required = true)]
+        pid_file: Vec<PathBuf>,
         /// Seconds to wait after SIGTERM.
         #[arg(long, default_value_t = 30)]
         timeout: u64,

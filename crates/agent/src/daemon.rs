@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -60,12 +60,40 @@ pub fn daemonize(
     }
 }
 
-/// Ends the process named in `pid_file` with SIGTERM and waits up to `timeout` for it to exit.
-/// A missing pid file or a process already gone is success: stopping is idempotent.
-pub fn stop(pid_file: &Path, timeout: Duration) -> Result<()> {
+/// Ends the processes named in `pid_files` with SIGTERM, all at once, and waits up to `timeout`
+/// for them to exit. A missing pid file or a process already gone is success: stopping is
+/// idempotent.
+pub fn stop(pid_files: &[PathBuf], timeout: Duration) -> Result<()> {
+    let mut signalled = Vec::new();
+    for f in pid_files {
+        if let Some(pid) = signal(f)? {
+            signalled.push((f, pid));
+        }
+    }
+    let start = Instant::now();
+    for (f, pid) in signalled {
+        while sys::alive(pid) {
+            if start.elapsed() > timeout {
+                sys::kill(pid, libc::SIGKILL).with_context(|| format!("killing process {pid}"))?;
+                bail!(
+                    "process {pid} ({}) did not exit within {}s of SIGTERM; sent SIGKILL",
+                    f.display(),
+                    timeout.as_secs()
+                );
+            }
+            sleep(Duration::from_millis(20));
+        }
+        remove_pid_file(f)?;
+    }
+    Ok(())
+}
+
+/// Sends SIGTERM to the process `pid_file` names, if it is alive and ours; returns its pid then.
+/// Removes a pid file whose process is gone.
+fn signal(pid_file: &Path) -> Result<Option<i32>> {
     let text = match fs::read_to_string(pid_file) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", pid_file.display())),
     };
     let pid: i32 = text
@@ -84,18 +112,13 @@ pub fn stop(pid_file: &Path, timeout: Duration) -> Result<()> {
     let ours = matches!(comm.trim(), "osm-agent" | "ssh");
     if ours && sys::alive(pid) {
         sys::kill(pid, libc::SIGTERM).with_context(|| format!("signalling process {pid}"))?;
-        let start = Instant::now();
-        while sys::alive(pid) {
-            if start.elapsed() > timeout {
-                sys::kill(pid, libc::SIGKILL).with_context(|| format!("killing process {pid}"))?;
-                bail!(
-                    "process {pid} did not exit within {}s of SIGTERM; sent SIGKILL",
-                    timeout.as_secs()
-                );
-            }
-            sleep(Duration::from_millis(20));
-        }
+        return Ok(Some(pid));
     }
+    remove_pid_file(pid_file)?;
+    Ok(None)
+}
+
+fn remove_pid_file(pid_file: &Path) -> Result<()> {
     match fs::remove_file(pid_file) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -148,3 +148,35 @@ fn version() {
     let out = run_ok(agent().arg("--version"));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("osm-agent "));
 }
+
+#[test]
+fn one_stop_ends_several_and_skips_missing_pid_files() {
+    let dir = Dir::new();
+    let img = dir.path("img");
+    write_at(&img, 1 << 20, 0, &random_bytes(4096, 6));
+    let first = Served::start(&dir, &img);
+    let (socket, pid_file) = (dir.path("srv2/nbd.sock"), dir.path("serve2.pid"));
+    run_ok(
+        agent()
+            .args(["serve", "--export", "disk", "--daemon"])
+            .arg("--device")
+            .arg(&img)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--pid-file")
+            .arg(&pid_file),
+    );
+    run_ok(
+        agent()
+            .arg("stop")
+            .arg("--pid-file")
+            .arg(&first.pid_file)
+            .arg("--pid-file")
+            .arg(dir.path("never-written.pid"))
+            .arg("--pid-file")
+            .arg(&pid_file),
+    );
+    for (s, p) in [(&first.socket, &first.pid_file), (&socket, &pid_file)] {
+        assert!(!s.exists() && !p.exists(), "{} still serves", s.display());
+    }
+}

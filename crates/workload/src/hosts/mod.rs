@@ -450,23 +450,31 @@ impl ConvHost {
         Ok(out.status == 0)
     }
 
-    /// Stops a background export or tunnel (idempotent).
-    pub fn stop(&self, pid_file: &str) -> Result<(), HostError> {
+    /// Stops background exports or tunnels (idempotent), all in one command, so that they exit
+    /// together: a cutover stops every tunnel of every volume within its downtime.
+    pub fn stop(&self, pid_files: &[String]) -> Result<(), HostError> {
+        // Only the pid files that exist reach the agent, which may be gone with nothing to stop.
+        let mut argv = vec![
+            "sh",
+            "-c",
+            "a=$1; shift; for p do shift; [ ! -e \"$p\" ] || set -- \"$@\" --pid-file \"$p\"; done; [ $# -eq 0 ] || exec \"$a\" stop \"$@\"",
+            "sh",
+        ];
+        let agent = self.agent();
+        argv.push(&agent);
+        argv.extend(pid_files.iter().map(String::as_str));
         self.conn
-            .run_unchecked(&[
-                "sh",
-                "-c",
-                "[ ! -e \"$2\" ] || \"$1\" stop --pid-file \"$2\"",
-                "sh",
-                &self.agent(),
-                pid_file,
-            ])
+            .run_unchecked(&argv)
             .map_err(|e| self.ssh(e))
             .and_then(|o| {
                 if o.status == 0 {
                     Ok(())
                 } else {
-                    Err(self.agent_err(format!("stopping {pid_file} failed: {}", o.stderr.trim())))
+                    Err(self.agent_err(format!(
+                        "stopping {} failed: {}",
+                        pid_files.join(", "),
+                        o.stderr.trim()
+                    )))
                 }
             })
     }
@@ -485,9 +493,13 @@ impl ConvHost {
                 &dir,
             ])
             .map_err(|e| self.ssh(e))?;
-        for name in listing.stdout.lines().filter(|l| l.ends_with(".pid")) {
-            self.stop(&format!("{dir}/{name}"))?;
-        }
+        let pid_files: Vec<String> = listing
+            .stdout
+            .lines()
+            .filter(|l| l.ends_with(".pid"))
+            .map(|name| format!("{dir}/{name}"))
+            .collect();
+        self.stop(&pid_files)?;
         self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
     }
 

@@ -113,7 +113,7 @@ fn one(
         .cloned()
         .zip(tunnel_pids.iter().cloned())
         .collect();
-    let stop_tunnels = |h: &ConvHost| tunnel_pids.iter().try_for_each(|p| h.stop(p));
+    let stop_tunnels = |h: &ConvHost| h.stop(&tunnel_pids);
     if let Err(e) = host.tunnels(
         &hosts.src,
         &hosts.login.user,
