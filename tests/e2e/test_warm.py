@@ -111,6 +111,10 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
     cutover = log[log.rindex("[prelim] cutover"):]
     assert cutover.count("is ready for the cutover") == 3, cutover
     assert cutover.index("is ready for the cutover") < cutover.index("[src_check]"), cutover
+    # The delta travels over one SSH connection per volume (os_migrate_workload_cutover_transfer_streams),
+    # the pre-copies over four.
+    assert cutover.count("over 1 SSH connection\n") == 3, cutover
+    assert log[:log.rindex("[prelim] cutover")].count("over 4 SSH connections") == 6, log
     assert sorted(a["id"] for a in src.compute.get_server(server.id).attached_volumes) == sorted(v.id for v in vols)
     assert world.leftovers() == []
 

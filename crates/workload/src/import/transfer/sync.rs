@@ -96,10 +96,11 @@ fn one(
     job.log.line(
         STEP,
         &format!(
-            "{role}: syncing into {} destination volume {} ({device}) over {} SSH connections",
+            "{role}: syncing into {} destination volume {} ({device}) over {} SSH connection{}",
             super::new_or_kept(p.fresh),
             p.dst_id,
-            how.streams
+            how.streams,
+            if how.streams == 1 { "" } else { "s" }
         ),
     );
     let sockets: Vec<String> = (0..how.streams)
