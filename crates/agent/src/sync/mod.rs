@@ -443,6 +443,7 @@ impl<'a> Engine<'a> {
     /// reach a flush (a warm cutover's scattered blocks) is mostly on disk when the sync ends.
     fn flush_behind(&self) -> Result<()> {
         let (mut flushed_at, mut started_at) = (0, 0);
+        let mut started = Instant::now();
         while !self.aborted() && !self.proved.load(Ordering::SeqCst) {
             let written = self.stats.bytes_written.load(Ordering::Relaxed);
             if written - flushed_at >= FLUSH_EVERY {
@@ -452,12 +453,13 @@ impl<'a> Engine<'a> {
                     .context("flushing the destination behind the copy")?;
                 continue;
             }
-            if written > started_at {
-                started_at = written;
+            if written > started_at && started.elapsed() >= WRITEBACK_TICK {
+                (started_at, started) = (written, Instant::now());
                 // Only a hint: the flushes make everything durable.
                 let _ = self.target.start_writeback();
             }
-            thread::sleep(WRITEBACK_TICK);
+            // Short, so that the sync's end never waits long for this thread.
+            thread::sleep(Duration::from_millis(20));
         }
         Ok(())
     }
