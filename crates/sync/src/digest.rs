@@ -93,9 +93,7 @@ impl Hasher {
 
     /// The digest of the chunk `bytes`.
     pub fn digest(&self, bytes: &[u8]) -> Digest {
-        let mut leaves = Vec::with_capacity(bytes.len().div_ceil(LEAF));
-        self.leaves(bytes, &mut leaves);
-        self.combine(&leaves)
+        self.fold(bytes.chunks(LEAF).map(|l| self.leaf(l)))
     }
 
     /// Replaces `out` with the digests of the leaves of `bytes` (the last one may be shorter).
@@ -116,6 +114,12 @@ impl Hasher {
 
     /// The digest of a chunk whose leaves have the digests `leaves`.
     pub fn combine(&self, leaves: &[Digest]) -> Digest {
+        self.fold(leaves.iter().copied())
+    }
+
+    /// The digest of a chunk from its leaves' digests, in order: the one definition that
+    /// [`Hasher::digest`], [`Hasher::combine`] and [`Hasher::zero_digest`] share.
+    fn fold(&self, leaves: impl Iterator<Item = Digest>) -> Digest {
         let mut h = Xxh3::with_seed(self.seed);
         for l in leaves {
             h.update(&l.0);
@@ -126,15 +130,9 @@ impl Hasher {
     /// The digest of `len` zero bytes, the digest of every chunk that reads as zeros: two leaf
     /// digests, so it costs nothing to ask for any length.
     pub fn zero_digest(&self, len: usize) -> Digest {
-        let full = self.leaf(&ZEROS[..LEAF]);
-        let mut h = Xxh3::with_seed(self.seed);
-        for _ in 0..len / LEAF {
-            h.update(&full.0);
-        }
-        if len % LEAF != 0 {
-            h.update(&self.leaf(&ZEROS[..len % LEAF]).0);
-        }
-        Digest(h.digest128().to_be_bytes())
+        let full = std::iter::repeat_n(self.leaf(&ZEROS[..LEAF]), len / LEAF);
+        let tail = (len % LEAF != 0).then(|| self.leaf(&ZEROS[..len % LEAF]));
+        self.fold(full.chain(tail))
     }
 
     /// The zero digests of a disk of `size` bytes cut into `chunk_size` chunks.
@@ -167,9 +165,11 @@ impl Hasher {
     }
 }
 
-/// The block sums of a chunk cut in blocks of a [`LEAF`], from its leaves' digests.
-pub fn leaf_sums(leaves: &[Digest]) -> Vec<u64> {
-    leaves.iter().map(sum_of).collect()
+/// The block sums of a chunk cut in blocks of `block` bytes, from its leaves' digests, where
+/// they give them: with blocks of a [`LEAF`], and leaves known (a chunk of data). `None` means the
+/// chunk's bytes must be summed ([`Hasher::block_sums`]).
+pub fn leaf_sums(leaves: &[Digest], block: usize) -> Option<Vec<u64>> {
+    (block == LEAF && !leaves.is_empty()).then(|| leaves.iter().map(sum_of).collect())
 }
 
 fn sum_of(d: &Digest) -> u64 {
@@ -242,7 +242,13 @@ mod tests {
         h.leaves(&chunk, &mut leaves);
         assert_eq!(leaves.len(), 4);
         assert_eq!(h.digest(&chunk), h.combine(&leaves));
-        assert_eq!(leaf_sums(&leaves), h.block_sums(&chunk, LEAF));
+        assert_eq!(leaf_sums(&leaves, LEAF), Some(h.block_sums(&chunk, LEAF)));
+        assert_eq!(
+            leaf_sums(&leaves, 512),
+            None,
+            "other blocks are summed from the bytes"
+        );
+        assert_eq!(leaf_sums(&[], LEAF), None, "no leaves: a zero chunk");
         // Changing one leaf and digesting only it again gives the digest of the whole.
         chunk[LEAF + 7] ^= 1;
         leaves[1] = h.leaf(&chunk[LEAF..2 * LEAF]);

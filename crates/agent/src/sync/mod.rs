@@ -40,7 +40,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Client, ClientConfig, Negotiated, Stream, Upgrade, Uri};
 use osm_sync::{
     chunk_count, leaf_sums, upgrade_data, Digest, Hasher, Hello, Manifest, Zeros, ALGORITHM,
-    ALGORITHM_ID, LEAF, UPGRADE_OPTION, VERSION,
+    ALGORITHM_ID, UPGRADE_OPTION, VERSION,
 };
 use serde_json::json;
 
@@ -566,8 +566,8 @@ impl<'a> Engine<'a> {
                     bail!("the source asked for block sums of chunk {chunk} out of turn");
                 }
                 st.patched[i] = true;
-                if self.block == LEAF && !st.leaves[i].is_empty() {
-                    return Ok(Some((chunk, leaf_sums(&st.leaves[i]))));
+                if let Some(sums) = leaf_sums(&st.leaves[i], self.block) {
+                    return Ok(Some((chunk, sums)));
                 }
                 buf.resize(len as usize);
                 self.target

@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use osm_nbd::{Codec, Stream, UpgradeHandler};
 use osm_sync::{
     leaf_sums, DataHead, Digest, Encoding, Frame, FrameHeader, Hasher, Hello, Welcome, Zeros,
-    ALGORITHM_ID, LEAF, VERSION,
+    ALGORITHM_ID, VERSION,
 };
 
 use super::compress::Compressor;
@@ -249,11 +249,8 @@ impl SyncServer {
                 }
                 Job::Blocks { sums, .. } => {
                     let bs = w.block_size as usize;
-                    let mine = if bs == LEAF && !leaves.is_empty() {
-                        leaf_sums(&leaves)
-                    } else {
-                        hasher.block_sums(buf.as_slice(), bs)
-                    };
+                    let mine = leaf_sums(&leaves, bs)
+                        .unwrap_or_else(|| hasher.block_sums(buf.as_slice(), bs));
                     if mine.len() != sums.len() {
                         bail!(
                             "chunk {chunk}: {} block sums for {} blocks",
