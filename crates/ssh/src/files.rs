@@ -10,14 +10,19 @@ use crate::{command_line, Conn, SshError};
 impl Conn {
     /// The bytes of a file on the host.
     pub fn read_file(&self, remote: &str) -> Result<Vec<u8>, SshError> {
-        let cmd = command_line(&["cat", "--", remote])?;
+        self.run_bytes(&["cat", "--", remote])
+    }
+
+    /// Runs `argv` (quoted) and returns its stdout as bytes; a non-zero exit status is an error
+    /// carrying stderr.
+    pub fn run_bytes<S: AsRef<str>>(&self, argv: &[S]) -> Result<Vec<u8>, SshError> {
+        let cmd = command_line(argv)?;
         let out = self.exec(&cmd, None, |_| {}, self.silence)?;
         if out.status != 0 {
-            let text = out.text();
             return Err(self
-                .checked(cmd, text)
+                .checked(cmd, out.text())
                 .err()
-                .unwrap_or_else(|| self.channel_err("reading a file", "cat failed")));
+                .unwrap_or_else(|| self.channel_err("reading output", "the command failed")));
         }
         Ok(out.stdout)
     }

@@ -12,6 +12,7 @@
 //! every step refuses a state of another server, and a later server of the same name sets the old
 //! state aside as `<name>.<old source id>.state` and starts its own transfer.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -378,6 +379,10 @@ pub struct Warm {
     /// clears it, so only a preparation of the same run counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prepared_at: Option<String>,
+    /// The SSH login's home directory on each conversion host (by server ID), as that
+    /// preparation found it: the steps after the stop connect without asking again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub homes: BTreeMap<String, String>,
 }
 
 /// One finished sync of a volume (a cold copy, a retry, a pre-copy round, a cutover delta).

@@ -13,6 +13,7 @@ use crate::device_access::{self, DeviceAccess};
 use serde::{Deserialize, Serialize};
 
 mod link;
+mod steps;
 
 /// The longest wait for an attached volume's device to appear on a conversion host.
 const FIND_DEVICE_MAX: Duration = Duration::from_secs(300);
@@ -234,6 +235,17 @@ impl ConvHost {
         spec: &HostSpec,
         login: &Login,
     ) -> Result<ConvHost, HostError> {
+        ConvHost::open(role, spec, login, None)
+    }
+
+    /// Connects to a conversion host, checking its key; `home`, the login's home directory as an
+    /// earlier connection found it, spares the command that asks for it.
+    pub fn open(
+        role: &'static str,
+        spec: &HostSpec,
+        login: &Login,
+        home: Option<&str>,
+    ) -> Result<ConvHost, HostError> {
         for (field, value) in [("ssh_user", &login.user), ("address", &spec.address)] {
             if let Some(message) = unusable_login_word(value) {
                 return Err(HostError::Setting {
@@ -261,7 +273,10 @@ impl ConvHost {
             .wait_reachable(login.policy, login.timeout)
             .map_err(ssh)?;
         conn.set_silence(login.silence);
-        let home = conn.home().map_err(ssh)?;
+        let home = match home {
+            Some(h) => h.to_string(),
+            None => conn.home().map_err(ssh)?,
+        };
         Ok(ConvHost {
             conn,
             home,
@@ -313,19 +328,24 @@ impl ConvHost {
         &self.conn
     }
 
+    /// The login's home directory.
+    pub fn home(&self) -> &str {
+        &self.home
+    }
+
     /// `$HOME/.osm`.
     pub fn osm_dir(&self) -> String {
-        format!("{}/.osm", self.home)
+        osm_dir(&self.home)
     }
 
     /// The agent's path on the host.
     pub fn agent(&self) -> String {
-        format!("{}/bin/osm-agent", self.osm_dir())
+        agent_path(&self.home)
     }
 
     /// The per-transfer directory (0700).
     pub fn transfer_dir(&self, transfer_id: &str) -> String {
-        format!("{}/{transfer_id}", self.osm_dir())
+        transfer_dir(&self.home, transfer_id)
     }
 
     /// Runs a command on the host.
@@ -356,98 +376,6 @@ impl ConvHost {
         self.run(&["mkdir", "-p", "-m", "0700", "--", &dir])?;
         self.run(&["chmod", "0700", "--", &dir])?;
         Ok(dir)
-    }
-
-    /// Waits for an attached volume's device (at most `timeout`, and never more than
-    /// `FIND_DEVICE_MAX`) and returns its path.
-    pub fn find_device(&self, volume_id: &str, timeout: Duration) -> Result<String, HostError> {
-        let timeout = timeout.min(FIND_DEVICE_MAX);
-        let secs = timeout.as_secs().max(1).to_string();
-        let out = self
-            .conn
-            .run_quiet(
-                &[
-                    &self.agent(),
-                    "device",
-                    "--serial",
-                    volume_id,
-                    "--timeout",
-                    &secs,
-                ],
-                timeout,
-            )
-            .map_err(|e| self.ssh(e))?
-            .stdout;
-        let path = out.trim().to_string();
-        if path.starts_with('/') {
-            Ok(path)
-        } else {
-            Err(self.agent_err(format!(
-                "osm-agent device printed {path:?} for volume {volume_id}"
-            )))
-        }
-    }
-
-    /// Starts a read-only NBD export of `device` in the background, unless its pid file shows it is
-    /// already running. With `sparsify`, returns the agent's account of what it recognised on the
-    /// disk and how many bytes of free space it will not send.
-    pub fn serve(
-        &self,
-        device: &str,
-        serial: &str,
-        socket: &str,
-        export: &str,
-        pid_file: &str,
-        sparsify: bool,
-    ) -> Result<Option<String>, HostError> {
-        if self.running(pid_file)? {
-            return Ok(None);
-        }
-        let mut argv = vec![
-            self.agent(),
-            "serve".into(),
-            "--device".into(),
-            device.into(),
-            "--expect-serial".into(),
-            serial.into(),
-            "--socket".into(),
-            socket.into(),
-            "--export".into(),
-            export.into(),
-            "--daemon".into(),
-            "--pid-file".into(),
-            pid_file.into(),
-        ];
-        if sparsify {
-            argv.push("--sparsify".into());
-        }
-        let out = self.conn.run(&argv).map_err(|e| self.ssh(e))?;
-        Ok(out.stdout.lines().find_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            (v["event"] == "sparsify").then(|| {
-                let free = v["free_bytes"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
-                let size = v["size"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
-                format!(
-                    "sparsify: {} ({free:.1} of {size:.1} MiB free, not copied)",
-                    v["summary"].as_str().unwrap_or("nothing recognised")
-                )
-            })
-        }))
-    }
-
-    /// Whether the process of a pid file is alive.
-    pub fn running(&self, pid_file: &str) -> Result<bool, HostError> {
-        let out = self
-            .conn
-            .run_unchecked(&[
-                "sh",
-                "-c",
-                "p=$(cat -- \"$1\" 2>/dev/null) && [ -n \"$p\" ] && kill -0 \"$p\" 2>/dev/null",
-                "sh",
-                pid_file,
-            ])
-            .map_err(|e| self.ssh(e))?;
-        Ok(out.status == 0)
     }
 
     /// Stops background exports or tunnels (idempotent), all in one command, so that they exit
@@ -501,50 +429,6 @@ impl ConvHost {
             .collect();
         self.stop(&pid_files)?;
         self.run(&["rm", "-rf", "--", &dir]).map(|_| ())
-    }
-
-    /// Starts the tunnels that make the source host's export socket `remote` appear here as each
-    /// `(local socket, pid file)` of `tunnels`, through the bridge of the source host's agent
-    /// `remote_agent`: one tunnel each, all started at once (each takes a key exchange to come up)
-    /// in one command.
-    pub fn tunnels(
-        &self,
-        src: &HostSpec,
-        user: &str,
-        remote: &str,
-        remote_agent: &str,
-        tunnels: &[(String, String)],
-    ) -> Result<(), HostError> {
-        let port = src.ssh_port.to_string();
-        let key = self.link_key();
-        let known = self.link_known_hosts();
-        let script = "a=$1 r=$2 h=$3 p=$4 u=$5 k=$6 n=$7 g=$8; shift 8; pids=; \
-                      while [ $# -ge 2 ]; do \
-                        \"$a\" tunnel --remote-socket \"$r\" --local-socket \"$1\" --host \"$h\" --port \"$p\" \
-                          --user \"$u\" --identity \"$k\" --known-hosts \"$n\" --remote-agent \"$g\" \
-                          --daemon --pid-file \"$2\" & \
-                        pids=\"$pids $!\"; shift 2; \
-                      done; st=0; for x in $pids; do wait \"$x\" || st=1; done; exit $st";
-        let agent = self.agent();
-        let mut argv: Vec<&str> = vec![
-            "sh",
-            "-c",
-            script,
-            "sh",
-            &agent,
-            remote,
-            &src.address,
-            &port,
-            user,
-            &key,
-            &known,
-            remote_agent,
-        ];
-        for (local, pid) in tunnels {
-            argv.push(local);
-            argv.push(pid);
-        }
-        self.run(&argv).map(|_| ())
     }
 
     /// The link key's path on the destination host.
@@ -620,11 +504,21 @@ impl ConvHost {
             },
         }
     }
+}
 
-    /// The bytes of a file on the host.
-    pub fn read_file(&self, path: &str) -> Result<Vec<u8>, HostError> {
-        self.conn.read_file(path).map_err(|e| self.ssh(e))
-    }
+/// `$HOME/.osm` of the login whose home is `home`.
+pub fn osm_dir(home: &str) -> String {
+    format!("{home}/.osm")
+}
+
+/// The agent's path under the login's home `home`.
+pub fn agent_path(home: &str) -> String {
+    format!("{}/bin/osm-agent", osm_dir(home))
+}
+
+/// A transfer's directory under the login's home `home`.
+pub fn transfer_dir(home: &str, transfer_id: &str) -> String {
+    format!("{}/{transfer_id}", osm_dir(home))
 }
 
 /// Why a user or address cannot be a login: the tunnel hands both to ssh as `user@address`, where a

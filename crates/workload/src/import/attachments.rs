@@ -89,15 +89,54 @@ pub(crate) fn attach_all(
 }
 
 /// Detaches a volume from a conversion host if it is attached there, and waits for `available`.
+/// Returns whether it was attached.
 pub(crate) fn detach(
     conn: &Connection,
     host_id: &str,
     volume_id: &str,
     timeout: Duration,
 ) -> Result<bool, osm_openstack::Error> {
+    detach_all(conn, host_id, &[volume_id.to_string()], timeout)
+        .map(|attached| attached.contains(&true))
+        .map_err(|(_, e)| e)
+}
+
+/// Detaches every volume of `volume_ids` from a conversion host (those attached there), requests
+/// first, then the waits for `available`, so that they take as long as the slowest one: returns
+/// whether each was attached, or the volume that failed and why.
+pub(crate) fn detach_all(
+    conn: &Connection,
+    host_id: &str,
+    volume_ids: &[String],
+    timeout: Duration,
+) -> Result<Vec<bool>, (String, osm_openstack::Error)> {
+    let mut requested = Vec::new();
+    for id in volume_ids {
+        requested.push(request_detach(conn, host_id, id).map_err(|e| (id.clone(), e))?);
+    }
+    for (id, (_, wait)) in volume_ids.iter().zip(&requested) {
+        if *wait {
+            conn.block_storage()
+                .wait_for_volume(id, &["available"], timeout)
+                .map_err(|e| (id.clone(), e))?;
+        }
+    }
+    Ok(requested
+        .into_iter()
+        .map(|(attached, _)| attached)
+        .collect())
+}
+
+/// Asks to detach a volume from a conversion host if it is attached there: (whether it was
+/// attached, whether it has to be waited for).
+fn request_detach(
+    conn: &Connection,
+    host_id: &str,
+    volume_id: &str,
+) -> Result<(bool, bool), osm_openstack::Error> {
     let v = match conn.block_storage().get_volume(volume_id) {
         Ok(v) => v,
-        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) if e.is_not_found() => return Ok((false, false)),
         Err(e) => return Err(e),
     };
     let attached = v
@@ -111,9 +150,5 @@ pub(crate) fn detach(
             Err(e) => return Err(e),
         }
     }
-    if attached || v.status == "detaching" {
-        conn.block_storage()
-            .wait_for_volume(volume_id, &["available"], timeout)?;
-    }
-    Ok(attached)
+    Ok((attached, attached || v.status == "detaching"))
 }

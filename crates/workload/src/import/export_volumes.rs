@@ -5,7 +5,7 @@ use osm_openstack::{Connection, NewVolume};
 
 use super::attachments::attach_all;
 use super::{Hosts, ImportError, Job};
-use crate::hosts::ConvHost;
+use crate::hosts::transfer_dir;
 use crate::state::{Detached, Kind, Phase, Side, VolumeTransfer};
 
 const GIB: u64 = 1 << 30;
@@ -34,9 +34,13 @@ pub fn export_volumes(
     let timeout = job.settings.timeout;
     // Before any volume is detached or attached: a login that cannot open the devices would fail
     // only in the middle of the copy. (A cutover's preparation did this while the source ran.)
-    let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
-    let dir = job.ready_host(&host, &hosts.agent)?;
-    drop(host);
+    let dir = match job.prepared_home(&hosts.src.id) {
+        Some(home) => transfer_dir(home, &job.state.transfer_id),
+        None => {
+            let host = job.connect_host("source", &hosts.src, &hosts.login)?;
+            job.ready_host(&host, &hosts.agent)?
+        }
+    };
     let roles = job.plan_roles();
     let precopy = job.settings.phase == Phase::Precopy;
     let mut started = Vec::new();
@@ -157,19 +161,16 @@ fn serve_one(
     export_id: &str,
     sparsify: bool,
 ) -> Result<(String, String, Option<String>), ImportError> {
-    let timeout = job.settings.timeout;
-    let host = ConvHost::connect("source", &hosts.src, &hosts.login).map_err(job.host_err())?;
-    let device = host
-        .find_device(export_id, timeout)
-        .map_err(job.host_err())?;
+    let host = job.connect_host("source", &hosts.src, &hosts.login)?;
     let socket = format!("{dir}/{role}.sock");
-    let found = host
-        .serve(
-            &device,
+    let pid_file = format!("{dir}/{role}.pid");
+    let (device, found) = host
+        .export(
             export_id,
+            job.settings.timeout,
             &socket,
             role,
-            &format!("{dir}/{role}.pid"),
+            &pid_file,
             sparsify,
         )
         .map_err(job.host_err())?;

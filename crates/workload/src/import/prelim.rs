@@ -172,6 +172,7 @@ pub fn prelim(
             s.downtime_s = None;
             if let Some(w) = s.warm.as_mut() {
                 w.prepared_at = None;
+                w.homes.clear();
             }
             log.line(
                 "prelim",

@@ -5,9 +5,9 @@ mod volume;
 
 use osm_openstack::Connection;
 
-use super::attachments::{attach_all, detach};
+use super::attachments::{attach_all, detach_all};
 use super::{Hosts, ImportError, Job};
-use crate::hosts::{ensure_link, ConvHost, HostError};
+use crate::hosts::{agent_path, ensure_link, transfer_dir, ConvHost, HostError};
 use crate::state::{new_digest_seed, now, Phase, Side, Status, VolumeTransfer, Warm};
 use volume::destination_volume;
 
@@ -52,23 +52,14 @@ impl Default for TransferOptions {
     }
 }
 
-/// Creates each destination volume (or reuses the one a failed or earlier run left), attaches it to
-/// the destination conversion host, forwards the source export to it over several SSH tunnels, has
-/// the agent sync it (progress into the log and state files), records the proven manifest, and
-/// detaches it.
-pub fn transfer_volumes(
+/// Connects to both conversion hosts and readies them (the link between them included); with
+/// `prepare`, records the login's home on each for the steps after the stop. Returns the
+/// destination's transfer directory, the source's agent, and the destination host.
+fn ready_hosts(
     job: &mut Job,
-    src: &Connection,
-    dst: &Connection,
     hosts: &Hosts,
-    opts: &TransferOptions,
-) -> Result<Vec<VolumeTransfer>, ImportError> {
-    if !job.server.migration_params.data_copy {
-        job.log("data_copy is false: nothing to copy");
-        return Ok(Vec::new());
-    }
-    let timeout = job.settings.timeout;
-    // This run's preparation checked the hosts and the link seconds ago, while the source ran.
+    prepare: bool,
+) -> Result<(String, String, ConvHost), ImportError> {
     let prepared = job.prepared();
     let (src_host, dst_host) = std::thread::scope(|s| {
         let src_host = s.spawn(|| ConvHost::connect("source", &hosts.src, &hosts.login));
@@ -92,12 +83,51 @@ pub fn transfer_volumes(
             job.log(&format!("link between the conversion hosts: {change}"));
         }
     }
-    if opts.prepare {
+    if prepare {
         // The source host's part as well, so that export_volumes after the stop skips it.
         job.ready_host(&src_host, &hosts.agent)?;
+        let w = job.state.warm.get_or_insert_with(Warm::default);
+        for h in [&src_host, &dst_host] {
+            w.homes.insert(h.spec.id.clone(), h.home().to_string());
+        }
+        job.save()?;
     }
-    let src_agent = src_host.agent();
-    drop(src_host);
+    Ok((dir, src_host.agent(), dst_host))
+}
+
+/// Creates each destination volume (or reuses the one a failed or earlier run left), attaches it to
+/// the destination conversion host, forwards the source export to it over several SSH tunnels, has
+/// the agent sync it (progress into the log and state files), records the proven manifest, and
+/// detaches it.
+pub fn transfer_volumes(
+    job: &mut Job,
+    src: &Connection,
+    dst: &Connection,
+    hosts: &Hosts,
+    opts: &TransferOptions,
+) -> Result<Vec<VolumeTransfer>, ImportError> {
+    if !job.server.migration_params.data_copy {
+        job.log("data_copy is false: nothing to copy");
+        return Ok(Vec::new());
+    }
+    let timeout = job.settings.timeout;
+    // This run's preparation checked the hosts and the link seconds ago, while the source ran,
+    // and recorded where they keep the agent: the sync after the stop connects to neither first.
+    let (dir, src_agent, dst_host) = match (
+        opts.prepare,
+        job.prepared_home(&hosts.src.id),
+        job.prepared_home(&hosts.dst.id),
+    ) {
+        (false, Some(src_home), Some(dst_home)) => (
+            transfer_dir(dst_home, &job.state.transfer_id),
+            agent_path(src_home),
+            None,
+        ),
+        _ => {
+            let (dir, src_agent, dst_host) = ready_hosts(job, hosts, opts.prepare)?;
+            (dir, src_agent, Some(dst_host))
+        }
+    };
     let params = &job.server.migration_params;
     let compression = opts.compression && params.compression.unwrap_or(true);
     let verify = opts.verify && params.verify.unwrap_or(true);
@@ -133,7 +163,7 @@ pub fn transfer_volumes(
         "destination conversion host",
         timeout,
     )?;
-    if opts.prepare {
+    if let (true, Some(dst_host)) = (opts.prepare, &dst_host) {
         for (role, _, dst_id, fresh) in &found {
             let device = dst_host
                 .find_device(dst_id, timeout)
@@ -178,22 +208,20 @@ pub fn transfer_volumes(
         src_agent: &src_agent,
     };
     let results = sync::all(job, hosts, &plans, &how);
-    let mut first_error = None;
-    for (plan, result) in plans.iter().zip(results) {
-        match result {
-            Ok(()) => detach(dst, &hosts.dst.id, &plan.dst_id, timeout).map_err(job.cloud_err(
-                Side::Dst,
-                format!(
-                    "detaching volume {} from the destination conversion host",
-                    plan.dst_id
-                ),
-            ))?,
-            Err(e) => {
-                first_error.get_or_insert(e);
-                false
-            }
-        };
-    }
+    // Within a cutover's downtime too: every synced volume's detach requested, then the waits.
+    let synced: Vec<String> = plans
+        .iter()
+        .zip(&results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|(p, _)| p.dst_id.clone())
+        .collect();
+    detach_all(dst, &hosts.dst.id, &synced, timeout).map_err(|(id, e)| {
+        job.cloud_err(
+            Side::Dst,
+            format!("detaching volume {id} from the destination conversion host"),
+        )(e)
+    })?;
+    let first_error = results.into_iter().find_map(Result::err);
     if let Some(e) = first_error {
         return Err(e);
     }

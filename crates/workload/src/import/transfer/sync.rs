@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Instant;
 
 use super::super::{Hosts, ImportError, Job};
-use crate::hosts::{ConvHost, SyncEvent, SyncSpec};
+use crate::hosts::{SyncEvent, SyncSpec};
 use crate::state::{now, Phase, Progress, State, SyncRound};
 
 const MIB: f64 = 1_048_576.0;
@@ -84,12 +84,34 @@ fn one(
     how: &How<'_>,
     state: &Mutex<State>,
 ) -> Result<(), ImportError> {
-    let host =
-        ConvHost::connect("destination", &hosts.dst, &hosts.login).map_err(job.host_err())?;
+    let host = job.connect_host("destination", &hosts.dst, &hosts.login)?;
     let (dir, role) = (how.dir, p.role.as_str());
-    let device = host
-        .find_device(&p.dst_id, job.settings.timeout)
-        .map_err(job.host_err())?;
+    let sockets: Vec<String> = (0..how.streams)
+        .map(|i| format!("{dir}/{role}.{i}.sock"))
+        .collect();
+    let tunnel_pids: Vec<String> = (0..how.streams)
+        .map(|i| format!("{dir}/{role}.tunnel{i}.pid"))
+        .collect();
+    let pairs: Vec<(String, String)> = sockets
+        .iter()
+        .cloned()
+        .zip(tunnel_pids.iter().cloned())
+        .collect();
+    let device = match host.tunnels_to(
+        &p.dst_id,
+        job.settings.timeout,
+        &hosts.src,
+        &hosts.login.user,
+        &p.remote,
+        how.src_agent,
+        &pairs,
+    ) {
+        Ok(device) => device,
+        Err(e) => {
+            let _ = host.stop(&tunnel_pids);
+            return Err(job.host_err()(e));
+        }
+    };
     save(job, state, |st| {
         st.volume_mut(role).dst_device = Some(device.clone())
     })?;
@@ -103,28 +125,6 @@ fn one(
             if how.streams == 1 { "" } else { "s" }
         ),
     );
-    let sockets: Vec<String> = (0..how.streams)
-        .map(|i| format!("{dir}/{role}.{i}.sock"))
-        .collect();
-    let tunnel_pids: Vec<String> = (0..how.streams)
-        .map(|i| format!("{dir}/{role}.tunnel{i}.pid"))
-        .collect();
-    let pairs: Vec<(String, String)> = sockets
-        .iter()
-        .cloned()
-        .zip(tunnel_pids.iter().cloned())
-        .collect();
-    let stop_tunnels = |h: &ConvHost| h.stop(&tunnel_pids);
-    if let Err(e) = host.tunnels(
-        &hosts.src,
-        &hosts.login.user,
-        &p.remote,
-        how.src_agent,
-        &pairs,
-    ) {
-        let _ = stop_tunnels(&host);
-        return Err(job.host_err()(e));
-    }
     let manifest = format!("{dir}/{role}.manifest");
     let spec = SyncSpec {
         sockets: &sockets,
@@ -141,12 +141,20 @@ fn one(
     let result = host.sync(&spec, |ev| {
         let _ = save(job, state, |st| report(&job.log, st, role, ev));
     });
-    let stopped = stop_tunnels(&host);
-    let done = result.map_err(job.host_err())?;
-    stopped.map_err(job.host_err())?;
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = host.stop(&tunnel_pids);
+            return Err(job.host_err()(e));
+        }
+    };
+    // The tunnels stopped and the manifest fetched in one command: both wait within a cutover.
+    let bytes = host
+        .stop_and_read(&tunnel_pids, &manifest)
+        .map_err(job.host_err())?;
     let seconds = started.elapsed().as_secs_f64();
     let root = done.root.clone().unwrap_or_default();
-    let local_manifest = save_manifest(job, &host, &manifest, role, &root)?;
+    let local_manifest = save_manifest(job, &bytes, &manifest, role, &root)?;
     job.log.line(
         STEP,
         &format!(
@@ -190,18 +198,17 @@ fn one(
     })
 }
 
-/// Fetches the proven manifest from the destination host, checks that its root is the one the sync
-/// reported, and writes it next to the workload's state; returns its path there.
-pub(super) fn save_manifest(
+/// Checks that the proven manifest fetched from the destination host (`remote` there) has the root
+/// the sync reported, and writes it next to the workload's state; returns its path there.
+fn save_manifest(
     job: &Job,
-    host: &ConvHost,
+    bytes: &[u8],
     remote: &str,
     role: &str,
     root: &str,
 ) -> Result<String, ImportError> {
-    let bytes = host.read_file(remote).map_err(job.host_err())?;
     let path = job.paths.manifest(role);
-    let m = osm_sync::Manifest::decode(&bytes, remote)
+    let m = osm_sync::Manifest::decode(bytes, remote)
         .map_err(|e| job.invalid(format!("{role}: {e}")))?;
     if m.root().to_string() != root {
         return Err(job.invalid(format!(
@@ -209,7 +216,7 @@ pub(super) fn save_manifest(
             m.root()
         )));
     }
-    crate::file::write_atomic(&path, &bytes, 0o640).map_err(|source| {
+    crate::file::write_atomic(&path, bytes, 0o640).map_err(|source| {
         ImportError::State(crate::state::StateError::Io {
             path: path.clone(),
             source,
