@@ -3,5 +3,6 @@
 mod federation;
 mod http;
 mod paths;
+mod retries;
 mod tls;
 mod util;

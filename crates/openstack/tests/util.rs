@@ -355,3 +355,8 @@ pub fn config(url: &str) -> osm_openstack::CloudConfig {
     };
     c
 }
+
+/// A Nova server as the fixtures return it.
+pub fn server_json(id: &str, name: &str, status: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "name": name, "status": status, "flavor": {"original_name": "m1.small"}, "image": ""})
+}
