@@ -166,6 +166,8 @@ fn a_changed_source_resyncs_to_its_new_content() {
         f.write_all_at(&random_bytes(4096, 300 + k), (40 + 7 * k) * MIB + 4096 * k)
             .unwrap();
     }
+    // A block cleared amid data: its patch is zeros, which the destination's zeroing writes.
+    f.write_all_at(&[0u8; 4096], 90 * MIB + 8192).unwrap();
     drop(f);
     let changed = 2 * MIB + 8 * 4096;
     let ev = sync(&[&srv.uri()], &dst, &["--no-compression"]);
@@ -173,6 +175,7 @@ fn a_changed_source_resyncs_to_its_new_content() {
     assert_ne!(done["root"], root1);
     assert_eq!(sha256(&dst), sha256(&img));
     assert_eq!(num(done, "bytes_written"), changed, "{done}");
+    assert_eq!(num(done, "bytes_zeroed"), 4096, "{done}");
     let wire = num(done, "bytes_on_wire");
     assert!(
         wire <= changed * 12 / 10,

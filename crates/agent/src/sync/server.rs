@@ -208,16 +208,33 @@ impl SyncServer {
             };
             let offset = chunk * cs;
             let len = cs.min(w.size - offset) as usize;
+            let known = match &job {
+                Job::Blocks { .. } => differing.lock().ok().and_then(|mut m| m.remove(&chunk)),
+                Job::Chunk { .. } => None,
+            };
+            if let (Job::Blocks { sums, .. }, Some((digest, l))) = (&job, &known) {
+                let bs = w.block_size as usize;
+                if let Some(mine) = leaf_sums(l, bs) {
+                    let held = Held::Nothing;
+                    self.patch(&mut c, &mut buf, held, chunk, offset, len, &mine, sums, bs)?
+                        .into_iter()
+                        .try_for_each(send)?;
+                    send(
+                        Frame::ChunkEnd {
+                            chunk,
+                            digest: *digest,
+                        }
+                        .to_bytes(),
+                    )?;
+                    continue;
+                }
+            }
             buf.resize(len);
             let all_zero = self
                 .device
                 .read_view(offset, buf.as_mut_slice())
                 .with_context(|| format!("reading {len} bytes at offset {offset}"))?;
             let zero = zeros.of(chunk);
-            let known = match &job {
-                Job::Blocks { .. } => differing.lock().ok().and_then(|mut m| m.remove(&chunk)),
-                Job::Chunk { .. } => None,
-            };
             let digest = match known {
                 Some((d, l)) => {
                     leaves = l;
@@ -251,27 +268,78 @@ impl SyncServer {
                     let bs = w.block_size as usize;
                     let mine = leaf_sums(&leaves, bs)
                         .unwrap_or_else(|| hasher.block_sums(buf.as_slice(), bs));
-                    if mine.len() != sums.len() {
-                        bail!(
-                            "chunk {chunk}: {} block sums for {} blocks",
-                            sums.len(),
-                            mine.len()
-                        );
-                    }
-                    for r in differing_runs(&mine, &sums, bs, len) {
-                        for (piece, zero) in split_zeros(r, buf.as_slice(), bs) {
-                            send(if zero {
-                                zeros_frame(chunk, piece)
-                            } else {
-                                data_frame(&mut c, chunk, piece.start, &buf.as_slice()[piece])
-                            })?;
-                        }
-                    }
+                    let held = Held::Chunk;
+                    self.patch(&mut c, &mut buf, held, chunk, offset, len, &mine, &sums, bs)?
+                        .into_iter()
+                        .try_for_each(send)?;
                     send(Frame::ChunkEnd { chunk, digest }.to_bytes())?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// What a worker's buffer holds when it patches a chunk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// The whole chunk, read to digest it.
+    Chunk,
+    /// Nothing of it: the blocks to send are read.
+    Nothing,
+}
+
+impl SyncServer {
+    /// The frames that patch the blocks of `chunk` (at `offset`, `len` bytes) whose sums `mine`
+    /// differ from the destination's `sums`. When the chunk's leaves were kept from its compare,
+    /// only those blocks are read again (`Held::Nothing`): reading the whole chunk again had the
+    /// source read its disk twice for a rewrite of a few blocks in every chunk, a warm cutover's
+    /// delta.
+    #[allow(clippy::too_many_arguments)]
+    fn patch(
+        &self,
+        c: &mut Compressor,
+        buf: &mut AlignedBuf,
+        held: Held,
+        chunk: u64,
+        offset: u64,
+        len: usize,
+        mine: &[u64],
+        sums: &[u64],
+        bs: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        if mine.len() != sums.len() {
+            bail!(
+                "chunk {chunk}: {} block sums for {} blocks",
+                sums.len(),
+                mine.len()
+            );
+        }
+        let mut frames = Vec::new();
+        for r in differing_runs(mine, sums, bs, len) {
+            let bytes = match held {
+                Held::Chunk => &buf.as_slice()[r.clone()],
+                Held::Nothing => {
+                    buf.resize(r.len());
+                    let at = offset + r.start as u64;
+                    self.device
+                        .read_view(at, buf.as_mut_slice())
+                        .with_context(|| format!("reading {} bytes at offset {at}", r.len()))?;
+                    buf.as_slice()
+                }
+            };
+            // Runs start on block boundaries, so splitting the run's bytes from 0 cuts at the
+            // chunk's block boundaries.
+            for (piece, zero) in split_zeros(0..bytes.len(), bytes, bs) {
+                let whole = r.start + piece.start..r.start + piece.end;
+                frames.push(if zero {
+                    zeros_frame(chunk, whole)
+                } else {
+                    data_frame(c, chunk, whole.start, &bytes[piece])
+                });
+            }
+        }
+        Ok(frames)
     }
 }
 
