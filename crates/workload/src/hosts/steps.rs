@@ -49,17 +49,31 @@ fn sparsify_summary(line: &str) -> Option<String> {
 }
 
 impl ConvHost {
-    fn find_args(&self, serial: &str, timeout: Duration) -> (Duration, [String; 3]) {
-        let timeout = timeout.min(FIND_DEVICE_MAX);
-        let secs = timeout.as_secs().max(1).to_string();
-        (timeout, [self.agent(), serial.to_string(), secs])
-    }
-
-    /// The device the first line of a [`FIND`] script's output names.
-    fn found_device(&self, serial: &str, stdout: &str) -> Result<String, HostError> {
-        let path = stdout.lines().next().unwrap_or_default().trim();
+    /// Runs [`FIND`] for the attached volume `serial` (waiting at most `timeout`, and never more
+    /// than `FIND_DEVICE_MAX`), then the script `then` with `args`, as one command: the device,
+    /// and the lines `then` printed.
+    fn find_then(
+        &self,
+        serial: &str,
+        timeout: Duration,
+        then: &str,
+        args: &[&str],
+    ) -> Result<(String, String), HostError> {
+        let quiet = timeout.min(FIND_DEVICE_MAX);
+        let secs = quiet.as_secs().max(1).to_string();
+        let script = format!("{FIND}{then}");
+        let agent = self.agent();
+        let mut argv: Vec<&str> = vec!["sh", "-c", &script, "sh", &agent, serial, &secs];
+        argv.extend(args);
+        let out = self
+            .conn
+            .run_quiet(&argv, quiet)
+            .map_err(|e| self.ssh(e))?
+            .stdout;
+        let (first, rest) = out.split_once('\n').unwrap_or((&out, ""));
+        let path = first.trim();
         if path.starts_with('/') {
-            Ok(path.to_string())
+            Ok((path.to_string(), rest.to_string()))
         } else {
             Err(self.agent_err(format!(
                 "osm-agent device printed {path:?} for volume {serial}"
@@ -70,21 +84,8 @@ impl ConvHost {
     /// Waits for an attached volume's device (at most `timeout`, and never more than
     /// `FIND_DEVICE_MAX`) and returns its path.
     pub fn find_device(&self, serial: &str, timeout: Duration) -> Result<String, HostError> {
-        let (quiet, [agent, serial_arg, secs]) = self.find_args(serial, timeout);
-        let argv = [
-            &agent,
-            "device",
-            "--serial",
-            &serial_arg,
-            "--timeout",
-            &secs,
-        ];
-        let out = self
-            .conn
-            .run_quiet(&argv, quiet)
-            .map_err(|e| self.ssh(e))?
-            .stdout;
-        self.found_device(serial, &out)
+        self.find_then(serial, timeout, "", &[])
+            .map(|(device, _)| device)
     }
 
     /// Finds the attached volume `serial`'s device and starts its read-only NBD export on
@@ -99,21 +100,12 @@ impl ConvHost {
         pid_file: &str,
         sparsify: bool,
     ) -> Result<(String, Option<String>), HostError> {
-        let script = format!("{FIND}{SERVE}");
-        let (quiet, find) = self.find_args(serial, timeout);
-        let mut argv: Vec<&str> = vec!["sh", "-c", &script, "sh"];
-        argv.extend(find.iter().map(String::as_str));
-        argv.extend([pid_file, "--socket", socket, "--export", export]);
+        let mut args = vec![pid_file, "--socket", socket, "--export", export];
         if sparsify {
-            argv.push("--sparsify");
+            args.push("--sparsify");
         }
-        let out = self
-            .conn
-            .run_quiet(&argv, quiet)
-            .map_err(|e| self.ssh(e))?
-            .stdout;
-        let device = self.found_device(serial, &out)?;
-        Ok((device, out.lines().skip(1).find_map(sparsify_summary)))
+        let (device, said) = self.find_then(serial, timeout, SERVE, &args)?;
+        Ok((device, said.lines().find_map(sparsify_summary)))
     }
 
     /// Finds the attached volume `serial`'s device, and starts the tunnels that make the source
@@ -130,13 +122,9 @@ impl ConvHost {
         remote_agent: &str,
         tunnels: &[(String, String)],
     ) -> Result<String, HostError> {
-        let script = format!("{FIND}{TUNNELS}");
-        let (quiet, find) = self.find_args(serial, timeout);
         let port = src.ssh_port.to_string();
         let (key, known) = (self.link_key(), self.link_known_hosts());
-        let mut argv: Vec<&str> = vec!["sh", "-c", &script, "sh"];
-        argv.extend(find.iter().map(String::as_str));
-        argv.extend([
+        let mut args = vec![
             remote,
             &src.address,
             &port,
@@ -144,17 +132,13 @@ impl ConvHost {
             &key,
             &known,
             remote_agent,
-        ]);
+        ];
         for (local, pid) in tunnels {
-            argv.push(local);
-            argv.push(pid);
+            args.push(local);
+            args.push(pid);
         }
-        let out = self
-            .conn
-            .run_quiet(&argv, quiet)
-            .map_err(|e| self.ssh(e))?
-            .stdout;
-        self.found_device(serial, &out)
+        self.find_then(serial, timeout, TUNNELS, &args)
+            .map(|(device, _)| device)
     }
 
     /// Stops the processes of `pid_files` (those that exist) and returns the bytes of the file
@@ -244,6 +228,11 @@ mod tests {
             (status, out.as_str()),
             (0, "/dev/disk/by-id/virtio-vol 1\n")
         );
+        assert_eq!(calls(dir.path()), "device --serial vol 1 --timeout 5\n");
+        // The lookup alone (find_device): the device, and nothing else runs.
+        std::fs::remove_file(dir.path().join("calls")).unwrap();
+        let (status, out) = run(FIND, &[&agent, "vol 1", "5"]);
+        assert_eq!((status, out.as_str()), (0, "/dev/disk/by-id/virtio-vol 1\n"));
         assert_eq!(calls(dir.path()), "device --serial vol 1 --timeout 5\n");
         // No device: nothing is served.
         std::fs::remove_file(&pid).unwrap();
