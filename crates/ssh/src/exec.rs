@@ -225,7 +225,7 @@ impl Conn {
         let (mut out_done, mut err_done) = (false, false);
         let mut heard = Instant::now();
         let mut kept_alive = Instant::now();
-        while !(out_done && err_done) {
+        loop {
             let mut progressed = false;
             for (id, done) in [(0, &mut out_done), (1, &mut err_done)] {
                 if *done {
@@ -254,6 +254,11 @@ impl Conn {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => return Err(self.channel_err("reading output", e)),
                 }
+            }
+            // Checked before any wait: once both streams ended, the socket stays quiet and a
+            // wait would last its whole timeout (it cost every command 0.2 s).
+            if out_done && err_done {
+                break;
             }
             if progressed {
                 heard = Instant::now();
