@@ -111,6 +111,10 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
     cutover = log[log.rindex("[prelim] cutover"):]
     assert cutover.count("is ready for the cutover") == 3, cutover
     assert cutover.index("is ready for the cutover") < cutover.index("[src_check]"), cutover
+    # ... and read there ahead of the stop: the cutover's syncs read only the source.
+    assert cutover.count("read ahead of the stop") == 3, cutover
+    assert cutover.index("read ahead of the stop") < cutover.index("[src_check]"), cutover
+    assert cutover.count("digests come from its scan before the stop, not read again") == 3, cutover
     # The delta travels over one SSH connection per volume (os_migrate_workload_cutover_transfer_streams),
     # the pre-copies over four.
     assert cutover.count("over 1 SSH connection\n") == 3, cutover

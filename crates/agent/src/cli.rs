@@ -72,6 +72,11 @@ pub enum Command {
         /// Write the proven manifest (every chunk digest and the root) here, atomically.
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// A scan of --to made ahead by `osm-agent scan`: where it still holds (same disk, not
+        /// written since, a sample read again matches), the destination is not read again. The
+        /// file is removed before anything is written; a missing file means none.
+        #[arg(long)]
+        scanned: Option<PathBuf>,
         /// Bytes per chunk.
         #[arg(long, default_value_t = 1 << 20)]
         chunk_size: u32,
@@ -97,6 +102,23 @@ pub enum Command {
         /// Seconds a peer may stay silent before the sync fails.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+    },
+    /// Digest every chunk of a device or file, with the leaves a sync patches by, ahead of a
+    /// `sync --scanned` into it (a warm cutover's, so that its downtime does not read the
+    /// destination); prints a JSON line.
+    Scan {
+        /// The device or file.
+        #[arg(long)]
+        device: PathBuf,
+        /// Where to write the scan (atomically, mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+        /// Bytes per chunk: the sync's.
+        #[arg(long, default_value_t = 1 << 20)]
+        chunk_size: u32,
+        /// The digests' seed, 16 hex digits: the sync's.
+        #[arg(long, default_value = "0000000000000000", value_parser = parse_seed)]
+        seed: u64,
     },
     /// Wait for an attached volume and print its device path.
     Device {
@@ -190,6 +212,7 @@ pub fn run(cli: Cli) -> Result<()> {
             from,
             to,
             manifest,
+            scanned,
             chunk_size,
             block_size,
             no_compression,
@@ -203,6 +226,7 @@ pub fn run(cli: Cli) -> Result<()> {
             from,
             to,
             manifest,
+            scanned,
             chunk_size,
             block_size,
             compression: !no_compression,
@@ -214,6 +238,17 @@ pub fn run(cli: Cli) -> Result<()> {
                 2.0
             }),
             timeout: Duration::from_secs(timeout.max(1)),
+        }),
+        Command::Scan {
+            device,
+            out,
+            chunk_size,
+            seed,
+        } => sync::prescan::run(&sync::prescan::ScanOptions {
+            device,
+            out,
+            chunk_size,
+            seed,
         }),
         Command::Device { serial, timeout } => {
             let p = device::wait(&serial, Duration::from_secs(timeout))?;

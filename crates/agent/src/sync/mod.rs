@@ -5,7 +5,8 @@
 //! connections take in turn, with several in flight each:
 //!
 //! 1. scanners digest the destination's chunks of each range, reading its own disk (holes of a
-//!    sparse file and zero chunks cost no hashing);
+//!    sparse file and zero chunks cost no hashing), or take them from a scan made ahead
+//!    ([`prescan`]) where it still holds;
 //! 2. a worker per connection sends the digests to the source and applies what comes back:
 //!    equal chunks are left alone, zero chunks go through the zeroing policy, data is written;
 //!    chunks that differ where the destination holds data get only their differing blocks;
@@ -20,6 +21,7 @@
 mod compress;
 mod nbd;
 mod peer;
+pub mod prescan;
 mod progress;
 mod server;
 mod source;
@@ -45,6 +47,7 @@ use osm_sync::{
 use serde_json::json;
 
 pub use self::compress::DEFAULT_LEVEL;
+use self::prescan::{Prescan, Taken};
 use self::progress::{add, emit, secs, Stats};
 pub use self::server::SyncServer;
 use self::source::{Event, Source, SourceStream};
@@ -61,6 +64,9 @@ pub struct SyncOptions {
     pub to: PathBuf,
     /// Where to write the proven manifest.
     pub manifest: Option<PathBuf>,
+    /// A scan of the destination made ahead (`osm-agent scan`), used in place of reading it
+    /// where it still holds, and removed; a missing file means none.
+    pub scanned: Option<PathBuf>,
     /// Bytes per chunk.
     pub chunk_size: u32,
     /// Bytes per block, the unit of partial chunk updates.
@@ -101,13 +107,19 @@ pub fn run(opts: SyncOptions) -> Result<()> {
     })
 }
 
+/// Refuses a chunk size the digests and the protocol do not take.
+fn check_chunk_size(chunk_size: u32) -> Result<()> {
+    if !chunk_size.is_power_of_two() || !(64 << 10..=4 << 20).contains(&chunk_size) {
+        bail!("--chunk-size must be a power of two from 65536 to 4194304");
+    }
+    Ok(())
+}
+
 fn check(opts: &SyncOptions) -> Result<()> {
     if opts.from.is_empty() {
         bail!("--from is required");
     }
-    if !opts.chunk_size.is_power_of_two() || !(64 << 10..=4 << 20).contains(&opts.chunk_size) {
-        bail!("--chunk-size must be a power of two from 65536 to 4194304");
-    }
+    check_chunk_size(opts.chunk_size)?;
     if !opts.block_size.is_power_of_two() || !(512..=opts.chunk_size).contains(&opts.block_size) {
         bail!("--block-size must be a power of two from 512 to the chunk size");
     }
@@ -189,6 +201,11 @@ fn sync(opts: &SyncOptions, start: Instant) -> Result<()> {
     let source = open_source(opts)?;
     let size = source.size();
     let target = Target::open(&opts.to, size)?;
+    let layout = Layout::new(Hasher::new(opts.seed), opts.chunk_size.into(), size);
+    let taken = match &opts.scanned {
+        Some(p) => prescan::take(p, &target, &layout)?,
+        None => Taken::Missing,
+    };
     let streams = source.take_streams();
     emit(json!({
         "event": "start",
@@ -207,8 +224,13 @@ fn sync(opts: &SyncOptions, start: Instant) -> Result<()> {
         "verify": opts.verify,
         "free_bytes": source.free_bytes(),
         "manifest": opts.manifest,
+        "prescan": taken.describe(),
     }));
-    let engine = Engine::new(&target, size, opts);
+    let prescan = match taken {
+        Taken::Used(p) => Some(p),
+        _ => None,
+    };
+    let engine = Engine::new(&target, size, opts, prescan);
     let (src, dst) = engine.run(source.as_ref(), streams, opts.progress_interval)?;
     let diff = src.differences(&dst, 8);
     if !diff.is_empty() {
@@ -267,6 +289,8 @@ impl RangeState {
 
 struct Engine<'a> {
     target: &'a Target,
+    /// The destination's digests read ahead, where they still hold.
+    prescan: Option<Prescan>,
     size: u64,
     cs: u64,
     block: usize,
@@ -294,11 +318,17 @@ struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    fn new(target: &'a Target, size: u64, opts: &SyncOptions) -> Engine<'a> {
+    fn new(
+        target: &'a Target,
+        size: u64,
+        opts: &SyncOptions,
+        prescan: Option<Prescan>,
+    ) -> Engine<'a> {
         let cs = u64::from(opts.chunk_size);
         let chunks = chunk_count(size, opts.chunk_size);
         Engine {
             target,
+            prescan,
             size,
             cs,
             block: opts.block_size as usize,
@@ -474,10 +504,11 @@ impl<'a> Engine<'a> {
             }
             let first = r * RANGE_CHUNKS;
             let count = RANGE_CHUNKS.min(self.chunks - first);
-            let scanned = self
-                .target
-                .digests(&self.layout, first, count, &mut buf)
-                .with_context(|| format!("reading the destination at {}", first * self.cs))?;
+            let scanned = match &self.prescan {
+                Some(p) => p.digests(self.target, &self.layout, first, count, &mut buf),
+                None => self.target.digests(&self.layout, first, count, &mut buf),
+            }
+            .with_context(|| format!("reading the destination at {}", first * self.cs))?;
             add(&self.stats.bytes_read, scanned.read);
             if !self.scanned.push((r, scanned)) {
                 break;

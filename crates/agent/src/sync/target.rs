@@ -4,7 +4,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind, Seek, SeekFrom};
 use std::ops::Range;
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -72,6 +72,13 @@ fn leaf_runs(written: &[Range<usize>], len: usize) -> Vec<Range<usize>> {
     }
     out
 }
+
+/// What names a disk and, for a file, its last change: kind, device and inode numbers, device
+/// number, size, and a file's modification and change times in nanoseconds (zero for a block
+/// device, whose node's times do not follow writes to the disk). A scan of the disk holds while it
+/// stays the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity(pub [u64; 8]);
 
 /// A local block device or regular file.
 #[derive(Debug)]
@@ -144,6 +151,34 @@ impl Target {
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Its [`Identity`] now.
+    pub fn identity(&self) -> io::Result<Identity> {
+        let m = self.file.metadata()?;
+        let ns = |s: i64, n: i64| {
+            (s as u64)
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(n as u64)
+        };
+        let (kind, mtime, ctime) = match self.kind {
+            Kind::File => (
+                1,
+                ns(m.mtime(), m.mtime_nsec()),
+                ns(m.ctime(), m.ctime_nsec()),
+            ),
+            Kind::Block => (2, 0, 0),
+        };
+        Ok(Identity([
+            kind,
+            m.dev(),
+            m.ino(),
+            m.rdev(),
+            self.size,
+            mtime,
+            ctime,
+            0,
+        ]))
     }
 
     /// How [`Target::zero`] zeroes, for the settings line.

@@ -10,8 +10,9 @@ use anyhow::{bail, Result};
 use osm_nbd::Stream;
 use osm_sync::{Digest, Hasher};
 
+use super::prescan::Taken;
 use super::source::{Event, Source, SourceStream};
-use super::target::Target;
+use super::target::{Layout, Target};
 use super::{Engine, SyncOptions};
 
 const CS: u64 = 64 << 10;
@@ -111,7 +112,7 @@ impl SourceStream for ScriptedStream {
         let start = (chunk * CS) as usize;
         let bytes = &self.data[start..(start + CS as usize).min(self.data.len())];
         let mine = h.block_sums(bytes, 4096);
-        let mut differing = (0..mine.len()).filter(|&b| mine[b] != sums[b]);
+        let differing = (0..mine.len()).filter(|&b| mine[b] != sums[b]);
         let blocks: Vec<usize> = if matches!(self.script, Script::PatchesTooLittle) && chunk == 2 {
             differing.take(1).collect()
         } else {
@@ -150,12 +151,46 @@ impl SourceStream for ScriptedStream {
     }
 }
 
-fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dst.img");
+/// The scripted source's content.
+fn source_data() -> Vec<u8> {
     let mut data: Vec<u8> = (0..(40 * CS + 100)).map(|i| (i % 251) as u8).collect();
     data[(5 * CS) as usize..(9 * CS) as usize].fill(0);
-    std::fs::write(&path, vec![0xeeu8; data.len()]).unwrap();
+    data
+}
+
+fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
+    let (r, out, _) = run_into(
+        script,
+        connections,
+        &vec![0xeeu8; source_data().len()],
+        false,
+    );
+    (r, out)
+}
+
+/// Syncs from the scripted source into a destination holding `old`, from a scan of it made
+/// ahead when `prescanned`; the result, the destination's bytes, and the bytes the sync read
+/// from it.
+fn run_into(
+    script: Script,
+    connections: usize,
+    old: &[u8],
+    prescanned: bool,
+) -> (Result<()>, Vec<u8>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dst.img");
+    let data = source_data();
+    std::fs::write(&path, old).unwrap();
+    let scan = dir.path().join("dst.scan");
+    if prescanned {
+        super::prescan::run(&super::prescan::ScanOptions {
+            device: path.clone(),
+            out: scan.clone(),
+            chunk_size: CS as u32,
+            seed: SEED,
+        })
+        .unwrap();
+    }
     let streams: Vec<Box<dyn SourceStream>> = (0..connections)
         .map(|_| {
             Box::new(ScriptedStream {
@@ -173,6 +208,7 @@ fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
         from: vec!["scripted".into()],
         to: path.clone(),
         manifest: None,
+        scanned: Some(scan.clone()),
         chunk_size: CS as u32,
         block_size: 4096,
         compression: false,
@@ -183,7 +219,14 @@ fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
         timeout: Duration::from_secs(5),
     };
     let target = Target::open(&path, data.len() as u64).unwrap();
-    let engine = Engine::new(&target, data.len() as u64, &opts);
+    let layout = Layout::new(Hasher::new(SEED), CS, data.len() as u64);
+    let prescan = match super::prescan::take(&scan, &target, &layout).unwrap() {
+        Taken::Used(p) => Some(p),
+        Taken::Missing => None,
+        Taken::Ignored(why) => panic!("the scan was ignored: {why}"),
+    };
+    assert_eq!(prescan.is_some(), prescanned);
+    let engine = Engine::new(&target, data.len() as u64, &opts, prescan);
     let streams = source.take_streams();
     let r = engine
         .run(&source, streams, opts.progress_interval)
@@ -195,7 +238,8 @@ fn run(script: Script, connections: usize) -> (Result<()>, Vec<u8>) {
                 bail!("differs at {diff:?}")
             }
         });
-    (r, std::fs::read(&path).unwrap())
+    let read = engine.stats.bytes_read.load(Ordering::SeqCst);
+    (r, std::fs::read(&path).unwrap(), read)
 }
 
 #[test]
@@ -216,6 +260,35 @@ fn patched_chunks_are_proven() {
     r.unwrap();
     let (_, want) = run(Script::Honest, 1);
     assert!(out == want);
+}
+
+#[test]
+fn a_destination_scanned_ahead_is_patched_and_proven_without_reading_it_again() {
+    // What a warm cutover finds: the destination holds the last round's data, and a few blocks
+    // of the source changed since.
+    let want = source_data();
+    let mut old = want.clone();
+    for chunk in [0u64, 3, 17, 39] {
+        let at = (chunk * CS + 3 * 4096 + 7) as usize;
+        old[at..at + 100].fill(0x5a);
+    }
+    let (r, out, read_plain) = run_into(Script::Patches, 2, &old, false);
+    r.unwrap();
+    assert!(out == want);
+    let (r, out, read) = run_into(Script::Patches, 2, &old, true);
+    r.unwrap();
+    assert!(
+        out == want,
+        "the patched destination differs from the source"
+    );
+    // Without the scan, every chunk holding data is read; with it, only the patched leaves are
+    // read back for the proof.
+    assert!(read_plain >= 36 * CS, "{read_plain}");
+    assert_eq!(
+        read,
+        4 * 4096,
+        "the destination was read again despite the scan"
+    );
 }
 
 #[test]

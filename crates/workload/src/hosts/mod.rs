@@ -205,6 +205,9 @@ pub struct SyncEvent {
     /// `agent` or `nbd` (`start`).
     #[serde(default)]
     pub source: Option<String>,
+    /// What became of a scan made ahead: `used`, `ignored: <why>` or `none` (`start`).
+    #[serde(default)]
+    pub prescan: Option<String>,
 }
 
 /// How a sync runs.
@@ -220,6 +223,9 @@ pub struct SyncSpec<'a> {
     pub manifest: &'a str,
     /// Where the agent's pid goes, so a cleanup can stop it.
     pub pid_file: &'a str,
+    /// Where a scan of the device made ahead may be ([`ConvHost::scan_ahead`]): the sync takes
+    /// it, and uses it if it still holds.
+    pub scanned: &'a str,
     /// Accept compressed data.
     pub compression: bool,
     /// Read back and prove what was written.
@@ -441,6 +447,36 @@ impl ConvHost {
         format!("{}/known_hosts", self.osm_dir())
     }
 
+    /// Digests the device `device` (chunks and leaves) into the scan file `out`, for the next sync
+    /// into it to take instead of reading the device; an older scan there is removed first, so
+    /// that a scan that fails leaves none. Returns the bytes read.
+    pub fn scan_ahead(&self, device: &str, out: &str, seed: &str) -> Result<u64, HostError> {
+        let agent = self.agent();
+        let argv = [
+            "sh",
+            "-c",
+            "a=$1 o=$2; shift 2; rm -f -- \"$o\" && exec \"$a\" scan --out \"$o\" \"$@\"",
+            "sh",
+            &agent,
+            out,
+            "--device",
+            device,
+            "--seed",
+            seed,
+        ];
+        let mut read = None;
+        self.conn
+            .stream(&argv, |line| {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+                    if v["event"] == "scanned" {
+                        read = v["bytes_read"].as_u64();
+                    }
+                }
+            })
+            .map_err(|e| self.ssh(e))?;
+        read.ok_or_else(|| self.agent_err(format!("the scan of {device} printed no result")))
+    }
+
     /// Runs the sync, handing each event to `on_event`; fails with the agent's message.
     pub fn sync(
         &self,
@@ -469,6 +505,10 @@ impl ConvHost {
             spec.device.into(),
             "--manifest".into(),
             spec.manifest.into(),
+            // Passed to every sync, so that whichever sync comes next consumes a scan before it
+            // writes: none outlives a change to its disk.
+            "--scanned".into(),
+            spec.scanned.into(),
             "--progress-interval".into(),
             "0.5".into(),
             "--seed".into(),

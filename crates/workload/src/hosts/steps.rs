@@ -232,7 +232,10 @@ mod tests {
         // The lookup alone (find_device): the device, and nothing else runs.
         std::fs::remove_file(dir.path().join("calls")).unwrap();
         let (status, out) = run(FIND, &[&agent, "vol 1", "5"]);
-        assert_eq!((status, out.as_str()), (0, "/dev/disk/by-id/virtio-vol 1\n"));
+        assert_eq!(
+            (status, out.as_str()),
+            (0, "/dev/disk/by-id/virtio-vol 1\n")
+        );
         assert_eq!(calls(dir.path()), "device --serial vol 1 --timeout 5\n");
         // No device: nothing is served.
         std::fs::remove_file(&pid).unwrap();

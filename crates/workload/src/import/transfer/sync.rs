@@ -132,6 +132,7 @@ fn one(
         device: &device,
         manifest: &manifest,
         pid_file: &format!("{dir}/{role}.sync.pid"),
+        scanned: &scan_path(dir, role),
         compression: how.compression,
         verify: how.verify,
         seed: how.seed,
@@ -196,6 +197,11 @@ fn one(
             verified: done.verified,
         });
     })
+}
+
+/// Where the destination host keeps a volume's scan made ahead of its next sync.
+pub(crate) fn scan_path(dir: &str, role: &str) -> String {
+    format!("{dir}/{role}.scan")
 }
 
 /// Checks that the proven manifest fetched from the destination host (`remote` there) has the root
@@ -266,7 +272,7 @@ fn report(log: &crate::state::Log, state: &mut crate::state::State, role: &str, 
         "start" => log.line(
             STEP,
             &format!(
-                "{role}: {} source over {} connections{}",
+                "{role}: {} source over {} connections{}{}",
                 ev.source.as_deref().unwrap_or("?"),
                 ev.connections,
                 if ev.free_bytes > 0 {
@@ -276,6 +282,11 @@ fn report(log: &crate::state::Log, state: &mut crate::state::State, role: &str, 
                     )
                 } else {
                     String::new()
+                },
+                match ev.prescan.as_deref() {
+                    Some("used") => "; the destination's digests come from its scan before the stop, not read again".to_string(),
+                    Some(why) if why.starts_with("ignored") => format!("; the destination's scan made ahead was {why}, so it is read again"),
+                    _ => String::new(),
                 }
             ),
         ),
