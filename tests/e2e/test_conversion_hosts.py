@@ -24,7 +24,8 @@ CONV = "os_migrate_conv"
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory):
     root = tmp_path_factory.mktemp("conv")
-    sim = backend.start(root)
+    # Admin credentials, as the blast-radius tests need (the simulator's always are).
+    sim = backend.start(root, admin=True)
     try:
         yield sim, root, CloudBase(sim, "src", root).build(), CloudBase(sim, "dst", root).build()
     finally:
@@ -173,14 +174,18 @@ def test_provider_network_hosts_are_reached_by_their_fixed_address(bare, tmp_pat
     fixed addresses (loopback ranges in the simulator, where their sshd listens)."""
     sim, root, src, dst = bare
     made = []
-    extra = {"os_migrate_conversion_manage_network": False, "os_migrate_conversion_net_name": "provider",
-             "os_migrate_conversion_manage_fip": False}
+    # One name per side: on the real bed both projects are in one deployment and see both shared
+    # networks.
+    extra = {"os_migrate_conversion_manage_network": False, "os_migrate_src_conversion_net_name": "provider-src",
+             "os_migrate_dst_conversion_net_name": "provider-dst", "os_migrate_conversion_manage_fip": False}
     try:
         for cloud, cidr in (("src", "127.62.0.0/24"), ("dst", "127.63.0.0/24")):
             c = sim.conn(cloud)
-            net = c.network.create_network(name="provider", project_id=uuid.uuid4().hex, shared=True)
-            c.network.create_subnet(name="provider", network_id=net.id, ip_version=4, cidr=cidr)
+            net = c.network.create_network(name=f"provider-{cloud}", project_id=uuid.uuid4().hex, shared=True)
             made.append((c, net))
+            # Neutron refuses DHCP on a loopback range.
+            c.network.create_subnet(name=f"provider-{cloud}", network_id=net.id, ip_version=4, cidr=cidr,
+                                    is_dhcp_enabled=False)
         data_dir = tmp_path / "data"
         run = deploy_conversion_hosts(tmp_path, sim, data_dir, extra=extra)
         assert run.rc == 0, run
@@ -188,16 +193,22 @@ def test_provider_network_hosts_are_reached_by_their_fixed_address(bare, tmp_pat
             c = sim.conn(cloud)
             server = c.compute.find_server(f"os_migrate_conv_{cloud}")
             assert not server.access_ipv4, server.access_ipv4
-            fixed = [a["addr"] for a in server.addresses["provider"]]
+            fixed = [a["addr"] for a in server.addresses[f"provider-{cloud}"]]
             assert fixed and fixed[0].startswith(prefix), server.addresses
             assert f"at {fixed[0]}" in run.output, f"{cloud} host reached by its fixed address"
         ev = {"os_migrate_src_cloud": "src", "os_migrate_dst_cloud": "dst", **conversion_vars(sim, data_dir), **extra}
         gone = run_playbook(tmp_path, REPO / "playbooks" / "delete_conversion_hosts.yml", extra_vars=ev, env=sim.env)
         assert gone.rc == 0, gone
-        for c, net in made:
-            assert c.network.get_network(net.id).name == "provider", "the provider network stays"
+        for (c, net), cloud in zip(made, ("src", "dst")):
+            assert c.network.get_network(net.id).name == f"provider-{cloud}", "the provider network stays"
     finally:
         for c, net in made:
+            # What a failed deploy left on it first: a subnet with ports cannot go.
+            for s in c.compute.servers(name="^os_migrate_conv_"):
+                c.compute.delete_server(s.id)
+                c.compute.wait_for_delete(s, wait=120)
+            for p in c.network.ports(network_id=net.id):
+                c.network.delete_port(p.id)
             for s in c.network.subnets(network_id=net.id):
                 c.network.delete_subnet(s.id, ignore_missing=True)
             c.network.delete_network(net.id, ignore_missing=True)

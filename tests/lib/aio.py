@@ -51,6 +51,9 @@ class Aio:
                                 f"or build/openstack-aio/venv/bin/python tests/openstack-aio/bed.py up")
         self.bed = json.loads(info.read_text())
         self.ssh_port = int(self.bed["ssh_port"])
+        # Where each conversion host's directory (home, dev/disk/by-id, sshd files) lives, as in the
+        # simulator.
+        self.hosts_dir = Path(self.bed["hosts_dir"])
 
     # -- the interface of lib.sim.Sim ------------------------------------------------------------
 
@@ -68,11 +71,14 @@ class Aio:
             self._admin = openstack.connection.Connection(config=config.get_one(cloud="aio-admin"))
         return self._admin
 
-    def start(self):
+    def start(self, admin=False):
+        """With `admin`, each project's user also holds the admin role there: an operator migrating
+        with admin credentials, whose Neutron lists every project's resources."""
         self.root.mkdir(parents=True, exist_ok=True)
         a = self.admin()
         suffix = secrets.token_hex(3)
         member = a.identity.find_role("member")
+        roles = [member] + ([a.identity.find_role("admin")] if admin else [])
         clouds = {}
         auth_url = a.session.get_endpoint(service_type="identity", interface="public")
         for cloud in ("src", "dst"):
@@ -82,7 +88,8 @@ class Aio:
             password = secrets.token_urlsafe(16)
             user = a.identity.create_user(name=name, password=password, domain_id="default",
                                           default_project_id=project.id)
-            a.identity.assign_project_role_to_user(project, user, member)
+            for role in roles:
+                a.identity.assign_project_role_to_user(project, user, role)
             self.projects[cloud], self.users[cloud] = project, user
             clouds[cloud] = {
                 "auth": {"auth_url": auth_url, "username": name, "password": password, "project_name": name,

@@ -16,9 +16,11 @@ def name():
     return os.environ.get("OSM_E2E_BACKEND", "cloudsim")
 
 
-def start(root, **sim_options):
-    """The backend, started; `sim_options` (e.g. transition_ms) apply to the simulator only."""
+def start(root, admin=False, **sim_options):
+    """The backend, started; `sim_options` (e.g. transition_ms) apply to the simulator only. With
+    `admin`, the credentials of `src` and `dst` hold the admin role in their projects, as the
+    simulator's always do (Neutron then lists and makes every project's resources)."""
     if name() == "openstack":
         from lib.aio import Aio  # noqa: PLC0415 (only present with the real test bed)
-        return Aio(root).start()
+        return Aio(root).start(admin=admin)
     return Sim(root / "sim", **sim_options).start()

@@ -83,22 +83,25 @@ class CloudBase:
         if not c.network.find_subnet("public-subnet"):
             c.network.create_subnet(name="public-subnet", network_id=self.public.id, ip_version=4,
                                     cidr=self.sim.external_cidr(self.cloud), enable_dhcp=False)
-        self.app_net = c.network.find_network("app-net") or c.network.create_network(name="app-net")
+        # The project's own, where admin credentials list every project's (two projects of the real
+        # bed share one Neutron); `public` alone is one network for both.
+        mine = {"project_id": c.current_project_id}
+        self.app_net = c.network.find_network("app-net", **mine) or c.network.create_network(name="app-net")
         # Real Neutron hands out addresses at random: the pools leave room for the fixed IPs that
         # the tests choose (below .100 and above .240).
-        self.app_subnet = c.network.find_subnet("app-subnet") or c.network.create_subnet(
+        self.app_subnet = c.network.find_subnet("app-subnet", **mine) or c.network.create_subnet(
             name="app-subnet", network_id=self.app_net.id, ip_version=4, cidr="192.168.10.0/24",
             allocation_pools=[{"start": "192.168.10.100", "end": "192.168.10.240"}])
-        self.db_net = c.network.find_network("db-net") or c.network.create_network(name="db-net")
-        self.db_subnet = c.network.find_subnet("db-subnet") or c.network.create_subnet(
+        self.db_net = c.network.find_network("db-net", **mine) or c.network.create_network(name="db-net")
+        self.db_subnet = c.network.find_subnet("db-subnet", **mine) or c.network.create_subnet(
             name="db-subnet", network_id=self.db_net.id, ip_version=4, cidr="192.168.20.0/24",
             allocation_pools=[{"start": "192.168.20.100", "end": "192.168.20.240"}])
-        router = c.network.find_router("app-router")
+        router = c.network.find_router("app-router", **mine)
         if not router:
             router = c.network.create_router(name="app-router", external_gateway_info={"network_id": self.public.id})
             c.network.add_interface_to_router(router, subnet_id=self.app_subnet.id)
             c.network.add_interface_to_router(router, subnet_id=self.db_subnet.id)
-        self.web_sg = c.network.find_security_group("web")
+        self.web_sg = c.network.find_security_group("web", **mine)
         if not self.web_sg:
             self.web_sg = c.network.create_security_group(name="web", description="web servers")
             c.network.create_security_group_rule(security_group_id=self.web_sg.id, direction="ingress", protocol="tcp",

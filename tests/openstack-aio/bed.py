@@ -575,6 +575,9 @@ def start_services():
         wait_for(svc, lambda s=svc: http_ok(url(s) + "/"), log=f"{svc}.log" if svc != "cinder" else "cinder-api.log")
     wait_for("nova-compute's host in cell1",
              lambda: discover_hosts(), timeout=240, interval=2, log="nova-compute.log")
+    # A bed brought up again finds its host listed from the last run before nova-compute reported:
+    # the scheduler counts it down until its first heartbeat.
+    wait_for("nova-compute up", compute_up, timeout=240, interval=2, log="nova-compute.log")
     wait_for("cinder-volume up", cinder_volume_up, timeout=240, interval=2, log="cinder-volume.log")
 
 
@@ -596,6 +599,15 @@ def discover_hosts():
     subprocess.run([str(BIN / "nova-manage"), "--config-file", str(conf("nova")), "cell_v2", "discover_hosts"],
                    capture_output=True, text=True)
     return False
+
+
+def compute_up():
+    ks = Keystone(secrets_file()["admin"])
+    req = urllib.request.Request(f"{url('nova')}/v2.1/os-services?binary=nova-compute",
+                                 headers={"X-Auth-Token": ks.token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        services = json.loads(r.read())["services"]
+    return any(s["state"] == "up" and s["status"] == "enabled" for s in services)
 
 
 def cinder_volume_up():

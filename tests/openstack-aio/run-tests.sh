@@ -62,10 +62,12 @@ rm -rf "$purge_dir"
 # boot with and without the boot disk copy, volume boot with extra volumes, both port modes, a floating
 # IP, a real destination failure after the copy (cleanup of both sides, then the retry), and a warm
 # migration (two pre-copies of an ACTIVE server, whose in-use volumes Cinder NFS snapshots with Nova's
-# assisted snapshots, then the cutover). Each
+# assisted snapshots, then the cutover), and the blast radius of issue 16 with admin credentials
+# (another project's same-named network, router and security group left untouched by deploy and
+# delete; hosts on a provider network reached by their fixed address). Each
 # checks data by sha256 and that no leftovers remain. OSM_AIO_ALL=1 runs every e2e test that needs
 # no fault injection (about twice as long), among them the conversion hosts' deploy/import/delete
-# lifecycle, which CI leaves out for time (it needs two more projects and a deploy of its own).
+# lifecycle, which CI leaves out for time.
 if [ $# -gt 0 ]; then
   TESTS=("$@")
 elif [ "${OSM_AIO_ALL:-0}" = 1 ]; then
@@ -79,6 +81,8 @@ else
     tests/e2e/test_import.py::test_port_creation_modes
     "tests/e2e/test_import.py::test_floating_ip_modes[auto]"
     tests/e2e/test_warm.py::test_warm_volume_boot_with_two_extra_volumes
+    tests/e2e/test_conversion_hosts.py::test_admin_deploy_and_delete_keep_to_their_project
+    tests/e2e/test_conversion_hosts.py::test_provider_network_hosts_are_reached_by_their_fixed_address
     tests/e2e/test_openstack_bed.py
   )
 fi

@@ -199,8 +199,9 @@ def address(uuid):
         return None
 
 
-def create(uuid, authorized_keys):
-    """Creates the host's directory and address (idempotent); returns the address."""
+def create(uuid, authorized_keys, fixed=None):
+    """Creates the host's directory and address (idempotent); returns the address: `fixed` (a
+    loopback fixed IP of one of its ports, as on a provider network) or one of the bed's own."""
     with _locked():
         d = host_dir(uuid)
         for sub in ("home/.ssh", "dev/disk/by-id", "etc"):
@@ -209,7 +210,7 @@ def create(uuid, authorized_keys):
         os.chmod(d / "home" / ".ssh", 0o700)
         _write(d / "home" / ".ssh" / "authorized_keys", authorized_keys or "", 0o600)
         if not (d / "etc" / "address").exists():
-            _write(d / "etc" / "address", _allocate_address() + "\n")
+            _write(d / "etc" / "address", (fixed or _allocate_address()) + "\n")
         key = d / "etc" / "ssh_host_ed25519_key"
         if not key.exists():
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"osm-aio-{uuid}", "-f", str(key)],

@@ -15,6 +15,7 @@ Configured as `compute_driver = osm_aio.OsmAioDriver`: install.sh puts a module 
 imports it (nova loads drivers from nova.virt only).
 """
 
+import ipaddress
 import json
 import os
 import shutil
@@ -60,6 +61,17 @@ def _volume_id(connection_info):
     return ci.get("serial") or (ci.get("data") or {}).get("volume_id")
 
 
+def _loopback_fixed_ip(network_info):
+    """The first IPv4 loopback fixed address of the instance's ports, if any."""
+    for vif in network_info or []:
+        for subnet in (vif.get("network") or {}).get("subnets") or []:
+            for ip in subnet.get("ips") or []:
+                addr = ip.get("address")
+                if addr and ipaddress.ip_address(addr).version == 4 and ipaddress.ip_address(addr).is_loopback:
+                    return addr
+    return None
+
+
 class OsmAioDriver(fake.FakeDriverWithoutFakeNodes):
     """FakeDriver with disks that hold data and sshd-backed conversion hosts."""
 
@@ -92,9 +104,14 @@ class OsmAioDriver(fake.FakeDriverWithoutFakeNodes):
                 self._image_api.download(context, instance.image_ref, dest_path=str(tmp))
                 os.replace(tmp, disk)
         if _is_conversion_host(instance):
-            addr = hosts.create(instance.uuid, instance.key_data)
-            instance.access_ip_v4 = addr
-            instance.save()
+            # A port with a loopback fixed IP (a provider network the test made in 127.0.0.0/8) is
+            # where the host's sshd listens, reached as a provider network's hosts are, by that
+            # address; otherwise an address of the bed's own, reported as the accessIPv4.
+            fixed = _loopback_fixed_ip(network_info)
+            addr = hosts.create(instance.uuid, instance.key_data, fixed=fixed)
+            if not fixed:
+                instance.access_ip_v4 = addr
+                instance.save()
             for m in mappings:
                 self._link(instance, m.get("connection_info"))
             if power_on:
