@@ -45,6 +45,18 @@ impl fmt::Display for Digest {
     }
 }
 
+/// The digests stored one after another in `bytes` (manifests, scans); a shorter tail is left out.
+pub fn digests_from(bytes: &[u8]) -> Vec<Digest> {
+    bytes
+        .chunks_exact(DIGEST_LEN)
+        .map(|c| {
+            let mut d = [0u8; DIGEST_LEN];
+            d.copy_from_slice(c);
+            Digest(d)
+        })
+        .collect()
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -43,7 +43,7 @@ mod manifest;
 mod msgs;
 
 pub use crate::digest::{
-    hex, leaf_sums, Digest, Hasher, Zeros, ALGORITHM, ALGORITHM_ID, DIGEST_LEN, LEAF,
+    digests_from, hex, leaf_sums, Digest, Hasher, Zeros, ALGORITHM, ALGORITHM_ID, DIGEST_LEN, LEAF,
 };
 pub use crate::manifest::{chunk_count, Digest32, Manifest, ManifestError};
 pub use crate::msgs::{

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::digest::{hex, Digest, Hasher, ALGORITHM_ID, DIGEST_LEN};
+use crate::digest::{digests_from, hex, Digest, Hasher, ALGORITHM_ID, DIGEST_LEN};
 
 /// The file's first bytes.
 const MAGIC: &[u8; 8] = b"OSMMANIF";
@@ -151,14 +151,7 @@ impl Manifest {
                 body.len()
             )));
         }
-        let digests = body
-            .chunks_exact(DIGEST_LEN)
-            .map(|c| {
-                let mut d = [0u8; DIGEST_LEN];
-                d.copy_from_slice(c);
-                Digest(d)
-            })
-            .collect();
+        let digests = digests_from(body);
         let m = Manifest {
             chunk_size,
             size,

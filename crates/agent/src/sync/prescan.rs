@@ -29,7 +29,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use osm_sync::{chunk_count, Digest, Hasher, ALGORITHM_ID, DIGEST_LEN, LEAF};
+use osm_sync::{chunk_count, digests_from, Digest, Hasher, ALGORITHM_ID, DIGEST_LEN, LEAF};
 use serde_json::json;
 
 use super::progress::{emit, secs};
@@ -372,14 +372,7 @@ fn load(
     if at != tail_at {
         return Ok(Err("its leaves do not fill their section".into()));
     }
-    let digests = digests
-        .chunks(DIGEST_LEN)
-        .map(|d| {
-            let mut a = [0u8; DIGEST_LEN];
-            a.copy_from_slice(d);
-            Digest(a)
-        })
-        .collect();
+    let digests = digests_from(digests);
     Ok(Ok(Prescan {
         file,
         chunk_size: cs,
@@ -402,14 +395,7 @@ impl Prescan {
         };
         let mut raw = vec![0u8; len.div_ceil(LEAF as u64) as usize * DIGEST_LEN];
         self.file.read_exact_at(&mut raw, at)?;
-        let leaves: Vec<Digest> = raw
-            .chunks(DIGEST_LEN)
-            .map(|d| {
-                let mut a = [0u8; DIGEST_LEN];
-                a.copy_from_slice(d);
-                Digest(a)
-            })
-            .collect();
+        let leaves = digests_from(&raw);
         Ok((hasher.combine(&leaves) == self.digests[chunk as usize]).then_some(leaves))
     }
 

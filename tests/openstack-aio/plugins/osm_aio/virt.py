@@ -67,7 +67,7 @@ def _loopback_fixed_ip(network_info):
         for subnet in (vif.get("network") or {}).get("subnets") or []:
             for ip in subnet.get("ips") or []:
                 addr = ip.get("address")
-                if addr and ipaddress.ip_address(addr).version == 4 and ipaddress.ip_address(addr).is_loopback:
+                if addr and (a := ipaddress.ip_address(addr)).version == 4 and a.is_loopback:
                     return addr
     return None
 
