@@ -5,7 +5,8 @@ The slow workload is queued first, so that a queue which waited for it would sho
 
 Per configuration: wall seconds of import_workloads, speedup against 1 pair with parallelism 1, and
 how much the slow workload added to the total (the time it ran while no other workload did, from the
-run's summary) next to its own duration. Writes target/bench/scale.json.
+run's summary) next to its own duration, and how busy the machine's CPUs were (everything here runs
+on them: Ansible, both simulated clouds, every conversion host and the copies). Writes target/bench/scale.json.
 
 Usage: .venv/bin/python bench/scale/run.py [--workloads N] [--slow-mib M] [--configs 1x1,1x4,4x4,4x8]"""
 
@@ -51,6 +52,14 @@ def slow_source(sim, src, slow_mib):
         for _ in range(slow_mib):
             f.write(os.urandom(MiB))
     boot_from_volume(c, SLOW, src, boot, [{"uuid": src.app_net.id}])
+
+
+def cpu_busy():
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
 
 
 def import_run(tmp, sim, data_dir, pairs, parallelism):
@@ -112,13 +121,17 @@ def main():
             assert run.rc == 0, run.failures()
             for pairs, parallelism in configs:
                 clear_destination(sim)
+                busy0, all0 = cpu_busy()
                 seconds, summary = import_run(tmp, sim, data_dir, pairs, parallelism)
+                busy1, all1 = cpu_busy()
                 added, own = slow_share(summary)
                 results.append({"pairs": pairs, "parallelism": parallelism, "workloads": args.workloads + 1,
                                 "seconds": round(seconds, 1), "slow_added_s": round(added, 1),
-                                "slow_duration_s": round(own, 1)})
+                                "slow_duration_s": round(own, 1),
+                                "cpu_busy_percent": round(100 * (busy1 - busy0) / (all1 - all0), 1)})
                 print(f"{pairs} pair(s), parallelism {parallelism}: {seconds:.1f} s "
-                      f"(the slow workload took {own:.1f} s and added {added:.1f} s)", flush=True)
+                      f"(the slow workload took {own:.1f} s and added {added:.1f} s; "
+                      f"CPUs {results[-1]['cpu_busy_percent']}% busy)", flush=True)
         finally:
             sim.stop()
     base = next((r["seconds"] for r in results if (r["pairs"], r["parallelism"]) == (1, 1)), None)
@@ -130,7 +143,8 @@ def main():
     for r in results:
         speedup = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
         print(f"  {r['pairs']} pair(s) x {r['parallelism']}: {r['seconds']:7.1f} s  {speedup:>6}  "
-              f"slow added {r['slow_added_s']:.1f} s of its {r['slow_duration_s']:.1f} s")
+              f"slow added {r['slow_added_s']:.1f} s of its {r['slow_duration_s']:.1f} s, "
+              f"CPUs {r['cpu_busy_percent']}% busy")
 
 
 if __name__ == "__main__":
