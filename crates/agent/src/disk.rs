@@ -241,11 +241,21 @@ impl Device {
         })
     }
 
-    /// Fills `buf` with the bytes served at `offset`: free ranges as zeros without reading them,
-    /// the rest from the device. Returns whether every byte is zero.
+    /// Fills `buf` with the bytes served at `offset`: free ranges, and the holes of a sparse file,
+    /// as zeros without reading them (the kernel would only clear pages to return them), the rest
+    /// from the device. Returns whether every byte is zero.
     pub fn read_view(&self, offset: u64, buf: &mut [u8]) -> io::Result<bool> {
         let end = offset + buf.len() as u64;
-        let free: Vec<Range<u64>> = self.free_in(offset..end).collect();
+        let mut free: Vec<Range<u64>> = self.free_in(offset..end).collect();
+        if self.detection == ZeroDetection::SeekHole {
+            free.extend(
+                self.raw_extents(offset..end)?
+                    .into_iter()
+                    .filter(|e| e.flags.contains(AllocFlags::HOLE))
+                    .map(|e| e.offset..e.offset + e.length),
+            );
+            free.sort_by_key(|r| r.start);
+        }
         let mut at = offset;
         for f in free.iter().chain(std::iter::once(&(end..end))) {
             if f.start > at {
@@ -638,5 +648,25 @@ mod tests {
             .iter()
             .any(|x| x.flags == AllocFlags::default() && x.offset <= 65536 && x.end() >= 69632));
         assert_eq!(e.last().unwrap().end(), 1 << 20);
+    }
+
+    #[test]
+    fn the_view_of_a_sparse_file_takes_its_holes_as_zeros_and_its_data_as_written() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(1 << 20).unwrap();
+        f.as_file().write_all_at(&[7; 4096], 65536).unwrap();
+        f.as_file().write_all_at(&[5; 100], (1 << 20) - 100).unwrap();
+        let d = Device::open(f.path())
+            .unwrap()
+            .with_free_ranges(std::iter::once(0..8192).collect());
+        assert_eq!(d.detection(), ZeroDetection::SeekHole);
+        let mut buf = vec![9u8; 1 << 20];
+        assert!(!d.read_view(0, &mut buf).unwrap());
+        let mut want = vec![0u8; 1 << 20];
+        want[65536..69632].fill(7);
+        want[(1 << 20) - 100..].fill(5);
+        assert!(buf == want, "the view differs from the file");
+        let mut buf = vec![9u8; 65536];
+        assert!(d.read_view(131072, &mut buf).unwrap(), "a hole reads as zeros");
     }
 }
