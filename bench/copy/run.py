@@ -47,6 +47,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -82,6 +83,14 @@ def agent_binary():
         return musl
     run("cargo", "build", "--release", "-p", "osm-agent", cwd=ROOT)
     return target / "release/osm-agent"
+
+
+def ssh_malloc_tunables():
+    src = (ROOT / "crates/agent/src/tunnel.rs").read_text()
+    m = re.search(r'SSH_MALLOC_TUNABLES: &str =\s*"([^"]+)"', src)
+    if not m:
+        sys.exit("SSH_MALLOC_TUNABLES not found in crates/agent/src/tunnel.rs")
+    return m.group(1)
 
 
 def random_file(path, size):
@@ -344,7 +353,10 @@ class Bench:
                "-o", f"UserKnownHostsFile={d}/known_hosts", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
                "-o", "StreamLocalBindUnlink=yes", "-c", "aes128-gcm@openssh.com", "-L", f"{local}:{remote}",
                "-i", str(d / "user_key"), "-p", str(port), f"{user}@{link.addr}"]
-        p = subprocess.Popen(link.dst(cmd), stderr=log, stdin=subprocess.DEVNULL)
+        # The allocator settings osm-agent's tunnel gives its ssh (SSH_MALLOC_TUNABLES in
+        # crates/agent/src/tunnel.rs), read from there so that the two never part.
+        env = dict(os.environ, GLIBC_TUNABLES=ssh_malloc_tunables())
+        p = subprocess.Popen(link.dst(cmd), stderr=log, stdin=subprocess.DEVNULL, env=env)
         wait_for(local, p)
         return p, log, log_path
 

@@ -56,12 +56,23 @@ const NBD_MAGIC: &[u8; 8] = b"NBDMAGIC";
 /// The signals that end a tunnel cleanly.
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
+/// glibc's allocator settings for ssh. OpenSSH grows its buffers by allocating anew, copying and
+/// wiping the old (`recallocarray`), and shrinks a buffer that emptied back to a few hundred bytes;
+/// with glibc's defaults, the large ones come from fresh mappings or a heap top that is handed back
+/// to the kernel, so the data crossing a tunnel is chased by page faults and page clearing. Keeping
+/// freed memory for reuse took a third of ssh's CPU off a copy of 1 GiB (1.83 s to 1.22 s) and
+/// two thirds off a re-sync's (0.47 s to 0.18 s), measured with `bench/copy/run.py`'s tunnels;
+/// ssh's memory stays what its buffers reach (a few MiB). Other C libraries ignore the variable.
+pub const SSH_MALLOC_TUNABLES: &str =
+    "glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432:glibc.malloc.top_pad=67108864";
+
 /// The ssh command line of one connection: no pty, no escape character, no forwarding asked for,
 /// host keys checked against the given file only, no password prompts, a fast AEAD cipher (the
 /// data is the link's payload). `--` ends the options, so the destination is never read as one;
 /// the remote command is the bridge, which the link key forces anyway.
 pub fn ssh_command(o: &TunnelOptions) -> Command {
     let mut c = Command::new("ssh");
+    c.env("GLIBC_TUNABLES", SSH_MALLOC_TUNABLES);
     c.arg("-T")
         .args(["-e", "none"])
         .args(["-F", "none"])
@@ -458,6 +469,11 @@ mod tests {
             ]
         );
         assert!(!args.iter().any(|a| a == "-L" || a == "-R" || a == "-D"));
+        let tunables = c
+            .get_envs()
+            .find(|(k, _)| *k == "GLIBC_TUNABLES")
+            .and_then(|(_, v)| v);
+        assert_eq!(tunables, Some(std::ffi::OsStr::new(SSH_MALLOC_TUNABLES)));
     }
 
     #[test]
