@@ -3,11 +3,10 @@ under the free strategy, and the controller waits for results instead of looking
 millisecond. Real ansible-playbook runs of a small play on local hosts."""
 
 import json
+import subprocess
 import textwrap
 
 from lib.ansible import REPO, VENV_BIN, ansible_env
-
-import subprocess
 
 # The controller's own CPU time (not its workers'), written by a callback in the controller.
 CALLBACK = '''
