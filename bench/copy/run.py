@@ -44,6 +44,7 @@ machine may be shared).
 Usage: bench/copy/run.py [--runs N] [--images a,a2,b,c,a-resync,b-verified] [--streams N] [--clean]
 """
 import argparse
+import functools
 import json
 import os
 import random
@@ -85,6 +86,7 @@ def agent_binary():
     return target / "release/osm-agent"
 
 
+@functools.cache
 def ssh_malloc_tunables():
     src = (ROOT / "crates/agent/src/tunnel.rs").read_text()
     m = re.search(r'SSH_MALLOC_TUNABLES: &str =\s*"([^"]+)"', src)
