@@ -655,7 +655,9 @@ mod tests {
         let f = tempfile::NamedTempFile::new().unwrap();
         f.as_file().set_len(1 << 20).unwrap();
         f.as_file().write_all_at(&[7; 4096], 65536).unwrap();
-        f.as_file().write_all_at(&[5; 100], (1 << 20) - 100).unwrap();
+        f.as_file()
+            .write_all_at(&[5; 100], (1 << 20) - 100)
+            .unwrap();
         let d = Device::open(f.path())
             .unwrap()
             .with_free_ranges(std::iter::once(0..8192).collect());
@@ -667,6 +669,9 @@ mod tests {
         want[(1 << 20) - 100..].fill(5);
         assert!(buf == want, "the view differs from the file");
         let mut buf = vec![9u8; 65536];
-        assert!(d.read_view(131072, &mut buf).unwrap(), "a hole reads as zeros");
+        assert!(
+            d.read_view(131072, &mut buf).unwrap(),
+            "a hole reads as zeros"
+        );
     }
 }

@@ -143,7 +143,7 @@ impl Hasher {
     /// digests, so it costs nothing to ask for any length.
     pub fn zero_digest(&self, len: usize) -> Digest {
         let full = std::iter::repeat_n(self.leaf(&ZEROS[..LEAF]), len / LEAF);
-        let tail = (len % LEAF != 0).then(|| self.leaf(&ZEROS[..len % LEAF]));
+        let tail = (!len.is_multiple_of(LEAF)).then(|| self.leaf(&ZEROS[..len % LEAF]));
         self.fold(full.chain(tail))
     }
 

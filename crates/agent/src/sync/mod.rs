@@ -34,7 +34,7 @@ use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -98,6 +98,32 @@ const SCANNERS: usize = 3;
 const FLUSH_EVERY: u64 = 128 << 20;
 /// How often writeback of what was written since is started between flushes.
 const WRITEBACK_TICK: Duration = Duration::from_millis(100);
+
+/// Progress lines come at most this often, whatever `--progress-interval` asks.
+const MIN_PROGRESS_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Wakes the threads that wait for the others (the sync's end, the proof's end) at once: a
+/// re-sync takes a fraction of a second, so a poll's period would show as a share of it.
+#[derive(Default)]
+struct Bell {
+    lock: Mutex<()>,
+    rung: Condvar,
+}
+
+impl Bell {
+    fn ring(&self) {
+        let _held = self.lock.lock();
+        self.rung.notify_all();
+    }
+
+    /// Waits until `done` holds, or `timeout` passed; returns whether `done` holds.
+    fn wait(&self, timeout: Duration, done: impl Fn() -> bool) -> bool {
+        if let Ok(held) = self.lock.lock() {
+            let _ = self.rung.wait_timeout_while(held, timeout, |_| !done());
+        }
+        done()
+    }
+}
 
 /// Runs the sync; on failure prints an `error` line before returning the error.
 pub fn run(opts: SyncOptions) -> Result<()> {
@@ -313,6 +339,8 @@ struct Engine<'a> {
     proved: AtomicBool,
     running: AtomicUsize,
     aborted: AtomicBool,
+    /// Rung when a thread ends, the proof is done or the sync fails.
+    bell: Bell,
     error: Mutex<Option<anyhow::Error>>,
     shutdowns: Mutex<Vec<Stream>>,
 }
@@ -351,6 +379,7 @@ impl<'a> Engine<'a> {
             proved: AtomicBool::new(false),
             running: AtomicUsize::new(0),
             aborted: AtomicBool::new(false),
+            bell: Bell::default(),
             error: Mutex::new(None),
             shutdowns: Mutex::new(Vec::new()),
         }
@@ -374,6 +403,7 @@ impl<'a> Engine<'a> {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
         }
+        self.bell.ring();
     }
 
     fn aborted(&self) -> bool {
@@ -395,6 +425,7 @@ impl<'a> Engine<'a> {
             self.fail(e);
         }
         self.running.fetch_sub(1, Ordering::SeqCst);
+        self.bell.ring();
     }
 
     fn run(
@@ -429,11 +460,16 @@ impl<'a> Engine<'a> {
             s.spawn(|| {
                 self.guarded("verifier", || self.prove());
                 self.proved.store(true, Ordering::SeqCst);
+                self.bell.ring();
             });
             s.spawn(|| self.guarded("flusher", || self.flush_behind()));
+            let interval = interval.max(MIN_PROGRESS_INTERVAL);
             let mut last = Instant::now();
-            while self.running.load(Ordering::SeqCst) > 0 {
-                thread::sleep(Duration::from_millis(50));
+            let ended = || self.running.load(Ordering::SeqCst) == 0;
+            while !self
+                .bell
+                .wait(interval.saturating_sub(last.elapsed()), ended)
+            {
                 if last.elapsed() >= interval {
                     emit(
                         self.stats
@@ -474,7 +510,8 @@ impl<'a> Engine<'a> {
     fn flush_behind(&self) -> Result<()> {
         let (mut flushed_at, mut started_at) = (0, 0);
         let mut started = Instant::now();
-        while !self.aborted() && !self.proved.load(Ordering::SeqCst) {
+        let over = || self.aborted() || self.proved.load(Ordering::SeqCst);
+        while !over() {
             let written = self.stats.bytes_written.load(Ordering::Relaxed);
             if written - flushed_at >= FLUSH_EVERY {
                 (flushed_at, started_at) = (written, written);
@@ -488,8 +525,8 @@ impl<'a> Engine<'a> {
                 // Only a hint: the flushes make everything durable.
                 let _ = self.target.start_writeback();
             }
-            // Short, so that the sync's end never waits long for this thread.
-            thread::sleep(Duration::from_millis(20));
+            // Short, to start a flush soon after enough was written; the proof's end rings.
+            self.bell.wait(Duration::from_millis(20), over);
         }
         Ok(())
     }

@@ -334,3 +334,25 @@ fn an_answer_for_a_chunk_not_asked_is_an_error() {
     let e = format!("{:#}", r.unwrap_err());
     assert!(e.contains("not asked"), "{e}");
 }
+
+/// The sync's end must not wait out a poll: the waiter wakes when the bell rings, long before
+/// its timeout (an hour here, so a bell that never rang would hang the test, not pass it).
+#[test]
+fn the_bell_wakes_its_waiter_when_the_awaited_thing_happens() {
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+
+    let bell = super::Bell::default();
+    let done = AtomicBool::new(false);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            done.store(true, Ordering::SeqCst);
+            bell.ring();
+        });
+        assert!(bell.wait(Duration::from_secs(3600), || done.load(Ordering::SeqCst)));
+    });
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert!(!bell.wait(Duration::from_millis(1), || false));
+}
