@@ -16,12 +16,17 @@ def window(log_text):
     return min(stamps), max(stamps)
 
 
-def test_six_workloads_three_at_a_time(world, tmp_path):
-    src = world.src.conn
+def par_image(world):
+    """The ext4 image these tests' workloads boot from, made once per world."""
     img = world.root / "par.raw"
     if not img.exists():
         make_fs_image(img, "ext4", size=48 << 20, files=3, seed=21)
-    image = upload_image(src, "par-ext4", img)
+    return img
+
+
+def test_six_workloads_three_at_a_time(world, tmp_path):
+    src = world.src.conn
+    image = upload_image(src, "par-ext4", par_image(world))
     sums = {}
     for i in range(N):
         name = f"par-{i}"
@@ -58,17 +63,13 @@ def test_six_workloads_three_at_a_time(world, tmp_path):
     assert overlapping >= 3, f"workloads ran one after another: {windows}"
 
 
-
 def test_a_second_import_in_one_playbook_run_is_refused_and_changes_nothing(world, tmp_path):
     """In-memory hosts and their facts outlive their play: a second import_workloads.yml in the same
     ansible-playbook run found the first one's workloads in the group and queued them again, and never
     the ones it selected. It is refused, with the reason, before anything is done; the first import
     stands."""
     src = world.src.conn
-    img = world.root / "par.raw"
-    if not img.exists():
-        make_fs_image(img, "ext4", size=48 << 20, files=3, seed=21)
-    image = upload_image(src, "twice-ext4", img)
+    image = upload_image(src, "twice-ext4", par_image(world))
     boot = {}
     for i in range(2):
         boot[i] = volume_from_image(src, f"twice-{i}-boot", image)
