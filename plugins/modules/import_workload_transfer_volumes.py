@@ -81,8 +81,9 @@ options:
     required: true
   streams:
     description:
-      - SSH connections that carry one volume's data, each its own ssh process (so its own core for the cipher).
-      - From 1 to 16.
+      - SSH connections that carry one volume's data at most, each its own ssh process (so its own core for the cipher).
+      - A volume takes one per 512 MiB of data in use (what its export's sparsify did not find free, its size where
+        the export did not say), as each costs an SSH key exchange. From 1 to 16.
     type: int
     default: 4
   verify:

@@ -279,6 +279,8 @@ def interrupt_copy_then_resume(world, tmp_path, name, kill, step="import_workloa
     assert run.rc == 0, run
     log = (world.data_dir / "workload_logs" / f"{name}.log").read_text()
     assert "resuming transfer" in log and "syncing into the kept destination volume" in log
+    # A disk of random data is data from end to end: its GiB takes a connection per 512 MiB.
+    assert re.search(r"boot: syncing into the kept destination volume .* over 2 SSH connections \(of 4 at most", log), log
     state = yaml.safe_load((world.data_dir / "workload_logs" / f"{name}.state").read_text())
     retry = next(v for v in state["volumes"] if v["role"] == "boot")["rounds"][-1]
     assert retry["bytes_written"] <= (1 << 30) - (32 << 20), f"what the failed run wrote was not kept: {retry}"

@@ -45,8 +45,8 @@ def test_six_workloads_three_at_a_time(world, tmp_path):
     # the queue empty within its first stretch skips the second whole, so 9 turns ran at most, not 18.
     # Counted from the includes of lane_turn.yml, each naming the lanes it was included for: task
     # banners are no count, as the output callback prints one again whenever lanes interleave.
-    turns = sum(len(m.split(", ")) for m in re.findall(r"^included: \S+/lane_turn\.yml for (.+) => \(item=turn \d+\)$",
-                                                          run.output, re.M))
+    includes = re.findall(r"^included: \S+/lane_turn\.yml for (.+) => \(item=turn \d+\)$", run.output, re.M)
+    turns = sum(len(m.split(", ")) for m in includes)
     assert N <= turns <= 9, f"{turns} turns for {N} workloads over 3 lanes"
 
     dst = world.dst.conn

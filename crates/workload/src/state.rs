@@ -430,6 +430,10 @@ pub struct VolumeTransfer {
     /// NBD socket on the source conversion host.
     #[serde(default)]
     pub src_socket: Option<String>,
+    /// The source disk's bytes less the free space its export's sparsify found (none when the
+    /// export did not say): what the sync reads, and sizes its SSH connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_bytes: Option<u64>,
     /// The destination volume.
     #[serde(default)]
     pub dst_volume_id: Option<String>,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 mod link;
 mod steps;
+pub use steps::Sparsified;
 
 /// The longest wait for an attached volume's device to appear on a conversion host.
 const FIND_DEVICE_MAX: Duration = Duration::from_secs(300);

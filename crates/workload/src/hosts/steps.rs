@@ -35,16 +35,31 @@ const STOP_AND_CAT: &str = "a=$1 m=$2; shift 2; \
                             if [ $# -gt 0 ]; then \"$a\" stop \"$@\" >&2 || exit 97; fi; \
                             exec cat -- \"$m\"";
 
-/// What `osm-agent serve --sparsify` says it recognised, as the log shows it.
-fn sparsify_summary(line: &str) -> Option<String> {
+/// What `osm-agent serve --sparsify` said it recognised on a disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sparsified {
+    /// As the log shows it.
+    pub summary: String,
+    /// The disk's bytes less the free space found: what the sync will read and may send.
+    pub used_bytes: u64,
+}
+
+fn sparsified(line: &str) -> Option<Sparsified> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     (v["event"] == "sparsify").then(|| {
-        let free = v["free_bytes"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
-        let size = v["size"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
-        format!(
-            "sparsify: {} ({free:.1} of {size:.1} MiB free, not copied)",
-            v["summary"].as_str().unwrap_or("nothing recognised")
-        )
+        let (free, size) = (
+            v["free_bytes"].as_u64().unwrap_or(0),
+            v["size"].as_u64().unwrap_or(0),
+        );
+        Sparsified {
+            summary: format!(
+                "sparsify: {} ({:.1} of {:.1} MiB free, not copied)",
+                v["summary"].as_str().unwrap_or("nothing recognised"),
+                free as f64 / 1_048_576.0,
+                size as f64 / 1_048_576.0
+            ),
+            used_bytes: size.saturating_sub(free),
+        }
     })
 }
 
@@ -99,13 +114,13 @@ impl ConvHost {
         export: &str,
         pid_file: &str,
         sparsify: bool,
-    ) -> Result<(String, Option<String>), HostError> {
+    ) -> Result<(String, Option<Sparsified>), HostError> {
         let mut args = vec![pid_file, "--socket", socket, "--export", export];
         if sparsify {
             args.push("--sparsify");
         }
         let (device, said) = self.find_then(serial, timeout, SERVE, &args)?;
-        Ok((device, said.lines().find_map(sparsify_summary)))
+        Ok((device, said.lines().find_map(sparsified)))
     }
 
     /// Finds the attached volume `serial`'s device, and starts the tunnels that make the source
@@ -210,8 +225,11 @@ mod tests {
         let mut lines = out.lines();
         assert_eq!(lines.next(), Some("/dev/disk/by-id/virtio-vol 1"));
         assert_eq!(
-            lines.find_map(sparsify_summary).as_deref(),
-            Some("sparsify: ext4 (1.0 of 2.0 MiB free, not copied)")
+            lines.find_map(sparsified),
+            Some(Sparsified {
+                summary: "sparsify: ext4 (1.0 of 2.0 MiB free, not copied)".into(),
+                used_bytes: 1 << 20
+            })
         );
         assert_eq!(
             calls(dir.path()),

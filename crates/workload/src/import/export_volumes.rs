@@ -5,7 +5,7 @@ use osm_openstack::{Connection, NewVolume};
 
 use super::attachments::attach_all;
 use super::{Hosts, ImportError, Job};
-use crate::hosts::transfer_dir;
+use crate::hosts::{transfer_dir, Sparsified};
 use crate::state::{Detached, Kind, Phase, Side, VolumeTransfer};
 
 const GIB: u64 = 1 << 30;
@@ -130,10 +130,13 @@ pub fn export_volumes(
         job.log(&format!(
             "exporting {role} (volume {export_id}, {device}) on the source conversion host"
         ));
-        if let Some(found) = found {
-            job.log(&format!("{role}: {found}"));
+        if let Some(found) = &found {
+            job.log(&format!("{role}: {}", found.summary));
         }
         let t = job.state.volume_mut(role);
+        if let Some(found) = found {
+            t.used_bytes = Some(found.used_bytes);
+        }
         t.src_device = Some(device);
         t.src_socket = Some(socket);
         job.save()?;
@@ -160,7 +163,7 @@ fn serve_one(
     role: &str,
     export_id: &str,
     sparsify: bool,
-) -> Result<(String, String, Option<String>), ImportError> {
+) -> Result<(String, String, Option<Sparsified>), ImportError> {
     let host = job.connect_host("source", &hosts.src, &hosts.login)?;
     let socket = format!("{dir}/{role}.sock");
     let pid_file = format!("{dir}/{role}.pid");

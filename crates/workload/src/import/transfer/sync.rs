@@ -22,14 +22,16 @@ pub(crate) struct Plan {
     pub dst_id: String,
     /// Whether it was created by this run.
     pub fresh: bool,
+    /// Its SSH connections.
+    pub streams: usize,
 }
 
 /// How every volume is synced.
 pub(crate) struct How<'a> {
     /// The transfer's directory on the destination conversion host.
     pub dir: &'a str,
-    /// SSH connections per volume.
-    pub streams: usize,
+    /// SSH connections per volume at most (the log says when a volume took fewer).
+    pub max_streams: usize,
     /// Accept compressed data.
     pub compression: bool,
     /// Prove what was written.
@@ -86,10 +88,10 @@ fn one(
 ) -> Result<(), ImportError> {
     let host = job.connect_host("destination", &hosts.dst, &hosts.login)?;
     let (dir, role) = (how.dir, p.role.as_str());
-    let sockets: Vec<String> = (0..how.streams)
+    let sockets: Vec<String> = (0..p.streams)
         .map(|i| format!("{dir}/{role}.{i}.sock"))
         .collect();
-    let tunnel_pids: Vec<String> = (0..how.streams)
+    let tunnel_pids: Vec<String> = (0..p.streams)
         .map(|i| format!("{dir}/{role}.tunnel{i}.pid"))
         .collect();
     let pairs: Vec<(String, String)> = sockets
@@ -118,11 +120,20 @@ fn one(
     job.log.line(
         STEP,
         &format!(
-            "{role}: syncing into {} destination volume {} ({device}) over {} SSH connection{}",
+            "{role}: syncing into {} destination volume {} ({device}) over {} SSH connection{}{}",
             super::new_or_kept(p.fresh),
             p.dst_id,
-            how.streams,
-            if how.streams == 1 { "" } else { "s" }
+            p.streams,
+            if p.streams == 1 { "" } else { "s" },
+            if p.streams < how.max_streams {
+                format!(
+                    " (of {} at most: one per {} MiB of data in use)",
+                    how.max_streams,
+                    super::BYTES_PER_STREAM >> 20
+                )
+            } else {
+                String::new()
+            }
         ),
     );
     let manifest = format!("{dir}/{role}.manifest");
