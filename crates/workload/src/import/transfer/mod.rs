@@ -190,7 +190,13 @@ pub fn transfer_volumes(
         let (dst_id, fresh) =
             destination_volume(job, src, dst, &t, opts.boot_volume_prefix.as_deref())?;
         let streams = streams_for(streams, t.used_bytes, t.size_gib);
-        found.push((role, t.src_socket.unwrap_or_default(), dst_id, fresh, streams));
+        found.push((
+            role,
+            t.src_socket.unwrap_or_default(),
+            dst_id,
+            fresh,
+            streams,
+        ));
     }
     let ids: Vec<String> = found.iter().map(|f| f.2.clone()).collect();
     attach_all(
