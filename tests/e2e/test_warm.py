@@ -71,6 +71,16 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
     assert "Pre-copy of 'warm-vb' done" in run.output
     st = state(world, name)
     assert st["status"] == "precopied" and st["warm"]["precopies"] == 1
+    # Each volume takes one SSH connection per 512 MiB of the data its export found in use, up to
+    # os_migrate_workload_transfer_streams (4): these small filesystems take fewer, and the log says why.
+    log = (world.data_dir / "workload_logs" / f"{name}.log").read_text()
+    why = " (of 4 at most: one per 512 MiB of data in use)"
+    wanted = {}
+    for v in st["volumes"]:
+        n = wanted[v["role"]] = min(4, max(1, -(-v["used_bytes"] // (512 << 20))))
+        taken = re.findall(rf"\] {v['role']}: syncing into .* over (\d+) SSH connections?({re.escape(why)})?$", log, re.M)
+        assert taken == [(str(n), why if n < 4 else "")], (v["role"], v["used_bytes"], taken)
+    assert min(wanted.values()) < 4, wanted
     assert_only_kept_volumes(world, name, paths)
 
     changed = {n: world.sim.change_used_blocks("src", v, 0.05, seed=i) for i, (n, v) in enumerate(paths.items())}
@@ -115,13 +125,8 @@ def test_warm_volume_boot_with_two_extra_volumes(world, tmp_path):
     assert cutover.count("read ahead of the stop") == 3, cutover
     assert cutover.index("read ahead of the stop") < cutover.index("[src_check]"), cutover
     assert cutover.count("digests come from its scan before the stop, not read again") == 3, cutover
-    # The delta travels over one SSH connection per volume (os_migrate_workload_cutover_transfer_streams);
-    # the pre-copies could take four (os_migrate_workload_transfer_streams), but each volume holds 512 MiB
-    # to 1 GiB of data in use (what its export's sparsify did not find free), so two are worth it.
+    # The delta travels over one SSH connection per volume (os_migrate_workload_cutover_transfer_streams).
     assert cutover.count("over 1 SSH connection\n") == 3, cutover
-    assert all(512 << 20 < v["used_bytes"] <= 1 << 30 for v in st["volumes"]), [v["used_bytes"] for v in st["volumes"]]
-    precopies = log[:log.rindex("[prelim] cutover")]
-    assert precopies.count("over 2 SSH connections (of 4 at most: one per 512 MiB of data in use)\n") == 6, precopies
     assert sorted(a["id"] for a in src.compute.get_server(server.id).attached_volumes) == sorted(v.id for v in vols)
     assert world.leftovers() == []
 
