@@ -130,13 +130,11 @@ pub fn export_volumes(
         job.log(&format!(
             "exporting {role} (volume {export_id}, {device}) on the source conversion host"
         ));
-        if let Some(found) = &found {
+        if let Some(found) = found {
             job.log(&format!("{role}: {}", found.summary));
+            job.state.volume_mut(role).used_bytes = Some(found.used_bytes);
         }
         let t = job.state.volume_mut(role);
-        if let Some(found) = found {
-            t.used_bytes = Some(found.used_bytes);
-        }
         t.src_device = Some(device);
         t.src_socket = Some(socket);
         job.save()?;
