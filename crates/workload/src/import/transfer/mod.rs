@@ -230,7 +230,8 @@ pub fn transfer_volumes(
         return Ok(job.state.volumes.clone());
     }
     // Each volume's sync thread finds its device over its own session, so that the lookups of a
-    // server's volumes run together.
+    // server's volumes run together; the first one takes over the session that readied the host
+    // (one SSH connection, and its key exchange on both hosts, fewer per workload).
     let plans: Vec<sync::Plan> = found
         .into_iter()
         .map(|(role, remote, dst_id, fresh, streams)| sync::Plan {
@@ -241,7 +242,6 @@ pub fn transfer_volumes(
             streams,
         })
         .collect();
-    drop(dst_host);
     // Then the syncs, all volumes at once (each over its own connections), so that a server's
     // volumes take as long as its largest one, not as their sum.
     let how = sync::How {
@@ -253,7 +253,7 @@ pub fn transfer_volumes(
         phase: job.settings.phase,
         src_agent: &src_agent,
     };
-    let results = sync::all(job, hosts, &plans, &how);
+    let results = sync::all(job, hosts, &plans, &how, dst_host);
     // Within a cutover's downtime too: every synced volume's detach requested, then the waits.
     let synced: Vec<String> = plans
         .iter()

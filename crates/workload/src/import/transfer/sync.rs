@@ -6,7 +6,7 @@ use std::thread;
 use std::time::Instant;
 
 use super::super::{Hosts, ImportError, Job};
-use crate::hosts::{SyncEvent, SyncSpec};
+use crate::hosts::{ConvHost, SyncEvent, SyncSpec};
 use crate::state::{now, Phase, Progress, State, SyncRound};
 
 const MIB: f64 = 1_048_576.0;
@@ -44,19 +44,25 @@ pub(crate) struct How<'a> {
     pub src_agent: &'a str,
 }
 
-/// Syncs every planned volume at once; one result per plan, in order.
+/// Syncs every planned volume at once; one result per plan, in order. The first plan's thread
+/// uses `host`, a session to the destination host already open, where there is one.
 pub(crate) fn all(
     job: &mut Job,
     hosts: &Hosts,
     plans: &[Plan],
     how: &How<'_>,
+    mut host: Option<ConvHost>,
 ) -> Vec<Result<(), ImportError>> {
     let state = Mutex::new(std::mem::take(&mut job.state));
     let shared: &Job = job;
     let results = thread::scope(|s| {
         let handles: Vec<_> = plans
             .iter()
-            .map(|p| s.spawn(|| one(shared, hosts, p, how, &state)))
+            .map(|p| {
+                let host = host.take();
+                let state = &state;
+                s.spawn(move || one(shared, hosts, p, how, state, host))
+            })
             .collect();
         handles
             .into_iter()
@@ -85,8 +91,12 @@ fn one(
     p: &Plan,
     how: &How<'_>,
     state: &Mutex<State>,
+    host: Option<ConvHost>,
 ) -> Result<(), ImportError> {
-    let host = job.connect_host("destination", &hosts.dst, &hosts.login)?;
+    let host = match host {
+        Some(h) => h,
+        None => job.connect_host("destination", &hosts.dst, &hosts.login)?,
+    };
     let (dir, role) = (how.dir, p.role.as_str());
     let sockets: Vec<String> = (0..p.streams)
         .map(|i| format!("{dir}/{role}.{i}.sock"))
