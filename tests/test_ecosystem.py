@@ -127,11 +127,14 @@ def test_committed_module_py_docs_are_current():
 
 def test_ansible_runs_the_binary_beside_the_documentation(tmp_path):
     """An exact name match wins in ansible-core's plugin loader: the task runs the extensionless
-    binary (a documentation-only .py would return nothing and fail)."""
+    binary (a documentation-only .py would return nothing and fail). A task environment has Ansible
+    run it its own way (plugins/plugin_utils/in_place.py), copying the binary it found."""
     run = run_tasks(tmp_path, f"""
         - osm.workloads.read_workloads:
             path: {SAMPLE}
           register: read
+          environment:
+            OSM_PROBE: "1"
         """, registers=["read"], args=["-vvv"])
     assert run.rc == 0, run
     assert run.results["read"]["names"] == ["app-01", "db-01"]
