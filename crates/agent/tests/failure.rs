@@ -2,6 +2,7 @@
 //! a dying source, a killed sync, writes lost in a crash, a corrupted chunk, a changed source.
 
 use std::fs;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -189,7 +190,7 @@ fn a_changed_source_resyncs_to_its_new_content() {
 fn a_frozen_source_ends_the_sync_in_bounded_time() {
     let dir = Dir::new();
     let img = dir.path("src.img");
-    write_at(&img, 0, 0, &random_bytes(64 << 20, 111));
+    write_at(&img, 0, 0, &random_bytes(128 << 20, 111));
     let srv = Served::start(&dir, &img);
     let pid: i32 = fs::read_to_string(&srv.pid_file)
         .unwrap()
@@ -198,7 +199,7 @@ fn a_frozen_source_ends_the_sync_in_bounded_time() {
         .unwrap();
     let dst = dir.path("dst.img");
     let started = Instant::now();
-    let syncing = agent()
+    let mut syncing = agent()
         .args(["sync", "--from", &srv.uri(), "--timeout", "3"])
         .arg("--to")
         .arg(&dst)
@@ -206,10 +207,19 @@ fn a_frozen_source_ends_the_sync_in_bounded_time() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    run_ok(Command::new("kill").args(["-STOP", &pid.to_string()]));
-    let out = syncing.wait_with_output().unwrap();
+    // Frozen as soon as the sync says it starts (its connections are open, no data has moved): a
+    // fixed sleep first let a fast machine finish the whole copy before the freeze.
+    let mut lines = BufReader::new(syncing.stdout.take().unwrap());
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    assert!(first.contains("\"start\""), "{first}");
+    // SAFETY: kill(2) on the source agent's own pid, read from its pid file.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let mut rest = Vec::new();
+    lines.read_to_end(&mut rest).unwrap();
+    let mut out = syncing.wait_with_output().unwrap();
     run_ok(Command::new("kill").args(["-CONT", &pid.to_string()]));
+    out.stdout = [first.into_bytes(), rest].concat();
     assert!(!out.status.success());
     let ev = events(&out);
     let msg = ev.last().unwrap()["message"].as_str().unwrap().to_string();
