@@ -302,9 +302,16 @@ def test_tunnel_killed_during_the_copy_then_resumed(world, tmp_path):
                                lambda: kill_matching(rf"^ssh .* bridge --root {re.escape(str(world.sim.hosts_dir))}/"))
 
 
+def module_process(tmp_path, module):
+    """The pattern of this test's process of `module`: on the controller the module runs in place
+    (plugins/plugin_utils/in_place.py), given its arguments' file under this test's Ansible local
+    temporary directory."""
+    return f"/plugins/modules/{module} {re.escape(str(tmp_path))}/ansible-local/"
+
+
 def test_module_process_killed_during_the_copy_then_resumed(world, tmp_path):
     interrupt_copy_then_resume(world, tmp_path, "fkill-module",
-                               lambda: kill_matching(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_transfer_volumes"))
+                               lambda: kill_matching(module_process(tmp_path, "import_workload_transfer_volumes")))
 
 
 def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_path):
@@ -317,7 +324,7 @@ def test_module_killed_while_waiting_for_a_snapshot_leaves_nothing(world, tmp_pa
         wait_until("the snapshot to be created",
                    lambda: any(s.name.startswith("osm-") for s in world.src.conn.block_storage.snapshots()) or proc.poll() is not None,
                    timeout=300, interval=0.05)
-        kill_matching(f"{re.escape(str(tmp_path))}/ansible-remote/.*AnsiballZ_import_workload_export_volumes")
+        kill_matching(module_process(tmp_path, "import_workload_export_volumes"))
         world.sim.clear_faults()
         proc.wait(timeout=600)
     finally:
