@@ -51,13 +51,12 @@ fn sparsified(line: &str) -> Option<Sparsified> {
             v["free_bytes"].as_u64().unwrap_or(0),
             v["size"].as_u64().unwrap_or(0),
         );
+        // The agent's summary already says how much is free and what it recognised.
         Sparsified {
-            summary: format!(
-                "sparsify: {} ({:.1} of {:.1} MiB free, not copied)",
-                v["summary"].as_str().unwrap_or("nothing recognised"),
-                free as f64 / 1_048_576.0,
-                size as f64 / 1_048_576.0
-            ),
+            summary: v["summary"]
+                .as_str()
+                .unwrap_or("sparsify: nothing recognised")
+                .to_string(),
             used_bytes: size.saturating_sub(free),
         }
     })
@@ -173,6 +172,10 @@ mod tests {
     use std::path::Path;
     use std::process::Command;
 
+    /// What `osm-agent serve --sparsify` says of a disk (osm_fsmap's summary), as the stub says it.
+    const SUMMARY: &str =
+        "sparsify: 1.0 MiB of 2.0 MiB free (50.0%), not copied; recognised: ext4 at 0 B";
+
     /// An agent that logs each call's arguments to `calls` and answers `device` with a path
     /// named for the serial (or fails for the serial `missing`), `serve` with a sparsify line, and
     /// `stop` with success (or failure when `STOP_FAILS` exists beside it).
@@ -182,11 +185,12 @@ mod tests {
             "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {calls}\n\
              case $1 in\n\
              device) [ \"$3\" = missing ] && exit 4; echo \"/dev/disk/by-id/virtio-$3\" ;;\n\
-             serve) echo '{{\"event\":\"sparsify\",\"free_bytes\":1048576,\"size\":2097152,\"summary\":\"ext4\"}}' ;;\n\
+             serve) echo '{{\"event\":\"sparsify\",\"free_bytes\":1048576,\"size\":2097152,\"summary\":\"{SUMMARY}\"}}' ;;\n\
              stop) [ ! -e {fails} ] || {{ echo 'cannot stop' >&2; exit 1; }} ;;\n\
              esac\n",
             calls = dir.join("calls").display(),
             fails = dir.join("STOP_FAILS").display(),
+            SUMMARY = SUMMARY,
         );
         std::fs::write(&agent, script).unwrap();
         std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -227,7 +231,7 @@ mod tests {
         assert_eq!(
             lines.find_map(sparsified),
             Some(Sparsified {
-                summary: "sparsify: ext4 (1.0 of 2.0 MiB free, not copied)".into(),
+                summary: SUMMARY.into(),
                 used_bytes: 1 << 20
             })
         );
