@@ -1,4 +1,4 @@
-"""The action every osm.workloads module runs under (plugins/action/in_place.py): on the controller
+"""The action every osm.workloads module runs under (plugins/plugin_utils/in_place.py): on the controller
 itself, the module's executable runs where the collection keeps it, without Ansible's temporary
 directory, copy, chmod and rm; anywhere else Ansible runs it its own way. Real ansible-playbook runs."""
 
@@ -20,9 +20,9 @@ TASK = """
 """
 
 
-def queue(tmp_path, extra="", args=("-vvv",)):
+def queue(tmp_path, extra=""):
     data_dir = tmp_path / "data"
-    run = run_tasks(tmp_path, TASK.format(data_dir=data_dir, extra=extra), registers=["made"], args=args)
+    run = run_tasks(tmp_path, TASK.format(data_dir=data_dir, extra=extra), registers=["made"], args=("-vvv",))
     assert run.rc == 0, run
     made = run.results["made"]
     # The module really ran: the queue it made is on disk, named by the run id it returned.

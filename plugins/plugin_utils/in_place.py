@@ -37,13 +37,13 @@ PROFILE = "legacy"
 class ActionModule(NormalAction):
     def _execute_module(self, module_name=None, module_args=None, tmp=None, task_vars=None, persist_files=False,
                         delete_remote_tmp=None, wrap_async=False, ignore_unknown_opts=False):
+        module_name = module_name or self._task.action
         binary = self._in_place(module_name, wrap_async)
         if binary is None:
             return super()._execute_module(module_name=module_name, module_args=module_args, tmp=tmp,
                                            task_vars=task_vars, persist_files=persist_files,
                                            delete_remote_tmp=delete_remote_tmp, wrap_async=wrap_async,
                                            ignore_unknown_opts=ignore_unknown_opts)
-        module_name = module_name or self._task.action
         module_args = dict(self._task.args if module_args is None else module_args)
         self._update_module_args(module_name, module_args, task_vars or {}, ignore_unknown_opts=ignore_unknown_opts)
         # The arguments hold credentials: a file only this user reads, in Ansible's own local temporary
@@ -72,7 +72,7 @@ class ActionModule(NormalAction):
         if getattr(self._connection, "transport", None) != "local":
             return None
         found = self._shared_loader_obj.module_loader.find_plugin_with_context(
-            module_name or self._task.action, collection_list=self._task.collections)
+            module_name, collection_list=self._task.collections)
         path = found.plugin_resolved_path if found.resolved else None
         if not path or path.endswith(".py") or not os.access(path, os.X_OK):
             return None
