@@ -16,7 +16,7 @@ PLAYBOOKS = ["export_workloads", "import_workloads", "deploy_conversion_hosts", 
 # and the prefixes of names built with lookup('vars', 'os_migrate_' ~ side ~ ...).
 NOT_VARIABLES = {"os_migrate_conv", "os_migrate_conv_src", "os_migrate_conv_dst", "os_migrate_conversion_hosts",
                  "os_migrate_workloads", "os_migrate_preflight", "os_migrate_conversion_",
-                 "os_migrate_migrator", "os_migrate_workload_queue",
+                 "os_migrate_migrator", "os_migrate_lanes", "os_migrate_workload_queue",
                  "os_migrate_src_conversion_", "os_migrate_dst_conversion_"}
 
 
