@@ -3,6 +3,7 @@ hosts, real filesystems. Each scenario checks the destination server, its volume
 that neither cloud holds leftovers."""
 
 import hashlib
+import re
 
 import pytest
 import yaml
@@ -92,6 +93,8 @@ def test_volume_boot_with_two_extra_volumes(world, tmp_path):
     log = (world.data_dir / "workload_logs" / "vb-server.log").read_text()
     assert log.count("verified, root ") == 3, log
     assert "MiB on the wire" in log and "chunks already equal" in log
+    # The source cleanup logs as itself, not under the step before it (the state keeps that one).
+    assert re.search(r"\[src_cleanup\] source cleanup: \d+ removed", log), log
     state = yaml.safe_load((world.data_dir / "workload_logs" / "vb-server.state").read_text())
     assert state["status"] == "done"
     assert all(v["progress"]["percent"] == 100.0 for v in state["volumes"])

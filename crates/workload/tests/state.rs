@@ -44,7 +44,7 @@ fn the_steps_refuse_and_cleanup_leaves_alone_a_state_of_another_server_of_that_n
         "{e}"
     );
     assert!(
-        Job::open_for_cleanup(server.clone(), settings(dir.path()))
+        Job::open_for_cleanup(server.clone(), settings(dir.path()), "src_cleanup")
             .expect("no error")
             .is_none(),
         "cleanup must not work from another server's record"

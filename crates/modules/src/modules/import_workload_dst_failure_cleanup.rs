@@ -18,7 +18,11 @@ pub fn main() -> std::process::ExitCode {
     .opt(Opt::new("discard_kept", Type::Bool).default(false))
     .no_check_mode();
     run(&spec, |ctx| {
-        let Some(mut job) = Job::open_for_cleanup(workload(ctx.params())?, settings(ctx.params()))?
+        let Some(mut job) = Job::open_for_cleanup(
+            workload(ctx.params())?,
+            settings(ctx.params()),
+            "dst_failure_cleanup",
+        )?
         else {
             return Ok(Outcome::changed(false).msg(
                 "no state of this server's transfer: it never started, so nothing is cleaned up",

@@ -17,7 +17,11 @@ pub fn main() -> std::process::ExitCode {
     .opt(Opt::new("restart_source", Type::Bool).default(false))
     .no_check_mode();
     run(&spec, |ctx| {
-        let Some(mut job) = Job::open_for_cleanup(workload(ctx.params())?, settings(ctx.params()))?
+        let Some(mut job) = Job::open_for_cleanup(
+            workload(ctx.params())?,
+            settings(ctx.params()),
+            "src_cleanup",
+        )?
         else {
             return Ok(Outcome::changed(false).msg(
                 "no state of this server's transfer: it never started, so nothing is cleaned up",

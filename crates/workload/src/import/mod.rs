@@ -145,6 +145,9 @@ pub struct Job {
     pub state: State,
     /// Shared settings.
     pub settings: Settings,
+    /// The step this job's log lines are under, when it is not the recorded step: a cleanup keeps
+    /// the step that failed recorded, and logs as itself.
+    log_step: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Job {
@@ -178,18 +181,21 @@ impl Job {
             paths,
             state,
             settings,
+            log_step: None,
         };
         job.state.step = Some(step.to_string());
         job.save()?;
         Ok(job)
     }
 
-    /// Opens the job of a workload for a cleanup step: the step that failed stays recorded. None
-    /// when there is no state of this server: no transfer of it started (a state of another server
-    /// of the same name is left alone: cleaning up after it here would undo that server's run).
+    /// Opens the job of a workload for the cleanup step `step`, which its log lines are under: the
+    /// step that failed stays recorded. None when there is no state of this server: no transfer of
+    /// it started (a state of another server of the same name is left alone: cleaning up after it
+    /// here would undo that server's run).
     pub fn open_for_cleanup(
         server: Server,
         settings: Settings,
+        step: &'static str,
     ) -> Result<Option<Job>, ImportError> {
         let paths = Paths::new(&settings.data_dir, &server.params.name, &server.info.id);
         let Some(state) = State::load(&paths.state)? else {
@@ -198,7 +204,7 @@ impl Job {
         let log = Log::new(&paths.log);
         if !state.belongs_to(&server.info.id) {
             log.line(
-                "cleanup",
+                step,
                 &format!(
                     "nothing to clean up for source server {}: the state file is the record of source server {}, whose transfer this cleanup leaves alone",
                     server.info.id, state.source_id
@@ -212,6 +218,7 @@ impl Job {
             paths,
             state,
             settings,
+            log_step: Some(step),
         }))
     }
 
@@ -229,8 +236,8 @@ impl Job {
 
     /// Logs a line under the current step.
     pub fn log(&self, message: &str) {
-        self.log
-            .line(self.state.step.as_deref().unwrap_or("-"), message);
+        let step = self.log_step.or(self.state.step.as_deref()).unwrap_or("-");
+        self.log.line(step, message);
     }
 
     pub(crate) fn cloud_err(
