@@ -8,7 +8,10 @@ how much the slow workload added to the total (the time it ran while no other wo
 run's summary) next to its own duration, and how busy the machine's CPUs were (everything here runs
 on them: Ansible, both simulated clouds, every conversion host and the copies). Writes target/bench/scale.json.
 
-Usage: .venv/bin/python bench/scale/run.py [--workloads N] [--slow-mib M] [--configs 1x1,1x4,4x4,4x8]"""
+With --runs N, each configuration runs N times in turn (1x1, 4x4, 1x1, 4x4, ...) and its figures are the
+median run's: a run on this 2-core machine moves by a few seconds from one to the next.
+
+Usage: .venv/bin/python bench/scale/run.py [--workloads N] [--slow-mib M] [--configs 1x1,1x4,4x4,4x8] [--runs N]"""
 
 import argparse
 import json
@@ -97,6 +100,7 @@ def main():
     ap.add_argument("--workloads", type=int, default=40, help="small workloads (the slow one comes on top)")
     ap.add_argument("--slow-mib", type=int, default=1024, help="random data on the slow workload's disk")
     ap.add_argument("--configs", default="1x1,1x4,4x4,4x8", help="pairs x parallelism, comma separated")
+    ap.add_argument("--runs", type=int, default=1, help="runs of each configuration, interleaved; the median counts")
     args = ap.parse_args()
     configs = [tuple(int(x) for x in c.split("x")) for c in args.configs.split(",")]
     assert all(1 <= p <= len(PAIRS) for p, _ in configs), f"at most {len(PAIRS)} pairs"
@@ -119,19 +123,27 @@ def main():
                 boot_from_volume(src.conn, f"bench-{i:02d}", src, boot, [{"uuid": src.app_net.id}])
             run = export(tmp, sim, data_dir, os_migrate_workloads_filter=[{"regex": "^bench-"}])
             assert run.rc == 0, run.failures()
-            for pairs, parallelism in configs:
-                clear_destination(sim)
-                busy0, all0 = cpu_busy()
-                seconds, summary = import_run(tmp, sim, data_dir, pairs, parallelism)
-                busy1, all1 = cpu_busy()
-                added, own = slow_share(summary)
-                results.append({"pairs": pairs, "parallelism": parallelism, "workloads": args.workloads + 1,
-                                "seconds": round(seconds, 1), "slow_added_s": round(added, 1),
-                                "slow_duration_s": round(own, 1),
-                                "cpu_busy_percent": round(100 * (busy1 - busy0) / (all1 - all0), 1)})
-                print(f"{pairs} pair(s), parallelism {parallelism}: {seconds:.1f} s "
-                      f"(the slow workload took {own:.1f} s and added {added:.1f} s; "
-                      f"CPUs {results[-1]['cpu_busy_percent']}% busy)", flush=True)
+            runs = {c: [] for c in configs}
+            for _ in range(args.runs):
+                for pairs, parallelism in configs:
+                    clear_destination(sim)
+                    busy0, all0 = cpu_busy()
+                    seconds, summary = import_run(tmp, sim, data_dir, pairs, parallelism)
+                    busy1, all1 = cpu_busy()
+                    added, own = slow_share(summary)
+                    row = {"pairs": pairs, "parallelism": parallelism, "workloads": args.workloads + 1,
+                           "seconds": round(seconds, 1), "slow_added_s": round(added, 1),
+                           "slow_duration_s": round(own, 1),
+                           "cpu_busy_percent": round(100 * (busy1 - busy0) / (all1 - all0), 1)}
+                    runs[(pairs, parallelism)].append(row)
+                    print(f"{pairs} pair(s), parallelism {parallelism}: {seconds:.1f} s "
+                          f"(the slow workload took {own:.1f} s and added {added:.1f} s; "
+                          f"CPUs {row['cpu_busy_percent']}% busy)", flush=True)
+            for c in configs:
+                rows = sorted(runs[c], key=lambda r: r["seconds"])
+                median = dict(rows[(len(rows) - 1) // 2])
+                median["runs_seconds"] = [r["seconds"] for r in runs[c]]
+                results.append(median)
         finally:
             sim.stop()
     base = next((r["seconds"] for r in results if (r["pairs"], r["parallelism"]) == (1, 1)), None)
@@ -139,12 +151,13 @@ def main():
         r["speedup"] = round(base / r["seconds"], 2) if base else None
     out = REPO / "target" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps({"slow_mib": args.slow_mib, "configs": results}, indent=2))
+    (out / "scale.json").write_text(json.dumps({"slow_mib": args.slow_mib, "runs": args.runs, "configs": results},
+                                               indent=2))
     for r in results:
         speedup = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
         print(f"  {r['pairs']} pair(s) x {r['parallelism']}: {r['seconds']:7.1f} s  {speedup:>6}  "
               f"slow added {r['slow_added_s']:.1f} s of its {r['slow_duration_s']:.1f} s, "
-              f"CPUs {r['cpu_busy_percent']}% busy")
+              f"CPUs {r['cpu_busy_percent']}% busy; runs {r['runs_seconds']}")
 
 
 if __name__ == "__main__":
